@@ -1,0 +1,196 @@
+/**
+ * LZO1X decompressor, a port of the logic of the Linux kernel's lib/lzo/lzo1x_decompress_safe.c
+ * (the checked, non-fast-path variant), for records written by the ≤6.5 crypto-API "lzo" compressor
+ * (lzo1x_1_compress). Also accepts the ≥5.1 "bitstream version" prefix (first byte 17, then a version
+ * byte) used by LZO-RLE, whose zero runs are encoded as a special M4 instruction.
+ *
+ * The stream must end with the end-of-stream marker (M4 instruction 0x11 0x00 0x00) exactly at the end
+ * of the input: the kernel's compressor writes nothing after it.
+ */
+import { CodecError } from './codec-error.js';
+import { OutputBuffer } from './output-buffer.js';
+import { resolveMaxOutput, type DecodeOptions } from './types.js';
+
+const M2_MAX_OFFSET = 0x0800;
+const MIN_ZERO_RUN_LENGTH = 4;
+
+function fail(message: string): never {
+  throw new CodecError('lzo', message);
+}
+
+/**
+ * Decodes an LZO1X stream that must fill `input` exactly.
+ * @throws CodecError on corrupt, truncated or oversized input.
+ */
+export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8Array {
+  const limit = resolveMaxOutput(opts);
+  const n = input.length;
+  const out = new OutputBuffer('lzo', limit, n * 3);
+
+  const inputOverrun = (): never => fail(`input overrun: stream truncated at input byte ${ip} of ${n}`);
+  const lookbehind = (dist: number): never =>
+    fail(`match at input byte ${ip} reaches ${dist} bytes back but only ${out.len} bytes were decoded (look-behind overrun)`);
+
+  let ip = 0;
+  if (n < 3) inputOverrun();
+
+  let bitstreamVersion = 0;
+  if (n >= 5 && input[0] === 17) {
+    bitstreamVersion = input[1];
+    ip = 2;
+  }
+
+  let state = 0;
+  let t = 0;
+  let next = 0;
+  let mPos = 0;
+  // Where the kernel's gotos lead: 0 = read the next instruction, 1 = copy_literal_run, 2 = match_next.
+  let jump = 0;
+
+  if (input[ip] > 17) {
+    t = input[ip++] - 17;
+    if (t < 4) {
+      next = t;
+      jump = 2;
+    } else {
+      jump = 1;
+    }
+  }
+
+  for (;;) {
+    let haveMatch = false;
+    if (jump === 0) {
+      // Every path into here guaranteed 3 readable bytes (kernel: NEED_IP(t + 3)); checked again for safety.
+      if (n - ip < 3) inputOverrun();
+      t = input[ip++];
+      if (t < 16) {
+        if (state === 0) {
+          if (t === 0) {
+            const ipLast = ip;
+            while (input[ip] === 0) {
+              ip++;
+              if (ip >= n) inputOverrun();
+            }
+            t += (ip - ipLast) * 255 + 15 + input[ip++];
+          }
+          t += 3;
+          jump = 1;
+        } else if (state !== 4) {
+          next = t & 3;
+          mPos = out.len - 1 - (t >> 2) - (input[ip++] << 2);
+          if (mPos < 0) lookbehind(out.len - mPos);
+          out.ensure(2);
+          const b = out.buf;
+          b[out.len] = b[mPos];
+          b[out.len + 1] = b[mPos + 1];
+          out.len += 2;
+          jump = 2;
+        } else {
+          next = t & 3;
+          mPos = out.len - (1 + M2_MAX_OFFSET) - (t >> 2) - (input[ip++] << 2);
+          t = 3;
+          haveMatch = true;
+        }
+      } else if (t >= 64) {
+        next = t & 3;
+        mPos = out.len - 1 - ((t >> 2) & 7) - (input[ip++] << 3);
+        t = (t >> 5) - 1 + (3 - 1);
+        haveMatch = true;
+      } else if (t >= 32) {
+        t = (t & 31) + (3 - 1);
+        if (t === 2) {
+          const ipLast = ip;
+          while (input[ip] === 0) {
+            ip++;
+            if (ip >= n) inputOverrun();
+          }
+          t += (ip - ipLast) * 255 + 31 + input[ip++];
+          if (n - ip < 2) inputOverrun();
+        }
+        next = input[ip] | (input[ip + 1] << 8);
+        ip += 2;
+        mPos = out.len - 1 - (next >> 2);
+        next &= 3;
+        haveMatch = true;
+      } else {
+        // 16..31: M4 match (distance 16 KiB..48 KiB), end-of-stream marker, or (bitstream v1+) a zero run.
+        if (n - ip < 2) inputOverrun();
+        next = input[ip] | (input[ip + 1] << 8);
+        if ((next & 0xfffc) === 0xfffc && (t & 0xf8) === 0x18 && bitstreamVersion) {
+          if (n - ip < 3) inputOverrun();
+          t = ((t & 7) | (input[ip + 2] << 3)) + MIN_ZERO_RUN_LENGTH;
+          out.ensure(t);
+          out.buf.fill(0, out.len, out.len + t);
+          out.len += t;
+          next &= 3;
+          ip += 3;
+          jump = 2;
+        } else {
+          mPos = out.len - ((t & 8) << 11);
+          t = (t & 7) + (3 - 1);
+          if (t === 2) {
+            const ipLast = ip;
+            while (input[ip] === 0) {
+              ip++;
+              if (ip >= n) inputOverrun();
+            }
+            t += (ip - ipLast) * 255 + 7 + input[ip++];
+            if (n - ip < 2) inputOverrun();
+            next = input[ip] | (input[ip + 1] << 8);
+          }
+          ip += 2;
+          mPos -= next >> 2;
+          next &= 3;
+          if (mPos === out.len) {
+            // End-of-stream marker: valid only as 0x11 0x00 0x00 (t == 3) ending exactly at the input end.
+            if (t !== 3) fail(`malformed end-of-stream marker at input byte ${ip - 3}`);
+            if (ip < n) fail(`${n - ip} trailing bytes after the end-of-stream marker (input not consumed)`);
+            return out.result();
+          }
+          mPos -= 0x4000;
+          haveMatch = true;
+        }
+      }
+    }
+
+    if (haveMatch) {
+      if (mPos < 0) lookbehind(out.len - mPos);
+      out.ensure(t);
+      const b = out.buf;
+      const op = out.len;
+      if (mPos + t <= op) {
+        b.copyWithin(op, mPos, mPos + t);
+      } else {
+        for (let i = 0; i < t; i++) b[op + i] = b[mPos + i];
+      }
+      out.len = op + t;
+      jump = 2;
+    }
+
+    if (jump === 1) {
+      // copy_literal_run: t literals, then at least 3 more input bytes (the next instruction) must follow.
+      if (t > n - ip - 3) inputOverrun();
+      out.ensure(t);
+      out.buf.set(input.subarray(ip, ip + t), out.len);
+      out.len += t;
+      ip += t;
+      state = 4;
+      jump = 0;
+      continue;
+    }
+
+    if (jump === 2) {
+      // match_next: 0..3 trailing literals encoded in the low bits of the previous instruction.
+      state = next;
+      t = next;
+      if (t + 3 > n - ip) inputOverrun();
+      if (t > 0) {
+        out.ensure(t);
+        out.buf.set(input.subarray(ip, ip + t), out.len);
+        out.len += t;
+        ip += t;
+      }
+      jump = 0;
+    }
+  }
+}
