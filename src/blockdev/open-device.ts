@@ -1,0 +1,64 @@
+/**
+ * Opens whatever the user named: a regular file is a disk image, a block special file an OS
+ * block device, and a `prefix:` spec goes to a registered opener.
+ *
+ * Hook for the USB transport: the USB card-reader backend registers itself with
+ * `registerDeviceOpener('usb:', …)`. Until it does, `usb:` specs fail with a clear UsageError.
+ */
+import { stat } from 'node:fs/promises';
+import type { BlockDevice } from './block-device.js';
+import { openImageFile, mapOpenError } from './image-file-device.js';
+import { openOsBlockDevice } from './os-block-device.js';
+import { UsageError } from '../errors.js';
+
+export interface OpenDeviceOptions {
+  /** Open read-write. Default: read-only. */
+  write?: boolean;
+}
+
+export type DeviceOpener = (spec: string, opts: OpenDeviceOptions) => Promise<BlockDevice>;
+
+const openers = new Map<string, DeviceOpener>();
+
+/** Prefixes the project knows about but whose backend is not registered yet. */
+const PENDING: Record<string, string> = {
+  'usb:': 'USB reader support is not available yet',
+};
+
+/**
+ * Registers the opener for specs starting with `prefix` (e.g. `usb:`), replacing any earlier
+ * one. Prefixes must end with ':' so they cannot be confused with relative file paths.
+ */
+export function registerDeviceOpener(prefix: string, opener: DeviceOpener): void {
+  if (!/^[a-z][a-z0-9+.-]*:$/i.test(prefix)) throw new UsageError(`device opener prefix must look like "name:", got "${prefix}"`);
+  openers.set(prefix.toLowerCase(), opener);
+}
+
+/** Removes a registered opener (tests, plug-in unloading). */
+export function unregisterDeviceOpener(prefix: string): boolean {
+  return openers.delete(prefix.toLowerCase());
+}
+
+export async function openDevice(spec: string, opts: OpenDeviceOptions = {}): Promise<BlockDevice> {
+  if (spec === '') throw new UsageError('no device or image given');
+  const m = /^([a-z][a-z0-9+.-]*:)/i.exec(spec);
+  if (m) {
+    const prefix = m[1].toLowerCase();
+    const opener = openers.get(prefix);
+    if (opener) return opener(spec, opts);
+    if (prefix in PENDING) throw new UsageError(`${spec}: ${PENDING[prefix]}`);
+    // Not a known prefix: fall through and treat it as a path (e.g. "C:" never reaches here on Linux,
+    // but a file literally named "foo:bar" should still open).
+  }
+  let st;
+  try {
+    st = await stat(spec);
+  } catch (err) {
+    throw mapOpenError(spec, opts.write === true, err);
+  }
+  if (st.isFile()) return openImageFile(spec, { write: opts.write });
+  if (st.isBlockDevice()) return openOsBlockDevice(spec, { write: opts.write });
+  if (st.isDirectory()) throw new UsageError(`${spec} is a directory, not an image or device`);
+  if (st.isCharacterDevice()) throw new UsageError(`${spec} is a character device, not a block device or image`);
+  throw new UsageError(`${spec} is neither a regular file nor a block device`);
+}
