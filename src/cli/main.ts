@@ -1,0 +1,45 @@
+/**
+ * The crashcart command line: a thin layer over the library. Every failure becomes a one-line
+ * message and the exit code of its error class (see errors.ts).
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { CrashcartError, ExitCode } from '../errors.js';
+import { pstoreExtractCommand } from './commands/pstore-extract.js';
+
+export async function main(argv: string[]): Promise<number> {
+  let failed: unknown;
+  const parser = yargs(argv)
+    .scriptName('crashcart')
+    .usage('$0 <command> [options]')
+    .command('pstore', 'Linux pstore/blk regions: extract records', (y) => pstoreExtractCommand(y).demandCommand(1, 'name a pstore subcommand'))
+    .demandCommand(1, 'name a command')
+    .strict()
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      failed = err ?? new UsageErrorLike(msg);
+    });
+  try {
+    await parser.parseAsync();
+  } catch (e) {
+    failed ??= e;
+  }
+  if (failed === undefined) return ExitCode.OK;
+  if (failed instanceof UsageErrorLike) {
+    process.stderr.write(`crashcart: ${failed.message}\nRun "crashcart --help" for usage.\n`);
+    return ExitCode.USAGE;
+  }
+  if (failed instanceof CrashcartError) {
+    process.stderr.write(`crashcart: ${failed.message}\n`);
+    return failed.exitCode;
+  }
+  process.stderr.write(`crashcart: internal error: ${(failed as Error)?.stack ?? String(failed)}\n`);
+  return ExitCode.INTERNAL;
+}
+
+class UsageErrorLike extends Error {}

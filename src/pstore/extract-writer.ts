@@ -1,0 +1,162 @@
+/**
+ * Writes an Extraction to a folder: one file per record named as /sys/fs/pstore names it,
+ * raw bytes of zones that failed validation under raw/, extra views, and index.json.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Extraction } from './extract.js';
+
+export interface RegionInfo {
+  device: string;
+  offset: number;
+  size: number;
+  /** How the region was chosen: "whole device", "GPT partition 2 (pstore)", … */
+  description: string;
+}
+
+export interface IndexRecord {
+  type: string;
+  file: string;
+  id: number;
+  zoneOffset: number;
+  zoneSize: number;
+  zones?: { index: number; offset: number; size: number }[];
+  reason?: number;
+  reasonName?: string;
+  counter?: number;
+  time?: { sec: string; nsec: number; iso: string | null };
+  compressed: boolean;
+  algorithm: string | null;
+  storedBytes: number;
+  outputBytes: number;
+  kernelVisible: boolean;
+  warnings: string[];
+}
+
+export interface IndexZone {
+  type: string;
+  index: number;
+  offset: number;
+  size: number;
+  state: string;
+  datalen: number;
+  start: number;
+  problem?: string;
+  rawFile?: string;
+  kmsg?: { reason: number; counter: number; tvSec: string; tvNsec: number; compressed: boolean };
+}
+
+export interface ExtractionIndex {
+  tool: 'crashcart';
+  formatVersion: 1;
+  region: RegionInfo;
+  geometry: {
+    kmsg_size: { value: number; source: string };
+    pmsg_size: { value: number; source: string };
+    console_size: { value: number; source: string };
+    ftrace_size: { value: number; source: string };
+    cpus: { value: number; source: string };
+    totalSize: number;
+    kmsgZones: number;
+    ftraceZones: number;
+    unusedBytes: number;
+    abi: { endian: string; layout: string; endianSource: string; layoutSource: string };
+    ftraceFormat: { layout: string; cpuInIp: number } | null;
+    signaturesFound?: number;
+    alternatives?: string[];
+    kernelErrors: string[];
+  };
+  symbols: Extraction['symbols'];
+  counters: { oops: number; panic: number };
+  nextKmsgZone: number;
+  kernelRecoveryFails: string | null;
+  records: IndexRecord[];
+  /** Zones that are not empty (all zones are summarised in zoneStates). */
+  zones: IndexZone[];
+  zoneStates: Record<string, number>;
+  extraFiles: { file: string; description: string }[];
+  warnings: string[];
+}
+
+export function buildIndex(x: Extraction, region: RegionInfo): ExtractionIndex {
+  const g = x.geometry;
+  const zoneStates: Record<string, number> = {};
+  for (const z of x.zones) zoneStates[z.state] = (zoneStates[z.state] ?? 0) + 1;
+  return {
+    tool: 'crashcart',
+    formatVersion: 1,
+    region,
+    geometry: {
+      kmsg_size: g.kmsg_size,
+      pmsg_size: g.pmsg_size,
+      console_size: g.console_size,
+      ftrace_size: g.ftrace_size,
+      cpus: g.cpus,
+      totalSize: g.layout.totalSize,
+      kmsgZones: g.layout.kmsgCount,
+      ftraceZones: g.layout.ftraceCount,
+      unusedBytes: g.layout.unusedBytes,
+      abi: x.decoded.abi,
+      ftraceFormat: x.decoded.ftraceFormat ? { layout: x.decoded.ftraceFormat.layout, cpuInIp: x.decoded.ftraceFormat.cpuInIp } : null,
+      signaturesFound: g.signaturesFound,
+      alternatives: g.alternatives,
+      kernelErrors: g.layout.errors,
+    },
+    symbols: x.symbols,
+    counters: x.decoded.counters,
+    nextKmsgZone: x.decoded.nextKmsgZone,
+    kernelRecoveryFails: x.decoded.kernelRecoveryFails ?? null,
+    records: x.records.map((r) => ({
+      type: r.type,
+      file: r.file,
+      id: r.id,
+      zoneOffset: r.zones[0]?.offset ?? 0,
+      zoneSize: r.zones[0]?.size ?? 0,
+      zones: r.zones.length > 1 ? r.zones : undefined,
+      reason: r.reason,
+      reasonName: r.reasonName,
+      counter: r.counter,
+      time: r.time,
+      compressed: r.compressed ?? false,
+      algorithm: r.algorithm ?? null,
+      storedBytes: r.storedBytes,
+      outputBytes: r.content.length,
+      kernelVisible: r.kernelVisible,
+      warnings: r.warnings,
+    })),
+    zones: x.zones
+      .filter((z) => z.state !== 'empty')
+      .map((z) => ({
+        type: z.type,
+        index: z.index,
+        offset: z.offset,
+        size: z.size,
+        state: z.state,
+        datalen: z.datalen,
+        start: z.start,
+        problem: z.problem,
+        rawFile: z.raw ? rawFileName(z) : undefined,
+        kmsg: z.kmsg,
+      })),
+    zoneStates,
+    extraFiles: x.extraFiles.map((f) => ({ file: f.file, description: f.description })),
+    warnings: x.warnings,
+  };
+}
+
+export function rawFileName(z: { type: string; index: number; offset: number }): string {
+  return `raw/${z.type}-zone${z.index}@0x${z.offset.toString(16)}.bin`;
+}
+
+/** Writes records, raw zones, extra views and index.json into `dir` (created if needed). */
+export async function writeExtraction(x: Extraction, dir: string, region: RegionInfo): Promise<ExtractionIndex> {
+  await mkdir(dir, { recursive: true });
+  for (const r of x.records) await writeFile(join(dir, r.file), r.content);
+  const raws = x.zones.filter((z) => z.raw);
+  if (raws.length) await mkdir(join(dir, 'raw'), { recursive: true });
+  for (const z of raws) await writeFile(join(dir, rawFileName(z)), z.raw!);
+  for (const f of x.extraFiles) await writeFile(join(dir, f.file), f.content);
+  const index = buildIndex(x, region);
+  await writeFile(join(dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
+  return index;
+}

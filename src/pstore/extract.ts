@@ -1,0 +1,107 @@
+/**
+ * pstore extraction as a library call: geometry resolution, decoding, ftrace symbolisation
+ * (with the KASLR slide given or inferred from the dmesg records) and the optional Android
+ * view of pmsg. Writing the result to a folder is `writeExtraction()` in extract-writer.ts.
+ */
+import type { AbiHint } from './abi.js';
+import { decodeAndroidPmsg } from './android-pmsg.js';
+import type { DecodeResult, DecodedRecord, ZoneReport } from './decode.js';
+import { decodeRegion } from './decode.js';
+import type { FtraceCpuInIp, SymbolFormatter } from './ftrace.js';
+import type { EffectiveGeometry } from './geometry.js';
+import { resolveGeometry } from './geometry.js';
+import type { PstoreParams } from './params.js';
+import type { RegionSource } from './region-source.js';
+import type { SymbolTable } from './symbols.js';
+import { formatPS, formatPs, inferKaslrSlide } from './symbols.js';
+
+export interface ExtractOptions {
+  params: PstoreParams;
+  abi?: AbiHint;
+  /** Symbol table of the crashed kernel for ftrace rendering. */
+  symbols?: SymbolTable | null;
+  /** KASLR slide to apply to the symbol table; inferred from dmesg when undefined and possible. */
+  kaslrSlide?: bigint;
+  /** Also produce a decoded view of Android logger records found in pmsg. */
+  androidPmsg?: boolean;
+}
+
+export interface ExtraFile {
+  file: string;
+  content: Uint8Array;
+  description: string;
+}
+
+export interface Extraction {
+  geometry: EffectiveGeometry;
+  decoded: DecodeResult;
+  records: DecodedRecord[];
+  zones: ZoneReport[];
+  extraFiles: ExtraFile[];
+  symbols: { loaded: boolean; kaslrSlide: string | null; kaslrSource: 'given' | 'inferred' | 'none' };
+  warnings: string[];
+}
+
+function formatterFor(table: SymbolTable): SymbolFormatter {
+  return { ps: (a) => formatPs(table, a), pS: (a) => formatPS(table, a) };
+}
+
+export async function extractPstore(src: RegionSource, opts: ExtractOptions): Promise<Extraction> {
+  const geometry = await resolveGeometry(src, opts.params);
+  const warnings = [...geometry.layout.warnings];
+  if (geometry.layout.errors.length) {
+    warnings.push(`the kernel would refuse this geometry: ${geometry.layout.errors.join('; ')}`);
+  }
+  if (geometry.alternatives) {
+    warnings.push(`geometry detected from signatures; these also fit and would number records differently: ${geometry.alternatives.join(' | ')}`);
+  }
+  const cpuInIp = opts.params.ftrace_cpu_in_ip?.value as FtraceCpuInIp | undefined;
+  let table = opts.symbols ?? null;
+  let kaslrSlide: bigint | null = opts.kaslrSlide ?? null;
+  let kaslrSource: Extraction['symbols']['kaslrSource'] = opts.kaslrSlide !== undefined ? 'given' : 'none';
+  if (table && kaslrSlide !== null) table = table.withSlide(kaslrSlide);
+  const decodeOpts = {
+    endian: opts.abi?.endian,
+    layout: opts.abi?.layout,
+    ftraceCpuInIp: cpuInIp,
+    compressHint: opts.params.compress?.value,
+  };
+  let decoded = await decodeRegion(src, geometry.layout, { ...decodeOpts, symbols: table ? formatterFor(table) : undefined });
+  if (opts.symbols && opts.kaslrSlide === undefined && decoded.records.some((r) => r.type === 'ftrace')) {
+    const dmesg = decoded.records
+      .filter((r) => r.type === 'dmesg' && !r.file.endsWith('.enc.z'))
+      .map((r) => Buffer.from(r.content).toString('latin1'))
+      .join('\n');
+    const slide = inferKaslrSlide(dmesg, opts.symbols);
+    if (slide !== null) {
+      kaslrSlide = slide;
+      kaslrSource = 'inferred';
+      if (slide !== 0n) {
+        table = opts.symbols.withSlide(slide);
+        decoded = await decodeRegion(src, geometry.layout, { ...decodeOpts, symbols: formatterFor(table) });
+      }
+    }
+  }
+  warnings.push(...decoded.warnings);
+  const extraFiles: ExtraFile[] = [];
+  if (opts.androidPmsg) {
+    const pmsg = decoded.records.find((r) => r.type === 'pmsg');
+    if (pmsg) {
+      const view = decodeAndroidPmsg(pmsg.content);
+      if (view.records > 0) {
+        extraFiles.push({ file: `${pmsg.file}.logcat.txt`, content: Buffer.from(view.text, 'utf8'), description: `${view.records} Android logger records` });
+      } else {
+        warnings.push('pmsg holds no Android logger records; no decoded view written');
+      }
+    }
+  }
+  return {
+    geometry,
+    decoded,
+    records: decoded.records,
+    zones: decoded.zones,
+    extraFiles,
+    symbols: { loaded: !!opts.symbols, kaslrSlide: kaslrSlide === null ? null : `0x${kaslrSlide.toString(16)}`, kaslrSource },
+    warnings,
+  };
+}

@@ -1,0 +1,230 @@
+/**
+ * Turns what we were told (command line, flags, profile, Kconfig) plus what is on the disk
+ * into the exact zone layout the writing kernel used, and says where every value came from.
+ */
+import { NoPstoreError } from '../errors.js';
+import type { Layout, ZoneSizesKiB } from './layout.js';
+import { MAX_REGION, computeLayout, normaliseSizes } from './layout.js';
+import type { ParamSource, PstoreParams, SizeParam, Sourced } from './params.js';
+import { KCONFIG_DEFAULTS, SIZE_PARAMS } from './params.js';
+import type { RegionSource } from './region-source.js';
+import type { FoundSignature } from './scan.js';
+import { scanSignatures } from './scan.js';
+
+export interface EffectiveGeometry {
+  /** KiB values as the kernel's module parameters would read back after normalisation. */
+  kmsg_size: Sourced<number>;
+  pmsg_size: Sourced<number>;
+  console_size: Sourced<number>;
+  ftrace_size: Sourced<number>;
+  cpus: Sourced<number>;
+  layout: Layout;
+  /** Signatures seen while detecting (only when something had to be detected). */
+  signaturesFound?: number;
+  /** Other geometries that explain the disk equally well but name records differently. */
+  alternatives?: string[];
+}
+
+const FRONTEND_CANDIDATES = [0, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+const KMSG_CANDIDATES = [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
+const CPU_CANDIDATES = [1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64, 128, 256];
+
+interface Candidate {
+  kib: ZoneSizesKiB;
+  cpus: number;
+  score: number;
+  layout?: Layout;
+}
+
+function describe(c: Candidate): string {
+  const k = c.kib;
+  return `kmsg_size=${k.kmsg_size} pmsg_size=${k.pmsg_size} console_size=${k.console_size} ftrace_size=${k.ftrace_size}${k.ftrace_size > 0 ? ` cpus=${c.cpus}` : ''}`;
+}
+
+/**
+ * Scores a candidate geometry against the signatures found: every signature should sit at
+ * the start of a zone of its type, with a header that fits that zone. Computed analytically
+ * (no zone list) so that thousands of candidates stay cheap.
+ */
+function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, found: FoundSignature[], kmsgSpacing: number): number | null {
+  const warnings: string[] = [];
+  const s = normaliseSizes(kib, warnings);
+  const T = Math.min(regionSize, MAX_REGION);
+  const P = s.pmsg;
+  const C = s.console;
+  const F = s.ftrace;
+  const K = s.kmsg;
+  if (!K && !P && !C && !F) return null;
+  if (P + C + F > T) return null;
+  const q = F ? Math.floor(F / cpus) : 0;
+  if (F && q < 512) return null;
+  const cf = F ? Math.floor(F / q) : 0;
+  const base = P + C + cf * q;
+  const ck = K ? Math.floor((T - P - C - F) / K) : 0;
+  if (K && ck === 0) return null;
+  let explained = 0;
+  let unexplained = 0;
+  let overtop = 0;
+  let minKmsg = Infinity;
+  for (const f of found) {
+    let zoneSize = 0;
+    switch (f.type) {
+      case 'pmsg':
+        if (P && f.offset === 0) zoneSize = P;
+        break;
+      case 'console':
+        if (C && f.offset === P) zoneSize = C;
+        break;
+      case 'ftrace':
+        if (F && f.offset >= P + C && f.offset < base && (f.offset - P - C) % q === 0) zoneSize = q;
+        break;
+      case 'dmesg':
+        if (K && f.offset >= base && (f.offset - base) % K === 0 && (f.offset - base) / K < ck) {
+          zoneSize = K;
+          minKmsg = Math.min(minKmsg, (f.offset - base) / K);
+        }
+        break;
+    }
+    if (!zoneSize) {
+      unexplained++;
+      continue;
+    }
+    explained++;
+    if (f.datalen > zoneSize - 12 || f.start > zoneSize - 12) overtop++;
+  }
+  // Unwritten zones are invisible, so several layouts can explain the same disk. Prefer the
+  // Kconfig defaults (64 KiB or no zone) and a first dump in kmsg zone 0 (a fresh region is
+  // written from zone 0), then fewer CPUs.
+  let prior = 0;
+  for (const k of ['pmsg_size', 'console_size', 'ftrace_size'] as const) if (kib[k] !== 0 && kib[k] !== 64) prior += 1;
+  if (kib.kmsg_size !== 64) prior += 1;
+  // The kernel fills kmsg zones round robin, so dumps normally sit in consecutive zones: prefer
+  // the zone size equal to the spacing of the dumps found over its divisors.
+  if (kmsgSpacing && K < kmsgSpacing) prior += 4 * Math.log2(kmsgSpacing / K);
+  if (F && F % cpus !== 0) prior += 2;
+  const first = minKmsg === Infinity ? 0 : Math.min(minKmsg, 20);
+  return explained * 1000 - unexplained * 1000 - overtop * 500 - first * 10 - prior * 3 - (F ? Math.log2(cpus) : 0);
+}
+
+export interface ResolveOptions {
+  /** Always scan the region, even when every parameter is known (to report mismatches). */
+  verify?: boolean;
+}
+
+/**
+ * Resolves the effective geometry. Parameters not given are taken from Kconfig when known,
+ * else detected from the signatures on the disk.
+ */
+export async function resolveGeometry(src: RegionSource, params: PstoreParams, opts: ResolveOptions = {}): Promise<EffectiveGeometry> {
+  const known: Partial<Record<SizeParam, Sourced<number>>> = {};
+  for (const k of SIZE_PARAMS) if (params[k]) known[k] = params[k];
+  const cpusKnown = params.cpus;
+  const missing = SIZE_PARAMS.filter((k) => !known[k]);
+  const needCpus = (kib: ZoneSizesKiB) => kib.ftrace_size > 0 && !cpusKnown;
+
+  const finish = (kib: ZoneSizesKiB, cpus: number, sources: Record<SizeParam, ParamSource>, cpuSource: ParamSource, extra: Partial<EffectiveGeometry> = {}): EffectiveGeometry => {
+    const warnings: string[] = [];
+    const sizes = normaliseSizes(kib, warnings);
+    const layout = computeLayout(src.size, sizes, cpus, warnings);
+    const bytes: Record<SizeParam, number> = { kmsg_size: sizes.kmsg, pmsg_size: sizes.pmsg, console_size: sizes.console, ftrace_size: sizes.ftrace };
+    const eff = (k: SizeParam): Sourced<number> => ({ value: bytes[k] / 1024, source: sources[k] });
+    return {
+      kmsg_size: eff('kmsg_size'),
+      pmsg_size: eff('pmsg_size'),
+      console_size: eff('console_size'),
+      ftrace_size: eff('ftrace_size'),
+      cpus: { value: cpus, source: cpuSource },
+      layout,
+      ...extra,
+    };
+  };
+
+  if (missing.length === 0 && !needCpus(kibOf(known as Record<SizeParam, Sourced<number>>)) && !opts.verify) {
+    const kib = kibOf(known as Record<SizeParam, Sourced<number>>);
+    return finish(kib, cpusKnown?.value ?? 1, sourcesOf(known as Record<SizeParam, Sourced<number>>), cpusKnown?.source ?? 'default');
+  }
+
+  const found = await scanSignatures(src);
+  if (found.length === 0 && missing.length > 0) {
+    throw new NoPstoreError(
+      `no pstore/blk zone signatures found in the region (${src.available} bytes scanned) and the geometry is incomplete (${missing.join(', ')} not given): nothing to extract`,
+    );
+  }
+  const scoring = found.length > 512 ? found.filter((_, i) => i % Math.ceil(found.length / 512) === 0) : found;
+  const spacing = kmsgSpacing(found);
+  const cand = (k: SizeParam) => (known[k] ? [known[k]!.value] : k === 'kmsg_size' ? kmsgCandidates(spacing) : FRONTEND_CANDIDATES);
+  const candidates: Candidate[] = [];
+  for (const pm of cand('pmsg_size'))
+    for (const co of cand('console_size'))
+      for (const ft of cand('ftrace_size'))
+        for (const km of cand('kmsg_size')) {
+          const kib = { kmsg_size: km, pmsg_size: pm, console_size: co, ftrace_size: ft };
+          const cpuList = ft > 0 ? (cpusKnown ? [cpusKnown.value] : CPU_CANDIDATES) : [cpusKnown?.value ?? 1];
+          for (const cpus of cpuList) {
+            const score = scoreCandidate(kib, cpus, src.size, scoring, spacing);
+            if (score !== null) candidates.push({ kib, cpus, score });
+          }
+        }
+  if (candidates.length === 0) throw new NoPstoreError('no zone layout fits this region with the given parameters');
+  candidates.sort((a, b) => b.score - a.score);
+  const best = candidates[0];
+  const sources = {} as Record<SizeParam, ParamSource>;
+  for (const k of SIZE_PARAMS) sources[k] = known[k]?.source ?? 'detected';
+  const cpuSource: ParamSource = cpusKnown ? cpusKnown.source : best.kib.ftrace_size > 0 ? 'detected' : 'default';
+  // Alternatives that score within the tie-break margin but place kmsg zones differently.
+  const naming = (c: Candidate) => recordNaming(c, src.size, found);
+  const bestNaming = naming(best);
+  const alternatives = candidates
+    .slice(1, 50)
+    .filter((c) => best.score - c.score < 100 && c.score > 0 && naming(c) !== bestNaming)
+    .slice(0, 3)
+    .map(describe);
+  return finish(best.kib, best.cpus, sources, cpuSource, {
+    signaturesFound: found.length,
+    alternatives: alternatives.length ? alternatives : undefined,
+  });
+}
+
+/** Which zone (type and index) each found signature lands in under a candidate geometry. */
+function recordNaming(c: Candidate, regionSize: number, found: FoundSignature[]): string {
+  const layout = computeLayout(regionSize, normaliseSizes(c.kib, []), c.cpus, []);
+  const at = new Map(layout.zones.map((z) => [z.offset, `${z.type}-${z.index}`]));
+  return found.map((f) => at.get(f.offset) ?? '?').join(',');
+}
+
+function kibOf(k: Record<SizeParam, Sourced<number>>): ZoneSizesKiB {
+  return { kmsg_size: k.kmsg_size.value, pmsg_size: k.pmsg_size.value, console_size: k.console_size.value, ftrace_size: k.ftrace_size.value };
+}
+
+function sourcesOf(k: Record<SizeParam, Sourced<number>>): Record<SizeParam, ParamSource> {
+  return { kmsg_size: k.kmsg_size.source, pmsg_size: k.pmsg_size.source, console_size: k.console_size.source, ftrace_size: k.ftrace_size.source };
+}
+
+/** Greatest common divisor of the distances between kmsg signatures (0 with fewer than two). */
+function kmsgSpacing(found: FoundSignature[]): number {
+  const offs = found.filter((f) => f.type === 'dmesg').map((f) => f.offset);
+  let g = 0;
+  for (let i = 1; i < offs.length; i++) g = gcd(g, offs[i] - offs[i - 1]);
+  return g;
+}
+
+/** kmsg zone sizes (KiB) compatible with the spacing of the kmsg signatures found. */
+function kmsgCandidates(spacing: number): number[] {
+  const list = spacing ? KMSG_CANDIDATES.filter((k) => spacing % (k * 1024) === 0) : KMSG_CANDIDATES;
+  return list.length ? list : KMSG_CANDIDATES;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/** Fills sizes nobody gave with Kconfig defaults — used by `layout`/`format`, which cannot detect. */
+export function withKconfigDefaults(params: PstoreParams, frontendsBuiltIn: boolean): PstoreParams {
+  const out: PstoreParams = { ...params };
+  out.kmsg_size ??= { value: KCONFIG_DEFAULTS.kmsg_size, source: 'kconfig-default' };
+  for (const k of ['pmsg_size', 'console_size', 'ftrace_size'] as const) {
+    out[k] ??= { value: frontendsBuiltIn ? KCONFIG_DEFAULTS.frontendSize : -1, source: 'kconfig-default' };
+  }
+  return out;
+}

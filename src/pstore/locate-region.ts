@@ -1,0 +1,127 @@
+/**
+ * Finds the pstore region on a device: the region the user selected, else the partition the
+ * board's `pstore_blk.blkdev=` names, else — on a partitioned card — the partition that carries
+ * pstore signatures, else the whole device. A partition cut off by the end of a truncated image
+ * is still returned (with `available` < `size`) so the decoder can save what is there.
+ */
+import type { BlockDevice } from '../blockdev/block-device.js';
+import { formatBytes } from '../blockdev/device-util.js';
+import { BadInputError, NoPstoreError } from '../errors.js';
+import type { Partition, PartitionTable } from '../partition/partition-table.js';
+import { readPartitionTable } from '../partition/partition-table.js';
+import type { RegionSelector } from '../partition/select-region.js';
+import { parseBlkdevSpec, selectRegion } from '../partition/select-region.js';
+import { MAX_REGION } from './layout.js';
+import type { RegionSource } from './region-source.js';
+import { deviceSource } from './region-source.js';
+import { scanSignatures } from './scan.js';
+
+export interface LocatedRegion {
+  source: RegionSource;
+  offset: number;
+  size: number;
+  description: string;
+  partition?: Partition;
+  table: PartitionTable | null;
+  warnings: string[];
+}
+
+export interface LocateOptions {
+  /** What the user selected; undefined = nothing (auto). */
+  selector?: RegionSelector;
+  /** pstore_blk.blkdev= of the board, used when the user selected nothing. */
+  blkdev?: string;
+  /** mmcpstore.sector_offset / sector_count (512-byte sectors inside the partition). */
+  sectorOffset?: number;
+  sectorCount?: number;
+}
+
+function fromPartition(dev: BlockDevice, p: Partition, table: PartitionTable, description: string, warnings: string[]): LocatedRegion {
+  if (p.start + p.size > dev.size) {
+    warnings.push(`partition ${p.number} ends ${formatBytes(p.start + p.size - dev.size)} past the end of the image (truncated?); reading what is there`);
+  }
+  return { source: deviceSource(dev, p.start, p.size), offset: p.start, size: p.size, description, partition: p, table, warnings };
+}
+
+/** Partitions cut off by a truncated image make the strict selector fail; find them by hand. */
+function partitionFor(table: PartitionTable | null, sel: RegionSelector): Partition | undefined {
+  if (!table) return undefined;
+  if (sel.kind === 'partition' && typeof sel.partition === 'number') return table.partitions.find((p) => p.number === sel.partition);
+  if (sel.kind === 'partition') return table.partitions.find((p) => p.name === sel.partition);
+  if (sel.kind === 'blkdev') {
+    const spec = typeof sel.spec === 'string' ? parseBlkdevSpec(sel.spec) : sel.spec;
+    if (spec.kind === 'partition') return table.partitions.find((p) => p.number === spec.number);
+    if (spec.kind === 'partlabel') return table.partitions.find((p) => p.name === spec.label);
+  }
+  return undefined;
+}
+
+export async function locatePstoreRegion(dev: BlockDevice, opts: LocateOptions = {}): Promise<LocatedRegion> {
+  const warnings: string[] = [];
+  let table: PartitionTable | null = null;
+  try {
+    table = await readPartitionTable(dev);
+  } catch (e) {
+    if (!(e instanceof BadInputError)) throw e;
+    warnings.push(`partition table unreadable (${e.message}); treating the device as unpartitioned`);
+  }
+  if (table) warnings.push(...table.warnings);
+  let sel = opts.selector;
+  let how = '';
+  if (!sel && opts.blkdev) {
+    const spec = parseBlkdevSpec(opts.blkdev);
+    // A partition name on an unpartitioned image means the image *is* that partition.
+    if (spec.kind === 'disk' || !table) {
+      sel = { kind: 'whole' };
+      how = spec.kind === 'disk' ? '' : `blkdev=${opts.blkdev} names a partition but the image has no partition table: using the whole image as that partition; `;
+    } else sel = { kind: 'blkdev', spec };
+  }
+  let region: LocatedRegion;
+  if (sel) {
+    const p = partitionFor(table, sel);
+    if (p && table && p.start + p.size > dev.size) {
+      region = fromPartition(dev, p, table, `${how}partition ${p.number}${p.name ? ` "${p.name}"` : ''}: offset ${p.start}, size ${p.size}`, warnings);
+    } else {
+      const s = selectRegion(dev, table, sel);
+      const r = s.device;
+      region = { source: deviceSource(dev, r.offset, r.size), offset: r.offset, size: r.size, description: how + s.description, partition: s.partition, table, warnings };
+    }
+  } else if (table && table.partitions.length > 0) {
+    region = await searchPartitions(dev, table, warnings);
+  } else {
+    region = { source: deviceSource(dev, 0, dev.size), offset: 0, size: dev.size, description: `whole device: size ${dev.size} (${formatBytes(dev.size)})`, table, warnings };
+  }
+  if (opts.sectorOffset !== undefined || opts.sectorCount !== undefined) {
+    const off = (opts.sectorOffset ?? 0) * 512;
+    const size = opts.sectorCount !== undefined ? opts.sectorCount * 512 : region.size - off;
+    region = {
+      ...region,
+      source: deviceSource(dev, region.offset + off, size),
+      offset: region.offset + off,
+      size,
+      description: `${region.description}, mmcpstore sectors ${opts.sectorOffset ?? 0}+${opts.sectorCount ?? '(rest)'}`,
+    };
+  }
+  return region;
+}
+
+/** Picks the partition whose first 128 MiB carry the most pstore zone signatures. */
+async function searchPartitions(dev: BlockDevice, table: PartitionTable, warnings: string[]): Promise<LocatedRegion> {
+  const likely = /pstore|oops|crash|logdump|ramoops|dump/i;
+  const order = [...table.partitions].sort((a, b) => Number(likely.test(b.name ?? '')) - Number(likely.test(a.name ?? '')) || a.size - b.size);
+  let best: { p: Partition; hits: number } | null = null;
+  for (const p of order) {
+    if (p.size > 4 * MAX_REGION && !likely.test(p.name ?? '')) continue;
+    const hits = (await scanSignatures(deviceSource(dev, p.start, p.size), 64)).length;
+    if (hits > (best?.hits ?? 0)) best = { p, hits };
+    if (hits > 0 && likely.test(p.name ?? '')) break;
+  }
+  if (!best) {
+    const list = table.partitions.map((p) => `${p.number}${p.name ? ` "${p.name}"` : ''}`).join(', ');
+    throw new NoPstoreError(
+      `no pstore/blk signatures in any partition of ${dev.info.name} (${table.kind.toUpperCase()}: ${list}); name the region with --partition, --blkdev or --cmdline "pstore_blk.blkdev=..."`,
+    );
+  }
+  const p = best.p;
+  return fromPartition(dev, p, table, `partition ${p.number}${p.name ? ` "${p.name}"` : ''} (found by its pstore signatures): offset ${p.start}, size ${p.size}`, warnings);
+}
