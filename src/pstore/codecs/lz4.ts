@@ -6,7 +6,8 @@
  * Block = sequences of  token | [literal length bytes] | literals | offset (u16 LE) | [match length bytes].
  * The last sequence has literals only and ends exactly at the end of the input. Spec end-of-block rules
  * (enforced to reject non-LZ4 data): when the block has matches, the last 5 bytes are literals and the
- * last match starts at least 12 bytes before the end.
+ * last match starts at least 12 bytes before the end. The final token's match-length nibble, unused by
+ * the format, must be 0 as every LZ4 reference compressor (and the kernel's port of it) writes it.
  */
 import { CodecError } from './codec-error.js';
 import { OutputBuffer } from './output-buffer.js';
@@ -51,6 +52,7 @@ export function lz4DecompressBlock(input: Uint8Array, opts?: DecodeOptions): Uin
       ip += lit;
     }
     if (ip === n) {
+      if (token & 15) fail(`final token 0x${token.toString(16)} has a non-zero match length nibble`);
       if (lastMatchStart >= 0) {
         if (lit < LAST_LITERALS) fail(`block ends with ${lit} literals; LZ4 requires the last ${LAST_LITERALS} bytes to be literals`);
         if (out.len - lastMatchStart < MF_LIMIT) fail(`last match starts ${out.len - lastMatchStart} bytes before the end; LZ4 requires at least ${MF_LIMIT}`);

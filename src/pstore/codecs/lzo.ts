@@ -2,7 +2,7 @@
  * LZO1X decompressor, a port of the logic of the Linux kernel's lib/lzo/lzo1x_decompress_safe.c
  * (the checked, non-fast-path variant), for records written by the ≤6.5 crypto-API "lzo" compressor
  * (lzo1x_1_compress). Also accepts the ≥5.1 "bitstream version" prefix (first byte 17, then a version
- * byte) used by LZO-RLE, whose zero runs are encoded as a special M4 instruction.
+ * byte, which must be 1) used by LZO-RLE, whose zero runs are encoded as a special M4 instruction.
  *
  * The stream must end with the end-of-stream marker (M4 instruction 0x11 0x00 0x00) exactly at the end
  * of the input: the kernel's compressor writes nothing after it.
@@ -37,6 +37,9 @@ export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
   let bitstreamVersion = 0;
   if (n >= 5 && input[0] === 17) {
     bitstreamVersion = input[1];
+    // The kernel accepts any non-zero version as LZO-RLE; only version 1 (LZO_VERSION) has ever been defined,
+    // so anything else is more likely not LZO at all.
+    if (bitstreamVersion !== 1) fail(`unsupported LZO bitstream version ${bitstreamVersion}`);
     ip = 2;
   }
 
