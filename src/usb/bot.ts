@@ -1,0 +1,460 @@
+/**
+ * USB Mass Storage Bulk-Only Transport (BOT 1.0) host engine.
+ *
+ * One command at a time (a FIFO lock): CBW → optional data phase → CSW, with
+ *  - CBW/CSW signature and tag checks, residue handling (with IGNORE_RESIDUE auto-detection the
+ *    way Linux usb-storage does it on INQUIRY / READ CAPACITY(10)),
+ *  - STALL in the data phase: clear the halt and go on to the CSW; STALL on the CSW: clear the
+ *    halt and read it once more; a zero-length CSW read is retried once,
+ *  - a 13-byte data-IN that carries this command's CSW is taken as the CSW (device skipped the
+ *    data phase),
+ *  - phase error, invalid CSW, timeout or a transport error → reset recovery (Bulk-Only Mass
+ *    Storage Reset, clear halt IN, clear halt OUT); when that fails, or the device keeps failing
+ *    right after it, escalation to a USB port reset,
+ *  - a timeout on every transfer, AbortSignal support (an aborted exchange leaves the device
+ *    to be reset-recovered before the next command),
+ *  - Get Max LUN (STALL, timeout, empty answer or a value over 15 ⇒ single LUN).
+ */
+import { BotTransportError, DeviceGoneError, UsbTransferError, type BotFailure } from './errors.js';
+import { Mutex, sleep } from './mutex.js';
+import type { ControlSetup, UsbTransport } from './transport.js';
+
+export const CBW_SIGNATURE = 0x43425355;
+export const CSW_SIGNATURE = 0x53425355;
+export const CBW_LENGTH = 31;
+export const CSW_LENGTH = 13;
+/** Class-specific requests (interface recipient). */
+export const BOMS_RESET = 0xff;
+export const GET_MAX_LUN = 0xfe;
+/** Highest LUN a BOT device may report. */
+export const MAX_LUN_LIMIT = 15;
+
+export type CswStatus = 0 | 1 | 2;
+
+export interface Cbw {
+  tag: number;
+  dataTransferLength: number;
+  directionIn: boolean;
+  lun: number;
+  cdb: Uint8Array;
+}
+
+export interface Csw {
+  signature: number;
+  tag: number;
+  residue: number;
+  status: number;
+}
+
+/** Encodes a 31-byte Command Block Wrapper. */
+export function encodeCbw(c: Cbw): Uint8Array {
+  if (c.cdb.length < 1 || c.cdb.length > 16) throw new RangeError(`CDB length ${c.cdb.length} not in 1..16`);
+  if (!Number.isInteger(c.lun) || c.lun < 0 || c.lun > MAX_LUN_LIMIT) throw new RangeError(`LUN ${c.lun} not in 0..15`);
+  if (!Number.isInteger(c.dataTransferLength) || c.dataTransferLength < 0 || c.dataTransferLength > 0xffffffff) {
+    throw new RangeError(`data transfer length ${c.dataTransferLength} out of range`);
+  }
+  const b = new Uint8Array(CBW_LENGTH);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, CBW_SIGNATURE, true);
+  v.setUint32(4, c.tag >>> 0, true);
+  v.setUint32(8, c.dataTransferLength, true);
+  b[12] = c.directionIn ? 0x80 : 0x00;
+  b[13] = c.lun & 0x0f;
+  b[14] = c.cdb.length;
+  b.set(c.cdb, 15);
+  return b;
+}
+
+/** Decodes a CBW; undefined when it is not exactly 31 bytes with the right signature. */
+export function decodeCbw(b: Uint8Array): Cbw | undefined {
+  if (b.length !== CBW_LENGTH) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (v.getUint32(0, true) !== CBW_SIGNATURE) return undefined;
+  const len = b[14] & 0x1f;
+  if (len < 1 || len > 16) return undefined;
+  return {
+    tag: v.getUint32(4, true),
+    dataTransferLength: v.getUint32(8, true),
+    directionIn: (b[12] & 0x80) !== 0,
+    lun: b[13] & 0x0f,
+    cdb: b.slice(15, 15 + len),
+  };
+}
+
+export function encodeCsw(c: Csw): Uint8Array {
+  const b = new Uint8Array(CSW_LENGTH);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, c.signature >>> 0, true);
+  v.setUint32(4, c.tag >>> 0, true);
+  v.setUint32(8, c.residue >>> 0, true);
+  b[12] = c.status & 0xff;
+  return b;
+}
+
+/** Decodes 13 bytes into CSW fields without judging them; undefined for any other length. */
+export function decodeCsw(b: Uint8Array): Csw | undefined {
+  if (b.length !== CSW_LENGTH) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return { signature: v.getUint32(0, true), tag: v.getUint32(4, true), residue: v.getUint32(8, true), status: b[12] };
+}
+
+export interface BotOptions {
+  /** Timeout for sending the CBW. Default 5 s. */
+  cbwTimeoutMs?: number;
+  /** Default timeout for the data phase (a command may pass its own). Default 20 s. */
+  dataTimeoutMs?: number;
+  /** Timeout for reading the CSW. Default 20 s (the device answers after finishing the command). */
+  cswTimeoutMs?: number;
+  /** Timeout for Get Max LUN and clear-halt requests. Default 5 s. */
+  controlTimeoutMs?: number;
+  /** Timeout for the Bulk-Only Mass Storage Reset request. Default 5 s. */
+  resetTimeoutMs?: number;
+  /** Pause after the BOMS reset before clearing halts (Linux usb-storage waits 6 s). Default 6 s. */
+  resetSettleMs?: number;
+  /** Pause after a port reset before the next command. Default 1 s. */
+  portResetSettleMs?: number;
+  /** Accept a CSW tag that differs from the CBW tag (BULK_IGNORE_TAG devices). */
+  ignoreTag?: boolean;
+  /** Ignore dCSWDataResidue (IGNORE_RESIDUE devices); also switched on by auto-detection. */
+  ignoreResidue?: boolean;
+  /** Observer for recovery actions, for logs and tests. */
+  onEvent?: (event: BotEvent) => void;
+}
+
+export type BotEvent =
+  | { type: 'clear-halt'; direction: 'in' | 'out'; phase: 'data' | 'csw' | 'recovery' }
+  | { type: 'reset-recovery'; reason: BotFailure }
+  | { type: 'port-reset'; reason: BotFailure }
+  | { type: 'csw-retry'; why: 'stall' | 'empty' }
+  | { type: 'ignore-residue-detected' }
+  | { type: 'data-phase-skipped' };
+
+export interface BotCommand {
+  lun: number;
+  cdb: Uint8Array;
+  /** Data-IN length; omit (or 0) with no `data` for a command without data phase. */
+  inLength?: number;
+  /** Data-OUT payload. */
+  data?: Uint8Array;
+  /** Timeout for the data phase and the CSW of this command. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface BotResult {
+  /** 'failed' = CSW status 01h: the caller fetches sense data with REQUEST SENSE. */
+  status: 'passed' | 'failed';
+  /** Bytes the device did not transfer, as the CSW says (or computed when residue is ignored). */
+  residue: number;
+  /** Data-IN bytes received (empty for OUT and no-data commands). */
+  data: Uint8Array;
+  /** The data phase ended with a STALL (cleared). */
+  stalled: boolean;
+}
+
+const DEFAULTS = {
+  cbwTimeoutMs: 5_000,
+  dataTimeoutMs: 20_000,
+  cswTimeoutMs: 20_000,
+  controlTimeoutMs: 5_000,
+  resetTimeoutMs: 5_000,
+  resetSettleMs: 6_000,
+  portResetSettleMs: 1_000,
+};
+
+type Phase = 'cbw' | 'data' | 'csw';
+
+export class BotDriver {
+  readonly transport: UsbTransport;
+  private readonly opts: Required<Omit<BotOptions, 'onEvent' | 'ignoreTag' | 'ignoreResidue'>>;
+  private readonly onEvent?: (e: BotEvent) => void;
+  private readonly lock = new Mutex();
+  private tag = (Math.random() * 0xffffffff) >>> 0;
+  private needsRecovery = false;
+  /** Transport failures since the last good command; ≥1 means the last recovery did not help. */
+  private failuresSinceGood = 0;
+  private gone?: DeviceGoneError;
+  ignoreTag: boolean;
+  ignoreResidue: boolean;
+
+  constructor(transport: UsbTransport, options: BotOptions = {}) {
+    this.transport = transport;
+    this.opts = {
+      cbwTimeoutMs: options.cbwTimeoutMs ?? DEFAULTS.cbwTimeoutMs,
+      dataTimeoutMs: options.dataTimeoutMs ?? DEFAULTS.dataTimeoutMs,
+      cswTimeoutMs: options.cswTimeoutMs ?? DEFAULTS.cswTimeoutMs,
+      controlTimeoutMs: options.controlTimeoutMs ?? DEFAULTS.controlTimeoutMs,
+      resetTimeoutMs: options.resetTimeoutMs ?? DEFAULTS.resetTimeoutMs,
+      resetSettleMs: options.resetSettleMs ?? DEFAULTS.resetSettleMs,
+      portResetSettleMs: options.portResetSettleMs ?? DEFAULTS.portResetSettleMs,
+    };
+    this.onEvent = options.onEvent;
+    this.ignoreTag = options.ignoreTag ?? false;
+    this.ignoreResidue = options.ignoreResidue ?? false;
+  }
+
+  /** True once the device vanished; every later call rejects with DeviceGoneError. */
+  get disconnected(): boolean {
+    return this.gone !== undefined;
+  }
+
+  private get ifnum(): number {
+    return this.transport.iface.interfaceNumber;
+  }
+
+  /** Get Max LUN: the highest LUN (0 for single-LUN devices, which may STALL the request). */
+  getMaxLun(): Promise<number> {
+    return this.lock.run(async () => {
+      this.throwIfGone();
+      const setup: ControlSetup = { requestType: 'class', recipient: 'interface', request: GET_MAX_LUN, value: 0, index: this.ifnum };
+      try {
+        const r = await this.transport.controlIn(setup, 1, { timeoutMs: Math.max(this.opts.controlTimeoutMs, 10_000) });
+        if (r.length < 1 || r[0] > MAX_LUN_LIMIT) return 0;
+        return r[0];
+      } catch (e) {
+        this.noteGone(e);
+        if (e instanceof UsbTransferError) {
+          // A STALL is the documented answer of single-LUN devices; a timeout is treated the same
+          // way (Linux does too), but the control pipe may now need a clear.
+          return 0;
+        }
+        throw e;
+      }
+    });
+  }
+
+  /** Runs one BOT exchange. Rejects with BotTransportError, DeviceGoneError or the abort reason. */
+  execute(cmd: BotCommand): Promise<BotResult> {
+    return this.lock.run(() => this.exchange(cmd));
+  }
+
+  /** Performs reset recovery now (e.g. after an aborted command), escalating to a port reset. */
+  reset(): Promise<void> {
+    return this.lock.run(async () => {
+      this.throwIfGone();
+      const ok = await this.recover('timeout', true);
+      if (!ok) throw new BotTransportError('timeout', false, 'reset recovery and port reset both failed');
+    });
+  }
+
+  private throwIfGone(): void {
+    if (this.gone) throw this.gone;
+  }
+
+  private noteGone(e: unknown): void {
+    if (e instanceof DeviceGoneError) this.gone ??= e;
+    else if (e instanceof UsbTransferError && e.kind === 'disconnected') this.gone ??= new DeviceGoneError(e.message, { cause: e });
+    if (this.gone) throw this.gone;
+  }
+
+  private async exchange(cmd: BotCommand): Promise<BotResult> {
+    this.throwIfGone();
+    cmd.signal?.throwIfAborted();
+    if (this.needsRecovery) {
+      const ok = await this.recover('timeout', false);
+      if (!ok) throw new BotTransportError('timeout', false, 'device did not recover from the previous failure');
+    }
+    const inLength = cmd.inLength ?? 0;
+    const out = cmd.data;
+    if (inLength > 0 && out && out.length > 0) throw new RangeError('a BOT command moves data in one direction only');
+    const expected = out ? out.length : inLength;
+    const directionIn = !out || out.length === 0;
+    this.tag = (this.tag + 1) >>> 0;
+    const tag = this.tag;
+    const cbw = encodeCbw({ tag, dataTransferLength: expected, directionIn: directionIn && expected > 0, lun: cmd.lun, cdb: cmd.cdb });
+    const dataTimeout = cmd.timeoutMs ?? this.opts.dataTimeoutMs;
+    const cswTimeout = Math.max(cmd.timeoutMs ?? 0, this.opts.cswTimeoutMs);
+
+    let phase: Phase = 'cbw';
+    try {
+      // 1. CBW
+      const sent = await this.transport.bulkOut(cbw, { timeoutMs: this.opts.cbwTimeoutMs, signal: cmd.signal });
+      if (sent !== CBW_LENGTH) return await this.fail('cbw-failed', `CBW: ${sent} of 31 bytes sent`);
+
+      // 2. Data phase
+      phase = 'data';
+      let data: Uint8Array = new Uint8Array(0);
+      let stalled = false;
+      let babble = false;
+      let earlyCsw: Uint8Array | undefined;
+      if (expected > 0 && directionIn) {
+        try {
+          data = await this.transport.bulkIn(expected, { timeoutMs: dataTimeout, signal: cmd.signal });
+          if (data.length === CSW_LENGTH && expected !== CSW_LENGTH && this.looksLikeOwnCsw(data, tag)) {
+            // The device skipped the data phase and sent its CSW instead.
+            this.onEvent?.({ type: 'data-phase-skipped' });
+            earlyCsw = data;
+            data = new Uint8Array(0);
+          }
+        } catch (e) {
+          const kind = this.transferKind(e, cmd.signal);
+          if (kind === 'stall') {
+            stalled = true;
+            await this.clearHaltOrFail('in', 'data');
+          } else if (kind === 'babble') {
+            babble = true;
+          } else {
+            return await this.fail(kind === 'timeout' ? 'timeout' : 'data-failed', `data-IN phase: ${msg(e)}`, e);
+          }
+        }
+      } else if (expected > 0) {
+        try {
+          await this.transport.bulkOut(out!, { timeoutMs: dataTimeout, signal: cmd.signal });
+        } catch (e) {
+          const kind = this.transferKind(e, cmd.signal);
+          if (kind === 'stall') {
+            stalled = true;
+            await this.clearHaltOrFail('out', 'data');
+          } else {
+            return await this.fail(kind === 'timeout' ? 'timeout' : 'data-failed', `data-OUT phase: ${msg(e)}`, e);
+          }
+        }
+      }
+
+      // 3. CSW
+      phase = 'csw';
+      const raw = earlyCsw ?? (await this.readCsw(cswTimeout, cmd.signal));
+      const csw = decodeCsw(raw);
+      if (!csw) return await this.fail('invalid-csw', `CSW of ${raw.length} bytes (expected 13)`);
+      if (csw.signature !== CSW_SIGNATURE) {
+        return await this.fail('invalid-csw', `CSW signature 0x${csw.signature.toString(16).padStart(8, '0')} (expected 0x53425355)`);
+      }
+      if (csw.tag !== tag && !this.ignoreTag) {
+        return await this.fail('invalid-csw', `CSW tag 0x${csw.tag.toString(16)} does not match CBW tag 0x${tag.toString(16)}`);
+      }
+      if (csw.status === 2) return await this.fail('phase-error', 'device reported a phase error');
+      if (csw.status > 2) return await this.fail('invalid-csw', `CSW status 0x${csw.status.toString(16)} is reserved`);
+
+      this.failuresSinceGood = 0;
+      if (babble) {
+        // The device sent more than asked. The exchange is back in step (good CSW), but the data is
+        // unusable: report it as a transport failure the caller may retry (Linux fakes 05/24/00).
+        throw new BotTransportError('babble', true, 'device sent more data than requested (babble)');
+      }
+      const moved = directionIn ? data.length : stalled ? 0 : expected;
+      let residue = Math.min(csw.residue, expected);
+      if (
+        !this.ignoreResidue &&
+        csw.status === 0 &&
+        directionIn &&
+        expected > 0 &&
+        data.length === expected &&
+        csw.residue !== 0 &&
+        (cmd.cdb[0] === 0x12 || cmd.cdb[0] === 0x25)
+      ) {
+        // Full INQUIRY / READ CAPACITY data with a non-zero residue: this device gets residue wrong.
+        this.ignoreResidue = true;
+        this.onEvent?.({ type: 'ignore-residue-detected' });
+      }
+      if (this.ignoreResidue) residue = expected - moved;
+      else if (directionIn) residue = Math.max(residue, expected - data.length);
+      return { status: csw.status === 0 ? 'passed' : 'failed', residue, data, stalled };
+    } catch (e) {
+      if (e instanceof BotTransportError || e instanceof DeviceGoneError) throw e;
+      if (cmd.signal?.aborted) {
+        // Cancelled mid-exchange: the device is somewhere in the middle of the protocol.
+        this.needsRecovery = true;
+        throw cmd.signal.reason;
+      }
+      this.noteGone(e);
+      const kind = e instanceof UsbTransferError ? e.kind : 'io';
+      return await this.fail(kind === 'timeout' ? 'timeout' : phase === 'cbw' ? 'cbw-failed' : phase === 'csw' ? 'csw-failed' : 'data-failed', `${phase}: ${msg(e)}`, e);
+    }
+  }
+
+  private looksLikeOwnCsw(b: Uint8Array, tag: number): boolean {
+    const c = decodeCsw(b);
+    return !!c && c.signature === CSW_SIGNATURE && (c.tag === tag || this.ignoreTag) && c.status <= 2;
+  }
+
+  /** Classifies a transfer failure; aborts and disconnects are rethrown. */
+  private transferKind(e: unknown, signal: AbortSignal | undefined): string {
+    if (signal?.aborted) throw e;
+    this.noteGone(e);
+    return e instanceof UsbTransferError ? e.kind : 'io';
+  }
+
+  private async clearHaltOrFail(direction: 'in' | 'out', phase: 'data' | 'csw'): Promise<void> {
+    this.onEvent?.({ type: 'clear-halt', direction, phase });
+    try {
+      await this.transport.clearHalt(direction, { timeoutMs: this.opts.controlTimeoutMs });
+    } catch (e) {
+      this.noteGone(e);
+      await this.fail(phase === 'data' ? 'data-failed' : 'csw-failed', `clear halt (${direction}) failed: ${msg(e)}`, e);
+    }
+  }
+
+  /** Reads the CSW: an empty read is retried once, a STALL is cleared and retried once. */
+  private async readCsw(timeoutMs: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    let retried = false;
+    for (;;) {
+      try {
+        const b = await this.transport.bulkIn(CSW_LENGTH, { timeoutMs, signal });
+        if (b.length === 0 && !retried) {
+          retried = true;
+          this.onEvent?.({ type: 'csw-retry', why: 'empty' });
+          continue;
+        }
+        return b;
+      } catch (e) {
+        const kind = this.transferKind(e, signal);
+        if (kind === 'stall' && !retried) {
+          retried = true;
+          await this.clearHaltOrFail('in', 'csw');
+          this.onEvent?.({ type: 'csw-retry', why: 'stall' });
+          continue;
+        }
+        const reason: BotFailure = kind === 'timeout' ? 'timeout' : kind === 'babble' ? 'invalid-csw' : 'csw-failed';
+        return this.fail(reason, `reading CSW: ${msg(e)}`, e);
+      }
+    }
+  }
+
+  /** Recovers the device and throws a BotTransportError saying whether that worked. */
+  private async fail(reason: BotFailure, message: string, cause?: unknown): Promise<never> {
+    this.failuresSinceGood++;
+    const recovered = await this.recover(reason, this.failuresSinceGood > 1);
+    throw new BotTransportError(reason, recovered, recovered ? `${message} (device reset-recovered)` : `${message}; device did not recover`, {
+      cause,
+    });
+  }
+
+  /**
+   * Reset recovery: BOMS reset, settle, clear halt IN, clear halt OUT. Escalates to a port reset
+   * when that fails or when `escalate` is set (the previous recovery did not help).
+   * Returns false when the device could not be brought back (it stays marked for recovery).
+   */
+  private async recover(reason: BotFailure, escalate: boolean): Promise<boolean> {
+    this.needsRecovery = true;
+    if (!escalate) {
+      try {
+        const setup: ControlSetup = { requestType: 'class', recipient: 'interface', request: BOMS_RESET, value: 0, index: this.ifnum };
+        await this.transport.controlOut(setup, undefined, { timeoutMs: this.opts.resetTimeoutMs });
+        await sleep(this.opts.resetSettleMs);
+        this.onEvent?.({ type: 'clear-halt', direction: 'in', phase: 'recovery' });
+        await this.transport.clearHalt('in', { timeoutMs: this.opts.controlTimeoutMs });
+        this.onEvent?.({ type: 'clear-halt', direction: 'out', phase: 'recovery' });
+        await this.transport.clearHalt('out', { timeoutMs: this.opts.controlTimeoutMs });
+        this.onEvent?.({ type: 'reset-recovery', reason });
+        this.needsRecovery = false;
+        return true;
+      } catch (e) {
+        this.noteGone(e);
+      }
+    }
+    try {
+      await this.transport.resetPort({ timeoutMs: this.opts.resetTimeoutMs });
+      await sleep(this.opts.portResetSettleMs);
+      this.onEvent?.({ type: 'port-reset', reason });
+      this.needsRecovery = false;
+      return true;
+    } catch (e) {
+      this.noteGone(e);
+      return false;
+    }
+  }
+}
+
+function msg(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

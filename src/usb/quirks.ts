@@ -1,0 +1,181 @@
+/**
+ * Reader quirks from `hw-profiles/readers/*.json`, matched by VID:PID and optionally a bcdDevice
+ * range. Profiles are validated by the hand-written validator below (no schema library: the
+ * format is small and a dependency would not pay for itself); every problem is reported with
+ * the file and the JSON path.
+ *
+ * Profile format:
+ * {
+ *   "name": "Alcor Micro AU6387",                 // required, non-empty
+ *   "match": { "vendorId": "058f", "productId": "6387",
+ *              "revisionMin": "0141", "revisionMax": "0141" },   // revisions optional
+ *   "quirks": { "maxSectors": 64, ... },           // keys of ReaderQuirks, nothing else
+ *   "notes": "why"                                // optional
+ * }
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BadInputError } from '../errors.js';
+
+export interface ReaderQuirks {
+  /** Largest transfer per command in logical blocks (Linux MAX_SECTORS_64 ⇒ 64). */
+  maxSectors?: number;
+  /** Never send READ CAPACITY(16) (NO_READ_CAPACITY_16). */
+  noReadCapacity16?: boolean;
+  /** READ CAPACITY reports the block count instead of the last LBA (FIX_CAPACITY). */
+  capacityOffByOne?: boolean;
+  /** Ignore dCSWDataResidue (IGNORE_RESIDUE). */
+  ignoreResidue?: boolean;
+  /** Accept a CSW tag mismatch (BULK_IGNORE_TAG). */
+  ignoreTag?: boolean;
+  /** Use LUN 0 only, whatever Get Max LUN says (SINGLE_LUN). */
+  singleLun?: boolean;
+  /** Do not read the WP bit with MODE SENSE; assume writable (NO_WP_DETECT). */
+  noWriteProtectDetect?: boolean;
+  /** Split I/O touching the last 8 blocks into single-block commands. Default true. */
+  lastSectorBug?: boolean;
+  /** REQUEST SENSE after SYNCHRONIZE CACHE (SENSE_AFTER_SYNC). */
+  senseAfterSync?: boolean;
+  /** Never send SYNCHRONIZE CACHE. */
+  noSynchronizeCache?: boolean;
+}
+
+export interface ReaderMatch {
+  vendorId: number;
+  productId: number;
+  revisionMin?: number;
+  revisionMax?: number;
+}
+
+export interface ReaderProfile {
+  /** File the profile came from (for messages). */
+  source: string;
+  name: string;
+  match: ReaderMatch;
+  quirks: ReaderQuirks;
+  notes?: string;
+}
+
+const BOOLEAN_QUIRKS = [
+  'noReadCapacity16',
+  'capacityOffByOne',
+  'ignoreResidue',
+  'ignoreTag',
+  'singleLun',
+  'noWriteProtectDetect',
+  'lastSectorBug',
+  'senseAfterSync',
+  'noSynchronizeCache',
+] as const;
+const ALL_QUIRKS = new Set<string>([...BOOLEAN_QUIRKS, 'maxSectors']);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function hex16(v: unknown, path: string, problems: string[]): number | undefined {
+  if (typeof v !== 'string' || !/^[0-9a-fA-F]{4}$/.test(v)) {
+    problems.push(`${path}: expected 4 hex digits as a string (e.g. "058f"), got ${JSON.stringify(v)}`);
+    return undefined;
+  }
+  return parseInt(v, 16);
+}
+
+/** Validates one parsed profile; throws BadInputError listing every problem. */
+export function validateReaderProfile(json: unknown, source: string): ReaderProfile {
+  const problems: string[] = [];
+  if (!isObject(json)) throw new BadInputError(`${source}: reader profile must be a JSON object`);
+  for (const k of Object.keys(json)) {
+    if (!['name', 'match', 'quirks', 'notes', '$comment'].includes(k)) problems.push(`${k}: unknown property`);
+  }
+  if (typeof json.name !== 'string' || json.name.trim() === '') problems.push('name: required non-empty string');
+  if (json.notes !== undefined && typeof json.notes !== 'string') problems.push('notes: must be a string');
+  const match: ReaderMatch = { vendorId: 0, productId: 0 };
+  if (!isObject(json.match)) {
+    problems.push('match: required object with vendorId and productId');
+  } else {
+    for (const k of Object.keys(json.match)) {
+      if (!['vendorId', 'productId', 'revisionMin', 'revisionMax'].includes(k)) problems.push(`match.${k}: unknown property`);
+    }
+    match.vendorId = hex16(json.match.vendorId, 'match.vendorId', problems) ?? 0;
+    match.productId = hex16(json.match.productId, 'match.productId', problems) ?? 0;
+    if (json.match.revisionMin !== undefined) match.revisionMin = hex16(json.match.revisionMin, 'match.revisionMin', problems);
+    if (json.match.revisionMax !== undefined) match.revisionMax = hex16(json.match.revisionMax, 'match.revisionMax', problems);
+    if (match.revisionMin !== undefined && match.revisionMax !== undefined && match.revisionMin > match.revisionMax) {
+      problems.push('match: revisionMin is greater than revisionMax');
+    }
+  }
+  const quirks: ReaderQuirks = {};
+  if (!isObject(json.quirks)) {
+    problems.push('quirks: required object');
+  } else {
+    for (const [k, v] of Object.entries(json.quirks)) {
+      if (!ALL_QUIRKS.has(k)) {
+        problems.push(`quirks.${k}: unknown quirk (known: ${[...ALL_QUIRKS].join(', ')})`);
+      } else if (k === 'maxSectors') {
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) problems.push(`quirks.maxSectors: integer 1..65535 expected, got ${JSON.stringify(v)}`);
+        else quirks.maxSectors = v;
+      } else if (typeof v !== 'boolean') {
+        problems.push(`quirks.${k}: boolean expected, got ${JSON.stringify(v)}`);
+      } else {
+        quirks[k as (typeof BOOLEAN_QUIRKS)[number]] = v;
+      }
+    }
+  }
+  if (problems.length) throw new BadInputError(`${source}: invalid reader profile:\n  ${problems.join('\n  ')}`);
+  return { source, name: (json.name as string).trim(), match, quirks, ...(typeof json.notes === 'string' ? { notes: json.notes } : {}) };
+}
+
+/** The shipped profile directory (`hw-profiles/readers` at the package root). */
+export function defaultReaderProfileDir(): string {
+  return fileURLToPath(new URL('../../../hw-profiles/readers/', import.meta.url));
+}
+
+/** Loads and validates every `*.json` in `dir`. Malformed files are errors, not skipped. */
+export function loadReaderProfiles(dir = defaultReaderProfileDir()): ReaderProfile[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  return names.map((n) => {
+    const p = join(dir, n);
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(p, 'utf8'));
+    } catch (e) {
+      throw new BadInputError(`${p}: not valid JSON: ${(e as Error).message}`);
+    }
+    return validateReaderProfile(json, p);
+  });
+}
+
+export function profileMatches(m: ReaderMatch, vendorId: number, productId: number, revision: number): boolean {
+  return (
+    m.vendorId === vendorId &&
+    m.productId === productId &&
+    (m.revisionMin === undefined || revision >= m.revisionMin) &&
+    (m.revisionMax === undefined || revision <= m.revisionMax)
+  );
+}
+
+/**
+ * Merged quirks of every matching profile; profiles with a revision range override the
+ * VID:PID-only ones.
+ */
+export function quirksFor(
+  profiles: readonly ReaderProfile[],
+  vendorId: number,
+  productId: number,
+  revision: number,
+): { quirks: ReaderQuirks; matched: ReaderProfile[] } {
+  const matched = profiles
+    .filter((p) => profileMatches(p.match, vendorId, productId, revision))
+    .sort((a, b) => Number(a.match.revisionMin !== undefined || a.match.revisionMax !== undefined) - Number(b.match.revisionMin !== undefined || b.match.revisionMax !== undefined));
+  const quirks: ReaderQuirks = {};
+  for (const p of matched) Object.assign(quirks, p.quirks);
+  return { quirks, matched };
+}
