@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Provision the ingredients of the QEMU test harness (test/vm/):
+#   - host tools: qemu-system-x86_64, busybox (static), cpio, gcc/make, kmod (depmod)
+#   - a distribution kernel (image + modules + matching headers), downloaded with
+#     `apt-get download` and unpacked with `dpkg -x` into test/vm/cache/ (nothing is
+#     installed into the host's /boot or /lib/modules)
+#   - the Oops modules oops1.ko..oopsN.ko built against those headers
+#   - the base initramfs (busybox, modules + modules.dep, oops modules, /bin/vm-lib.sh)
+# Idempotent: every step is skipped when its output is already in the cache.
+# Writes test/vm/cache/current.env, read by the TypeScript harness.
+#
+# Environment:
+#   CRASHCART_VM_CACHE   cache directory (default: test/vm/cache next to this script)
+#   CRASHCART_VM_KERNEL  kernel ABI to use, e.g. 6.1.0-56-amd64 (default: what the distribution's
+#                        kernel metapackage currently depends on; falls back to the cached kernel
+#                        when apt cannot answer)
+#   CRASHCART_VM_OOPS_COUNT  number of Oops modules to build (default 8)
+#   CRASHCART_VM_NO_APT=1    never call apt (fail if something is missing)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CACHE="${CRASHCART_VM_CACHE:-$HERE/cache}"
+OOPS_COUNT="${CRASHCART_VM_OOPS_COUNT:-8}"
+T0=$(date +%s.%N)
+
+log() { printf 'provision: %s\n' "$*" >&2; }
+die() { printf 'provision: ERROR: %s\n' "$*" >&2; exit 1; }
+elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
+
+mkdir -p "$CACHE/debs"
+export DEBIAN_FRONTEND=noninteractive
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+fi
+
+APT_UPDATED=0
+apt_update_once() {
+  [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "apt needed but CRASHCART_VM_NO_APT=1"
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    $SUDO apt-get update -qq >&2 || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+}
+
+# ---------------------------------------------------------------- host tools
+need_pkgs=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need_pkgs+=(qemu-system-x86)
+if ! dpkg -s busybox-static >/dev/null 2>&1; then need_pkgs+=(busybox-static); fi
+command -v cpio >/dev/null 2>&1 || need_pkgs+=(cpio)
+command -v make >/dev/null 2>&1 || need_pkgs+=(make)
+command -v depmod >/dev/null 2>&1 || [ -x /sbin/depmod ] || need_pkgs+=(kmod)
+command -v dpkg-deb >/dev/null 2>&1 || need_pkgs+=(dpkg)
+command -v xz >/dev/null 2>&1 || need_pkgs+=(xz-utils)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  apt_update_once
+  log "installing host packages: ${need_pkgs[*]}"
+  if ! $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >"$CACHE/apt-install.log" 2>&1; then
+    cat "$CACHE/apt-install.log" >&2; die "apt-get install ${need_pkgs[*]} failed"
+  fi
+else
+  log "host tools present (qemu-system-x86_64, busybox-static, cpio, make, depmod)"
+fi
+DEPMOD="$(command -v depmod || echo /sbin/depmod)"
+BUSYBOX=/bin/busybox
+[ -x "$BUSYBOX" ] || die "/bin/busybox missing after installing busybox-static"
+
+# ---------------------------------------------------------------- kernel choice
+# Debian: linux-image-amd64 -> linux-image-<abi>-amd64 (+ linux-headers-<abi>-amd64, -common, linux-kbuild-X.Y)
+# Ubuntu: linux-image-generic -> linux-image-<abi>-generic (+ linux-modules[-extra]-<abi>-generic, linux-headers-<abi>[-generic])
+resolve_abi() {
+  local meta dep
+  for meta in linux-image-amd64 linux-image-generic; do
+    dep="$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: linux-image-\(unsigned-\)\{0,1\}\([0-9][^ ]*\)$/\2/p' | head -n1)"
+    if [ -n "$dep" ]; then echo "$dep"; return 0; fi
+  done
+  return 1
+}
+
+ABI="${CRASHCART_VM_KERNEL:-}"
+if [ -z "$ABI" ]; then
+  ABI="$(resolve_abi || true)"
+  if [ -z "$ABI" ] && [ "${CRASHCART_VM_NO_APT:-0}" != 1 ] && ! ls "$CACHE"/kernel-*/.complete >/dev/null 2>&1; then
+    apt_update_once
+    ABI="$(resolve_abi || true)"
+  fi
+  if [ -z "$ABI" ]; then
+    # apt cannot tell (offline): reuse the newest kernel already in the cache
+    ABI="$(ls -d "$CACHE"/kernel-*/ 2>/dev/null | sed 's#.*/kernel-\(.*\)/$#\1#' | sort -V | tail -n1 || true)"
+    [ -n "$ABI" ] || die "cannot determine a kernel: apt-cache knows neither linux-image-amd64 nor linux-image-generic"
+    log "apt cannot resolve the kernel metapackage; using cached kernel $ABI"
+  fi
+fi
+log "kernel: $ABI"
+
+KROOT="$CACHE/kernel-$ABI"
+if [ -f "$KROOT/.complete" ]; then
+  log "kernel $ABI already unpacked in $KROOT"
+else
+  case "$ABI" in
+    *-amd64)
+      flavour_pkgs=(linux-image-$ABI linux-headers-$ABI linux-headers-${ABI%-amd64}-common)
+      ;;
+    *-generic)
+      flavour_pkgs=(linux-image-unsigned-$ABI linux-modules-$ABI linux-modules-extra-$ABI linux-headers-$ABI linux-headers-${ABI%-generic})
+      ;;
+    *) die "unsupported kernel flavour: $ABI" ;;
+  esac
+  # Debian headers need linux-kbuild-X.Y (the major.minor of the kernel)
+  if [ "${ABI%-amd64}" != "$ABI" ]; then
+    kb="linux-kbuild-$(echo "$ABI" | cut -d. -f1-2)"
+    flavour_pkgs+=("$kb")
+  fi
+  missing=()
+  for p in "${flavour_pkgs[@]}"; do
+    ls "$CACHE/debs/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "kernel packages not cached: ${missing[*]}"
+    log "downloading: ${missing[*]}"
+    if ! (cd "$CACHE/debs" && apt-get download -qq "${missing[@]}" >&2 2>/dev/null); then
+      apt_update_once
+      (cd "$CACHE/debs" && apt-get download -qq "${missing[@]}" >&2) || die "apt-get download ${missing[*]} failed"
+    fi
+  else
+    log "kernel packages cached in $CACHE/debs"
+  fi
+  rm -rf "$KROOT.tmp"
+  mkdir -p "$KROOT.tmp"
+  for p in "${flavour_pkgs[@]}"; do
+    deb="$(ls -t "$CACHE/debs/${p}_"*.deb | head -n1)"
+    log "unpacking $(basename "$deb")"
+    dpkg-deb -x "$deb" "$KROOT.tmp"
+  done
+  # The packages contain absolute symlinks and include paths meant for an installed
+  # system (/usr/src/..., /usr/lib/linux-kbuild-...). Re-point them into the cache.
+  find "$KROOT.tmp" -type l | while read -r l; do
+    t="$(readlink "$l")"
+    case "$t" in
+      /*) ln -sfn "$KROOT${t}" "$l" ;;
+    esac
+  done
+  for mk in "$KROOT.tmp"/usr/src/linux-headers-*/Makefile; do
+    [ -f "$mk" ] || continue
+    sed -i "s#^include /usr/src/#include $KROOT/usr/src/#" "$mk"
+  done
+  # dpkg -x into .tmp, then rename: links were written against the final name
+  rm -rf "$KROOT"
+  mv "$KROOT.tmp" "$KROOT"
+  "$DEPMOD" -b "$KROOT" "$ABI" || die "depmod failed"
+  touch "$KROOT/.complete"
+  log "kernel unpacked to $KROOT"
+fi
+
+VMLINUZ="$(ls "$KROOT"/boot/vmlinuz-"$ABI"* | head -n1)"
+[ -f "$VMLINUZ" ] || die "no vmlinuz in $KROOT/boot"
+KBUILD_DIR="$KROOT/lib/modules/$ABI/build"
+[ -f "$KBUILD_DIR/Makefile" ] || die "no kernel build dir at $KBUILD_DIR"
+
+# The headers name the compiler the kernel was built with (Debian: CC = ... gcc-12).
+KCC="$(sed -n 's/^CC = .*\(gcc-[0-9][0-9]*\)$/\1/p' "$KBUILD_DIR/.kernelvariables" 2>/dev/null | head -n1 || true)"
+[ -n "$KCC" ] || KCC=gcc
+if ! command -v "$KCC" >/dev/null 2>&1; then
+  apt_update_once
+  log "installing compiler $KCC"
+  $SUDO apt-get install -y -qq --no-install-recommends "$KCC" libc6-dev >&2 || die "cannot install $KCC"
+fi
+
+# ---------------------------------------------------------------- Oops modules
+OOPS_DIR="$CACHE/oops-$ABI"
+OOPS_SRC_HASH="$(cat "$HERE/oops.c.in" | sha256sum | cut -c1-16)-$OOPS_COUNT"
+if [ -f "$OOPS_DIR/.complete" ] && [ "$(cat "$OOPS_DIR/.complete")" = "$OOPS_SRC_HASH" ]; then
+  log "oops modules already built in $OOPS_DIR"
+else
+  rm -rf "$OOPS_DIR"
+  mkdir -p "$OOPS_DIR"
+  objs=""
+  for i in $(seq 1 "$OOPS_COUNT"); do
+    sed "s/@N@/$i/g" "$HERE/oops.c.in" > "$OOPS_DIR/oops$i.c"
+    objs="$objs oops$i.o"
+  done
+  echo "obj-m :=$objs" > "$OOPS_DIR/Kbuild"
+  log "building $OOPS_COUNT Oops modules against $ABI"
+  make -s -C "$KBUILD_DIR" M="$OOPS_DIR" modules >"$OOPS_DIR/build.log" 2>&1 || { cat "$OOPS_DIR/build.log" >&2; die "building the Oops modules failed"; }
+  for i in $(seq 1 "$OOPS_COUNT"); do [ -f "$OOPS_DIR/oops$i.ko" ] || die "oops$i.ko not built"; done
+  echo "$OOPS_SRC_HASH" > "$OOPS_DIR/.complete"
+  log "built oops1.ko..oops$OOPS_COUNT.ko"
+fi
+
+# ---------------------------------------------------------------- initramfs
+# Modules wanted in the guest (dependencies are added from modules.dep; modules built into
+# this kernel are skipped).
+WANT_MODULES="virtio_pci virtio_blk virtio_scsi 9p 9pnet_virtio pstore_zone pstore_blk deflate zlib_deflate zlib_inflate
+  configfs loop scsi_mod sd_mod xhci_pci xhci_hcd usb_storage uas dummy_hcd libcomposite usb_f_mass_storage"
+
+INITRD_INPUTS_HASH="$( { echo "$ABI $WANT_MODULES"; sha256sum "$BUSYBOX" "$HERE/init.sh" "$HERE/vm-lib.sh" "$OOPS_DIR"/oops*.ko; } | sha256sum | cut -c1-16)"
+INITRD="$CACHE/initramfs-$ABI-$INITRD_INPUTS_HASH.cpio"
+if [ -f "$INITRD" ]; then
+  log "initramfs up to date: $INITRD"
+else
+  STAGE="$CACHE/initramfs-stage"
+  rm -rf "$STAGE"
+  mkdir -p "$STAGE"/{bin,sbin,dev,proc,sys,tmp,run,mnt,out,host,lib/oops,lib/modules/"$ABI"}
+  cp "$BUSYBOX" "$STAGE/bin/busybox"
+  cp "$HERE/init.sh" "$STAGE/init"
+  cp "$HERE/vm-lib.sh" "$STAGE/bin/vm-lib.sh"
+  chmod 755 "$STAGE/init" "$STAGE/bin/vm-lib.sh"
+  cp "$OOPS_DIR"/oops*.ko "$STAGE/lib/oops/"
+  MODDIR="$KROOT/lib/modules/$ABI"
+  declare -A seen=()
+  add_module() {
+    local name="$1" rel dep
+    # modules.dep keys are paths; module names use '_' but files may use '-'
+    rel="$(awk -F: -v n="$name" '{ f=$1; sub(/.*\//,"",f); sub(/\.ko(\.[a-z0-9]+)?$/,"",f); gsub(/-/,"_",f); if (f==n) { print $1; exit } }' "$MODDIR/modules.dep")"
+    if [ -z "$rel" ]; then
+      if grep -q "/$name\.ko" "$MODDIR/modules.builtin" 2>/dev/null || grep -q "/${name//_/-}\.ko" "$MODDIR/modules.builtin" 2>/dev/null; then
+        return 0
+      fi
+      log "warning: module $name neither loadable nor built into $ABI"
+      return 0
+    fi
+    [ -n "${seen[$rel]:-}" ] && return 0
+    seen[$rel]=1
+    mkdir -p "$STAGE/lib/modules/$ABI/$(dirname "$rel")"
+    cp "$MODDIR/$rel" "$STAGE/lib/modules/$ABI/$rel"
+    for dep in $(awk -F: -v r="$rel" '$1==r { print $2; exit }' "$MODDIR/modules.dep"); do
+      dep="$(basename "$dep")"; dep="${dep%%.ko*}"; add_module "${dep//-/_}"
+    done
+  }
+  for m in $WANT_MODULES; do add_module "$m"; done
+  cp "$MODDIR"/modules.builtin "$MODDIR"/modules.order "$STAGE/lib/modules/$ABI/" 2>/dev/null || true
+  [ -f "$MODDIR/modules.builtin.modinfo" ] && cp "$MODDIR/modules.builtin.modinfo" "$STAGE/lib/modules/$ABI/"
+  "$DEPMOD" -b "$STAGE" "$ABI" || die "depmod on the initramfs failed"
+  log "initramfs modules: $(find "$STAGE/lib/modules" -name '*.ko*' | sed 's#.*/##' | tr '\n' ' ')"
+  rm -f "$CACHE"/initramfs-"$ABI"-*.cpio
+  (cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 > "$INITRD.tmp")
+  mv "$INITRD.tmp" "$INITRD"
+  rm -rf "$STAGE"
+  log "built initramfs $INITRD ($(du -h "$INITRD" | cut -f1))"
+fi
+
+# ---------------------------------------------------------------- uncompressed kernel
+# Decompressing the bzImage under TCG costs several seconds per boot; QEMU boots the ELF
+# vmlinux directly through its PVH entry point (CONFIG_PVH) instead.
+VMLINUX="$CACHE/vmlinux-$ABI"
+if [ -s "$VMLINUX" ]; then
+  log "uncompressed kernel present: $VMLINUX"
+elif grep -q '^CONFIG_PVH=y' "$KROOT/boot/config-$ABI" 2>/dev/null; then
+  extract_with() { # magic-regex decompressor...
+    local magic="$1"; shift
+    local off
+    for off in $(LC_ALL=C grep -obUaP "$magic" "$VMLINUZ" | cut -d: -f1); do
+      tail -c +"$((off + 1))" "$VMLINUZ" | "$@" > "$VMLINUX.tmp" 2>/dev/null || true
+      if [ "$(head -c 4 "$VMLINUX.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
+        mv "$VMLINUX.tmp" "$VMLINUX"; return 0
+      fi
+    done
+    rm -f "$VMLINUX.tmp"; return 1
+  }
+  extract_with '\xfd\x37\x7a\x58\x5a\x00' xz -dc \
+    || extract_with '\x1f\x8b\x08' gzip -dc \
+    || extract_with '\x28\xb5\x2f\xfd' zstd -dc \
+    || log "warning: could not extract vmlinux from $VMLINUZ; booting the bzImage (slower)"
+  [ -s "$VMLINUX" ] && log "extracted uncompressed kernel $VMLINUX"
+else
+  log "kernel lacks CONFIG_PVH; booting the bzImage"
+fi
+[ -s "$VMLINUX" ] && BOOT_KERNEL="$VMLINUX" || BOOT_KERNEL="$VMLINUZ"
+
+QEMU="$(command -v qemu-system-x86_64)"
+cat > "$CACHE/current.env.tmp" <<ENV
+KERNEL_RELEASE=$ABI
+VMLINUZ=$VMLINUZ
+BOOT_KERNEL=$BOOT_KERNEL
+INITRD=$INITRD
+OOPS_DIR=$OOPS_DIR
+OOPS_COUNT=$OOPS_COUNT
+KERNEL_ROOT=$KROOT
+QEMU=$QEMU
+ENV
+mv "$CACHE/current.env.tmp" "$CACHE/current.env"
+log "ready in $(elapsed) s: $CACHE/current.env"
+cat "$CACHE/current.env"
