@@ -149,6 +149,8 @@ export async function decodeRegion(src: RegionSource, layout: Layout, opts: Deco
   // kmsg header layout: the one that makes the valid headers look as the kernel writes them.
   let layoutName: KmsgLayoutName = opts.layout ?? 'lp64';
   let layoutSource: 'given' | 'detected' | 'default' = opts.layout ? 'given' : 'default';
+  // Little-endian lp64 and ilp32 kmsg headers are byte-identical; only ftrace records tell them apart.
+  let wordSizeOpen = !opts.layout;
   if (!opts.layout) {
     const scores: Record<KmsgLayoutName, number> = { lp64: 0, ilp32: 0, i386: 0 };
     layout.zones.forEach((z, i) => {
@@ -160,9 +162,9 @@ export async function decodeRegion(src: RegionSource, layout: Layout, opts: Deco
     if (scores[best] > 0) {
       layoutName = best;
       layoutSource = 'detected';
+      wordSizeOpen = best !== 'i386' && scores.lp64 === scores.ilp32;
     }
   }
-  const abi: Abi = { endian, layout: layoutName };
   const L = KMSG_LAYOUTS[layoutName];
 
   const zones: ZoneReport[] = [];
@@ -206,7 +208,7 @@ export async function decodeRegion(src: RegionSource, layout: Layout, opts: Deco
       warnings.push(`dmesg zone ${z.index} @0x${z.offset.toString(16)}: ${r.problem}`);
       continue;
     }
-    const hdr: KmsgHeader = parseKmsgHeader(head, abi);
+    const hdr: KmsgHeader = parseKmsgHeader(head, { endian, layout: layoutName });
     if (hdr.magic !== PSTORE_KMSG_HEADER_MAGIC) {
       const r = report(z, head, 'invalid', `kmsg header magic 0x${hdr.magic.toString(16)} is not 0x${PSTORE_KMSG_HEADER_MAGIC.toString(16)}; the kernel ignores this zone`);
       await keepRaw(r);
@@ -343,14 +345,17 @@ export async function decodeRegion(src: RegionSource, layout: Layout, opts: Deco
   const ftraceZones = layout.zones.filter((z) => z.type === 'ftrace' && linear.has(z));
   if (ftraceZones.length > 0) {
     const candidates: FtraceFormat[] = [];
-    const layouts: KmsgLayoutName[] = opts.layout || layoutSource === 'detected' ? [layoutName] : ['lp64', 'ilp32'];
-    if (layoutName !== 'lp64' && !opts.layout && !layouts.includes('lp64')) layouts.push('lp64');
+    const layouts: KmsgLayoutName[] = wordSizeOpen ? ['lp64', 'ilp32'] : [layoutName];
     for (const lay of layouts) {
       const masks: FtraceCpuInIp[] = opts.ftraceCpuInIp !== undefined ? [opts.ftraceCpuInIp] : lay === 'lp64' ? [0] : [0, 3, 1];
-      for (const cpuInIp of masks) candidates.push({ endian, layout: lay === 'i386' ? 'i386' : lay, cpuInIp });
+      for (const cpuInIp of masks) candidates.push({ endian, layout: lay, cpuInIp });
     }
     const score = (f: FtraceFormat) => ftraceZones.reduce((a, z) => a + scoreFtraceFormat(linear.get(z)!, z.index, f), 0);
     ftraceFormat = candidates.reduce((a, b) => (score(b) > score(a) ? b : a));
+    if (wordSizeOpen && score(ftraceFormat) > 0) {
+      layoutName = ftraceFormat.layout;
+      layoutSource = 'detected';
+    }
     const merged = combineFtraceZones(ftraceZones.map((z) => linear.get(z)!), ftraceFormat);
     if (merged.length > 0) {
       const text = renderFtrace(merged, ftraceFormat, opts.symbols);
@@ -400,7 +405,7 @@ export async function decodeRegion(src: RegionSource, layout: Layout, opts: Deco
   }
   zones.sort((a, b) => a.offset - b.offset);
   return {
-    abi: { ...abi, endianSource, layoutSource },
+    abi: { endian, layout: layoutName, endianSource, layoutSource },
     ftraceFormat,
     records,
     zones,

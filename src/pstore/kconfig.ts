@@ -72,6 +72,6 @@ export function parseKconfig(data: Uint8Array): KconfigInfo {
   else if (on('CONFIG_X86_32') || (on('CONFIG_ARM') && options.get('CONFIG_AEABI') === 'n')) abi.layout = 'i386';
   else if (on('CONFIG_ARM') || on('CONFIG_MIPS') || on('CONFIG_PPC32') || on('CONFIG_RISCV')) abi.layout = 'ilp32';
   if (on('CONFIG_CPU_BIG_ENDIAN') || on('CONFIG_S390')) abi.endian = 'be';
-  else if (on('CONFIG_CPU_LITTLE_ENDIAN') || on('CONFIG_X86') || on('CONFIG_ARM64') || on('CONFIG_ARM')) abi.endian = 'le';
+  else if (on('CONFIG_CPU_LITTLE_ENDIAN') || on('CONFIG_X86') || on('CONFIG_X86_64') || on('CONFIG_ARM64') || on('CONFIG_ARM')) abi.endian = 'le';
   return { params, abi, options };
 }
