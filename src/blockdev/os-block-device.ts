@@ -156,8 +156,11 @@ export async function openOsBlockDevice(path: string, opts: OsBlockDeviceOptions
     if (code === 'EBUSY') {
       throw new UsageError(`${path} is in use (mounted, active swap, or held by another program); unmount it first`);
     }
-    if (code === 'EACCES' || code === 'EPERM') {
-      throw new UsageError(`${path}: permission denied (${code}); run as root or join the group that owns the device`);
+    if (code === 'EACCES') {
+      throw new UsageError(`${path}: permission denied (EACCES); run as root or join the group that owns the device`);
+    }
+    if (code === 'EPERM') {
+      throw new UsageError(`${path}: permission denied (EPERM): the system does not allow opening this device here (container or security policy?)`);
     }
     if (code === 'ENOMEDIUM') throw new IoError(`${path}: no medium (is a card inserted?)`, { cause: err });
     throw mapOpenError(path, write, err);
