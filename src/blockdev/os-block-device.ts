@@ -170,7 +170,14 @@ export async function openOsBlockDevice(path: string, opts: OsBlockDeviceOptions
     let size: number | undefined;
     const sectors = nodeDir ? await readText(join(nodeDir, 'size')) : undefined;
     if (sectors !== undefined && /^\d+$/.test(sectors)) size = Number(sectors) * 512;
-    if (size === undefined) size = await probeSize(handle);
+    if (size === undefined) {
+      try {
+        size = await probeSize(handle);
+      } catch (err) {
+        if (err instanceof IoError) throw err;
+        throw new IoError(`cannot determine the size of ${path}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      }
+    }
     if (size === 0) throw new IoError(`${path} has size 0 (no medium?)`);
 
     let blockSize = 512;
