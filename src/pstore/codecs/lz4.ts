@@ -47,9 +47,16 @@ export function lz4DecompressBlock(input: Uint8Array, opts?: DecodeOptions): Uin
     if (lit > n - ip) fail(`literal run of ${lit} bytes at input byte ${ip} overruns the input (${n - ip} left)`);
     if (lit > 0) {
       out.ensure(lit);
-      out.buf.set(input.subarray(ip, ip + lit), out.len);
-      out.len += lit;
-      ip += lit;
+      const b = out.buf;
+      let o = out.len;
+      if (lit < 32) {
+        for (let i = 0; i < lit; i++) b[o++] = input[ip++];
+      } else {
+        b.set(input.subarray(ip, ip + lit), o);
+        o += lit;
+        ip += lit;
+      }
+      out.len = o;
     }
     if (ip === n) {
       if (token & 15) fail(`final token 0x${token.toString(16)} has a non-zero match length nibble`);
@@ -78,7 +85,7 @@ export function lz4DecompressBlock(input: Uint8Array, opts?: DecodeOptions): Uin
     out.ensure(ml);
     const buf = out.buf;
     const src = op - offset;
-    if (offset >= ml) {
+    if (offset >= ml && ml >= 32) {
       buf.copyWithin(op, src, src + ml);
     } else {
       for (let i = 0; i < ml; i++) buf[op + i] = buf[src + i];

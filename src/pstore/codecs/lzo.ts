@@ -18,6 +18,14 @@ function fail(message: string): never {
   throw new CodecError('lzo', message);
 }
 
+function inputOverrun(ip: number, n: number): never {
+  fail(`input overrun: stream truncated at input byte ${ip} of ${n}`);
+}
+
+function lookbehind(ip: number, dist: number, decoded: number): never {
+  fail(`match at input byte ${ip} reaches ${dist} bytes back but only ${decoded} bytes were decoded (look-behind overrun)`);
+}
+
 /**
  * Decodes an LZO1X stream that must fill `input` exactly.
  * @throws CodecError on corrupt, truncated or oversized input.
@@ -27,12 +35,8 @@ export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
   const n = input.length;
   const out = new OutputBuffer('lzo', limit, n * 3);
 
-  const inputOverrun = (): never => fail(`input overrun: stream truncated at input byte ${ip} of ${n}`);
-  const lookbehind = (dist: number): never =>
-    fail(`match at input byte ${ip} reaches ${dist} bytes back but only ${out.len} bytes were decoded (look-behind overrun)`);
-
   let ip = 0;
-  if (n < 3) inputOverrun();
+  if (n < 3) inputOverrun(ip, n);
 
   let bitstreamVersion = 0;
   if (n >= 5 && input[0] === 17) {
@@ -64,7 +68,7 @@ export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
     let haveMatch = false;
     if (jump === 0) {
       // Every path into here guaranteed 3 readable bytes (kernel: NEED_IP(t + 3)); checked again for safety.
-      if (n - ip < 3) inputOverrun();
+      if (n - ip < 3) inputOverrun(ip, n);
       t = input[ip++];
       if (t < 16) {
         if (state === 0) {
@@ -72,7 +76,7 @@ export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
             const ipLast = ip;
             while (input[ip] === 0) {
               ip++;
-              if (ip >= n) inputOverrun();
+              if (ip >= n) inputOverrun(ip, n);
             }
             t += (ip - ipLast) * 255 + 15 + input[ip++];
           }
@@ -81,7 +85,7 @@ export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
         } else if (state !== 4) {
           next = t & 3;
           mPos = out.len - 1 - (t >> 2) - (input[ip++] << 2);
-          if (mPos < 0) lookbehind(out.len - mPos);
+          if (mPos < 0) lookbehind(ip, out.len - mPos, out.len);
           out.ensure(2);
           const b = out.buf;
           b[out.len] = b[mPos];
@@ -105,10 +109,10 @@ export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
           const ipLast = ip;
           while (input[ip] === 0) {
             ip++;
-            if (ip >= n) inputOverrun();
+            if (ip >= n) inputOverrun(ip, n);
           }
           t += (ip - ipLast) * 255 + 31 + input[ip++];
-          if (n - ip < 2) inputOverrun();
+          if (n - ip < 2) inputOverrun(ip, n);
         }
         next = input[ip] | (input[ip + 1] << 8);
         ip += 2;
@@ -117,10 +121,10 @@ export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
         haveMatch = true;
       } else {
         // 16..31: M4 match (distance 16 KiB..48 KiB), end-of-stream marker, or (bitstream v1+) a zero run.
-        if (n - ip < 2) inputOverrun();
+        if (n - ip < 2) inputOverrun(ip, n);
         next = input[ip] | (input[ip + 1] << 8);
         if ((next & 0xfffc) === 0xfffc && (t & 0xf8) === 0x18 && bitstreamVersion) {
-          if (n - ip < 3) inputOverrun();
+          if (n - ip < 3) inputOverrun(ip, n);
           t = ((t & 7) | (input[ip + 2] << 3)) + MIN_ZERO_RUN_LENGTH;
           out.ensure(t);
           out.buf.fill(0, out.len, out.len + t);
@@ -135,10 +139,10 @@ export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
             const ipLast = ip;
             while (input[ip] === 0) {
               ip++;
-              if (ip >= n) inputOverrun();
+              if (ip >= n) inputOverrun(ip, n);
             }
             t += (ip - ipLast) * 255 + 7 + input[ip++];
-            if (n - ip < 2) inputOverrun();
+            if (n - ip < 2) inputOverrun(ip, n);
             next = input[ip] | (input[ip + 1] << 8);
           }
           ip += 2;
@@ -157,11 +161,11 @@ export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
     }
 
     if (haveMatch) {
-      if (mPos < 0) lookbehind(out.len - mPos);
+      if (mPos < 0) lookbehind(ip, out.len - mPos, out.len);
       out.ensure(t);
       const b = out.buf;
       const op = out.len;
-      if (mPos + t <= op) {
+      if (t >= 32 && mPos + t <= op) {
         b.copyWithin(op, mPos, mPos + t);
       } else {
         for (let i = 0; i < t; i++) b[op + i] = b[mPos + i];
@@ -172,11 +176,18 @@ export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
 
     if (jump === 1) {
       // copy_literal_run: t literals, then at least 3 more input bytes (the next instruction) must follow.
-      if (t > n - ip - 3) inputOverrun();
+      if (t > n - ip - 3) inputOverrun(ip, n);
       out.ensure(t);
-      out.buf.set(input.subarray(ip, ip + t), out.len);
-      out.len += t;
-      ip += t;
+      const b = out.buf;
+      if (t < 32) {
+        let o = out.len;
+        for (let i = 0; i < t; i++) b[o++] = input[ip++];
+        out.len = o;
+      } else {
+        b.set(input.subarray(ip, ip + t), out.len);
+        out.len += t;
+        ip += t;
+      }
       state = 4;
       jump = 0;
       continue;
@@ -186,12 +197,13 @@ export function lzo1xDecompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
       // match_next: 0..3 trailing literals encoded in the low bits of the previous instruction.
       state = next;
       t = next;
-      if (t + 3 > n - ip) inputOverrun();
+      if (t + 3 > n - ip) inputOverrun(ip, n);
       if (t > 0) {
         out.ensure(t);
-        out.buf.set(input.subarray(ip, ip + t), out.len);
-        out.len += t;
-        ip += t;
+        const b = out.buf;
+        let o = out.len;
+        while (t-- > 0) b[o++] = input[ip++];
+        out.len = o;
       }
       jump = 0;
     }

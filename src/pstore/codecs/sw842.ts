@@ -91,66 +91,71 @@ function fail(message: string): never {
   throw new CodecError('842', message);
 }
 
+/** Big-endian bit reader; every read is checked against the end of the input. */
+class BitReader {
+  pos = 0;
+  readonly totalBits: number;
+  constructor(readonly data: Uint8Array) {
+    this.totalBits = data.length * 8;
+  }
+
+  /** Reads n ≤ 16 bits, most significant first. */
+  read(n: number): number {
+    const pos = this.pos;
+    if (pos + n > this.totalBits) fail(`truncated stream: needs ${n} more bits at bit ${pos} of ${this.totalBits}`);
+    const d = this.data;
+    const i = pos >>> 3;
+    // 24-bit window; bytes past the end read as 0 and are never part of the result (checked above).
+    const w = (d[i] << 16) | ((d[i + 1] | 0) << 8) | (d[i + 2] | 0);
+    this.pos = pos + n;
+    return (w >>> (24 - (pos & 7) - n)) & ((1 << n) - 1);
+  }
+}
+
+/** An index action: copies `size` bytes from the ring of the last `fsize` bytes (lib/842 __do_index). */
+function doIndex(r: BitReader, out: OutputBuffer, size: number, nbits: number, fsize: number): void {
+  const total = out.len - (out.len % 8);
+  const index = r.read(nbits);
+  let offset = index * size;
+  if (total > fsize) {
+    let section = total - (total % fsize);
+    const pos = total % fsize;
+    if (offset >= pos) section -= fsize;
+    offset += section;
+  }
+  if (offset + size > total) {
+    fail(`index ${index} (${size}-byte unit) points past the ${total} bytes written so far, at bit ${r.pos}`);
+  }
+  out.ensure(size);
+  const b = out.buf;
+  let o = out.len;
+  for (let k = 0; k < size; k++) b[o++] = b[offset + k];
+  out.len = o;
+}
+
 /**
  * Decodes one sw842 stream (with its CRC) that must fill `input` up to the compressor's zero padding.
  * @throws CodecError on corrupt, truncated or oversized input.
  */
 export function sw842Decompress(input: Uint8Array, opts?: DecodeOptions): Uint8Array {
   const limit = resolveMaxOutput(opts);
-  const totalBits = input.length * 8;
   if (input.length === 0) fail('empty input');
   const out = new OutputBuffer('842', limit, input.length * 3);
-  let bp = 0; // bit position in input
-
-  /** Reads n ≤ 32 bits, most significant first. */
-  const bits = (n: number): number => {
-    if (bp + n > totalBits) fail(`truncated stream: needs ${n} more bits at bit ${bp} of ${totalBits}`);
-    let v = 0;
-    while (n > 0) {
-      const used = bp & 7;
-      const avail = 8 - used;
-      const take = avail < n ? avail : n;
-      const chunk = (input[bp >>> 3] >>> (avail - take)) & ((1 << take) - 1);
-      v = v * (1 << take) + chunk;
-      n -= take;
-      bp += take;
-    }
-    return v;
-  };
-
-  const doIndex = (size: number, nbits: number, fsize: number): void => {
-    const total = out.len - (out.len % 8);
-    const index = bits(nbits);
-    let offset = index * size;
-    if (total > fsize) {
-      let section = total - (total % fsize);
-      const pos = total % fsize;
-      if (offset >= pos) section -= fsize;
-      offset += section;
-    }
-    if (offset + size > total) {
-      fail(`index ${index} (${size}-byte unit) points past the ${total} bytes written so far, at bit ${bp}`);
-    }
-    out.ensure(size);
-    const b = out.buf;
-    b.copyWithin(out.len, offset, offset + size);
-    out.len += size;
-  };
+  const r = new BitReader(input);
 
   for (;;) {
-    const opAt = bp;
-    const op = bits(5);
+    const opAt = r.pos;
+    const op = r.read(5);
     if (op === OP_END) break;
     switch (op) {
       case OP_REPEAT: {
-        const rep = bits(6) + 1;
+        const rep = r.read(6) + 1;
         if (out.len < 8) fail(`repeat template at bit ${opAt} with fewer than 8 bytes of output`);
         out.ensure(rep * 8);
         const b = out.buf;
-        for (let r = 0; r < rep; r++) {
-          b.copyWithin(out.len, out.len - 8, out.len);
-          out.len += 8;
-        }
+        let o = out.len;
+        for (let k = 0; k < rep * 8; k++, o++) b[o] = b[o - 8];
+        out.len = o;
         break;
       }
       case OP_ZEROS:
@@ -159,43 +164,48 @@ export function sw842Decompress(input: Uint8Array, opts?: DecodeOptions): Uint8A
         out.len += 8;
         break;
       case OP_SHORT_DATA: {
-        const count = bits(3);
+        const count = r.read(3);
         if (count === 0) fail(`short-data template with zero length at bit ${opAt}`);
         out.ensure(count);
-        for (let i = 0; i < count; i++) out.buf[out.len++] = bits(8);
+        for (let k = 0; k < count; k++) out.buf[out.len++] = r.read(8);
         break;
       }
       default: {
         if (op >= OPS_MAX) fail(`invalid template code 0x${op.toString(16)} at bit ${opAt}`);
-        for (const action of TEMPLATES[op]) {
+        const actions = TEMPLATES[op];
+        for (let a = 0; a < actions.length; a++) {
+          const action = actions[a];
           if (action > 0) {
             out.ensure(action);
             const b = out.buf;
-            for (let i = 0; i < action; i += 2) {
-              const v = bits(16);
-              b[out.len++] = v >>> 8;
-              b[out.len++] = v & 0xff;
+            let o = out.len;
+            for (let k = 0; k < action; k += 2) {
+              const v = r.read(16);
+              b[o++] = v >>> 8;
+              b[o++] = v & 0xff;
             }
+            out.len = o;
           } else if (action === I2) {
-            doIndex(2, I2_BITS, I2_FIFO_SIZE);
+            doIndex(r, out, 2, I2_BITS, I2_FIFO_SIZE);
           } else if (action === I4) {
-            doIndex(4, I4_BITS, I4_FIFO_SIZE);
+            doIndex(r, out, 4, I4_BITS, I4_FIFO_SIZE);
           } else {
-            doIndex(8, I8_BITS, I8_FIFO_SIZE);
+            doIndex(r, out, 8, I8_BITS, I8_FIFO_SIZE);
           }
         }
       }
     }
   }
 
-  const crcAt = bp;
-  const stored = bits(32) >>> 0;
+  const crcAt = r.pos;
+  const stored = (r.read(16) * 0x10000 + r.read(16)) >>> 0;
   const data = out.result();
   const actual = crc32be(data);
   if (stored !== actual) {
     fail(`CRC mismatch: stream says 0x${stored.toString(16).padStart(8, '0')}, data gives 0x${actual.toString(16).padStart(8, '0')} (CRC at bit ${crcAt})`);
   }
   // Trailing: zero bits to the byte boundary, then zero bytes up to a multiple of 8 bytes.
+  const bp = r.pos;
   const used = Math.ceil(bp / 8);
   if (bp & 7 && input[used - 1] & ((1 << (8 - (bp & 7))) - 1)) fail('non-zero padding bits after the CRC');
   const padded = Math.ceil(used / 8) * 8;
