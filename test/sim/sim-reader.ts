@@ -102,6 +102,8 @@ export interface SimReaderOptions {
   capacityReportsCount?: boolean;
   /** MODE SENSE is not implemented. */
   noModeSense?: boolean;
+  /** READ CAPACITY reports this many blocks instead of the card's (capacity beyond memory). */
+  reportedBlocks?: number;
   /** Called for every accepted CBW (tests use it to act mid-command). */
   onCbw?: (cbw: Cbw) => void;
 }
@@ -387,7 +389,7 @@ export class SimReader implements UsbTransport {
 
   private takeFault(cbw: Cbw): Fault | undefined {
     const i = this.faults.findIndex(
-      (f) => (f.opcode === undefined || f.opcode === cbw.cdb[0]) && (f.minLength === undefined || cbw.dataTransferLength >= f.minLength) && (f.lun === undefined || f.lun === cbw.lun),
+      (f) => (f.opcode === undefined ? cbw.cdb[0] !== 0x03 : f.opcode === cbw.cdb[0]) && (f.minLength === undefined || cbw.dataTransferLength >= f.minLength) && (f.lun === undefined || f.lun === cbw.lun),
     );
     if (i < 0) return undefined;
     const f = this.faults[i];
@@ -574,7 +576,7 @@ export class SimReader implements UsbTransport {
     if (op === 0x03) {
       const alloc = c[4];
       const sense = new Uint8Array(18);
-      const s = lun ? (lun.unitAttention.shift() ?? lun.sense ?? [0, 0, 0]) : ([5, 0x25, 0x00] as Sense);
+      const s = lun ? (lun.sense ?? lun.unitAttention.shift() ?? [0, 0, 0]) : ([5, 0x25, 0x00] as Sense);
       sense[0] = 0x70;
       if (lun?.senseInformation !== undefined && lun.sense === s) {
         sense[0] |= 0x80;
@@ -624,7 +626,8 @@ export class SimReader implements UsbTransport {
     }
     const card2 = card!;
     if (op === 0x25) {
-      const last = this.o.capacityReportsCount ? card2.blocks : card2.blocks - 1;
+      const blocks = this.o.reportedBlocks ?? card2.blocks;
+      const last = this.o.capacityReportsCount ? blocks : blocks - 1;
       const d = new Uint8Array(8);
       const v = new DataView(d.buffer);
       v.setUint32(0, last > 0xffffffff ? 0xffffffff : last, false);
@@ -634,7 +637,8 @@ export class SimReader implements UsbTransport {
     if (op === 0x9e && (c[1] & 0x1f) === 0x10) {
       const d = new Uint8Array(32);
       const v = new DataView(d.buffer);
-      v.setBigUint64(0, BigInt(this.o.capacityReportsCount ? card2.blocks : card2.blocks - 1), false);
+      const blocks = this.o.reportedBlocks ?? card2.blocks;
+      v.setBigUint64(0, BigInt(this.o.capacityReportsCount ? blocks : blocks - 1), false);
       v.setUint32(8, card2.blockSize, false);
       const alloc = new DataView(c.buffer, c.byteOffset).getUint32(10, false);
       return this.replyIn(cur, d.subarray(0, Math.min(alloc, 32)));
