@@ -9,7 +9,8 @@
  *  - 0x1b repeat: 6-bit count N, repeat the last 8 output bytes N+1 times;
  *  - 0x1c zeros: 8 zero bytes;
  *  - 0x1d short data (software only): 3-bit count N (1..7), then N literal bytes;
- *  - 0x1e end, followed by a 32-bit CRC (kernel crc32_be, seed 0, of the whole output; since 4.17).
+ *  - 0x1e end, followed by a 32-bit CRC (kernel crc32_be, seed 0, of the whole output). The CRC trailer is
+ *    in every lib/842 that coexists with pstore/zone (5.8+); the original 2015 format had none.
  * The compressor then pads with zero bits to a byte and with zero bytes to a multiple of 8 bytes.
  * This decoder requires the CRC to match and anything after it to be that zero padding.
  */

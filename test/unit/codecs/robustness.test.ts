@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { deflateRawSync } from 'node:zlib';
 import assert from 'node:assert/strict';
 import {
   CodecError,
@@ -180,6 +181,16 @@ test('output limit holds for highly compressible input (no huge allocation)', ()
   }
   assert.equal(zstdDecompress(new Uint8Array(z)).length, 30 * 131072);
   assert.throws(() => zstdDecompress(new Uint8Array(z), { maxOutput: 1 << 20 }), /limit/);
+});
+
+test('deflate bomb: 16 MiB of zeros stops at the default 4 MiB cap', () => {
+  const bomb = new Uint8Array(deflateRawSync(Buffer.alloc(16 * 1024 * 1024), { level: 9 }));
+  assert.ok(bomb.length < 32 * 1024);
+  assert.throws(() => inflateRaw(bomb), /limit of 4194304 bytes/);
+  const r = detect(bomb);
+  assert.equal(r.ok, false);
+  assert.match(r.attempts[0].error, /limit/);
+  assert.equal(inflateRaw(bomb, { maxOutput: 16 * 1024 * 1024 }).length, 16 * 1024 * 1024);
 });
 
 test('invalid options are programming errors (RangeError), not decode failures', () => {
