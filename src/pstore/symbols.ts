@@ -415,6 +415,9 @@ export class SymbolTable {
     for (const s of prepared.moduleSyms) {
       const m = s.module as string;
       if (PSEUDO_UNRESOLVED.has(m) || s.name === '' || isMappingSymbol(s.name)) continue;
+      // STT_FILE entries (`a`, value 0) and symbols of sections that are not loaded (`?`, e.g.
+      // .modinfo) never win a lookup inside the module and would stretch its extent.
+      if (isAbsolute(s.type) || s.type === '?') continue;
       let list = byMod.get(m);
       if (!list) byMod.set(m, (list = []));
       list.push(s);

@@ -379,3 +379,19 @@ test('inferKaslrSlide: raw backtrace addresses paired with symbols', () => {
   const slid = map.withSlide(0x300000n);
   assert.equal(inferKaslrSlide(oops, slid), 0x1000000n);
 });
+
+test('module STT_FILE (a, value 0) and unloaded-section (?) entries, as 6.12 kallsyms lists them, are skipped', () => {
+  const text = [
+    'ffffffff81000000 T _stext',
+    'ffffffff81000100 T do_thing',
+    'ffffffff81200000 T _etext',
+    '0000000000000000 a oops3.c\t[oops3]',
+    'ffffffffc041c010 t oops_init\t[oops3]',
+    'ffffd51c806600aa ? __UNIQUE_ID_license458\t[oops3]',
+    'ffffffffc041e000 d __UNIQUE_ID___addressable_init_module457\t[oops3]',
+    'ffffffffc041c000 t __pfx_oops_init\t[oops3]',
+  ].join('\n');
+  const t = loadSymbolTable(enc(text));
+  assert.equal(formatPs(t, 0xffffffffc041c014n), 'oops_init [oops3]');
+  assert.equal(formatPS(t, 0xffffffff81000104n), 'do_thing+0x4/0x1fff00');
+});
