@@ -167,6 +167,11 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
         return `export ${k}=${shellQuote(v)}\n`;
       })
       .join('');
+    // the current init and helpers replace the provisioned copies (edits apply without re-provisioning)
+    for (const [src, dst] of [['init.sh', '/init'], ['vm-lib.sh', '/bin/vm-lib.sh']] as const) {
+      const p = join(VM_SOURCE_DIR, src);
+      if (existsSync(p)) extra.set(dst, await readFile(p));
+    }
     extra.set('/scenario.sh', Buffer.from(`OOPS_COUNT=${env.oopsCount}\n${exports}${opts.script}\n`));
     for (const [p, c] of Object.entries(opts.files ?? {})) {
       if (!p.startsWith('/')) throw new Error(`files: guest path must be absolute: ${p}`);

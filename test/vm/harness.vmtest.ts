@@ -72,6 +72,29 @@ test('pstore/blk: an Oops written in boot 1 is read back by the kernel in boot 2
   }
 });
 
+test('oops waits for the kernel to write: without pstorefs mounted nothing reaches the disk', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'crashcart-vmtest-'));
+  try {
+    const disk = join(dir, 'pstore.img');
+    await createRawImage(disk, 1024 * 1024);
+    const r = await runVm({
+      disks: [{ path: disk }],
+      cmdline: PSTORE_CMDLINE,
+      env: { OOPS_FLUSH_TIMEOUT: '4' },
+      allowFailure: true,
+      timeoutMs: 90_000,
+      script: 'load_pstore_blk\noops 2\n',
+    });
+    assert.equal(r.exitStatus, 1);
+    assert.match(r.scriptLog, /Oops 2: nothing written to \/dev\/vda within 4 s/);
+    assert.match(r.dmesg, /\[oops2\]/);
+    const image = await readFile(disk);
+    assert.ok(image.every((b) => b === 0), 'the region was written although pstorefs was never mounted');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('a failing scenario is reported with its status and output', async () => {
   await assert.rejects(
     runVm({ script: 'echo about to fail; false; echo not reached', timeoutMs: 60_000 }),

@@ -23,7 +23,7 @@ CACHE="${CRASHCART_VM_CACHE:-$HERE/cache}"
 OOPS_COUNT="${CRASHCART_VM_OOPS_COUNT:-8}"
 T0=$(date +%s.%N)
 
-log() { printf 'provision: %s\n' "$*" >&2; }
+log() { printf "provision: [%5ss] %s\n" "$(elapsed)" "$*" >&2; }
 die() { printf 'provision: ERROR: %s\n' "$*" >&2; exit 1; }
 elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
 
@@ -136,17 +136,17 @@ else
   done
   # The packages contain absolute symlinks and include paths meant for an installed
   # system (/usr/src/..., /usr/lib/linux-kbuild-...). Re-point them into the cache.
+  # Relative links and includes keep the tree usable if the cache directory moves.
   find "$KROOT.tmp" -type l | while read -r l; do
     t="$(readlink "$l")"
     case "$t" in
-      /*) ln -sfn "$KROOT${t}" "$l" ;;
+      /*) ln -sfnr "$KROOT.tmp${t}" "$l" ;;
     esac
   done
   for mk in "$KROOT.tmp"/usr/src/linux-headers-*/Makefile; do
     [ -f "$mk" ] || continue
-    sed -i "s#^include /usr/src/#include $KROOT/usr/src/#" "$mk"
+    sed -i 's#^include /usr/src/#include $(dir $(lastword $(MAKEFILE_LIST)))../#' "$mk"
   done
-  # dpkg -x into .tmp, then rename: links were written against the final name
   rm -rf "$KROOT"
   mv "$KROOT.tmp" "$KROOT"
   "$DEPMOD" -b "$KROOT" "$ABI" || die "depmod failed"

@@ -46,8 +46,9 @@ vm_disk_by_serial() {
 vm_sync() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 load_pstore_blk() {
+  _reg=$(dmesg | grep -c 'Registered pstore_blk as persistent store backend' || true)
   modprobe pstore_blk "$@" || vm_fail "modprobe pstore_blk $* failed"
-  if ! dmesg | grep -q 'Registered pstore_blk as persistent store backend'; then
+  if [ "$(dmesg | grep -c 'Registered pstore_blk as persistent store backend' || true)" -le "$_reg" ]; then
     dmesg | grep -i pstore || true
     vm_fail "pstore_blk did not register as pstore backend"
   fi
