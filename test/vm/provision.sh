@@ -54,6 +54,7 @@ command -v make >/dev/null 2>&1 || need_pkgs+=(make)
 command -v depmod >/dev/null 2>&1 || [ -x /sbin/depmod ] || need_pkgs+=(kmod)
 command -v dpkg-deb >/dev/null 2>&1 || need_pkgs+=(dpkg)
 command -v xz >/dev/null 2>&1 || need_pkgs+=(xz-utils)
+command -v zstd >/dev/null 2>&1 || need_pkgs+=(zstd)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   apt_update_once
   log "installing host packages: ${need_pkgs[*]}"
@@ -61,7 +62,7 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     cat "$CACHE/apt-install.log" >&2; die "apt-get install ${need_pkgs[*]} failed"
   fi
 else
-  log "host tools present (qemu-system-x86_64, busybox-static, cpio, make, depmod)"
+  log "host tools present (qemu-system-x86_64, busybox-static, cpio, make, depmod, xz, zstd)"
 fi
 DEPMOD="$(command -v depmod || echo /sbin/depmod)"
 BUSYBOX=/bin/busybox
@@ -195,7 +196,7 @@ fi
 WANT_MODULES="virtio_pci virtio_blk virtio_scsi 9p 9pnet_virtio pstore_zone pstore_blk deflate zlib_deflate zlib_inflate
   configfs loop scsi_mod sd_mod xhci_pci xhci_hcd usb_storage uas dummy_hcd libcomposite usb_f_mass_storage"
 
-INITRD_INPUTS_HASH="$( { echo "$ABI $WANT_MODULES"; sha256sum "$BUSYBOX" "$HERE/init.sh" "$HERE/vm-lib.sh" "$OOPS_DIR"/oops*.ko; } | sha256sum | cut -c1-16)"
+INITRD_INPUTS_HASH="$( { echo "$ABI $WANT_MODULES"; sha256sum "$BUSYBOX" "$HERE/provision.sh" "$HERE/init.sh" "$HERE/vm-lib.sh" "$OOPS_DIR"/oops*.ko; } | sha256sum | cut -c1-16)"
 INITRD="$CACHE/initramfs-$ABI-$INITRD_INPUTS_HASH.cpio"
 if [ -f "$INITRD" ]; then
   log "initramfs up to date: $INITRD"
@@ -224,7 +225,13 @@ else
     [ -n "${seen[$rel]:-}" ] && return 0
     seen[$rel]=1
     mkdir -p "$STAGE/lib/modules/$ABI/$(dirname "$rel")"
-    cp "$MODDIR/$rel" "$STAGE/lib/modules/$ABI/$rel"
+    # busybox insmod/modprobe load plain .ko files only: decompress compressed modules
+    case "$rel" in
+      *.ko.zst) zstd -qdc "$MODDIR/$rel" > "$STAGE/lib/modules/$ABI/${rel%.zst}" ;;
+      *.ko.xz) xz -dc "$MODDIR/$rel" > "$STAGE/lib/modules/$ABI/${rel%.xz}" ;;
+      *.ko.gz) gzip -dc "$MODDIR/$rel" > "$STAGE/lib/modules/$ABI/${rel%.gz}" ;;
+      *) cp "$MODDIR/$rel" "$STAGE/lib/modules/$ABI/$rel" ;;
+    esac
     for dep in $(awk -F: -v r="$rel" '$1==r { print $2; exit }' "$MODDIR/modules.dep"); do
       dep="$(basename "$dep")"; dep="${dep%%.ko*}"; add_module "${dep//-/_}"
     done
