@@ -22,12 +22,13 @@ export async function main(argv: string[]): Promise<number> {
     .wrap(Math.min(110, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {
-      failed = err ?? new UsageErrorLike(msg);
+      // Throwing stops yargs from running the handler after a validation failure.
+      throw err ?? new UsageErrorLike(msg);
     });
   try {
     await parser.parseAsync();
   } catch (e) {
-    failed ??= e;
+    failed = e;
   }
   if (failed === undefined) return ExitCode.OK;
   if (failed instanceof UsageErrorLike) {

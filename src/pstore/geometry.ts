@@ -3,7 +3,7 @@
  * into the exact zone layout the writing kernel used, and says where every value came from.
  */
 import { NoPstoreError } from '../errors.js';
-import type { Layout, ZoneSizesKiB } from './layout.js';
+import type { Layout, ZoneSizesBytes, ZoneSizesKiB } from './layout.js';
 import { MAX_REGION, computeLayout, normaliseSizes } from './layout.js';
 import type { ParamSource, PstoreParams, SizeParam, Sourced } from './params.js';
 import { KCONFIG_DEFAULTS, SIZE_PARAMS } from './params.js';
@@ -49,7 +49,13 @@ function describe(c: Candidate): string {
 function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, found: FoundSignature[], kmsgSpacing: number): number | null {
   const warnings: string[] = [];
   const s = normaliseSizes(kib, warnings);
-  const T = Math.min(regionSize, MAX_REGION);
+  let T = Math.min(regionSize, MAX_REGION);
+  // A region too small for the geometry is possible only as a truncated image: allow it, penalised.
+  let tooSmall = 0;
+  if (T < 128 * 1024 * 1024 && (kib.kmsg_size > 0 ? 1 : 0) && T - s.pmsg - s.console - s.ftrace < s.kmsg) {
+    tooSmall = 1;
+    T = s.pmsg + s.console + s.ftrace + s.kmsg * Math.max(1, Math.ceil((regionSize - s.pmsg - s.console - s.ftrace) / s.kmsg));
+  }
   const P = s.pmsg;
   const C = s.console;
   const F = s.ftrace;
@@ -103,7 +109,7 @@ function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, fou
   if (kmsgSpacing && K < kmsgSpacing) prior += 4 * Math.log2(kmsgSpacing / K);
   if (F && F % cpus !== 0) prior += 2;
   const first = minKmsg === Infinity ? 0 : Math.min(minKmsg, 20);
-  return explained * 1000 - unexplained * 1000 - overtop * 500 - first * 10 - prior * 3 - (F ? Math.log2(cpus) : 0);
+  return explained * 1000 - unexplained * 1000 - overtop * 500 - tooSmall * 300 - first * 10 - prior * 3 - (F ? Math.log2(cpus) : 0);
 }
 
 export interface ResolveOptions {
@@ -125,7 +131,7 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
   const finish = (kib: ZoneSizesKiB, cpus: number, sources: Record<SizeParam, ParamSource>, cpuSource: ParamSource, extra: Partial<EffectiveGeometry> = {}): EffectiveGeometry => {
     const warnings: string[] = [];
     const sizes = normaliseSizes(kib, warnings);
-    const layout = computeLayout(src.size, sizes, cpus, warnings);
+    const layout = fitLayout(src, sizes, cpus, warnings);
     const bytes: Record<SizeParam, number> = { kmsg_size: sizes.kmsg, pmsg_size: sizes.pmsg, console_size: sizes.console, ftrace_size: sizes.ftrace };
     const eff = (k: SizeParam): Sourced<number> => ({ value: bytes[k] / 1024, source: sources[k] });
     return {
@@ -183,6 +189,27 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
     signaturesFound: found.length,
     alternatives: alternatives.length ? alternatives : undefined,
   });
+}
+
+/**
+ * The kernel's layout for the region; when the region is too small to hold the zones (the
+ * kernel would refuse it — or the image is truncated), the zones are laid out anyway as far
+ * as the image's bytes go, so whatever the card kept can still be decoded.
+ */
+export function fitLayout(src: RegionSource, sizes: ZoneSizesBytes, cpus: number, warnings: string[]): Layout {
+  const layout = computeLayout(src.size, sizes, cpus, warnings);
+  if (!layout.errors.some((e) => /no room|too small|>= 4096/.test(e))) return layout;
+  const fixed = sizes.pmsg + sizes.console + sizes.ftrace;
+  const kmsgZones = sizes.kmsg ? Math.max(1, Math.ceil((src.available - fixed) / sizes.kmsg)) : 0;
+  const needed = Math.max(4096, fixed + kmsgZones * sizes.kmsg);
+  if (needed <= src.size) return layout;
+  const virtual = computeLayout(needed, sizes, cpus, []);
+  if (virtual.errors.length) return layout;
+  warnings.push(
+    `the region (${src.size} bytes) is too small for this geometry, which needs at least ${needed} bytes: the kernel would refuse it; ` +
+      'zones are decoded as far as the image goes (a truncated image?)',
+  );
+  return { ...virtual, regionSize: src.size, warnings: [...layout.warnings, ...warnings.filter((w) => !layout.warnings.includes(w))], errors: layout.errors };
 }
 
 /** Which zone (type and index) each found signature lands in under a candidate geometry. */

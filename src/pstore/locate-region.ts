@@ -79,7 +79,10 @@ export async function locatePstoreRegion(dev: BlockDevice, opts: LocateOptions =
   let region: LocatedRegion;
   if (sel) {
     const p = partitionFor(table, sel);
-    if (p && table && p.start + p.size > dev.size) {
+    if (sel.kind === 'range' && sel.size !== undefined && sel.offset < dev.size && sel.offset + sel.size > dev.size) {
+      warnings.push(`the region ends ${formatBytes(sel.offset + sel.size - dev.size)} past the end of the image (truncated?); reading what is there`);
+      region = { source: deviceSource(dev, sel.offset, sel.size), offset: sel.offset, size: sel.size, description: `offset ${sel.offset}, size ${sel.size}`, table, warnings };
+    } else if (p && table && p.start + p.size > dev.size) {
       region = fromPartition(dev, p, table, `${how}partition ${p.number}${p.name ? ` "${p.name}"` : ''}: offset ${p.start}, size ${p.size}`, warnings);
     } else {
       const s = selectRegion(dev, table, sel);
