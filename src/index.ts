@@ -1,0 +1,27 @@
+/** crashcart as a library: every layer's public API, from block devices to pstore extraction. */
+export * from './errors.js';
+export * from './blockdev/index.js';
+export * from './partition/index.js';
+export { parseCmdline, splitCmdline } from './pstore/cmdline.js';
+export { parseKconfig } from './pstore/kconfig.js';
+export type { PstoreParams, Sourced, ParamSource } from './pstore/params.js';
+export { mergeParams } from './pstore/params.js';
+export type { Abi, AbiHint, Endian, KmsgLayoutName, ZoneType } from './pstore/abi.js';
+export type { Layout, Zone } from './pstore/layout.js';
+export { computeLayout, normaliseSizes } from './pstore/layout.js';
+export type { EffectiveGeometry } from './pstore/geometry.js';
+export { resolveGeometry } from './pstore/geometry.js';
+export type { RegionSource } from './pstore/region-source.js';
+export { deviceSource, memorySource } from './pstore/region-source.js';
+export type { LocatedRegion, LocateOptions } from './pstore/locate-region.js';
+export { locatePstoreRegion } from './pstore/locate-region.js';
+export type { DecodeResult, DecodedRecord, ZoneReport } from './pstore/decode.js';
+export { decodeRegion } from './pstore/decode.js';
+export type { Extraction, ExtractOptions } from './pstore/extract.js';
+export { extractPstore } from './pstore/extract.js';
+export type { ExtractionIndex } from './pstore/extract-writer.js';
+export { buildIndex, writeExtraction } from './pstore/extract-writer.js';
+export { SymbolTable, loadSymbolTable, inferKaslrSlide } from './pstore/symbols.js';
+export { detectAndDecompress } from './pstore/codecs/index.js';
+export type { BoardProfile } from './profile/board-profile.js';
+export { loadProfile, listProfiles } from './profile/board-profile.js';
