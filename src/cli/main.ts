@@ -5,14 +5,21 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CrashcartError, ExitCode } from '../errors.js';
+import { pstoreClearCommand } from './commands/pstore-clear.js';
 import { pstoreExtractCommand } from './commands/pstore-extract.js';
+import { pstoreFormatCommand } from './commands/pstore-format.js';
+import { pstoreLayoutCommand } from './commands/pstore-layout.js';
 
 export async function main(argv: string[]): Promise<number> {
   let failed: unknown;
   const parser = yargs(argv)
     .scriptName('crashcart')
     .usage('$0 <command> [options]')
-    .command('pstore', 'Linux pstore/blk regions: extract records', (y) => pstoreExtractCommand(y).demandCommand(1, 'name a pstore subcommand'))
+    .command('pstore', 'Linux pstore/blk regions: extract, layout, format, clear', (y) =>
+      [pstoreExtractCommand, pstoreLayoutCommand, pstoreFormatCommand, pstoreClearCommand]
+        .reduce((acc, add) => add(acc), y)
+        .demandCommand(1, 'name a pstore subcommand'),
+    )
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

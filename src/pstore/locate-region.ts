@@ -6,7 +6,7 @@
  */
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { formatBytes } from '../blockdev/device-util.js';
-import { BadInputError, NoPstoreError } from '../errors.js';
+import { BadInputError, NoPstoreError, UsageError } from '../errors.js';
 import type { Partition, PartitionTable } from '../partition/partition-table.js';
 import { readPartitionTable } from '../partition/partition-table.js';
 import type { RegionSelector } from '../partition/select-region.js';
@@ -31,6 +31,12 @@ export interface LocateOptions {
   selector?: RegionSelector;
   /** pstore_blk.blkdev= of the board, used when the user selected nothing. */
   blkdev?: string;
+  /**
+   * `read` (default) searches a partitioned card for the partition carrying pstore signatures;
+   * `write` never guesses from the data: it takes a partition named "pstore", the whole device
+   * when there is no partition table, and otherwise asks the user to name the region.
+   */
+  purpose?: 'read' | 'write';
   /** mmcpstore.sector_offset / sector_count (512-byte sectors inside the partition). */
   sectorOffset?: number;
   sectorCount?: number;
@@ -89,6 +95,14 @@ export async function locatePstoreRegion(dev: BlockDevice, opts: LocateOptions =
       const r = s.device;
       region = { source: deviceSource(dev, r.offset, r.size), offset: r.offset, size: r.size, description: how + s.description, partition: s.partition, table, warnings };
     }
+  } else if (table && table.partitions.length > 0 && opts.purpose === 'write') {
+    const named = table.partitions.filter((p) => p.name?.toLowerCase() === 'pstore');
+    if (named.length !== 1) {
+      const list = table.partitions.map((p) => `${p.number}${p.name ? ` "${p.name}"` : ''}`).join(', ');
+      throw new UsageError(`${dev.info.name} is partitioned (${list}): name the pstore region with --partition, --blkdev or --offset/--size`);
+    }
+    const p = named[0];
+    region = fromPartition(dev, p, table, `partition ${p.number} "${p.name}": offset ${p.start}, size ${p.size}`, warnings);
   } else if (table && table.partitions.length > 0) {
     region = await searchPartitions(dev, table, warnings);
   } else {

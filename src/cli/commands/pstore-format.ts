@@ -1,0 +1,87 @@
+import type { Argv } from 'yargs';
+import { openDevice } from '../../blockdev/open-device.js';
+import { UsageError } from '../../errors.js';
+import { blkdevFor, boardCmdline } from '../../pstore/board-cmdline.js';
+import { applyFormat, planFormat } from '../../pstore/format.js';
+import { locatePstoreRegion } from '../../pstore/locate-region.js';
+import { planGeometry } from '../../pstore/plan-geometry.js';
+import { confirm, describeDevice, refuseSystemDisk } from '../confirm.js';
+import type { GeometryArgs } from '../geometry-options.js';
+import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
+import { backupRecords, defaultBackupDir, readExisting } from '../pstore-backup.js';
+import { zoneTable } from './pstore-layout.js';
+
+interface FormatArgs extends GeometryArgs {
+  device: string;
+  'dry-run'?: boolean;
+  yes?: boolean;
+  headers?: boolean;
+  backup?: string;
+  'discard-records'?: boolean;
+  'force-system-disk'?: boolean;
+  json?: boolean;
+}
+
+export function pstoreFormatCommand(y: Argv) {
+  return y.command(
+    'format <device>',
+    'zero a pstore/blk region so every kernel reads it as empty (records are backed up first)',
+    (c) =>
+      withGeometryOptions(c)
+        .positional('device', { type: 'string', demandOption: true, describe: 'image, /dev/sdX or usb:…' })
+        .option('headers', { type: 'boolean', describe: 'also write valid erased zone headers for the geometry (counters start at 0; the layout becomes detectable)' })
+        .option('dry-run', { type: 'boolean', describe: 'print the plan and write nothing' })
+        .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
+        .option('backup', { type: 'string', describe: 'folder for the records the region still holds (default: ./crashcart-backup-…)' })
+        .option('discard-records', { type: 'boolean', describe: 'destroy records the region holds without backing them up' })
+        .option('force-system-disk', { type: 'boolean', describe: 'allow writing to a disk this system uses' })
+        .option('json', { type: 'boolean', describe: 'print the plan and result as JSON' }),
+    async (argv) => runFormat(argv as unknown as FormatArgs),
+  );
+}
+
+async function runFormat(a: FormatArgs): Promise<void> {
+  const inputs = resolveGeometryInputs(a);
+  const out = (s = '') => (a.json ? undefined : process.stdout.write(s + '\n'));
+  const dev = await openDevice(a.device, { write: !a['dry-run'] });
+  try {
+    await refuseSystemDisk(dev, a.device, !!a['force-system-disk']);
+    const region = await locatePstoreRegion(dev, { selector: inputs.selector, blkdev: inputs.params.blkdev?.value, purpose: 'write' });
+    if (region.source.available < region.size) throw new UsageError(`the region runs past the end of ${a.device}; refusing to format`);
+    const g = planGeometry(region.size, inputs.params);
+    if (g.layout.errors.length) throw new UsageError(`the kernel would refuse this region: ${g.layout.errors.join('; ')}`);
+    const abi = { endian: inputs.abi.endian ?? 'le', layout: inputs.abi.layout ?? 'lp64' } as const;
+    if (a.headers && (!inputs.abi.endian || !inputs.abi.layout)) {
+      g.assumptions.push(`--headers without --endian/--abi (or a profile): writing ${abi.endian === 'le' ? 'little' : 'big'}-endian ${abi.layout} headers`);
+    }
+    const plan = planFormat(g.layout, { headers: a.headers, abi });
+    const existing = await readExisting(region, inputs);
+    const records = existing?.records ?? [];
+    const cmdline = boardCmdline(g.layout, inputs.params.blkdev?.value ?? blkdevFor(region.partition), inputs.params);
+    out(`device   ${describeDevice(dev)}`);
+    out(`region   ${region.description}`);
+    out(`plan     write ${plan.zeroBytes} zero bytes${plan.headers.length ? ` and ${plan.headers.length} erased zone headers` : ''}`);
+    if (a.headers) for (const row of zoneTable(g.layout)) out(row);
+    out(`records  ${records.length ? records.map((r) => r.file).join(', ') : 'none'}`);
+    for (const w of [...region.warnings, ...g.assumptions]) out(`note: ${w}`);
+    let backup: string | undefined;
+    if (records.length && !a['discard-records']) backup = a.backup ?? defaultBackupDir(dev);
+    const summary = { device: a.device, region: { offset: region.offset, size: region.size, description: region.description }, zeroBytes: plan.zeroBytes, headers: plan.headers.length, records: records.map((r) => r.file), backup: backup ?? null, cmdline, dryRun: !!a['dry-run'] };
+    if (a['dry-run']) {
+      out('dry run: nothing written');
+      if (a.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+      return;
+    }
+    await confirm(`Format ${region.description} of ${describeDevice(dev)}?${records.length ? ` ${records.length} record(s) will be ${backup ? `backed up to ${backup}` : 'DISCARDED'}.` : ''}`, !!a.yes);
+    if (backup && existing) {
+      await backupRecords(existing, backup, region, a.device);
+      out(`backup   ${records.length} record(s) saved in ${backup}`);
+    }
+    await applyFormat(dev, region.offset, plan);
+    out('formatted; boot the board with:');
+    out(`  ${cmdline}`);
+    if (a.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+  } finally {
+    await dev.close();
+  }
+}

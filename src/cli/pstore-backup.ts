@@ -1,0 +1,32 @@
+/**
+ * Before format or clear destroys records: extract what the region holds into a backup folder,
+ * so nothing is lost silently.
+ */
+import { join } from 'node:path';
+import type { BlockDevice } from '../blockdev/block-device.js';
+import { NoPstoreError } from '../errors.js';
+import type { Extraction } from '../pstore/extract.js';
+import { extractPstore } from '../pstore/extract.js';
+import { writeExtraction } from '../pstore/extract-writer.js';
+import type { LocatedRegion } from '../pstore/locate-region.js';
+import type { ResolvedInputs } from './geometry-options.js';
+
+/** Reads the region's records with the board's geometry; null when the region holds no pstore data. */
+export async function readExisting(region: LocatedRegion, inputs: ResolvedInputs): Promise<Extraction | null> {
+  try {
+    return await extractPstore(region.source, { params: inputs.params, abi: inputs.abi });
+  } catch (e) {
+    if (e instanceof NoPstoreError) return null;
+    throw e;
+  }
+}
+
+export function defaultBackupDir(dev: BlockDevice): string {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const base = dev.info.name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+/, '');
+  return join(process.cwd(), `crashcart-backup-${base}-${stamp}`);
+}
+
+export async function backupRecords(x: Extraction, dir: string, region: LocatedRegion, device: string): Promise<void> {
+  await writeExtraction(x, dir, { device, offset: region.offset, size: region.size, description: region.description });
+}
