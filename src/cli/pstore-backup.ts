@@ -11,10 +11,14 @@ import { writeExtraction } from '../pstore/extract-writer.js';
 import type { LocatedRegion } from '../pstore/locate-region.js';
 import type { ResolvedInputs } from './geometry-options.js';
 
-/** Reads the region's records with the board's geometry; null when the region holds no pstore data. */
-export async function readExisting(region: LocatedRegion, inputs: ResolvedInputs): Promise<Extraction | null> {
+/**
+ * Reads the region's records; null when it holds no pstore data. `detect` ignores the sizes the
+ * user gave (a format is usually given the *new* geometry) and takes the old one from the disk.
+ */
+export async function readExisting(region: LocatedRegion, inputs: ResolvedInputs, opts: { detect?: boolean } = {}): Promise<Extraction | null> {
+  const params = opts.detect ? { blkdev: inputs.params.blkdev, compress: inputs.params.compress } : inputs.params;
   try {
-    return await extractPstore(region.source, { params: inputs.params, abi: inputs.abi });
+    return await extractPstore(region.source, { params, abi: inputs.abi });
   } catch (e) {
     if (e instanceof NoPstoreError) return null;
     throw e;

@@ -20,9 +20,13 @@ export function boardCmdline(layout: Layout, blkdev: string, params: PstoreParam
   return parts.join(' ');
 }
 
-/** How the board should name a region: PARTUUID for GPT partitions (works built-in and as a module path alias). */
+/**
+ * How the board should name a region when nobody said: pstore/blk opens `blkdev` as a path
+ * (filp_open since 5.14), so a GPT partition is named by its udev by-partuuid link, which does
+ * not depend on how the board enumerates its disks.
+ */
 export function blkdevFor(partition?: { uuid?: string; number: number }): string {
-  if (partition?.uuid) return `PARTUUID=${partition.uuid.toLowerCase()}`;
+  if (partition?.uuid) return `/dev/disk/by-partuuid/${partition.uuid.toLowerCase()}`;
   if (partition) return `/dev/mmcblk0p${partition.number}`;
   return '/dev/mmcblk0';
 }

@@ -55,7 +55,7 @@ async function runFormat(a: FormatArgs): Promise<void> {
       g.assumptions.push(`--headers without --endian/--abi (or a profile): writing ${abi.endian === 'le' ? 'little' : 'big'}-endian ${abi.layout} headers`);
     }
     const plan = planFormat(g.layout, { headers: a.headers, abi });
-    const existing = await readExisting(region, inputs);
+    const existing = await readExisting(region, inputs, { detect: true });
     const records = existing?.records ?? [];
     const cmdline = boardCmdline(g.layout, inputs.params.blkdev?.value ?? blkdevFor(region.partition), inputs.params);
     out(`device   ${describeDevice(dev)}`);
