@@ -66,6 +66,9 @@ async function runFormat(a: FormatArgs): Promise<void> {
     for (const w of [...region.warnings, ...g.assumptions]) out(`note: ${w}`);
     let backup: string | undefined;
     if (records.length && !a['discard-records']) backup = a.backup ?? defaultBackupDir(dev);
+    out(`board    ${cmdline}`);
+    if (backup) out(`backup   the records go to ${backup} before anything is written`);
+    else if (records.length) out('backup   none: --discard-records');
     const summary = { device: a.device, region: { offset: region.offset, size: region.size, description: region.description }, zeroBytes: plan.zeroBytes, headers: plan.headers.length, records: records.map((r) => r.file), backup: backup ?? null, cmdline, dryRun: !!a['dry-run'] };
     if (a['dry-run']) {
       out('dry run: nothing written');
@@ -78,8 +81,7 @@ async function runFormat(a: FormatArgs): Promise<void> {
       out(`backup   ${records.length} record(s) saved in ${backup}`);
     }
     await applyFormat(dev, region.offset, plan);
-    out('formatted; boot the board with:');
-    out(`  ${cmdline}`);
+    out('formatted; boot the board with the command line above');
     if (a.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
   } finally {
     await dev.close();
