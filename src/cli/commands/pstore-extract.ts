@@ -9,6 +9,7 @@ import { loadSymbolTable } from '../../pstore/symbols.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
 import { printExtractionSummary } from '../print-extraction.js';
+import { withSpinner } from '../progress.js';
 
 interface ExtractArgs extends GeometryArgs {
   device: string;
@@ -62,7 +63,9 @@ export async function runExtract(a: ExtractArgs): Promise<void> {
       sectorOffset: inputs.params.sector_offset?.value,
       sectorCount: inputs.params.sector_count?.value,
     });
-    const x = await extractPstore(region.source, { params: inputs.params, abi: inputs.abi, symbols, kaslrSlide, androidPmsg: a['pmsg-android'] });
+    const x = await withSpinner(`reading pstore zones from ${region.description}`, !!a.json, () =>
+      extractPstore(region.source, { params: inputs.params, abi: inputs.abi, symbols, kaslrSlide, androidPmsg: a['pmsg-android'] }),
+    );
     x.warnings.unshift(...region.warnings);
     if (!x.zones.some((z) => z.state !== 'empty')) {
       throw new NoPstoreError(`no pstore/blk zone found in ${region.description} of ${a.device} with this geometry (all ${x.zones.length} zones lack a signature)`);

@@ -9,6 +9,7 @@ import { confirm, describeDevice, refuseSystemDisk } from '../confirm.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
 import { backupRecords, defaultBackupDir, readExisting } from '../pstore-backup.js';
+import { byteProgress } from '../progress.js';
 import { zoneTable } from './pstore-layout.js';
 
 interface FormatArgs extends GeometryArgs {
@@ -80,7 +81,12 @@ async function runFormat(a: FormatArgs): Promise<void> {
       await backupRecords(existing, backup, region, a.device);
       out(`backup   ${records.length} record(s) saved in ${backup}`);
     }
-    await applyFormat(dev, region.offset, plan);
+    const bar = byteProgress('formatting', plan.zeroBytes, !!a.json);
+    try {
+      await applyFormat(dev, region.offset, plan, { onProgress: (p) => bar.update(Math.min(p.written, plan.zeroBytes)) });
+    } finally {
+      bar.stop();
+    }
     out('formatted; boot the board with the command line above');
     if (a.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
   } finally {

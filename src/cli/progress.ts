@@ -1,0 +1,44 @@
+/**
+ * Feedback for long waits, on a terminal only (never in --json output or pipes): an ora
+ * spinner for phases of unknown length, a cli-progress bar for byte counts.
+ */
+import cliProgress from 'cli-progress';
+import ora from 'ora';
+
+const interactive = () => process.stderr.isTTY === true && !process.env.CI;
+
+export async function withSpinner<T>(text: string, quiet: boolean, fn: () => Promise<T>): Promise<T> {
+  if (quiet || !interactive()) return fn();
+  const spinner = ora({ text, stream: process.stderr }).start();
+  try {
+    const r = await fn();
+    spinner.stop();
+    return r;
+  } catch (e) {
+    spinner.fail();
+    throw e;
+  }
+}
+
+export interface ByteProgress {
+  update(done: number): void;
+  stop(): void;
+}
+
+export function byteProgress(label: string, total: number, quiet: boolean): ByteProgress {
+  if (quiet || !interactive()) return { update: () => {}, stop: () => {} };
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {percentage}% {value_mib}/{total_mib} MiB {speed} MiB/s ETA {eta_formatted}`, stream: process.stderr, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  const start = Date.now();
+  const mib = (n: number) => (n / 1048576).toFixed(1);
+  bar.start(total, 0, { value_mib: mib(0), total_mib: mib(total), speed: '0.0' });
+  return {
+    update(done) {
+      const s = (Date.now() - start) / 1000;
+      bar.update(done, { value_mib: mib(done), total_mib: mib(total), speed: s > 0 ? mib(done / s) : '0.0' });
+    },
+    stop: () => bar.stop(),
+  };
+}
