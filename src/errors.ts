@@ -16,6 +16,8 @@ export const ExitCode = {
   WRITE_PROTECTED: 5,
   /** The input is not what it claims to be (corrupt table, truncated image, bad profile). */
   BAD_INPUT: 6,
+  /** `crashcart wait` gave up: the awaited event did not happen within --timeout. */
+  TIMEOUT: 7,
   /** The user cancelled (Ctrl-C, declined a prompt). */
   CANCELLED: 130,
 } as const;
@@ -57,6 +59,13 @@ export class BadInputError extends CrashcartError {
 export class NoPstoreError extends CrashcartError {
   constructor(message: string) {
     super(message, ExitCode.NO_PSTORE);
+  }
+}
+
+/** A wait (card insertion/removal) ran out of time. */
+export class WaitTimeoutError extends CrashcartError {
+  constructor(message: string) {
+    super(message, ExitCode.TIMEOUT);
   }
 }
 

@@ -9,6 +9,11 @@ import { pstoreClearCommand } from './commands/pstore-clear.js';
 import { pstoreExtractCommand } from './commands/pstore-extract.js';
 import { pstoreFormatCommand } from './commands/pstore-format.js';
 import { pstoreLayoutCommand } from './commands/pstore-layout.js';
+import { infoCommand } from './commands/info.js';
+import { listCommand } from './commands/list.js';
+import { udevRuleCommand } from './commands/udev-rule.js';
+import { waitCommand } from './commands/wait.js';
+import './usb-support.js';
 
 export async function main(argv: string[]): Promise<number> {
   let failed: unknown;
@@ -20,6 +25,10 @@ export async function main(argv: string[]): Promise<number> {
         .reduce((acc, add) => add(acc), y)
         .demandCommand(1, 'name a pstore subcommand'),
     )
+    .command(listCommand)
+    .command(waitCommand)
+    .command(infoCommand)
+    .command(udevRuleCommand)
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

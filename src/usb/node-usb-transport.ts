@@ -233,6 +233,11 @@ export async function closeAllUsbTransports(): Promise<void> {
   await Promise.allSettled([...openTransports].map((t) => t.close()));
 }
 
+/** How many transports are open (claimed, kernel driver possibly detached) right now. */
+export function openUsbTransportCount(): number {
+  return openTransports.size;
+}
+
 export class NodeUsbTransport implements UsbTransport {
   device: UsbDeviceInfo;
   readonly iface: MassStorageInterface;

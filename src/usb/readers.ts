@@ -7,7 +7,7 @@ import { BotDriver, type BotOptions } from './bot.js';
 import { ScsiLun, type ScsiOptions } from '../scsi/scsi-lun.js';
 import { NoMediumError } from '../scsi/sense.js';
 import { loadReaderProfiles, quirksFor, type ReaderProfile, type ReaderQuirks } from './quirks.js';
-import { botInterfaceOf, hex4, type OpenOptions, type UsbDeviceInfo, type UsbHost } from './transport.js';
+import { botInterfaceOf, hex4, type OpenOptions, type UsbDeviceInfo, type UsbHost, type UsbTransport } from './transport.js';
 
 export interface ReaderSummary {
   device: UsbDeviceInfo;
@@ -74,39 +74,51 @@ export async function probeReader(
 ): Promise<SlotState[]> {
   const transport = await host.open(device, opts.open);
   try {
-    const bot = new BotDriver(transport, { ignoreTag: opts.quirks?.ignoreTag, ignoreResidue: opts.quirks?.ignoreResidue, ...opts.bot });
-    const maxLun = opts.quirks?.singleLun ? 0 : await bot.getMaxLun();
-    const slots: SlotState[] = [];
-    for (let lun = 0; lun <= maxLun; lun++) {
-      if (opts.signal?.aborted) throw new CancelledError();
-      const scsi = new ScsiLun(bot, lun, { noReadCapacity16: opts.quirks?.noReadCapacity16, ...opts.scsi });
-      const slot: SlotState = { lun, present: false };
-      try {
-        const inq = await scsi.inquiry(opts.signal);
-        Object.assign(slot, { vendor: inq.vendor, product: inq.product, revision: inq.revision, removable: inq.removable });
-        if (inq.qualifier === 3) {
-          slot.error = 'LUN not present';
-          slots.push(slot);
-          continue;
-        }
-        await scsi.testUnitReady({ absorbMediumChange: true, signal: opts.signal });
-        const cap = await scsi.readCapacity({ absorbMediumChange: true, signal: opts.signal });
-        let last = cap.lastLba;
-        if (opts.quirks?.capacityOffByOne && last >= 0n) last -= 1n;
-        if (last >= 0n) {
-          slot.present = true;
-          slot.blockSize = cap.blockSize;
-          slot.size = Number((last + 1n) * BigInt(cap.blockSize));
-          slot.writeProtected = opts.quirks?.noWriteProtectDetect ? false : await scsi.writeProtected(opts.signal);
-        }
-      } catch (e) {
-        if (bot.disconnected || !(e instanceof Error) || e.name === 'AbortError') throw e;
-        if (!(e instanceof NoMediumError)) slot.error = e.message;
-      }
-      slots.push(slot);
-    }
-    return slots;
+    return await probeSlots(transport, opts);
   } finally {
     await transport.close();
   }
+}
+
+/**
+ * Same as probeReader on a transport that is already open (it stays open): `wait` polls a
+ * reader it holds, and the `usb` selector probes before opening the one card it finds.
+ */
+export async function probeSlots(
+  transport: UsbTransport,
+  opts: { quirks?: ReaderQuirks; bot?: BotOptions; scsi?: ScsiOptions; signal?: AbortSignal; luns?: readonly number[] } = {},
+): Promise<SlotState[]> {
+  const bot = new BotDriver(transport, { ignoreTag: opts.quirks?.ignoreTag, ignoreResidue: opts.quirks?.ignoreResidue, ...opts.bot });
+  const maxLun = opts.quirks?.singleLun ? 0 : await bot.getMaxLun();
+  const slots: SlotState[] = [];
+  for (let lun = 0; lun <= maxLun; lun++) {
+    if (opts.luns && !opts.luns.includes(lun)) continue;
+    if (opts.signal?.aborted) throw new CancelledError();
+    const scsi = new ScsiLun(bot, lun, { noReadCapacity16: opts.quirks?.noReadCapacity16, ...opts.scsi });
+    const slot: SlotState = { lun, present: false };
+    try {
+      const inq = await scsi.inquiry(opts.signal);
+      Object.assign(slot, { vendor: inq.vendor, product: inq.product, revision: inq.revision, removable: inq.removable });
+      if (inq.qualifier === 3) {
+        slot.error = 'LUN not present';
+        slots.push(slot);
+        continue;
+      }
+      await scsi.testUnitReady({ absorbMediumChange: true, signal: opts.signal });
+      const cap = await scsi.readCapacity({ absorbMediumChange: true, signal: opts.signal });
+      let last = cap.lastLba;
+      if (opts.quirks?.capacityOffByOne && last >= 0n) last -= 1n;
+      if (last >= 0n) {
+        slot.present = true;
+        slot.blockSize = cap.blockSize;
+        slot.size = Number((last + 1n) * BigInt(cap.blockSize));
+        slot.writeProtected = opts.quirks?.noWriteProtectDetect ? false : await scsi.writeProtected(opts.signal);
+      }
+    } catch (e) {
+      if (bot.disconnected || !(e instanceof Error) || e.name === 'AbortError') throw e;
+      if (!(e instanceof NoMediumError)) slot.error = e.message;
+    }
+    slots.push(slot);
+  }
+  return slots;
 }

@@ -1,0 +1,165 @@
+import type { CommandModule } from 'yargs';
+import { formatBytes } from '../../blockdev/device-util.js';
+import { UsbAccessError } from '../../usb/errors.js';
+import { assertNotMounted, slotSelector } from '../../usb/open-usb.js';
+import type { ReaderProfile } from '../../usb/quirks.js';
+import { listReaders, probeReader, type SlotState } from '../../usb/readers.js';
+import { boundDriverOf, kernelDisksOf, type SysfsOptions } from '../../usb/sysfs.js';
+import type { BotOptions } from '../../usb/bot.js';
+import type { ScsiOptions } from '../../scsi/scsi-lun.js';
+import type { UsbHost } from '../../usb/transport.js';
+
+export interface ListedSlot {
+  lun: number;
+  /** `usb:2-1@lun=0`. */
+  selector: string;
+  present: boolean;
+  size?: number;
+  blockSize?: number;
+  writeProtected?: boolean;
+  vendor?: string;
+  product?: string;
+  revision?: string;
+  removable?: boolean;
+  /** The kernel's disk for this slot before crashcart looked (`/dev/sdb`). */
+  kernelDevice?: string;
+  error?: string;
+}
+
+export interface ListedReader {
+  /** `usb:2-1`. */
+  selector: string;
+  port: string;
+  bus: number;
+  address: number;
+  /** `1d6b:0104`. */
+  id: string;
+  vendorId: string;
+  productId: string;
+  /** bcdDevice as `1.04`. */
+  revision: string;
+  manufacturer?: string;
+  product?: string;
+  serial?: string;
+  speed?: string;
+  interface: number;
+  /** Kernel driver bound to the interface before crashcart looked (usb-storage, uas). */
+  driver?: string;
+  profiles: string[];
+  quirks: Record<string, unknown>;
+  /** Slots (LUNs); empty when the reader could not be probed (see `error`). */
+  slots: ListedSlot[];
+  error?: string;
+}
+
+export interface ListDeps {
+  host?: UsbHost;
+  profiles?: readonly ReaderProfile[];
+  sysfs?: SysfsOptions;
+  bot?: BotOptions;
+  scsi?: ScsiOptions;
+}
+
+function bcd(rev: number): string {
+  return `${(rev >> 8).toString(16)}.${(rev & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+/** Every reader with the state of each slot. Readers that cannot be probed carry `error`. */
+export async function collectReaders(deps: ListDeps = {}): Promise<ListedReader[]> {
+  const host = deps.host ?? new (await import('../../usb/node-usb-transport.js')).NodeUsbHost();
+  const readers = await listReaders({ host, profiles: deps.profiles });
+  const out: ListedReader[] = [];
+  for (const r of readers) {
+    const d = r.device;
+    const kernel = kernelDisksOf(d.portPath, r.interfaceNumber, deps.sysfs);
+    const entry: ListedReader = {
+      selector: r.selector,
+      port: d.portPath,
+      bus: d.bus,
+      address: d.address,
+      id: r.id,
+      vendorId: r.id.slice(0, 4),
+      productId: r.id.slice(5),
+      revision: bcd(d.revision),
+      ...(d.manufacturer ? { manufacturer: d.manufacturer } : {}),
+      ...(d.product ? { product: d.product } : {}),
+      ...(d.serial ? { serial: d.serial } : {}),
+      ...(d.speed ? { speed: d.speed } : {}),
+      interface: r.interfaceNumber,
+      ...(boundDriverOf(d.portPath, r.interfaceNumber, deps.sysfs) ? { driver: boundDriverOf(d.portPath, r.interfaceNumber, deps.sysfs) } : {}),
+      profiles: r.profiles,
+      quirks: { ...r.quirks },
+      slots: [],
+    };
+    try {
+      assertNotMounted(d, deps.sysfs);
+      const slots: SlotState[] = await probeReader(host, d, { quirks: r.quirks, bot: deps.bot, scsi: deps.scsi });
+      entry.slots = slots.map((s) => {
+        const k = kernel.find((x) => x.lun === s.lun);
+        return {
+          lun: s.lun,
+          selector: slotSelector(d, s.lun),
+          present: s.present,
+          ...(s.size !== undefined ? { size: s.size } : {}),
+          ...(s.blockSize !== undefined ? { blockSize: s.blockSize } : {}),
+          ...(s.writeProtected !== undefined ? { writeProtected: s.writeProtected } : {}),
+          ...(s.vendor !== undefined ? { vendor: s.vendor } : {}),
+          ...(s.product !== undefined ? { product: s.product } : {}),
+          ...(s.revision !== undefined ? { revision: s.revision } : {}),
+          ...(s.removable !== undefined ? { removable: s.removable } : {}),
+          ...(k ? { kernelDevice: k.path } : {}),
+          ...(s.error ? { error: s.error } : {}),
+        };
+      });
+    } catch (e) {
+      entry.error = e instanceof Error ? e.message : String(e);
+      if (e instanceof UsbAccessError) entry.error = e.message;
+    }
+    out.push(entry);
+  }
+  return out;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd());
+}
+
+/** lsblk-style text: one line per reader, one per slot under it. */
+export function formatReaders(readers: readonly ListedReader[]): string {
+  if (readers.length === 0) return 'no USB mass-storage readers found\n';
+  const rows: string[][] = [['DEVICE', 'SIZE', 'WP', 'CARD', 'MODEL', 'SERIAL', 'ID', 'KERNEL']];
+  const notes: string[] = [];
+  for (const r of readers) {
+    const model = [r.manufacturer, r.product].filter(Boolean).join(' ');
+    rows.push([r.selector, '', '', '', `${model} (rev ${r.revision}${r.speed ? `, ${r.speed} speed` : ''})`, r.serial ?? '', r.id, r.driver ?? '']);
+    if (r.error) notes.push(`${r.selector}: ${r.error}`);
+    r.slots.forEach((s, i) => {
+      const branch = i === r.slots.length - 1 ? '└─' : '├─';
+      const model = [s.vendor, s.product, s.revision].filter(Boolean).join(' ');
+      rows.push([
+        `${branch}${s.selector}`,
+        s.present && s.size !== undefined ? formatBytes(s.size) : '',
+        s.present ? (s.writeProtected ? 'yes' : 'no') : '',
+        s.present ? 'yes' : s.error ? '?' : 'no',
+        model,
+        '',
+        '',
+        s.kernelDevice ?? '',
+      ]);
+      if (s.error) notes.push(`${s.selector}: ${s.error}`);
+    });
+  }
+  return [...table(rows), ...notes.map((n) => `note: ${n}`)].join('\n') + '\n';
+}
+
+export const listCommand: CommandModule<object, { json?: boolean }> = {
+  command: 'list',
+  describe: 'USB card readers, their slots, and the card in each (capacity, write protect)',
+  builder: (c) => c.option('json', { type: 'boolean', describe: 'print {"readers": [...]} as JSON' }),
+  handler: async (argv) => {
+    const readers = await collectReaders();
+    if (argv.json) process.stdout.write(JSON.stringify({ readers }, null, 2) + '\n');
+    else process.stdout.write(formatReaders(readers));
+  },
+};

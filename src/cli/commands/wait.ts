@@ -1,0 +1,66 @@
+import type { CommandModule } from 'yargs';
+import { formatBytes } from '../../blockdev/device-util.js';
+import { UsageError } from '../../errors.js';
+import { waitForCard, type WaitOptions, type WaitResult, type WatchedSlot } from '../../usb/card-wait.js';
+import { formatUsbSelector, isUsbSelector, parseUsbSelector } from '../../usb/selector.js';
+
+interface WaitArgs {
+  selector?: string;
+  insert?: boolean;
+  remove?: boolean;
+  timeout?: number;
+  interval?: number;
+  json?: boolean;
+}
+
+function describeSlot(s: WatchedSlot): string {
+  if (s.state !== 'present') return s.selector;
+  return `${s.selector} (${formatBytes(s.size ?? 0)}${s.writeProtected ? ', write-protected' : ''})`;
+}
+
+export function formatWaitResult(r: WaitResult): string {
+  const after = r.already ? 'already' : `after ${(r.elapsedMs / 1000).toFixed(1)} s`;
+  if (r.event === 'insert') return `card present: ${r.slots.map(describeSlot).join(', ')} (${after})\n`;
+  if (r.slots.length === 0) return `no card present (${after})\n`;
+  return `card removed: ${r.slots.map((s) => s.selector).join(', ')} (${after})\n`;
+}
+
+/** Parses and checks the arguments into waitForCard options (everything but the host). */
+export function waitOptionsFrom(a: WaitArgs): WaitOptions {
+  if (a.insert && a.remove) throw new UsageError('--insert and --remove exclude each other');
+  if (a.selector !== undefined && !isUsbSelector(a.selector)) throw new UsageError(`wait: ${JSON.stringify(a.selector)} is not a USB selector (usb, usb:PORT, usb:VID:PID, usb:serial=…, optionally @lun=N)`);
+  if (a.timeout !== undefined && !(Number.isFinite(a.timeout) && a.timeout >= 0)) throw new UsageError('--timeout must be a number of seconds ≥ 0');
+  if (a.interval !== undefined && !(Number.isFinite(a.interval) && a.interval >= 0.05)) throw new UsageError('--interval must be at least 0.05 seconds');
+  const sel = a.selector === undefined ? undefined : parseUsbSelector(a.selector);
+  return {
+    selector: sel && (sel.kind !== 'any' || sel.lun !== undefined) ? sel : undefined,
+    event: a.remove ? 'remove' : 'insert',
+    timeoutMs: a.timeout === undefined ? undefined : Math.round(a.timeout * 1000),
+    intervalMs: a.interval === undefined ? 1000 : Math.round(a.interval * 1000),
+  };
+}
+
+export const waitCommand: CommandModule<object, WaitArgs> = {
+  command: 'wait [selector]',
+  describe: 'wait until a card is in (--insert, default) or out of (--remove) a reader; exit 7 on --timeout',
+  builder: (c) =>
+    c
+      .positional('selector', { type: 'string', describe: 'reader or slot: usb:PORT, usb:VID:PID, usb:serial=…, @lun=N (default: every reader)' })
+      .option('insert', { type: 'boolean', describe: 'wait until a card is present (default)' })
+      .option('remove', { type: 'boolean', describe: 'wait until no card is present' })
+      .option('timeout', { type: 'number', describe: 'give up after S seconds (exit code 7); 0 = look once' })
+      .option('interval', { type: 'number', describe: 'seconds between polls (default 1)' })
+      .option('json', { type: 'boolean', describe: 'print the result as JSON' })
+      .conflicts('insert', 'remove'),
+  handler: async (a) => {
+    const opts = waitOptionsFrom(a);
+    const where = opts.selector ? formatUsbSelector(opts.selector) : 'any reader';
+    process.stderr.write(
+      `crashcart: waiting until ${opts.event === 'insert' ? 'a card is present' : 'no card is present'} in ${where}` +
+        `${opts.timeoutMs === undefined ? '' : ` (timeout ${opts.timeoutMs / 1000} s)`}\n`,
+    );
+    const r = await waitForCard(opts);
+    if (a.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else process.stdout.write(formatWaitResult(r));
+  },
+};
