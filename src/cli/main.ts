@@ -13,6 +13,8 @@ import { infoCommand } from './commands/info.js';
 import { listCommand } from './commands/list.js';
 import { udevRuleCommand } from './commands/udev-rule.js';
 import { waitCommand } from './commands/wait.js';
+import { provisionCommand } from './commands/provision.js';
+import { profileCommand } from './commands/profile.js';
 import './usb-support.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -29,6 +31,8 @@ export async function main(argv: string[]): Promise<number> {
     .command(waitCommand)
     .command(infoCommand)
     .command(udevRuleCommand)
+    .command(provisionCommand)
+    .command(profileCommand)
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

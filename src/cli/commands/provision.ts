@@ -1,0 +1,156 @@
+import type { Argv, CommandModule } from 'yargs';
+import { openDevice } from '../../blockdev/open-device.js';
+import { formatBytes } from '../../blockdev/device-util.js';
+import { UsageError } from '../../errors.js';
+import { loadProfile } from '../../profile/board-profile.js';
+import { applyProvision, planProvision, type ProvisionPlan, type ProvisionResult } from '../../provision/provision.js';
+import { confirm, describeDevice, refuseSystemDisk } from '../confirm.js';
+import { defaultBackupDir } from '../pstore-backup.js';
+import { zoneTable } from './pstore-layout.js';
+
+interface ProvisionArgs {
+  device: string;
+  profile: string;
+  'dry-run'?: boolean;
+  yes?: boolean;
+  json?: boolean;
+  'replace-table'?: boolean;
+  image?: string[];
+  bmap?: string[];
+  'guid-seed'?: string;
+  'reformat-pstore'?: boolean;
+  backup?: string;
+  'discard-records'?: boolean;
+  'force-system-disk'?: boolean;
+}
+
+export const provisionCommand: CommandModule = {
+  command: 'provision <device>',
+  describe: 'make a card board-ready from a profile: GPT, partition images, formatted pstore partition, kernel command line (idempotent)',
+  builder: (c: Argv) =>
+      c
+        .positional('device', { type: 'string', demandOption: true, describe: 'image, /dev/sdX or usb:…' })
+        .option('profile', { type: 'string', demandOption: true, describe: 'board profile name (crashcart profile list) or JSON file' })
+        .option('dry-run', { type: 'boolean', describe: 'print the plan and write nothing' })
+        .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
+        .option('json', { type: 'boolean', describe: 'print the plan and result as JSON' })
+        .option('replace-table', { type: 'boolean', describe: 'replace a partition table that differs from the profile (records are backed up first)' })
+        .option('image', { type: 'string', array: true, describe: 'NAME=FILE: write FILE (raw or gzip) into partition NAME (overrides the profile)' })
+        .option('bmap', { type: 'string', array: true, describe: 'NAME=FILE: bmap file for the image of partition NAME' })
+        .option('guid-seed', { type: 'string', describe: 'derive new partition GUIDs from this text (reproducible cards) instead of random ones' })
+        .option('reformat-pstore', { type: 'boolean', describe: 'format the pstore partition even when it holds records of the board (backed up first)' })
+        .option('backup', { type: 'string', describe: 'folder for pstore records provisioning would destroy (default: ./crashcart-backup-…)' })
+        .option('discard-records', { type: 'boolean', describe: 'destroy such records without backing them up' })
+        .option('force-system-disk', { type: 'boolean', describe: 'allow writing to a disk this system uses' }),
+  handler: async (argv) => runProvision(argv as unknown as ProvisionArgs),
+};
+
+function pairs(list: string[] | undefined, flag: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const item of list ?? []) {
+    const eq = item.indexOf('=');
+    if (eq <= 0 || eq === item.length - 1) throw new UsageError(`--${flag} ${item}: expected NAME=FILE`);
+    const name = item.slice(0, eq);
+    if (m.has(name)) throw new UsageError(`--${flag} ${name}=… given twice`);
+    m.set(name, item.slice(eq + 1));
+  }
+  return m;
+}
+
+/** The plan as `provision` prints it. */
+export function describePlan(plan: ProvisionPlan): string[] {
+  const out: string[] = [];
+  const t = plan.table;
+  const what: Record<typeof t.action, string> = {
+    keep: 'keep: the card already has this layout',
+    repair: 'repair: same partitions, the table is rewritten with the card\'s GUIDs',
+    write: 'write a new GPT',
+    replace: 'REPLACE the partition table',
+  };
+  out.push(`table      ${what[t.action]} (${plan.sectorSize}-byte sectors, disk GUID ${t.diskGuid})`);
+  for (const r of t.reasons) out.push(`           - ${r}`);
+  const nameW = Math.max(4, ...t.partitions.map((p) => p.name.length));
+  out.push(`  #  ${'name'.padEnd(nameW)}  ${'type'.padEnd(18)}  ${'start'.padStart(10)}  ${'size'.padStart(10)}  PARTUUID`);
+  for (const p of t.partitions) {
+    out.push(`  ${String(p.number).padStart(1)}  ${p.name.padEnd(nameW)}  ${(p.typeAlias ?? p.type).padEnd(18)}  ${formatBytes(p.start).padStart(10)}  ${formatBytes(p.size).padStart(10)}  ${p.uuid.toLowerCase()}`);
+  }
+  for (const i of plan.images) {
+    out.push(`image      ${i.action === 'write' ? 'write' : 'skip '} ${i.path}${i.bmap ? ` (bmap ${i.bmap})` : ''} → partition ${i.partition} "${i.name}": ${i.format}, ${formatBytes(i.size)}${i.bmap ? `, ${formatBytes(i.dataBytes)} mapped` : ''} — ${i.reason}`);
+  }
+  if (plan.pstore) {
+    const ps = plan.pstore;
+    const verb = { format: 'format', keep: 'keep  ', none: 'skip  ' }[ps.action];
+    out.push(`pstore     ${verb} partition ${ps.partition} "${ps.name}" (${formatBytes(ps.size)}) — ${ps.reason}`);
+    if (ps.action === 'format') out.push(`           ${ps.zeroBytes} zero bytes${ps.headers ? ` and ${ps.headers} erased zone headers` : ''}`);
+    out.push(...zoneTable(ps.layout).map((r) => `         ${r}`));
+  }
+  for (const r of plan.recordsAtRisk) out.push(`records    ${r.records.length} record(s) in ${r.description} will be backed up before they are overwritten: ${r.records.join(', ')}`);
+  for (const n of plan.notes) out.push(`note: ${n}`);
+  if (plan.cmdline) out.push(`cmdline    ${plan.cmdline}`);
+  out.push(plan.changes ? `plan       write ${plan.bytesToWrite} bytes (${formatBytes(plan.bytesToWrite)})` : 'plan       nothing to write');
+  return out;
+}
+
+async function runProvision(a: ProvisionArgs): Promise<void> {
+  const out = (s = '') => (a.json ? undefined : process.stdout.write(s + '\n'));
+  if (a['discard-records'] && a.backup) throw new UsageError('--backup and --discard-records exclude each other');
+  const profile = loadProfile(a.profile);
+  const imgs = pairs(a.image, 'image');
+  const bmaps = pairs(a.bmap, 'bmap');
+  for (const name of bmaps.keys()) {
+    if (!imgs.has(name) && !profile.partitions?.some((p) => p.name === name && p.image)) throw new UsageError(`--bmap ${name}=…: partition "${name}" gets no image`);
+  }
+  const images: Record<string, { image: string; bmap?: string }> = {};
+  for (const [name, image] of imgs) images[name] = { image, ...(bmaps.has(name) ? { bmap: bmaps.get(name) } : {}) };
+  for (const [name, bmap] of bmaps) {
+    if (!imgs.has(name)) images[name] = { image: profile.partitions!.find((p) => p.name === name)!.image!, bmap };
+  }
+
+  const dev = await openDevice(a.device, { write: !a['dry-run'] });
+  let plan: ProvisionPlan | undefined;
+  let result: ProvisionResult | null = null;
+  const emit = () => {
+    if (a.json && plan) process.stdout.write(JSON.stringify({ dryRun: !!a['dry-run'], plan, result }, null, 2) + '\n');
+  };
+  try {
+    if (!a['dry-run']) await refuseSystemDisk(dev, a.device, !!a['force-system-disk']);
+    plan = await planProvision(dev, profile, {
+      images,
+      replaceTable: !!a['replace-table'],
+      guidSeed: a['guid-seed'],
+      reformatPstore: !!a['reformat-pstore'],
+    });
+    out(`device     ${describeDevice(dev)}${dev.readOnly && !a['dry-run'] ? ' [write-protected]' : ''}`);
+    out(`profile    ${profile.name} (${profile.path})`);
+    for (const line of describePlan(plan)) out(line);
+    if (a['dry-run']) {
+      out('dry run: nothing written');
+      emit();
+      return;
+    }
+    if (!plan.changes) {
+      out(`the card already matches profile ${profile.name}; nothing written`);
+      result = await applyProvision(dev, plan);
+      if (plan.cmdline) out(`boot the board with:\n  ${plan.cmdline}`);
+      emit();
+      return;
+    }
+    if (dev.readOnly) {
+      // applyProvision refuses too; say it before asking
+      await applyProvision(dev, plan);
+    }
+    const backupDir = plan.recordsAtRisk.length && !a['discard-records'] ? (a.backup ?? defaultBackupDir(dev)) : undefined;
+    const risk = plan.recordsAtRisk.reduce((n, r) => n + r.records.length, 0);
+    await confirm(
+      `Provision ${describeDevice(dev)} as ${profile.name} (write ${formatBytes(plan.bytesToWrite)})?` +
+        (risk ? ` ${risk} pstore record(s) will be ${backupDir ? `backed up to ${backupDir}` : 'DISCARDED'}.` : ''),
+      !!a.yes,
+    );
+    result = await applyProvision(dev, plan, { backupDir, discardRecords: !!a['discard-records'], onStep: (s) => out(`done       ${s}`) });
+    out(`provisioned: ${result.bytesWritten} bytes written`);
+    if (plan.cmdline) out(`boot the board with:\n  ${plan.cmdline}`);
+    emit();
+  } finally {
+    await dev.close();
+  }
+}

@@ -1,0 +1,17 @@
+/** Provisioning cards from board profiles: plan (read-only), then apply. */
+export {
+  planProvision,
+  applyProvision,
+  buildCmdline,
+  profilePstoreInputs,
+  type ProvisionOptions,
+  type ProvisionPlan,
+  type ProvisionResult,
+  type ApplyOptions,
+  type TableAction,
+  type PlannedPartition,
+  type PlannedImage,
+  type PlannedPstore,
+  type RecordsAtRisk,
+} from './provision.js';
+export { inspectImage, writeImage, parseBmap, type Bmap, type ImageInfo, type ImageSpec, type ImageFormat } from './image-source.js';

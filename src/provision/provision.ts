@@ -1,0 +1,460 @@
+/**
+ * Provisioning a card from a board profile: GPT, partition images, a formatted pstore
+ * partition and the kernel command line the board must boot with.
+ *
+ * `planProvision` only reads: it compares the card with the profile and decides, step by step,
+ * what has to be written (nothing, when the card already matches). `applyProvision` carries a
+ * plan out: it first backs up any pstore records the plan would destroy, then writes the table,
+ * the images and the pstore format, and flushes.
+ */
+import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
+import { readRange } from '../blockdev/io.js';
+import { formatBytes } from '../blockdev/device-util.js';
+import { BadInputError, CrashcartError, NoPstoreError, UsageError, WriteProtectedError } from '../errors.js';
+import { compareGpt, encodeGpt, layoutPartitions, minimumDeviceSize, resolveGpt, writeGpt, type GptLayout, type GptMatch, type ResolvedGpt } from '../partition/gpt-write.js';
+import { readPartitionTable } from '../partition/partition-table.js';
+import type { PartitionTable } from '../partition/types.js';
+import { allProfileParams, partitionRequests, type BoardProfile } from '../profile/board-profile.js';
+import type { Abi, AbiHint } from '../pstore/abi.js';
+import { blkdevFor, boardCmdline } from '../pstore/board-cmdline.js';
+import { splitCmdline } from '../pstore/cmdline.js';
+import { extractPstore, type Extraction } from '../pstore/extract.js';
+import { writeExtraction } from '../pstore/extract-writer.js';
+import { applyFormat, planFormat, type FormatPlan } from '../pstore/format.js';
+import type { Layout } from '../pstore/layout.js';
+import { locatePstoreRegion } from '../pstore/locate-region.js';
+import type { PstoreParams } from '../pstore/params.js';
+import { planGeometry } from '../pstore/plan-geometry.js';
+import { deviceSource } from '../pstore/region-source.js';
+import { inspectImage, writeImage, type ImageInfo } from './image-source.js';
+
+export interface ProvisionOptions extends IoOptions {
+  /** Images by partition name, overriding or adding to the profile's (`--image rootfs=root.img`). */
+  images?: Record<string, { image: string; bmap?: string }>;
+  /** Allow replacing a partition table that differs from the profile's layout. */
+  replaceTable?: boolean;
+  /** Derive new partition/disk GUIDs from this text instead of drawing random ones. */
+  guidSeed?: string;
+  /** Format the pstore partition even when it holds records of the board (they are backed up first). */
+  reformatPstore?: boolean;
+}
+
+export type TableAction =
+  /** The card already has this layout. */
+  | 'keep'
+  /** Same partitions, damaged or misplaced table copy: rewritten with the existing GUIDs. */
+  | 'repair'
+  /** No partition table yet. */
+  | 'write'
+  /** A different table is replaced (only with replaceTable). */
+  | 'replace';
+
+export interface PlannedPartition {
+  number: number;
+  name: string;
+  type: string;
+  typeAlias?: string;
+  /** Byte offset and size. */
+  start: number;
+  size: number;
+  firstLba: number;
+  lastLba: number;
+  /** Unique partition GUID (PARTUUID) the card has or will have. */
+  uuid: string;
+}
+
+export interface PlannedImage {
+  partition: number;
+  name: string;
+  path: string;
+  bmap?: string;
+  format: ImageInfo['format'];
+  size: number;
+  /** Bytes that will be written. */
+  dataBytes: number;
+  action: 'write' | 'skip';
+  reason: string;
+}
+
+export interface PlannedPstore {
+  partition: number;
+  name: string;
+  offset: number;
+  size: number;
+  layout: Layout;
+  /** format: zero (and header) the region; keep: it holds the board's records; none: already formatted. */
+  action: 'format' | 'keep' | 'none';
+  reason: string;
+  zeroBytes: number;
+  headers: number;
+  /** Record files the region holds now. */
+  records: string[];
+  /** How the board's kernel is told where the region is (pstore_blk.blkdev=…). */
+  blkdev: string;
+}
+
+/** Records on the card that the plan would destroy; applyProvision saves them first. */
+export interface RecordsAtRisk {
+  description: string;
+  offset: number;
+  size: number;
+  records: string[];
+}
+
+export interface ProvisionPlan {
+  profile: { name: string; path: string };
+  device: { name: string; size: number; blockSize: number; readOnly: boolean };
+  sectorSize: number;
+  /** Smallest card the profile fits on. */
+  minimumSize: number;
+  table: {
+    action: TableAction;
+    /** Why the table is (re)written, or what differs. */
+    reasons: string[];
+    diskGuid: string;
+    partitions: PlannedPartition[];
+    existing: { kind: 'gpt' | 'mbr'; partitions: number } | null;
+  };
+  images: PlannedImage[];
+  pstore?: PlannedPstore;
+  recordsAtRisk: RecordsAtRisk[];
+  /** Kernel command line for the board (profile fragment + every pstore parameter explicit). */
+  cmdline?: string;
+  /** Assumptions and warnings worth showing. */
+  notes: string[];
+  /** True when applying the plan writes anything. */
+  changes: boolean;
+  /** Bytes the plan writes. */
+  bytesToWrite: number;
+}
+
+interface PlanInternals {
+  gpt?: ResolvedGpt;
+  format?: FormatPlan;
+  imageInfos: Map<number, ImageInfo>;
+  extractions: { risk: RecordsAtRisk; x: Extraction }[];
+}
+
+const internals = new WeakMap<ProvisionPlan, PlanInternals>();
+
+function describeTable(t: PartitionTable): string {
+  return `${t.kind.toUpperCase()} with ${t.partitions.length} partition(s): ${t.partitions.map((p) => `${p.number}${p.name ? ` "${p.name}"` : ''}`).join(', ') || 'none'}`;
+}
+
+/** The board's pstore parameters and ABI as the profile states them. */
+export function profilePstoreInputs(profile: BoardProfile): { params: PstoreParams; abi: AbiHint } {
+  return { params: allProfileParams(profile), abi: { ...profile.abi } };
+}
+
+async function findRecords(dev: BlockDevice, offset: number, size: number, params: PstoreParams, abi: AbiHint): Promise<Extraction | null> {
+  try {
+    const x = await extractPstore(deviceSource(dev, offset, size), { params, abi });
+    return x.records.length > 0 ? x : null;
+  } catch (e) {
+    if (e instanceof NoPstoreError) return null;
+    throw e;
+  }
+}
+
+/** True when the region already holds exactly what formatting would write. */
+async function isFormatted(dev: BlockDevice, offset: number, plan: FormatPlan, opts: IoOptions): Promise<boolean> {
+  const chunk = 1 << 20;
+  const headerAt = new Map(plan.headers.map((h) => [h.offset, h.bytes]));
+  const headers = [...plan.headers].sort((a, b) => a.offset - b.offset);
+  for (let off = 0; off < plan.zeroBytes; off += chunk) {
+    const n = Math.min(chunk, plan.zeroBytes - off);
+    const have = await readRange(dev, offset + off, n, opts);
+    const want = new Uint8Array(n);
+    for (const h of headers) {
+      if (h.offset + h.bytes.length <= off || h.offset >= off + n) continue;
+      const s = Math.max(h.offset, off);
+      const e = Math.min(h.offset + h.bytes.length, off + n);
+      want.set(headerAt.get(h.offset)!.subarray(s - h.offset, e - h.offset), s - off);
+    }
+    if (Buffer.compare(have, want) !== 0) return false;
+  }
+  return true;
+}
+
+/** The board's kernel command line: the profile's own parameters, then every pstore parameter explicit. */
+export function buildCmdline(profile: BoardProfile, layout: Layout, blkdev: string, params: PstoreParams): string {
+  const quote = (v: string) => (/\s/.test(v) ? `"${v}"` : v);
+  const own = splitCmdline(profile.cmdline ?? '')
+    .filter(({ key }) => !/^(pstore_blk|pstore)\./i.test(key.replace(/-/g, '_')))
+    .map(({ key, value }) => (value === undefined ? key : `${key}=${quote(value)}`));
+  let pstore = boardCmdline(layout, blkdev, params);
+  if (profile.pstore?.backend === 'mmcpstore') pstore = pstore.replace(/ ?pstore_blk\.best_effort=y/, '');
+  return [...own, pstore].join(' ').trim();
+}
+
+/**
+ * Works out what provisioning `dev` with `profile` would write. Reads only.
+ * @throws UsageError when the profile has no layout, an image is missing, or the card holds a
+ *   different partition table and `replaceTable` is not set; BadInputError when the card is too
+ *   small or an image does not fit or fails its bmap checksums.
+ */
+export async function planProvision(dev: BlockDevice, profile: BoardProfile, opts: ProvisionOptions = {}): Promise<ProvisionPlan> {
+  if (!profile.partitions?.length) throw new UsageError(`profile ${profile.name} has no partition layout ("partitions"); provisioning needs one`);
+  const notes: string[] = [];
+  const ss = dev.blockSize >= 512 && (dev.blockSize & (dev.blockSize - 1)) === 0 ? dev.blockSize : 512;
+  const requests = partitionRequests(profile.partitions);
+  const minimumSize = Math.max(minimumDeviceSize(requests, ss), profile.card?.min_size ?? 0);
+  if (dev.size < minimumSize) {
+    throw new BadInputError(
+      `${dev.info.name} is too small for profile ${profile.name}: ${dev.size} bytes (${formatBytes(dev.size)}), it needs at least ${minimumSize} bytes (${formatBytes(minimumSize)})`,
+    );
+  }
+  for (const name of Object.keys(opts.images ?? {})) {
+    if (!profile.partitions.some((p) => p.name === name)) {
+      throw new UsageError(`--image ${name}=…: profile ${profile.name} has no partition "${name}" (${profile.partitions.map((p) => p.name).join(', ')})`);
+    }
+  }
+  const specs = layoutPartitions(requests, { sectorSize: ss, deviceSize: dev.size });
+  const layout: GptLayout = { sectorSize: ss, partitions: specs };
+
+  // --- the table
+  let existing: PartitionTable | null = null;
+  let match: GptMatch;
+  try {
+    existing = await readPartitionTable(dev, opts);
+    match = compareGpt(existing, layout, dev.size);
+  } catch (e) {
+    if (!(e instanceof BadInputError)) throw e;
+    match = { status: 'differs', differences: [`the partition table is damaged: ${e.message}`], notes: [] };
+  }
+  let action: TableAction;
+  let gpt: ResolvedGpt | undefined;
+  if (match.status === 'match' || match.status === 'repair') {
+    action = match.status === 'match' ? 'keep' : 'repair';
+    // keep the card's GUIDs
+    const withUuids: GptLayout = {
+      sectorSize: ss,
+      diskGuid: existing!.diskGuid,
+      partitions: specs.map((s) => ({ ...s, uuid: existing!.partitions.find((p) => p.number === s.number)!.uuid })),
+    };
+    gpt = resolveGpt(withUuids, dev.size, opts);
+  } else {
+    if (match.status === 'differs' && !opts.replaceTable) {
+      throw new UsageError(
+        `${dev.info.name} holds a partition table that differs from profile ${profile.name}:\n  ${match.differences.join('\n  ')}\n` +
+          'refusing to replace it; pass --replace-table to overwrite it (pstore records on the card are backed up first)',
+      );
+    }
+    action = match.status === 'none' ? 'write' : 'replace';
+    gpt = resolveGpt(layout, dev.size, opts);
+  }
+  const partitions: PlannedPartition[] = gpt.partitions.map((p, i) => ({
+    number: p.number,
+    name: p.name,
+    type: p.typeGuid,
+    ...(profile.partitions![i].typeAlias ? { typeAlias: profile.partitions![i].typeAlias } : {}),
+    start: p.firstLba * ss,
+    size: (p.lastLba - p.firstLba + 1) * ss,
+    firstLba: p.firstLba,
+    lastLba: p.lastLba,
+    uuid: p.uuid,
+  }));
+  const tableKept = action === 'keep' || action === 'repair';
+
+  // --- images
+  const images: PlannedImage[] = [];
+  const imageInfos = new Map<number, ImageInfo>();
+  for (const [i, bp] of profile.partitions.entries()) {
+    const over = opts.images?.[bp.name];
+    const path = over?.image ?? bp.image;
+    if (!path) continue;
+    const bmap = over ? over.bmap : bp.bmap;
+    const part = partitions[i];
+    const info = await inspectImage(
+      { path, bmapPath: bmap },
+      { capacity: part.size, ...(tableKept ? { compareWith: { dev, offset: part.start } } : {}), signal: opts.signal },
+    );
+    imageInfos.set(part.number, info);
+    const skip = info.identical === true;
+    images.push({
+      partition: part.number,
+      name: part.name,
+      path,
+      ...(bmap ? { bmap } : {}),
+      format: info.format,
+      size: info.size,
+      dataBytes: info.dataBytes,
+      action: skip ? 'skip' : 'write',
+      reason: skip ? 'the partition already holds this image' : tableKept ? 'the partition differs from the image' : 'new partition table',
+    });
+  }
+
+  // --- pstore
+  const { params, abi } = profilePstoreInputs(profile);
+  const risks: PlanInternals['extractions'] = [];
+  let pstore: PlannedPstore | undefined;
+  let format: FormatPlan | undefined;
+  let cmdline: string | undefined;
+  if (profile.pstore) {
+    const sel = profile.pstore.partition!;
+    const part = typeof sel === 'number' ? partitions[sel - 1] : partitions.find((p) => p.name === sel)!;
+    const g = planGeometry(part.size, params);
+    if (g.layout.errors.length) throw new BadInputError(`profile ${profile.name}: the kernel would refuse the pstore partition: ${g.layout.errors.join('; ')}`);
+    notes.push(...g.assumptions);
+    const fabi: Abi = { endian: abi.endian ?? 'le', layout: abi.layout ?? 'lp64' };
+    if (profile.pstore.headers && (!abi.endian || !abi.layout)) notes.push(`pstore.headers without abi.endian/abi.layout: writing ${fabi.endian} ${fabi.layout} headers`);
+    format = planFormat(g.layout, { headers: profile.pstore.headers, abi: fabi });
+    const blkdev = params.blkdev?.value ?? blkdevFor({ uuid: part.uuid, number: part.number });
+    if (/^PARTUUID=/i.test(blkdev) && profile.pstore.backend !== 'mmcpstore') {
+      notes.push('pstore_blk.blkdev=PARTUUID=… is resolved only when pstore_blk is built into the kernel; a modular pstore_blk needs a /dev/… path (set pstore_blk.blkdev in the profile\'s cmdline)');
+    }
+    cmdline = buildCmdline(profile, g.layout, blkdev, params);
+    let pAction: PlannedPstore['action'];
+    let reason: string;
+    let records: string[] = [];
+    if (await isFormatted(dev, part.start, format, opts)) {
+      pAction = 'none';
+      reason = 'the region is already formatted';
+    } else {
+      const x = await findRecords(dev, part.start, part.size, params, abi);
+      records = x ? x.records.map((r) => r.file) : [];
+      if (x && tableKept && !opts.reformatPstore) {
+        pAction = 'keep';
+        reason = `the region holds ${records.length} record(s) of the board; left in place (extract them with "crashcart pstore extract", or pass --reformat-pstore)`;
+      } else {
+        pAction = 'format';
+        reason = x ? `the region holds ${records.length} record(s); they are backed up, then the region is formatted` : 'the region is not formatted';
+        if (x) risks.push({ risk: { description: `partition ${part.number} "${part.name}"`, offset: part.start, size: part.size, records }, x });
+      }
+    }
+    pstore = {
+      partition: part.number,
+      name: part.name,
+      offset: part.start,
+      size: part.size,
+      layout: g.layout,
+      action: pAction,
+      reason,
+      zeroBytes: format.zeroBytes,
+      headers: format.headers.length,
+      records,
+      blkdev,
+    };
+  } else if (profile.cmdline) {
+    cmdline = profile.cmdline.trim();
+  }
+
+  // --- records the new table would cut away (the old pstore region, wherever it was)
+  if (!tableKept) {
+    try {
+      const old = await locatePstoreRegion(dev, { purpose: 'read' });
+      const dup = risks.some((r) => r.risk.offset === old.offset && r.risk.size === old.size);
+      const same = pstore && old.offset === pstore.offset && old.size === pstore.size;
+      if (!dup && !same) {
+        const x = await findRecords(dev, old.offset, old.size, {}, abi);
+        if (x) risks.push({ risk: { description: `old ${old.description}`, offset: old.offset, size: old.size, records: x.records.map((r) => r.file) }, x });
+      }
+    } catch (e) {
+      if (!(e instanceof NoPstoreError) && !(e instanceof UsageError)) {
+        if (!(e instanceof CrashcartError)) throw e;
+        notes.push(`could not look for pstore records under the old table: ${e.message}`);
+      }
+    }
+  }
+
+  const tableBytes = action === 'keep' ? 0 : encodeGpt(gpt).reduce((a, w) => a + w.bytes.length, 0);
+  const bytesToWrite =
+    tableBytes +
+    images.filter((i) => i.action === 'write').reduce((a, i) => a + i.dataBytes, 0) +
+    (pstore?.action === 'format' ? format!.zeroBytes + format!.headers.reduce((a, h) => a + h.bytes.length, 0) : 0);
+  const plan: ProvisionPlan = {
+    profile: { name: profile.name, path: profile.path },
+    device: { name: dev.info.name, size: dev.size, blockSize: dev.blockSize, readOnly: dev.readOnly },
+    sectorSize: ss,
+    minimumSize,
+    table: {
+      action,
+      reasons: action === 'keep' ? [] : match.differences,
+      diskGuid: gpt.diskGuid,
+      partitions,
+      existing: existing ? { kind: existing.kind, partitions: existing.partitions.length } : null,
+    },
+    images,
+    ...(pstore ? { pstore } : {}),
+    recordsAtRisk: risks.map((r) => r.risk),
+    ...(cmdline ? { cmdline } : {}),
+    notes: [...notes, ...(existing && action !== 'keep' ? [`the card now holds a ${describeTable(existing)}`] : [])],
+    changes: bytesToWrite > 0,
+    bytesToWrite,
+  };
+  internals.set(plan, { gpt, format, imageInfos, extractions: risks });
+  return plan;
+}
+
+export interface ProvisionResult {
+  /** Nothing was written: the card already matched. */
+  unchanged: boolean;
+  tableWritten: boolean;
+  imagesWritten: { partition: number; name: string; bytes: number }[];
+  pstoreFormatted: boolean;
+  /** Where records were saved before being destroyed. */
+  backups: { dir: string; description: string; records: string[] }[];
+  bytesWritten: number;
+}
+
+export interface ApplyOptions extends IoOptions {
+  /** Folder for records the plan would destroy (required when plan.recordsAtRisk is not empty, unless discardRecords). */
+  backupDir?: string;
+  /** Destroy records without saving them. */
+  discardRecords?: boolean;
+  onStep?: (step: string) => void;
+}
+
+/**
+ * Carries out a plan made by `planProvision` on the same device.
+ * @throws WriteProtectedError when the plan writes and the device is read-only; UsageError
+ *   when records are at risk and neither a backup folder nor discardRecords is given.
+ */
+export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts: ApplyOptions = {}): Promise<ProvisionResult> {
+  const inner = internals.get(plan);
+  if (!inner) throw new UsageError('applyProvision needs a plan made by planProvision');
+  if (dev.info.name !== plan.device.name || dev.size !== plan.device.size) throw new UsageError(`the plan was made for ${plan.device.name}, not ${dev.info.name}`);
+  const result: ProvisionResult = { unchanged: !plan.changes, tableWritten: false, imagesWritten: [], pstoreFormatted: false, backups: [], bytesWritten: 0 };
+  if (!plan.changes) return result;
+  if (dev.readOnly) throw new WriteProtectedError(`${dev.info.name} is read-only or write-protected; provisioning would write ${formatBytes(plan.bytesToWrite)}`);
+  const step = opts.onStep ?? (() => undefined);
+
+  // 1. save what would be destroyed
+  if (inner.extractions.length > 0 && !opts.discardRecords) {
+    if (!opts.backupDir) throw new UsageError(`the card holds ${inner.extractions.reduce((a, e) => a + e.risk.records.length, 0)} pstore record(s) that provisioning would destroy: give a backup folder or discard them explicitly`);
+    for (const [i, { risk, x }] of inner.extractions.entries()) {
+      const dir = inner.extractions.length === 1 ? opts.backupDir : `${opts.backupDir}/${i + 1}-offset-${risk.offset}`;
+      await writeExtraction(x, dir, { device: dev.info.name, offset: risk.offset, size: risk.size, description: risk.description });
+      result.backups.push({ dir, description: risk.description, records: risk.records });
+      step(`backed up ${risk.records.length} record(s) of ${risk.description} to ${dir}`);
+    }
+  }
+
+  // 2. partition table
+  if (plan.table.action !== 'keep') {
+    await writeGpt(dev, inner.gpt!, opts);
+    result.tableWritten = true;
+    result.bytesWritten += encodeGpt(inner.gpt!).reduce((a, w) => a + w.bytes.length, 0);
+    step(`wrote the GPT (${plan.table.partitions.length} partitions)`);
+  }
+
+  // 3. images
+  for (const img of plan.images) {
+    if (img.action !== 'write') continue;
+    const part = plan.table.partitions.find((p) => p.number === img.partition)!;
+    const n = await writeImage(dev, part.start, { path: img.path, bmapPath: img.bmap }, inner.imageInfos.get(img.partition)!, { capacity: part.size, signal: opts.signal });
+    result.imagesWritten.push({ partition: img.partition, name: img.name, bytes: n });
+    result.bytesWritten += n;
+    step(`wrote ${img.path} to partition ${img.partition} "${img.name}" (${formatBytes(n)})`);
+  }
+
+  // 4. pstore
+  if (plan.pstore?.action === 'format') {
+    await applyFormat(dev, plan.pstore.offset, inner.format!, { signal: opts.signal });
+    result.pstoreFormatted = true;
+    result.bytesWritten += inner.format!.zeroBytes + inner.format!.headers.reduce((a, h) => a + h.bytes.length, 0);
+    step(`formatted the pstore region (partition ${plan.pstore.partition} "${plan.pstore.name}")`);
+  }
+  await dev.flush(opts);
+  return result;
+}
