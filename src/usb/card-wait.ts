@@ -157,12 +157,13 @@ async function pollOnce(host: UsbHost, sel: UsbSelector, sessions: Map<string, S
         if (slot) out.push(slot);
       }
     } catch (e) {
+      const gone = e instanceof DeviceGoneError || s?.bot.disconnected === true;
       if (s) {
         sessions.delete(key(d));
         await s.transport.close().catch(() => undefined);
       }
       // A reader pulled in the middle of a poll has no cards; anything else ends the wait.
-      if (!(e instanceof DeviceGoneError)) throw e;
+      if (!gone) throw e;
     }
   }
   return out;
