@@ -1,0 +1,290 @@
+/**
+ * `crashcart flash IMAGE DEVICE...`: the CLI over flashImage(). Progress is a bar per card on a
+ * TTY (stderr), plain phase lines otherwise, or NDJSON events on stdout with --json, ending in
+ * a summary object.
+ */
+import { createInterface } from 'node:readline/promises';
+import cliProgress from 'cli-progress';
+import ora from 'ora';
+import type { Argv } from 'yargs';
+import type { BlockDevice } from '../../blockdev/block-device.js';
+import { openDevice } from '../../blockdev/open-device.js';
+import { formatBytes } from '../../blockdev/device-util.js';
+import { CancelledError, CrashcartError, ExitCode, UsageError } from '../../errors.js';
+import { flashImage, type FlashEvent, type FlashResult, type FlashTarget, type FlashTargetResult } from '../../flash/flash.js';
+import { openImageSource, type ImageSource } from '../../flash/source.js';
+import { checkDestinationSpec, describeDestination } from '../../flash/safety.js';
+import { ResumeJournal, resumeKey } from '../../flash/resume.js';
+import { formatDuration, formatSpeed } from '../../flash/progress.js';
+import { decoderName } from '../../flash/decompress.js';
+
+export interface FlashArgs {
+  image: string;
+  devices: string[];
+  bmap?: string | false;
+  verify?: boolean;
+  yes?: boolean;
+  json?: boolean;
+  resume?: boolean;
+  'allow-system-disk'?: boolean;
+  retries?: number;
+}
+
+export function flashCommand(y: Argv) {
+  return y.command(
+    'flash <image> <devices..>',
+    'write an image (raw, .gz, .xz, .zst, .bz2; with a bmap, only its mapped blocks) to one or more cards and verify it',
+    (c) =>
+      c
+        .positional('image', { type: 'string', demandOption: true, describe: 'image file; the format is detected from its content' })
+        .positional('devices', { type: 'string', array: true, demandOption: true, describe: 'destinations: /dev/sdX, usb:… or an image file' })
+        .option('bmap', { type: 'string', describe: 'bmap file (default: IMAGE.bmap next to the image, if there); --no-bmap writes every block' })
+        .option('verify', { type: 'boolean', default: true, describe: 'read the cards back and compare (--no-verify skips it)' })
+        .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
+        .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' })
+        .option('resume', { type: 'boolean', describe: 'continue an interrupted flash of this image on these cards where it stopped' })
+        .option('allow-system-disk', { type: 'boolean', describe: 'allow writing an OS block device that is mounted or holds the running system' })
+        .option('retries', { type: 'number', default: 5, describe: 'retries per transfer on transient errors (with back-off)' }),
+    async (argv) => {
+      await runFlash(argv as unknown as FlashArgs);
+    },
+  );
+}
+
+interface Opened {
+  spec: string;
+  device?: BlockDevice;
+  error?: unknown;
+}
+
+/** Asks on the terminal; resolves true only for "yes"/"y". */
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(question);
+    return /^(y|yes)$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+function failedResult(spec: string, e: unknown): FlashTargetResult {
+  return {
+    device: spec,
+    kind: 'image',
+    size: 0,
+    ok: false,
+    phase: 'failed',
+    bytesWritten: 0,
+    verified: false,
+    seconds: 0,
+    error: {
+      name: (e as Error)?.name ?? 'Error',
+      message: (e as Error)?.message ?? String(e),
+      exitCode: e instanceof CrashcartError ? e.exitCode : ExitCode.INTERNAL,
+    },
+  };
+}
+
+class Reporter {
+  private bars?: cliProgress.MultiBar;
+  private bar = new Map<number, cliProgress.SingleBar>();
+  private readonly tty: boolean;
+  constructor(
+    private readonly json: boolean,
+    private readonly names: string[],
+  ) {
+    this.tty = !json && process.stderr.isTTY === true && process.env.TERM !== 'dumb';
+  }
+
+  line(obj: object): void {
+    process.stdout.write(JSON.stringify(obj) + '\n');
+  }
+
+  log(msg: string): void {
+    if (this.json) this.line({ type: 'message', message: msg });
+    else if (this.bars) this.bars.log(msg + '\n');
+    else process.stderr.write(msg + '\n');
+  }
+
+  event(e: FlashEvent): void {
+    if (this.json) {
+      this.line(e);
+      return;
+    }
+    if (e.type === 'warning') return this.log(`warning: ${e.message}`);
+    if (e.type === 'retry') return this.log(`${e.device}: retry ${e.attempt} at offset ${e.offset} in ${e.delayMs} ms: ${e.error}`);
+    if (e.type === 'source' || e.type === 'checkpoint') return;
+    if (e.type === 'phase') {
+      if (e.phase === 'failed') this.log(`${e.device}: FAILED: ${e.message ?? ''}`);
+      else if (!this.tty && e.phase !== 'preflight') this.log(`${e.device}: ${e.phase}`);
+      return;
+    }
+    if (!this.tty) return;
+    if (!this.bars) {
+      this.bars = new cliProgress.MultiBar(
+        {
+          format: '{device} |{bar}| {pct} {phase} {done} {speed} ETA {etaf}',
+          hideCursor: true,
+          clearOnComplete: false,
+          stopOnComplete: false,
+          barsize: 30,
+          stream: process.stderr,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+    }
+    let b = this.bar.get(e.target);
+    const total = e.total ?? 0;
+    const payload = {
+      device: this.names[e.target].padEnd(Math.max(...this.names.map((n) => n.length))),
+      phase: e.phase.padEnd(9),
+      pct: total > 0 ? `${Math.floor((e.bytes / total) * 100)}%`.padStart(4) : '   ?',
+      done: formatBytes(e.bytes).padStart(9),
+      speed: formatSpeed(e.speed).padStart(10),
+      etaf: formatDuration(e.eta),
+    };
+    if (!b) {
+      b = this.bars.create(Math.max(1, total), Math.min(e.bytes, Math.max(1, total)), payload);
+      this.bar.set(e.target, b);
+    } else {
+      b.setTotal(Math.max(1, total));
+      b.update(Math.min(e.bytes, Math.max(1, total)), payload);
+    }
+  }
+
+  stop(): void {
+    this.bars?.stop();
+    this.bars = undefined;
+  }
+}
+
+function printSummary(r: FlashResult, pre: FlashTargetResult[]): void {
+  const out = process.stdout;
+  const img = r.image;
+  out.write(`image: ${img.path} (${img.format}, ${formatBytes(img.size)}${img.bmap ? `, bmap ${img.bmap.path}: ${formatBytes(img.bmap.mappedBytes)} mapped` : ''})\n`);
+  if (img.sha256) out.write(`image sha256: ${img.sha256}\n`);
+  for (const t of [...r.targets, ...pre]) {
+    if (t.ok) {
+      const speed = t.seconds > 0 ? `, ${formatSpeed(t.bytesWritten / t.seconds)}` : '';
+      out.write(`  ok      ${t.device}: ${formatBytes(t.bytesWritten)} written${t.resumedFrom ? ` (resumed at ${t.resumedFrom})` : ''}${t.verified ? ', verified' : ', not verified'}${speed}\n`);
+    } else {
+      out.write(`  FAILED  ${t.device}: ${t.error?.message ?? 'failed'}\n`);
+    }
+  }
+  const ok = [...r.targets, ...pre].filter((t) => t.ok).length;
+  const all = r.targets.length + pre.length;
+  out.write(`${ok} of ${all} destination(s) succeeded in ${formatDuration(r.seconds)}\n`);
+}
+
+export async function runFlash(a: FlashArgs): Promise<void> {
+  const specs = a.devices ?? [];
+  if (specs.length === 0) throw new UsageError('name at least one destination device');
+  if (new Set(specs).size !== specs.length) throw new UsageError('a destination is named twice');
+  if (a.retries !== undefined && (!Number.isSafeInteger(a.retries) || a.retries < 0)) throw new UsageError('--retries must be a non-negative integer');
+  const json = a.json === true;
+  const spinnerOn = !json && process.stderr.isTTY === true;
+  const spinner = spinnerOn ? ora({ text: `opening ${a.image}`, stream: process.stderr }).start() : undefined;
+
+  let source: ImageSource;
+  try {
+    source = await openImageSource(a.image, { bmap: a.bmap === undefined ? undefined : a.bmap === false ? false : String(a.bmap) });
+  } catch (e) {
+    spinner?.fail();
+    throw e;
+  }
+  const opened: Opened[] = [];
+  try {
+    if (spinner) spinner.text = 'checking destinations';
+    for (const spec of specs) {
+      try {
+        await checkDestinationSpec(spec, source.path, { allowSystemDisk: a['allow-system-disk'] });
+        opened.push({ spec, device: await openDevice(spec, { write: true }) });
+      } catch (e) {
+        opened.push({ spec, error: e });
+      }
+    }
+    spinner?.stop();
+    const reporter = new Reporter(json, opened.map((o) => o.device?.info.name ?? o.spec));
+    const usable = opened.filter((o) => o.device);
+    const pre = opened.filter((o) => !o.device).map((o) => failedResult(o.spec, o.error));
+    for (const p of pre) reporter.log(`${p.device}: ${p.error?.message}`);
+
+    if (usable.length === 0) {
+      const first = opened[0].error;
+      if (specs.length === 1) throw first;
+      throw new CrashcartError(`none of the ${specs.length} destinations can be written`, (first as CrashcartError)?.exitCode ?? ExitCode.IO);
+    }
+
+    const journal = new ResumeJournal();
+    const targets: FlashTarget[] = [];
+    const keys: string[] = [];
+    for (const o of usable) {
+      const dev = o.device as BlockDevice;
+      const key = resumeKey(source, dev);
+      keys.push(key);
+      let resumeFrom: number | undefined;
+      if (a.resume) {
+        const entry = await journal.get(key);
+        if (entry) resumeFrom = entry.offset;
+        else reporter.log(`${dev.info.name}: no interrupted flash of this image recorded for this card; writing it from the start`);
+      }
+      targets.push({ device: dev, ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
+    }
+
+    if (!a.yes) {
+      if (!process.stdin.isTTY || process.env.CI === 'true') {
+        throw new UsageError('refusing to overwrite without confirmation: stdin is not a terminal; pass --yes');
+      }
+      process.stderr.write(`About to ERASE and write ${source.path} (${source.format}${source.bmap ? `, bmap ${source.bmap.path}` : ''}) to:\n`);
+      for (const t of targets) process.stderr.write(`  ${describeDestination(t.device)}${t.resumeFrom ? ` — resuming at ${formatBytes(t.resumeFrom)}` : ''}\n`);
+      if (!(await confirm(`Type "yes" to continue: `))) throw new CancelledError('not confirmed; nothing was written');
+    }
+
+    const ac = new AbortController();
+    let interrupts = 0;
+    const onSigint = () => {
+      interrupts++;
+      if (interrupts > 1) process.exit(ExitCode.CANCELLED);
+      reporter.log('interrupted: stopping (press Ctrl-C again to quit at once)');
+      ac.abort(new DOMException('cancelled', 'AbortError'));
+    };
+    process.on('SIGINT', onSigint);
+    if (json) reporter.line({ type: 'start', image: source.path, format: source.format, decoder: source.sparseRead ? 'bmap ranges read directly' : decoderName(source.format), bmap: source.bmap?.path ?? null, devices: targets.map((t) => ({ name: t.device.info.name, model: t.device.info.model ?? null, serial: t.device.info.serial ?? null, size: t.device.size, resumeFrom: t.resumeFrom ?? 0 })) });
+    const journalWrites: Promise<void>[] = [];
+    let result: FlashResult;
+    try {
+      result = await flashImage(source, targets, {
+        verify: a.verify !== false,
+        retries: a.retries ?? 5,
+        signal: ac.signal,
+        onEvent: (e) => {
+          reporter.event(e);
+          if (e.type === 'checkpoint') journalWrites.push(journal.set(keys[e.target], source.realPath, e.device, e.offset).catch(() => undefined));
+        },
+      });
+    } finally {
+      process.off('SIGINT', onSigint);
+      reporter.stop();
+    }
+    await Promise.all(journalWrites);
+    for (let i = 0; i < result.targets.length; i++) {
+      const t = result.targets[i];
+      if (t.ok) await journal.clear(keys[i]).catch(() => undefined);
+      else if (t.error?.resumeOffset !== undefined && t.error.resumeOffset > 0) await journal.set(keys[i], source.realPath, t.device, t.error.resumeOffset).catch(() => undefined);
+    }
+    if (json) reporter.line({ type: 'summary', ...result, targets: [...result.targets, ...pre], ok: result.ok && pre.length === 0, exitCode: result.ok && pre.length ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode });
+    else printSummary(result, pre);
+
+    const failed = [...result.targets, ...pre].filter((t) => !t.ok);
+    if (failed.length > 0) {
+      let code = result.ok ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode;
+      if (!result.ok && pre.length > 0 && pre.some((p) => p.error?.exitCode !== code)) code = ExitCode.IO;
+      const msg = failed.length === 1 && specs.length === 1 ? (failed[0].error?.message ?? 'flash failed') : `${failed.length} of ${specs.length} destinations failed: ${failed.map((f) => f.device).join(', ')}`;
+      throw new CrashcartError(msg, code as CrashcartError['exitCode']);
+    }
+  } finally {
+    for (const o of opened) await o.device?.close().catch(() => undefined);
+    await source.close().catch(() => undefined);
+  }
+}

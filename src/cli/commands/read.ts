@@ -1,0 +1,129 @@
+/**
+ * `crashcart read DEVICE -o FILE`: copies a card (or a byte range) to an image, ddrescue style,
+ * and prints the SHA-256 of what was read (`sha256sum` format) on stdout.
+ */
+import cliProgress from 'cli-progress';
+import type { Argv } from 'yargs';
+import { openDevice } from '../../blockdev/open-device.js';
+import { formatBytes } from '../../blockdev/device-util.js';
+import { CrashcartError, ExitCode, UsageError } from '../../errors.js';
+import { readDevice, type ReadEvent } from '../../flash/read.js';
+import { formatDuration, formatSpeed } from '../../flash/progress.js';
+
+export interface ReadArgs {
+  device: string;
+  output: string;
+  offset?: string;
+  size?: string;
+  retries?: number;
+  map?: string;
+  json?: boolean;
+}
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  s: 512,
+  k: 1024,
+  kib: 1024,
+  kb: 1000,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  mb: 1e6,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  gb: 1e9,
+  t: 1024 ** 4,
+  tib: 1024 ** 4,
+  tb: 1e12,
+};
+
+/** "4096", "0x1000", "4K", "4KiB", "8s" (512-byte sectors), "1.5G". */
+export function parseByteCount(s: string, what: string): number {
+  const t = s.trim();
+  const hex = /^0x([0-9a-f]+)$/i.exec(t);
+  let v: number;
+  if (hex) v = parseInt(hex[1], 16);
+  else {
+    const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(t);
+    if (!m || !(m[2].toLowerCase() in UNITS)) throw new UsageError(`${what}: "${s}" is not a byte count (use e.g. 4096, 0x1000, 512K, 2MiB, 8s)`);
+    v = Number(m[1]) * UNITS[m[2].toLowerCase()];
+  }
+  if (!Number.isSafeInteger(v) || v < 0) throw new UsageError(`${what}: "${s}" is not a whole number of bytes`);
+  return v;
+}
+
+export function readCommand(y: Argv) {
+  return y.command(
+    'read <device>',
+    'copy a card (or a byte range of it) to an image file; unreadable sectors go into a ddrescue map',
+    (c) =>
+      c
+        .positional('device', { type: 'string', demandOption: true, describe: '/dev/sdX, usb:… or an image file' })
+        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'image file to write' })
+        .option('offset', { type: 'string', describe: 'first byte to read (4096, 0x1000, 512K, 8s…)' })
+        .option('size', { type: 'string', describe: 'bytes to read (default: to the end)' })
+        .option('retries', { type: 'number', default: 3, describe: 'retries per chunk and per sector before a sector counts as bad' })
+        .option('map', { type: 'string', describe: 'ddrescue mapfile (default OUTPUT.map); an existing one with OUTPUT retries only the unfinished areas' })
+        .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' }),
+    async (argv) => {
+      await runRead(argv as unknown as ReadArgs);
+    },
+  );
+}
+
+export async function runRead(a: ReadArgs): Promise<void> {
+  const offset = a.offset !== undefined ? parseByteCount(a.offset, '--offset') : undefined;
+  const size = a.size !== undefined ? parseByteCount(a.size, '--size') : undefined;
+  if (a.retries !== undefined && (!Number.isSafeInteger(a.retries) || a.retries < 0)) throw new UsageError('--retries must be a non-negative integer');
+  const json = a.json === true;
+  const tty = !json && process.stderr.isTTY === true && process.env.TERM !== 'dumb';
+  const dev = await openDevice(a.device, { write: false });
+  let bar: cliProgress.SingleBar | undefined;
+  const ac = new AbortController();
+  const onSigint = () => ac.abort(new DOMException('cancelled', 'AbortError'));
+  process.on('SIGINT', onSigint);
+  try {
+    const onEvent = (e: ReadEvent) => {
+      if (json) {
+        process.stdout.write(JSON.stringify(e) + '\n');
+        return;
+      }
+      if (e.type === 'bad-area') {
+        const msg = `unreadable: bytes ${e.start}–${e.end - 1}: ${e.error}`;
+        if (bar) bar.stop(), (bar = undefined);
+        process.stderr.write(msg + '\n');
+      } else if (e.type === 'progress' && tty) {
+        const payload = { done: formatBytes(e.bytes).padStart(9), speed: formatSpeed(e.speed).padStart(10), etaf: formatDuration(e.eta), bad: e.badBytes ? ` bad ${formatBytes(e.badBytes)}` : '' };
+        if (!bar) {
+          bar = new cliProgress.SingleBar({ format: 'reading |{bar}| {percentage}% {done} {speed} ETA {etaf}{bad}', hideCursor: true, stream: process.stderr, barsize: 30 }, cliProgress.Presets.shades_classic);
+          bar.start(Math.max(1, e.total), e.bytes, payload);
+        } else bar.update(e.bytes, payload);
+      }
+    };
+    const r = await readDevice(dev, a.output, {
+      ...(offset !== undefined ? { offset } : {}),
+      ...(size !== undefined ? { size } : {}),
+      retries: a.retries ?? 3,
+      ...(a.map ? { mapPath: a.map } : {}),
+      mapHeader: [`Command line: crashcart read ${a.device} -o ${a.output}${a.offset ? ` --offset ${a.offset}` : ''}${a.size ? ` --size ${a.size}` : ''}`],
+      signal: ac.signal,
+      onEvent,
+    });
+    bar?.stop();
+    bar = undefined;
+    if (json) process.stdout.write(JSON.stringify({ type: 'summary', ...r }) + '\n');
+    else {
+      process.stderr.write(
+        `read ${formatBytes(r.size)} from ${r.device} at offset ${r.offset}${r.resumed ? ' (continuing from the map)' : ''} in ${formatDuration(r.seconds)}; map: ${r.mapPath}\n`,
+      );
+      if (r.badBytes > 0) process.stderr.write(`${formatBytes(r.badBytes)} in ${r.badRanges.length} area(s) could not be read and are zeros in ${r.output}; run the same command again to retry only those\n`);
+      process.stdout.write(`${r.sha256}  ${r.output}\n`);
+    }
+    if (r.badBytes > 0) throw new CrashcartError(`${r.badBytes} bytes of ${r.device} could not be read`, ExitCode.IO);
+  } finally {
+    bar?.stop();
+    process.off('SIGINT', onSigint);
+    await dev.close().catch(() => undefined);
+  }
+}

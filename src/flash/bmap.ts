@@ -1,0 +1,188 @@
+/**
+ * bmaptool's block map files (XML, format versions 1.0–1.4 and 2.0): which blocks of an image
+ * hold data, and a checksum per block range. Flashing with a bmap writes only the mapped
+ * ranges and checks each range's checksum on the data as it streams past.
+ *
+ * Versions 1.0–1.2 carry no checksums, 1.3 uses SHA-1 (`sha1` attributes, `BmapFileSHA1`),
+ * 1.4 and 2.0 name the algorithm in `ChecksumType` (`chksum` attributes, `BmapFileChecksum`).
+ * The file's own checksum is computed over the file with the checksum text replaced by zeros.
+ */
+import { createHash, getHashes } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { SourceError } from './errors.js';
+
+export interface BmapRange {
+  /** First and last block, inclusive. */
+  first: number;
+  last: number;
+  /** Lower-case hex digest of the range's bytes, when the bmap has one. */
+  checksum?: string;
+}
+
+export interface Bmap {
+  /** Path the bmap was read from (for messages). */
+  path: string;
+  version: string;
+  imageSize: number;
+  blockSize: number;
+  blocksCount: number;
+  mappedBlocksCount: number;
+  /** Node crypto algorithm name (`sha256`, `sha1`), or undefined for checksum-less bmaps. */
+  checksumType?: string;
+  ranges: BmapRange[];
+  /** Bytes the mapped ranges cover (the last block may be partial). */
+  mappedBytes: number;
+}
+
+/** Byte extent of a range within the image. */
+export function rangeBytes(b: Pick<Bmap, 'blockSize' | 'imageSize'>, r: BmapRange): { start: number; end: number } {
+  return { start: r.first * b.blockSize, end: Math.min((r.last + 1) * b.blockSize, b.imageSize) };
+}
+
+function nodeHashName(pythonName: string): string | undefined {
+  const n = pythonName.trim().toLowerCase();
+  const candidates = [n, n.replace('_', '-'), n === 'blake2b' ? 'blake2b512' : n, n === 'blake2s' ? 'blake2s256' : n];
+  const have = new Set(getHashes());
+  return candidates.find((c) => have.has(c));
+}
+
+function tagText(xml: string, tag: string): string | undefined {
+  const m = new RegExp(`<${tag}(?:\\s[^>]*)?>([\\s\\S]*?)</${tag}\\s*>`).exec(xml);
+  return m ? m[1].trim() : undefined;
+}
+
+function intField(xml: string, tag: string, path: string, required = true): number | undefined {
+  const t = tagText(xml, tag);
+  if (t === undefined) {
+    if (required) throw new SourceError(`${path}: bmap lacks <${tag}>`);
+    return undefined;
+  }
+  if (!/^\d+$/.test(t)) throw new SourceError(`${path}: <${tag}> is not a number: "${t}"`);
+  const v = Number(t);
+  if (!Number.isSafeInteger(v)) throw new SourceError(`${path}: <${tag}> ${t} is too large`);
+  return v;
+}
+
+function attr(attrs: string, name: string): string | undefined {
+  const m = new RegExp(`(?:^|\\s)${name}\\s*=\\s*(?:"([^"]*)"|'([^']*)')`).exec(attrs);
+  return m ? (m[1] ?? m[2]) : undefined;
+}
+
+/** Parses and checks a bmap held in memory. `path` names it in messages. */
+export function parseBmap(bytes: Uint8Array, path = 'bmap'): Bmap {
+  const raw = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+  const xml = raw.replace(/<!--[\s\S]*?-->/g, (c) => ' '.repeat(c.length));
+  const root = /<bmap(\s[^>]*)?>/.exec(xml);
+  if (!root) throw new SourceError(`${path} is not a bmap file (no <bmap> element)`);
+  const version = attr(root[1] ?? '', 'version');
+  if (!version || !/^\d+\.\d+$/.test(version)) throw new SourceError(`${path}: bmap has no usable version attribute`);
+  const [major, minor] = version.split('.').map(Number);
+  if (major > 2) throw new SourceError(`${path}: bmap format version ${version} is not supported (up to 2.x)`);
+  const imageSize = intField(xml, 'ImageSize', path) as number;
+  const blockSize = intField(xml, 'BlockSize', path) as number;
+  const blocksCount = intField(xml, 'BlocksCount', path) as number;
+  const mappedBlocksCount = intField(xml, 'MappedBlocksCount', path) as number;
+  if (blockSize <= 0) throw new SourceError(`${path}: block size must be positive`);
+  if (Math.ceil(imageSize / blockSize) !== blocksCount) {
+    throw new SourceError(`${path}: inconsistent bmap: image size ${imageSize} is not ${blocksCount} blocks of ${blockSize} bytes`);
+  }
+
+  let checksumType: string | undefined;
+  let rangeAttr: string | undefined;
+  let fileSumTag: string | undefined;
+  if (major === 2 || (major === 1 && minor === 4)) {
+    const t = tagText(xml, 'ChecksumType');
+    if (!t) throw new SourceError(`${path}: bmap ${version} lacks <ChecksumType>`);
+    checksumType = nodeHashName(t);
+    if (!checksumType) throw new SourceError(`${path}: checksum type "${t}" is not available`);
+    rangeAttr = 'chksum';
+    fileSumTag = 'BmapFileChecksum';
+  } else if (major === 1 && minor === 3) {
+    checksumType = 'sha1';
+    rangeAttr = 'sha1';
+    fileSumTag = 'BmapFileSHA1';
+  }
+
+  if (checksumType && fileSumTag) {
+    const want = tagText(xml, fileSumTag)?.toLowerCase();
+    if (want) {
+      const at = raw.indexOf(want) >= 0 ? raw.indexOf(want) : raw.toLowerCase().indexOf(want);
+      const zeroed = Buffer.from(bytes);
+      const byteAt = Buffer.byteLength(raw.slice(0, at));
+      zeroed.fill(0x30, byteAt, byteAt + want.length);
+      const got = createHash(checksumType).update(zeroed).digest('hex');
+      if (got !== want) {
+        throw new SourceError(`${path}: the bmap file is corrupt: its ${checksumType} is ${got}, but it says ${want}`);
+      }
+    }
+  }
+
+  const mapXml = tagText(xml, 'BlockMap');
+  if (mapXml === undefined) throw new SourceError(`${path}: bmap lacks <BlockMap>`);
+  const ranges: BmapRange[] = [];
+  const re = /<Range(\s[^>]*)?>([\s\S]*?)<\/Range\s*>/g;
+  let m: RegExpExecArray | null;
+  let mapped = 0;
+  let mappedBytes = 0;
+  let prevLast = -1;
+  while ((m = re.exec(mapXml)) !== null) {
+    const text = m[2].trim();
+    const rm = /^(\d+)\s*(?:-\s*(\d+))?$/.exec(text);
+    if (!rm) throw new SourceError(`${path}: bad block range "${text}"`);
+    const first = Number(rm[1]);
+    const last = rm[2] !== undefined ? Number(rm[2]) : first;
+    if (first > last) throw new SourceError(`${path}: bad block range "${text}" (first > last)`);
+    if (last >= blocksCount) throw new SourceError(`${path}: block range "${text}" runs past the image's ${blocksCount} blocks`);
+    if (first <= prevLast) throw new SourceError(`${path}: block range "${text}" overlaps or precedes the one before it`);
+    prevLast = last;
+    const r: BmapRange = { first, last };
+    if (rangeAttr) {
+      const c = attr(m[1] ?? '', rangeAttr);
+      if (c !== undefined) {
+        if (!/^[0-9a-fA-F]+$/.test(c)) throw new SourceError(`${path}: range "${text}" has a malformed checksum`);
+        r.checksum = c.toLowerCase();
+      }
+    }
+    ranges.push(r);
+    mapped += last - first + 1;
+    const { start, end } = rangeBytes({ blockSize, imageSize }, r);
+    mappedBytes += end - start;
+  }
+  if (mapped !== mappedBlocksCount) {
+    throw new SourceError(`${path}: inconsistent bmap: ranges cover ${mapped} blocks but MappedBlocksCount says ${mappedBlocksCount}`);
+  }
+  return { path, version, imageSize, blockSize, blocksCount, mappedBlocksCount, checksumType, ranges, mappedBytes };
+}
+
+export async function loadBmap(path: string): Promise<Bmap> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new SourceError(`cannot read bmap ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  return parseBmap(bytes, path);
+}
+
+/**
+ * The bmap bmaptool would pick for an image: IMAGE.bmap, then the name with each compression
+ * suffix removed (`disk.img.xz` → `disk.img.bmap`, `disk.bmap`).
+ */
+export async function findBmapFor(imagePath: string): Promise<string | undefined> {
+  const candidates = [`${imagePath}.bmap`];
+  let base = imagePath;
+  for (;;) {
+    const m = /^(.*)\.[^./]+$/.exec(base);
+    if (!m || m[1].endsWith('/') || m[1] === '') break;
+    base = m[1];
+    candidates.push(`${base}.bmap`);
+  }
+  for (const c of candidates) {
+    try {
+      if ((await stat(c)).isFile()) return c;
+    } catch {
+      /* not there */
+    }
+  }
+  return undefined;
+}

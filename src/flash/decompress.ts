@@ -1,0 +1,180 @@
+/**
+ * Streaming decompression of an image file. Each format yields the decompressed bytes as an
+ * async iterable that pulls compressed input only as fast as the consumer takes output, so
+ * memory stays bounded whatever the image size. Failures become SourceErrors naming the file
+ * and the format.
+ *
+ * Decoders: gzip — node:zlib; zstd — node:zlib's zstd where the running Node has it (22.15+),
+ * otherwise fzstd (pure JS); xz — xz-decompress (xz-embedded compiled to WebAssembly);
+ * bzip2 — unbzip2-stream (pure JS).
+ */
+import { createReadStream } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import * as zlib from 'node:zlib';
+import { Decompress as FzstdDecompress } from 'fzstd';
+import xzModule from 'xz-decompress';
+import unbzip2 from 'unbzip2-stream';
+import type { ImageFormat } from './detect.js';
+import { SourceError } from './errors.js';
+
+/** Compressed bytes read per step. */
+export const INPUT_CHUNK = 1024 * 1024;
+
+export interface DecompressOptions {
+  /** Called with the number of compressed bytes consumed so far. */
+  onInput?: (bytes: number) => void;
+  signal?: AbortSignal;
+  /** Start reading the (raw) file here; only for format "raw". */
+  start?: number;
+}
+
+/** xz-embedded return codes (xz.h). */
+const XZ_ERRORS: Record<string, string> = {
+  '2': 'unsupported integrity check',
+  '3': 'out of memory',
+  '4': 'dictionary larger than the memory limit',
+  '5': 'not an xz stream (bad header)',
+  '6': 'unsupported xz options (filter or flags)',
+  '7': 'corrupt data',
+  '8': 'truncated or corrupt data (decoder made no progress)',
+};
+
+function describe(format: ImageFormat, err: unknown): string {
+  const msg = (err as Error)?.message ?? String(err);
+  if (format === 'xz') {
+    const m = /error code (\d+)/.exec(msg);
+    if (m && XZ_ERRORS[m[1]]) return XZ_ERRORS[m[1]];
+  }
+  if (format === 'gzip' && /unexpected end of file/i.test(msg)) return 'truncated (unexpected end of file)';
+  return msg;
+}
+
+function sourceError(path: string, format: ImageFormat, err: unknown, outBytes: number): SourceError {
+  if (err instanceof SourceError) return err;
+  if ((err as Error)?.name === 'AbortError') throw err;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code && /^E[A-Z]+$/.test(code)) {
+    return new SourceError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return new SourceError(
+    `${path}: ${format} decompression failed after ${outBytes} bytes of output: ${describe(format, err)}`,
+    { cause: err },
+  );
+}
+
+type ZstdFactory = () => Transform;
+
+/** node:zlib's zstd decoder when this Node has one (22.15+, 23.8+). */
+function nativeZstd(): ZstdFactory | undefined {
+  const f = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+  return typeof f === 'function' ? () => f() : undefined;
+}
+
+/** Which implementation decodes each format on this Node (for reports and the benchmark). */
+export function decoderName(format: ImageFormat): string {
+  switch (format) {
+    case 'raw':
+      return 'none';
+    case 'gzip':
+      return 'node:zlib';
+    case 'zstd':
+      return nativeZstd() ? 'node:zlib (zstd)' : 'fzstd';
+    case 'xz':
+      return 'xz-decompress (wasm)';
+    case 'bzip2':
+      return 'unbzip2-stream';
+  }
+}
+
+function counted(path: string, opts: DecompressOptions, start = 0): AsyncIterable<Uint8Array> {
+  const rs = createReadStream(path, { highWaterMark: INPUT_CHUNK, start, signal: opts.signal });
+  let n = 0;
+  return (async function* () {
+    for await (const c of rs as AsyncIterable<Buffer>) {
+      n += c.length;
+      opts.onInput?.(n);
+      yield new Uint8Array(c.buffer, c.byteOffset, c.length);
+    }
+  })();
+}
+
+async function* fzstdStream(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let out: Uint8Array[] = [];
+  let ended = false;
+  const d = new FzstdDecompress((chunk: Uint8Array, final?: boolean) => {
+    if (chunk.length) out.push(chunk);
+    if (final) ended = true;
+  });
+  for await (const c of input) {
+    d.push(c);
+    if (out.length) {
+      const o = out;
+      out = [];
+      yield* o;
+    }
+  }
+  d.push(new Uint8Array(0), true);
+  if (out.length) yield* out;
+  if (!ended) throw new Error('truncated (the last zstd frame is incomplete)');
+}
+
+function viaTransform(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWriteStream, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+  const src = Readable.from(input, { objectMode: false });
+  src.on('error', (e) => (t as unknown as Transform).destroy(e));
+  src.pipe(t as unknown as NodeJS.WritableStream);
+  const r = t instanceof Readable ? t : new Readable({ highWaterMark: INPUT_CHUNK }).wrap(t);
+  if (signal) signal.addEventListener('abort', () => r.destroy(signal.reason as Error), { once: true });
+  return r as AsyncIterable<Uint8Array>;
+}
+
+/**
+ * Decompressed bytes of `path` read as `format`. Chunks have no particular size; the caller
+ * rebuffers. Errors are SourceErrors (or the abort reason).
+ */
+export async function* decompressFile(path: string, format: ImageFormat, opts: DecompressOptions = {}): AsyncGenerator<Uint8Array> {
+  let out = 0;
+  try {
+    const input = counted(path, opts, format === 'raw' ? opts.start ?? 0 : 0);
+    let stream: AsyncIterable<Uint8Array>;
+    switch (format) {
+      case 'raw':
+        stream = input;
+        break;
+      case 'gzip':
+        stream = viaTransform(input, zlib.createGunzip({ chunkSize: 256 * 1024 }), opts.signal);
+        break;
+      case 'zstd': {
+        const native = nativeZstd();
+        stream = native ? viaTransform(input, native(), opts.signal) : fzstdStream(input);
+        break;
+      }
+      case 'xz': {
+        const { XzReadableStream } = xzModule as unknown as { XzReadableStream: new (s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array> };
+        const web = new ReadableStream<Uint8Array>({
+          async start() {},
+          pull: (() => {
+            const it = input[Symbol.asyncIterator]();
+            return async (controller: ReadableStreamDefaultController<Uint8Array>) => {
+              const { done, value } = await it.next();
+              if (done) controller.close();
+              else controller.enqueue(value);
+            };
+          })(),
+        });
+        stream = new XzReadableStream(web) as unknown as AsyncIterable<Uint8Array>;
+        break;
+      }
+      case 'bzip2':
+        stream = viaTransform(input, unbzip2(), opts.signal);
+        break;
+    }
+    for await (const c of stream) {
+      if (c.length === 0) continue;
+      out += c.length;
+      yield c instanceof Uint8Array ? c : new Uint8Array(c as ArrayBuffer);
+    }
+  } catch (err) {
+    opts.signal?.throwIfAborted();
+    throw sourceError(path, format, err, out);
+  }
+}

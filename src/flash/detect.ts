@@ -1,0 +1,226 @@
+/**
+ * Image format detection from content (the name is only a hint) and, where the container
+ * records it, the decompressed size — so a card that is too small is refused before anything
+ * is written.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { SourceError } from './errors.js';
+
+export type ImageFormat = 'raw' | 'gzip' | 'xz' | 'zstd' | 'bzip2';
+
+/** How much the header sniffer wants to see. */
+export const SNIFF_BYTES = 512;
+
+function startsWith(b: Uint8Array, sig: number[], at = 0): boolean {
+  if (b.length < at + sig.length) return false;
+  for (let i = 0; i < sig.length; i++) if (b[at + i] !== sig[i]) return false;
+  return true;
+}
+
+/** Containers we recognise but do not flash; the message says what to do instead. */
+const UNSUPPORTED: { sig: number[]; what: string }[] = [
+  { sig: [0x50, 0x4b, 0x03, 0x04], what: 'a zip archive; unzip it and flash the image inside' },
+  { sig: [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c], what: 'a 7-Zip archive; extract it and flash the image inside' },
+  { sig: [0x04, 0x22, 0x4d, 0x18], what: 'lz4-compressed; decompress it first (lz4 -d) or recompress as .zst' },
+  { sig: [0x3a, 0xff, 0x26, 0xed], what: 'an Android sparse image; convert it with simg2img first' },
+  { sig: [0x51, 0x46, 0x49, 0xfb], what: 'a qcow2 disk image; convert it with "qemu-img convert -O raw" first' },
+];
+
+/** Format from the first bytes of the file. Throws SourceError for known-but-unsupported containers. */
+export function sniffFormat(head: Uint8Array, name = 'image'): ImageFormat {
+  if (startsWith(head, [0x1f, 0x8b])) return 'gzip';
+  if (startsWith(head, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) return 'xz';
+  if (startsWith(head, [0x28, 0xb5, 0x2f, 0xfd])) return 'zstd';
+  // Skippable zstd frame first (magic 0x184D2A50..5F), as pzstd writes.
+  if (head.length >= 4 && (head[0] & 0xf0) === 0x50 && head[1] === 0x2a && head[2] === 0x4d && head[3] === 0x18) return 'zstd';
+  if (startsWith(head, [0x42, 0x5a, 0x68]) && head[3] >= 0x31 && head[3] <= 0x39 && startsWith(head, [0x31, 0x41, 0x59, 0x26, 0x53, 0x59], 4)) {
+    return 'bzip2';
+  }
+  for (const u of UNSUPPORTED) {
+    if (startsWith(head, u.sig)) throw new SourceError(`${name} is ${u.what}`);
+  }
+  const text = new TextDecoder('latin1').decode(head.subarray(0, 256));
+  if (/^\s*<\?xml[^>]*>\s*(<!--[\s\S]*?-->\s*)*<bmap[\s>]/.test(text)) {
+    throw new SourceError(`${name} is a bmap file, not an image; pass the image and give the bmap with --bmap`);
+  }
+  return 'raw';
+}
+
+/** Format suggested by the file name, if any. */
+export function formatFromName(path: string): ImageFormat | undefined {
+  const p = path.toLowerCase();
+  if (p.endsWith('.gz') || p.endsWith('.gzip')) return 'gzip';
+  if (p.endsWith('.xz')) return 'xz';
+  if (p.endsWith('.zst') || p.endsWith('.zstd')) return 'zstd';
+  if (p.endsWith('.bz2')) return 'bzip2';
+  return undefined;
+}
+
+/** What the container says about the decompressed size. */
+export interface SizeInfo {
+  /** Exact decompressed size, when the container records it for every part. */
+  exact?: number;
+  /** A lower bound (gzip ISIZE of the last member: the size modulo 2^32). */
+  atLeast?: number;
+}
+
+async function pread(fh: FileHandle, pos: number, len: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(len);
+  let done = 0;
+  while (done < len) {
+    const { bytesRead } = await fh.read(buf, done, len - done, pos + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done === len ? buf : buf.subarray(0, done);
+}
+
+function u32le(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000;
+}
+
+/** Reads an xz variable-length integer; returns [value, next offset] or undefined. */
+function vli(b: Uint8Array, o: number): [number, number] | undefined {
+  let v = 0;
+  let mul = 1;
+  for (let i = 0; i < 9; i++) {
+    if (o + i >= b.length) return undefined;
+    const byte = b[o + i];
+    v += (byte & 0x7f) * mul;
+    mul *= 128;
+    if ((byte & 0x80) === 0) return [v, o + i + 1];
+  }
+  return undefined;
+}
+
+/** Sums the uncompressed sizes in the index of every stream, walking back from the end of the file. */
+export async function xzUncompressedSize(fh: FileHandle, fileSize: number): Promise<number | undefined> {
+  let end = fileSize;
+  let total = 0;
+  let streams = 0;
+  while (end > 0) {
+    // Stream padding: zero bytes in groups of four.
+    while (end >= 4) {
+      const pad = await pread(fh, end - 4, 4);
+      if (pad[0] || pad[1] || pad[2] || pad[3]) break;
+      end -= 4;
+    }
+    if (end < 24) return undefined;
+    const footer = await pread(fh, end - 12, 12);
+    if (footer[10] !== 0x59 || footer[11] !== 0x5a) return undefined;
+    const indexSize = (u32le(footer, 4) + 1) * 4;
+    const indexStart = end - 12 - indexSize;
+    if (indexStart < 12 || indexSize > 64 * 1024 * 1024) return undefined;
+    const index = await pread(fh, indexStart, indexSize);
+    if (index[0] !== 0x00) return undefined;
+    let r = vli(index, 1);
+    if (!r) return undefined;
+    const [records] = r;
+    let o = r[1];
+    let blocks = 0;
+    for (let i = 0; i < records; i++) {
+      const unpadded = vli(index, o);
+      if (!unpadded) return undefined;
+      const uncompressed = vli(index, unpadded[1]);
+      if (!uncompressed) return undefined;
+      blocks += Math.ceil(unpadded[0] / 4) * 4;
+      total += uncompressed[0];
+      o = uncompressed[1];
+    }
+    const streamStart = indexStart - blocks - 12;
+    if (streamStart < 0) return undefined;
+    const header = await pread(fh, streamStart, 6);
+    if (!startsWith(header, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) return undefined;
+    end = streamStart;
+    if (++streams > 100000) return undefined;
+  }
+  return total;
+}
+
+/**
+ * Walks zstd frames and their block headers (3 bytes each) to sum the frame content sizes.
+ * Undefined when a frame does not record its size or the structure does not add up.
+ */
+export async function zstdUncompressedSize(fh: FileHandle, fileSize: number): Promise<number | undefined> {
+  const WINDOW = 256 * 1024;
+  let winPos = -1;
+  let win: Uint8Array = new Uint8Array(0);
+  const bytes = async (pos: number, len: number): Promise<Uint8Array | undefined> => {
+    if (pos + len > fileSize) return undefined;
+    if (winPos < 0 || pos < winPos || pos + len > winPos + win.length) {
+      winPos = pos;
+      win = await pread(fh, pos, Math.min(WINDOW, fileSize - pos));
+    }
+    return win.subarray(pos - winPos, pos - winPos + len);
+  };
+  let pos = 0;
+  let total = 0;
+  let steps = 0;
+  while (pos < fileSize) {
+    const m = await bytes(pos, 4);
+    if (!m) return undefined;
+    const magic = u32le(m, 0);
+    if (magic >= 0x184d2a50 && magic <= 0x184d2a5f) {
+      const s = await bytes(pos + 4, 4);
+      if (!s) return undefined;
+      pos += 8 + u32le(s, 0);
+      continue;
+    }
+    if (magic !== 0xfd2fb528) return undefined;
+    const d = await bytes(pos + 4, 1);
+    if (!d) return undefined;
+    const fhd = d[0];
+    const fcsFlag = fhd >> 6;
+    const single = (fhd >> 5) & 1;
+    const checksum = (fhd >> 2) & 1;
+    const dictSize = [0, 1, 2, 4][fhd & 3];
+    const fcsSize = fcsFlag === 0 ? (single ? 1 : 0) : [0, 2, 4, 8][fcsFlag];
+    if (fcsSize === 0) return undefined;
+    const fcsAt = pos + 5 + (single ? 0 : 1) + dictSize;
+    const f = await bytes(fcsAt, fcsSize);
+    if (!f) return undefined;
+    let fcs: number;
+    if (fcsSize === 1) fcs = f[0];
+    else if (fcsSize === 2) fcs = (f[0] | (f[1] << 8)) + 256;
+    else if (fcsSize === 4) fcs = u32le(f, 0);
+    else fcs = u32le(f, 0) + u32le(f, 4) * 0x100000000;
+    total += fcs;
+    pos = fcsAt + fcsSize;
+    for (;;) {
+      const h = await bytes(pos, 3);
+      if (!h) return undefined;
+      const hdr = h[0] | (h[1] << 8) | (h[2] << 16);
+      const last = hdr & 1;
+      const type = (hdr >> 1) & 3;
+      const size = hdr >>> 3;
+      if (type === 3) return undefined;
+      pos += 3 + (type === 1 ? 1 : size);
+      if (++steps > 20_000_000) return undefined;
+      if (last) break;
+    }
+    if (checksum) pos += 4;
+  }
+  return pos === fileSize ? total : undefined;
+}
+
+export async function sizeInfo(fh: FileHandle, format: ImageFormat, fileSize: number): Promise<SizeInfo> {
+  switch (format) {
+    case 'raw':
+      return { exact: fileSize };
+    case 'gzip': {
+      if (fileSize < 18) return {};
+      const t = await pread(fh, fileSize - 4, 4);
+      return { atLeast: u32le(t, 0) };
+    }
+    case 'xz': {
+      const n = await xzUncompressedSize(fh, fileSize);
+      return n === undefined ? {} : { exact: n };
+    }
+    case 'zstd': {
+      const n = await zstdUncompressedSize(fh, fileSize);
+      return n === undefined ? {} : { exact: n };
+    }
+    case 'bzip2':
+      return {};
+  }
+}

@@ -1,0 +1,12 @@
+export { flashImage, describeRange, MiB, type FlashTarget, type FlashOptions, type FlashEvent, type FlashPhase, type FlashResult, type FlashTargetResult, type FlashErrorInfo } from './flash.js';
+export { openImageSource, requiredSize, type ImageSource, type ImageSourceOptions, type Extent } from './source.js';
+export { sniffFormat, formatFromName, sizeInfo, xzUncompressedSize, zstdUncompressedSize, type ImageFormat, type SizeInfo } from './detect.js';
+export { decompressFile, decoderName } from './decompress.js';
+export { parseBmap, loadBmap, findBmapFor, rangeBytes, type Bmap, type BmapRange } from './bmap.js';
+export { SourceError, VerificationError, RefusedError, DeviceGoneDuringFlashError, FlashExitCode, type MismatchRange } from './errors.js';
+export { checkDestinationSpec, describeDestination, type DestinationCheckOptions } from './safety.js';
+export { ResumeJournal, resumeKey, defaultJournalPath, type ResumeEntry } from './resume.js';
+export { readDevice, type ReadOptions, type ReadResult, type ReadEvent } from './read.js';
+export { parseRescueMap, formatRescueMap, StatusMap, type RescueMap, type MapBlock, type MapStatus } from './ddrescue-map.js';
+export { classifyError, withRetry, RetriesExhaustedError, type ErrorClass } from './retry.js';
+export { RateMeter, formatSpeed, formatDuration } from './progress.js';

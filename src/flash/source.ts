@@ -1,0 +1,180 @@
+/**
+ * An image to flash: a raw or compressed file, its detected format, what is known of its
+ * decompressed size, and an optional bmap. `extents()` yields the bytes to write as
+ * (offset, data) pieces: the whole image in order, or — for an uncompressed image with a
+ * bmap — only the mapped ranges, read directly from the file without touching the holes.
+ */
+import { open, realpath, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { SourceError } from './errors.js';
+import { formatFromName, sizeInfo, sniffFormat, SNIFF_BYTES, type ImageFormat, type SizeInfo } from './detect.js';
+import { decompressFile } from './decompress.js';
+import { findBmapFor, loadBmap, rangeBytes, type Bmap } from './bmap.js';
+import { UsageError } from '../errors.js';
+
+export interface ImageSourceOptions {
+  /**
+   * bmap to use: a path, `false` for none, or undefined to look for IMAGE.bmap (and the name
+   * without compression suffixes) next to the image.
+   */
+  bmap?: string | false;
+}
+
+export interface Extent {
+  /** Image byte offset of `data[0]`. */
+  offset: number;
+  data: Uint8Array;
+}
+
+export interface ExtentOptions {
+  signal?: AbortSignal;
+  /** Compressed (file) bytes consumed so far. */
+  onInput?: (bytes: number) => void;
+  /** Largest piece to yield (default 1 MiB). */
+  chunkSize?: number;
+}
+
+export interface ImageSource {
+  path: string;
+  /** Resolved path (for identity checks against the destination). */
+  realPath: string;
+  format: ImageFormat;
+  /** Format the file name suggests, when it differs from the content. */
+  nameSuggests?: ImageFormat;
+  /** Size of the file on disk. */
+  fileSize: number;
+  fileMtimeMs: number;
+  /** What the container says about the decompressed size. */
+  size: SizeInfo;
+  bmap?: Bmap;
+  /** True when `extents()` reads only the mapped ranges (raw image with a bmap). */
+  sparseRead: boolean;
+  extents(opts?: ExtentOptions): AsyncIterable<Extent>;
+  /** Random access to the image bytes (raw images only), used to name exact mismatching bytes. */
+  readAt?(offset: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+async function readHead(fh: FileHandle): Promise<Uint8Array> {
+  const buf = new Uint8Array(SNIFF_BYTES);
+  const { bytesRead } = await fh.read(buf, 0, SNIFF_BYTES, 0);
+  return buf.subarray(0, bytesRead);
+}
+
+export async function openImageSource(path: string, opts: ImageSourceOptions = {}): Promise<ImageSource> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UsageError(`image ${path}: no such file`);
+    if (code === 'EISDIR') throw new UsageError(`image ${path} is a directory`);
+    throw new SourceError(`cannot open image ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new UsageError(`image ${path} is not a regular file`);
+    if (st.size === 0) throw new SourceError(`image ${path} is empty`);
+    const format = sniffFormat(await readHead(fh), path);
+    const named = formatFromName(path);
+    const size = await sizeInfo(fh, format, st.size);
+
+    let bmap: Bmap | undefined;
+    if (opts.bmap !== false) {
+      const bmapPath = opts.bmap ?? (await findBmapFor(path));
+      if (bmapPath !== undefined) bmap = await loadBmap(bmapPath);
+    }
+    if (bmap && size.exact !== undefined && size.exact !== bmap.imageSize) {
+      throw new SourceError(
+        `bmap ${bmap.path} describes a ${bmap.imageSize}-byte image but ${path} is ${size.exact} bytes${format === 'raw' ? '' : ' decompressed'}: wrong bmap for this image?`,
+      );
+    }
+    const sparseRead = !!bmap && format === 'raw';
+    const realPath = await realpath(path);
+
+    const extents = (eo: ExtentOptions = {}): AsyncIterable<Extent> => {
+      const chunk = eo.chunkSize ?? 1024 * 1024;
+      if (sparseRead && bmap) {
+        const b = bmap;
+        return (async function* () {
+          let consumed = 0;
+          for (const r of b.ranges) {
+            const { start, end } = rangeBytes(b, r);
+            for (let pos = start; pos < end; ) {
+              eo.signal?.throwIfAborted();
+              const want = Math.min(chunk - (pos % chunk), end - pos);
+              const buf = new Uint8Array(want);
+              let got = 0;
+              while (got < want) {
+                let n: number;
+                try {
+                  ({ bytesRead: n } = await fh.read(buf, got, want - got, pos + got));
+                } catch (e) {
+                  throw new SourceError(`cannot read ${path} at offset ${pos + got}: ${(e as Error).message}`, { cause: e });
+                }
+                if (n === 0) throw new SourceError(`${path} is truncated: it ends at ${pos + got} but the bmap maps bytes up to ${end}`);
+                got += n;
+              }
+              consumed += want;
+              eo.onInput?.(consumed);
+              yield { offset: pos, data: buf };
+              pos += want;
+            }
+          }
+        })();
+      }
+      return (async function* () {
+        let offset = 0;
+        for await (const data of decompressFile(path, format, { signal: eo.signal, onInput: eo.onInput })) {
+          yield { offset, data };
+          offset += data.length;
+        }
+      })();
+    };
+
+    const readAt =
+      format === 'raw'
+        ? async (offset: number, length: number) => {
+            const buf = new Uint8Array(length);
+            const { bytesRead } = await fh.read(buf, 0, length, offset);
+            return buf.subarray(0, bytesRead);
+          }
+        : undefined;
+
+    return {
+      path,
+      realPath,
+      format,
+      ...(named !== undefined && named !== format ? { nameSuggests: named } : {}),
+      fileSize: st.size,
+      fileMtimeMs: st.mtimeMs,
+      size,
+      ...(bmap ? { bmap } : {}),
+      sparseRead,
+      extents,
+      ...(readAt ? { readAt } : {}),
+      close: () => fh.close(),
+    };
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Bytes the destination must hold: the bmap's image size, else the exact or least known size. */
+export function requiredSize(src: Pick<ImageSource, 'bmap' | 'size'>): { bytes: number; exact: boolean } | undefined {
+  if (src.bmap) return { bytes: src.bmap.imageSize, exact: true };
+  if (src.size.exact !== undefined) return { bytes: src.size.exact, exact: true };
+  if (src.size.atLeast !== undefined) return { bytes: src.size.atLeast, exact: false };
+  return undefined;
+}
+
+/** Same file (by device and inode) — refuses flashing an image onto itself. */
+export async function sameFile(a: string, b: string): Promise<boolean> {
+  try {
+    const [sa, sb] = await Promise.all([stat(a, { bigint: true }), stat(b, { bigint: true })]);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
+  }
+}
