@@ -2,13 +2,14 @@
  * Feedback for long waits, on a terminal only (never in --json output or pipes): an ora
  * spinner for phases of unknown length, a cli-progress bar for byte counts.
  */
-import cliProgress from 'cli-progress';
-import ora from 'ora';
+// ora and cli-progress are loaded only when a terminal will show them: start-up stays short
+// for scripts and CI, where every command runs without them.
 
 const interactive = () => process.stderr.isTTY === true && !process.env.CI;
 
 export async function withSpinner<T>(text: string, quiet: boolean, fn: () => Promise<T>): Promise<T> {
   if (quiet || !interactive()) return fn();
+  const { default: ora } = await import('ora');
   const spinner = ora({ text, stream: process.stderr }).start();
   try {
     const r = await fn();
@@ -25,8 +26,9 @@ export interface ByteProgress {
   stop(): void;
 }
 
-export function byteProgress(label: string, total: number, quiet: boolean): ByteProgress {
+export async function byteProgress(label: string, total: number, quiet: boolean): Promise<ByteProgress> {
   if (quiet || !interactive()) return { update: () => {}, stop: () => {} };
+  const { default: cliProgress } = await import('cli-progress');
   const bar = new cliProgress.SingleBar(
     { format: `${label} [{bar}] {percentage}% {value_mib}/{total_mib} MiB {speed} MiB/s ETA {eta_formatted}`, stream: process.stderr, hideCursor: true },
     cliProgress.Presets.shades_classic,

@@ -12,6 +12,9 @@ import type { EffectiveGeometry } from './geometry.js';
 import { resolveGeometry } from './geometry.js';
 import type { PstoreParams } from './params.js';
 import type { RegionSource } from './region-source.js';
+import { prefetchSource } from './region-source.js';
+import { MAX_REGION } from './layout.js';
+import { SIZE_PARAMS } from './params.js';
 import type { SymbolTable } from './symbols.js';
 import { formatPS, formatPs, inferKaslrSlide } from './symbols.js';
 
@@ -42,11 +45,23 @@ export interface Extraction {
   warnings: string[];
 }
 
+/** Whether geometry detection will scan the whole region anyway. */
+function needsScan(p: PstoreParams): boolean {
+  return SIZE_PARAMS.some((k) => !p[k]) || ((p.ftrace_size?.value ?? 0) > 0 && !p.cpus);
+}
+
 function formatterFor(table: SymbolTable): SymbolFormatter {
   return { ps: (a) => formatPs(table, a), pS: (a) => formatPS(table, a) };
 }
 
-export async function extractPstore(src: RegionSource, opts: ExtractOptions): Promise<Extraction> {
+/** Regions up to this size are read in one sequential pass even from slow readers. */
+const PREFETCH_ALWAYS = 32 << 20;
+
+export async function extractPstore(source: RegionSource, opts: ExtractOptions): Promise<Extraction> {
+  // One sequential pass over the part the kernel uses, unless the reader is slow and the region
+  // big: then zone headers are read one by one and only zones holding data are read whole.
+  const used = Math.min(source.size, MAX_REGION);
+  const src = source.cheapSequential || used <= PREFETCH_ALWAYS || needsScan(opts.params) ? await prefetchSource(source, used) : source;
   const geometry = await resolveGeometry(src, opts.params);
   const warnings = [...geometry.layout.warnings];
   if (geometry.layout.errors.length) {

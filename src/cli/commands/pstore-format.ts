@@ -81,7 +81,7 @@ async function runFormat(a: FormatArgs): Promise<void> {
       await backupRecords(existing, backup, region, a.device);
       out(`backup   ${records.length} record(s) saved in ${backup}`);
     }
-    const bar = byteProgress('formatting', plan.zeroBytes, !!a.json);
+    const bar = await byteProgress('formatting', plan.zeroBytes, !!a.json);
     try {
       await applyFormat(dev, region.offset, plan, { onProgress: (p) => bar.update(Math.min(p.written, plan.zeroBytes)) });
     } finally {
