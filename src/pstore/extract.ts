@@ -27,6 +27,12 @@ export interface ExtractOptions {
   kaslrSlide?: bigint;
   /** Also produce a decoded view of Android logger records found in pmsg. */
   androidPmsg?: boolean;
+  /**
+   * `bulk`: read the used region in one sequential pass; `zones`: read zone headers one by one
+   * and only zones holding data whole; `auto` (default): bulk unless the reader is slow at
+   * sequential reads (USB) and the region is large and its geometry known.
+   */
+  readStrategy?: 'auto' | 'bulk' | 'zones';
 }
 
 export interface ExtraFile {
@@ -61,7 +67,9 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
   // One sequential pass over the part the kernel uses, unless the reader is slow and the region
   // big: then zone headers are read one by one and only zones holding data are read whole.
   const used = Math.min(source.size, MAX_REGION);
-  const src = source.cheapSequential || used <= PREFETCH_ALWAYS || needsScan(opts.params) ? await prefetchSource(source, used) : source;
+  const strategy = opts.readStrategy ?? 'auto';
+  const bulk = strategy === 'bulk' || (strategy === 'auto' && (source.cheapSequential || used <= PREFETCH_ALWAYS || needsScan(opts.params)));
+  const src = bulk ? await prefetchSource(source, used) : source;
   const geometry = await resolveGeometry(src, opts.params);
   const warnings = [...geometry.layout.warnings];
   if (geometry.layout.errors.length) {

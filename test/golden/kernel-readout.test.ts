@@ -14,11 +14,11 @@ import { ftraceMismatch, kernelFixtures } from '../helpers/kernel-fixtures.js';
 
 const fixtures = kernelFixtures();
 
-async function extract(disk: Uint8Array, params: PstoreParams, kallsyms?: Uint8Array) {
-  const dev = new MemoryDevice(disk, { readOnly: true });
+async function extract(disk: Uint8Array, params: PstoreParams, kallsyms?: Uint8Array, readStrategy: 'bulk' | 'zones' = 'bulk') {
+  const dev = new MemoryDevice(disk, { readOnly: true, blockSize: 512, alignment: 512 });
   const region = await locatePstoreRegion(dev, { blkdev: params.blkdev?.value });
   const symbols = kallsyms ? loadSymbolTable(kallsyms) : null;
-  return extractPstore(region.source, { params, symbols });
+  return extractPstore(region.source, { params, symbols, readStrategy });
 }
 
 function assertMatchesReadout(files: Map<string, Uint8Array>, readout: Map<string, Buffer>) {
@@ -40,6 +40,10 @@ describe('kernel readout golden tests', () => {
       const x = await extract(fx.disk(), parseCmdline(fx.cmdline), fx.kallsyms);
       assertMatchesReadout(new Map(x.records.map((r) => [r.file, r.content])), fx.readout);
       assert.ok(x.records.every((r) => r.kernelVisible));
+    });
+    it(`${fx.name}: the same when zones are read one by one (as from a slow USB reader)`, async () => {
+      const x = await extract(fx.disk(), parseCmdline(fx.cmdline), fx.kallsyms, 'zones');
+      assertMatchesReadout(new Map(x.records.map((r) => [r.file, r.content])), fx.readout);
     });
     it(`${fx.name}: records equal the kernel's with the geometry auto-detected`, async () => {
       const given = parseCmdline(fx.cmdline);
