@@ -137,11 +137,13 @@ export function usableRange(deviceSize: number, sectorSize: number): { firstUsab
 export function minimumDeviceSize(requests: PartitionRequest[], sectorSize: number, alignment = DEFAULT_ALIGNMENT): number {
   const arraySectors = Math.ceil((GPT_ENTRY_COUNT * GPT_ENTRY_SIZE) / sectorSize);
   let end = (2 + arraySectors) * sectorSize;
+  let maxEnd = end;
   for (const r of requests) {
     const start = r.start ?? Math.ceil(end / alignment) * alignment;
     end = start + (r.size === 'rest' ? alignment : r.size);
+    maxEnd = Math.max(maxEnd, end);
   }
-  return end + (1 + arraySectors) * sectorSize;
+  return maxEnd + (1 + arraySectors) * sectorSize;
 }
 
 /**

@@ -300,8 +300,11 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
     if (profile.pstore.headers && (!abi.endian || !abi.layout)) notes.push(`pstore.headers without abi.endian/abi.layout: writing ${fabi.endian} ${fabi.layout} headers`);
     format = planFormat(g.layout, { headers: profile.pstore.headers, abi: fabi });
     const blkdev = params.blkdev?.value ?? blkdevFor({ uuid: part.uuid, number: part.number });
-    if (/^PARTUUID=/i.test(blkdev) && profile.pstore.backend !== 'mmcpstore') {
-      notes.push('pstore_blk.blkdev=PARTUUID=… is resolved only when pstore_blk is built into the kernel; a modular pstore_blk needs a /dev/… path (set pstore_blk.blkdev in the profile\'s cmdline)');
+    if (!params.blkdev) {
+      notes.push(
+        `the profile's cmdline has no pstore_blk.blkdev: naming the partition ${blkdev}` +
+          (/by-partuuid/.test(blkdev) ? ', a udev link that must exist when pstore_blk loads (set pstore_blk.blkdev in the profile to name it as the board does)' : ''),
+      );
     }
     cmdline = buildCmdline(profile, g.layout, blkdev, params);
     let pAction: PlannedPstore['action'];
