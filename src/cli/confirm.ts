@@ -3,6 +3,7 @@
  * and the confirmation prompt (skipped with --yes; refused when nobody can answer).
  */
 import { createInterface } from 'node:readline/promises';
+import type { Argv } from 'yargs';
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { systemDiskCheck } from '../blockdev/os-block-device.js';
 import { CancelledError, UsageError } from '../errors.js';
@@ -32,4 +33,13 @@ export function describeDevice(dev: BlockDevice): string {
   const i = dev.info;
   const model = [i.vendor, i.model].filter(Boolean).join(' ');
   return `${i.name}${model ? ` (${model}${i.serial ? `, serial ${i.serial}` : ''})` : ''}, ${dev.size} bytes`;
+}
+
+/** The options every command that writes to a device takes. */
+export function withWriteSafetyOptions<T>(y: Argv<T>) {
+  return y
+    .option('dry-run', { type: 'boolean', describe: 'print the plan and write nothing' })
+    .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
+    .option('force-system-disk', { type: 'boolean', describe: 'allow writing to a disk this system uses' })
+    .option('json', { type: 'boolean', describe: 'print the plan and result as JSON' });
 }

@@ -3,7 +3,7 @@ import { openDevice } from '../../blockdev/open-device.js';
 import { NoPstoreError } from '../../errors.js';
 import { applyClear, planClear } from '../../pstore/clear.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
-import { confirm, describeDevice, refuseSystemDisk } from '../confirm.js';
+import { confirm, describeDevice, refuseSystemDisk, withWriteSafetyOptions } from '../confirm.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
 import { backupRecords, defaultBackupDir, readExisting } from '../pstore-backup.js';
@@ -25,15 +25,11 @@ export function pstoreClearCommand(y: Argv) {
     'clear <device>',
     "erase pstore records the way the kernel's unlink does (oops/panic counters survive); backs them up first",
     (c) =>
-      withGeometryOptions(c)
+      withWriteSafetyOptions(withGeometryOptions(c))
         .positional('device', { type: 'string', demandOption: true, describe: 'image, /dev/sdX or usb:…' })
         .option('record', { type: 'string', array: true, describe: 'only these records (e.g. dmesg-pstore_blk-1 console-pstore_blk-0)' })
-        .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
         .option('backup', { type: 'string', describe: 'folder for the backup (default: ./crashcart-backup-…)' })
-        .option('no-backup', { type: 'boolean', describe: 'do not back up the records first' })
-        .option('dry-run', { type: 'boolean', describe: 'print what would be erased and write nothing' })
-        .option('force-system-disk', { type: 'boolean', describe: 'allow writing to a disk this system uses' })
-        .option('json', { type: 'boolean', describe: 'print the result as JSON' }),
+        .option('no-backup', { type: 'boolean', describe: 'do not back up the records first' }),
     async (argv) => runClear(argv as unknown as ClearArgs),
   );
 }

@@ -5,7 +5,7 @@ import { blkdevFor, boardCmdline } from '../../pstore/board-cmdline.js';
 import { applyFormat, planFormat } from '../../pstore/format.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
 import { planGeometry } from '../../pstore/plan-geometry.js';
-import { confirm, describeDevice, refuseSystemDisk } from '../confirm.js';
+import { confirm, describeDevice, refuseSystemDisk, withWriteSafetyOptions } from '../confirm.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
 import { backupRecords, defaultBackupDir, readExisting } from '../pstore-backup.js';
@@ -28,15 +28,11 @@ export function pstoreFormatCommand(y: Argv) {
     'format <device>',
     'zero a pstore/blk region so every kernel reads it as empty (records are backed up first)',
     (c) =>
-      withGeometryOptions(c)
+      withWriteSafetyOptions(withGeometryOptions(c))
         .positional('device', { type: 'string', demandOption: true, describe: 'image, /dev/sdX or usb:…' })
         .option('headers', { type: 'boolean', describe: 'also write valid erased zone headers for the geometry (counters start at 0; the layout becomes detectable)' })
-        .option('dry-run', { type: 'boolean', describe: 'print the plan and write nothing' })
-        .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
         .option('backup', { type: 'string', describe: 'folder for the records the region still holds (default: ./crashcart-backup-…)' })
-        .option('discard-records', { type: 'boolean', describe: 'destroy records the region holds without backing them up' })
-        .option('force-system-disk', { type: 'boolean', describe: 'allow writing to a disk this system uses' })
-        .option('json', { type: 'boolean', describe: 'print the plan and result as JSON' }),
+        .option('discard-records', { type: 'boolean', describe: 'destroy records the region holds without backing them up' }),
     async (argv) => runFormat(argv as unknown as FormatArgs),
   );
 }
