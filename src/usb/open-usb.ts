@@ -34,6 +34,8 @@ export interface UsbOpenOptions {
   /** Where to look for the kernel's disks of a reader (tests). */
   sysfs?: SysfsOptions;
   onEvent?: UsbBlockDeviceOptions['onEvent'];
+  /** Bytes per SCSI command (default: the reader profile's maxSectors, else 120 KiB). */
+  maxTransferBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -121,7 +123,7 @@ async function openOn(t: UsbTransport, d: UsbDeviceInfo, lun: number, quirks: Re
   const name = slotSelector(d, lun);
   let dev: UsbBlockDevice;
   try {
-    dev = await UsbBlockDevice.open(t, { lun, quirks, readOnly: !opts.write, name, bot: opts.bot, scsi: opts.scsi, onEvent: opts.onEvent, signal: opts.signal });
+    dev = await UsbBlockDevice.open(t, { lun, quirks, readOnly: !opts.write, name, bot: opts.bot, scsi: opts.scsi, onEvent: opts.onEvent, signal: opts.signal, maxTransferBytes: opts.maxTransferBytes });
   } catch (e) {
     // UsbBlockDevice.open has closed the transport.
     if (e instanceof NoMediumError) throw new IoError(`${name}: no card in the slot`, { cause: e });
