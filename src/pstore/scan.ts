@@ -43,12 +43,16 @@ export async function scanSignatures(src: RegionSource, limit = 4096): Promise<F
     const want = Math.min(CHUNK + ZONE_HEADER_SIZE + 4, end - base);
     const bytes = await src.read(base, want);
     const words = Math.floor(bytes.length / 4);
-    const aligned = new Uint8Array(words * 4);
-    aligned.set(bytes.subarray(0, words * 4));
-    const w = new Uint32Array(aligned.buffer);
+    const w =
+      bytes.byteOffset % 4 === 0
+        ? new Uint32Array(bytes.buffer, bytes.byteOffset, words)
+        : new Uint32Array(bytes.slice(0, words * 4).buffer);
     const scanWords = Math.min(words, CHUNK / 4);
     for (let i = 0; i < scanWords; i++) {
-      const hit = SIGS.get(w[i]);
+      const v = w[i];
+      // Every signature is 0x4347424X ("?BGC" / "CGB?" on disk): reject other words cheaply.
+      if ((v & 0xfffffff0) !== 0x43474240 && (v & 0xf0ffffff) !== 0x40424743) continue;
+      const hit = SIGS.get(v);
       if (!hit || i + 3 > words) continue;
       const swap = (hit.endian === 'le') !== HOST_LE;
       const datalen = (swap ? bswap(w[i + 1]) : w[i + 1]) | 0;
