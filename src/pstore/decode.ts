@@ -171,7 +171,8 @@ export async function decodeRegion(src: RegionSource, layout: Layout, opts: Deco
   const records: DecodedRecord[] = [];
   let kernelRecoveryFails: string | undefined;
   const counters = { oops: 0, panic: 0 };
-  let newestSec: bigint | null = null;
+  // psz_kmsg_recover_meta(): starts from time 0 and takes a zone when tv_sec >= the newest so far.
+  let newestSec = 0n;
   let nextKmsgZone = 0;
 
   const report = (z: Zone, head: Uint8Array, state: ZoneState, problem?: string): ZoneReport => {
@@ -216,7 +217,7 @@ export async function decodeRegion(src: RegionSource, layout: Layout, opts: Deco
       continue;
     }
     // Valid header: counts for the write position and the oops/panic counters, erased or not.
-    if (newestSec === null || hdr.tvSec >= newestSec) {
+    if (hdr.tvSec >= newestSec) {
       newestSec = hdr.tvSec;
       nextKmsgZone = (z.index + 1) % layout.kmsgCount;
     }
