@@ -245,6 +245,8 @@ export class NodeUsbTransport implements UsbTransport {
   private readonly detach: boolean;
   private detached = false;
   private closed = false;
+  /** The claim in progress or done (open waits for it; close waits for it before releasing). */
+  private claiming?: Promise<void>;
   /** Native transfers still running after an abort; the next transfer on that pipe waits. */
   private pendingIn: Promise<unknown> = Promise.resolve();
   private pendingOut: Promise<unknown> = Promise.resolve();
@@ -265,8 +267,18 @@ export class NodeUsbTransport implements UsbTransport {
       );
     }
     const t = new NodeUsbTransport(dev, info, iface, opts.detachKernelDriver ?? true);
-    await t.claim();
+    // Registered before the kernel driver is detached: a Ctrl-C arriving while the interface is
+    // being claimed still finds the transport, and its close() waits for the claim to finish
+    // and then re-attaches the driver.
     openTransports.add(t);
+    t.claiming = t.claim();
+    try {
+      await t.claiming;
+    } catch (e) {
+      openTransports.delete(t);
+      throw e;
+    }
+    if (t.closed) throw new DeviceGoneError(`${info.portPath}: closed while it was being opened`);
     return t;
   }
 
@@ -416,7 +428,7 @@ export class NodeUsbTransport implements UsbTransport {
     if (this.closed) return;
     this.closed = true;
     openTransports.delete(this);
-    await Promise.allSettled([this.pendingIn, this.pendingOut]);
+    await Promise.allSettled([this.claiming, this.pendingIn, this.pendingOut]);
     await this.dev.releaseInterface(this.iface.interfaceNumber).catch(() => undefined);
     await this.reattach();
     await this.dev.close().catch(() => undefined);

@@ -4,6 +4,7 @@ import {
   bcdFromVersion,
   busNumberOf,
   closeAllUsbTransports,
+  openUsbTransportCount,
   describeNativeDevice,
   mapNodeUsbError,
   massStorageInterfacesOf,
@@ -278,4 +279,20 @@ test('closeAllUsbTransports re-attaches every open reader', async () => {
   log.length = 0;
   await closeAllUsbTransports();
   assert.deepEqual(log, []);
+});
+
+test('a signal while the interface is being claimed: the transport is already closable, the driver comes back', { skip: !linux }, async () => {
+  const log: Call[] = [];
+  let releaseDetach!: () => void;
+  const detaching = new Promise<void>((r) => (releaseDetach = r));
+  const native = fakeDevice({ detachKernelDriver: async (n) => { await detaching; log.push(`detach ${n}`); } }, log);
+  const opening = NodeUsbTransport.open(native, describeNativeDevice(native));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(openUsbTransportCount(), 1, 'counted before the kernel driver is detached');
+  const closing = closeAllUsbTransports();
+  releaseDetach();
+  await closing;
+  await assert.rejects(opening, DeviceGoneError);
+  assert.deepEqual(log, ['open', 'detach 0', 'claim 0', 'release 0', 'attach 0', 'close']);
+  assert.equal(openUsbTransportCount(), 0);
 });
