@@ -50,7 +50,7 @@ test('f_mass_storage gadget: pstore extract, write/read back, eject/insert under
     virtfsHostRoot: true,
     files: { '/data/card.img': fixture },
     env: { REPO: repoRoot, CMDLINE: fixtureCmdline(FIXTURE) },
-    timeoutMs: 480_000,
+    timeoutMs: 840_000,
     memoryMiB: 640,
     script: `${USB_PRELUDE}${GADGET_SH}
       mount_hostroot

@@ -19,7 +19,8 @@ export { repoRoot };
  *   port_of_serial S      sysfs port path (2-1) of the USB device with serial S
  *   driver_of PORT        kernel driver bound to PORT's interface 0 ("none" if none)
  *   wait_driver PORT      until usb-storage is bound to it again (20 s)
- *   wait_detached PORT    until no driver is bound (crashcart holds it; 60 s)
+ *   wait_detached PORT    until crashcart has claimed the reader (usb-storage detached, the
+ *                         interface bound to usbfs; 180 s)
  *   kernel_disk PORT [L]  /dev/sdX the kernel created for LUN L (default 0), once it exists
  */
 export const USB_PRELUDE = `
@@ -50,11 +51,11 @@ driver_of() {
 }
 wait_driver() {
   _i=0
-  until [ "$(driver_of "$1")" = usb-storage ]; do _i=$((_i + 1)); [ $_i -le 200 ] || vm_fail "usb-storage not bound to $1 again"; sleep 0.1; done
+  until [ "$(driver_of "$1")" = usb-storage ]; do _i=$((_i + 1)); [ $_i -le 600 ] || vm_fail "usb-storage not bound to $1 again"; sleep 0.1; done
 }
 wait_detached() {
   _i=0
-  until [ "$(driver_of "$1")" = none ]; do
+  until [ "$(driver_of "$1")" = usbfs ]; do
     _i=$((_i + 1))
     if [ $_i -gt 1800 ] || ! kill -0 $BG_PID 2>/dev/null; then
       cat /out/*.err | tail -n 20
