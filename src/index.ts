@@ -25,3 +25,15 @@ export { SymbolTable, loadSymbolTable, inferKaslrSlide } from './pstore/symbols.
 export { detectAndDecompress } from './pstore/codecs/index.js';
 export type { BoardProfile } from './profile/board-profile.js';
 export { loadProfile, listProfiles } from './profile/board-profile.js';
+export { layoutPartitions, minimumDeviceSize, writeGpt, compareGpt } from './partition/gpt-write.js';
+export { planClear, applyClear } from './pstore/clear.js';
+export { planFormat, applyFormat } from './pstore/format.js';
+export { boardCmdline } from './pstore/board-cmdline.js';
+/** Flashing and reading cards: sources, decompression, bmap, verification. */
+export * as flash from './flash/index.js';
+/** Provisioning a card from a board profile. */
+export * as provision from './provision/index.js';
+export { openUsbDevice, findCards } from './usb/open-usb.js';
+export { listReaders, probeReader } from './usb/readers.js';
+export { parseUsbSelector, resolveUsbSelector } from './usb/selector.js';
+export { registerUsbDeviceOpener } from './usb/register.js';
