@@ -9,7 +9,7 @@
  * bzip2 — unbzip2-stream (pure JS).
  */
 import { createReadStream } from 'node:fs';
-import { Readable, Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { Decompress as FzstdDecompress } from 'fzstd';
 import xzModule from 'xz-decompress';
@@ -118,13 +118,86 @@ async function* fzstdStream(input: AsyncIterable<Uint8Array>): AsyncGenerator<Ui
   if (!ended) throw new Error('truncated (the last zstd frame is incomplete)');
 }
 
-function viaTransform(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWriteStream, signal?: AbortSignal): AsyncIterable<Uint8Array> {
-  const src = Readable.from(input, { objectMode: false });
-  src.on('error', (e) => (t as unknown as Transform).destroy(e));
-  src.pipe(t as unknown as NodeJS.WritableStream);
-  const r = t instanceof Readable ? t : new Readable({ highWaterMark: INPUT_CHUNK }).wrap(t);
-  if (signal) signal.addEventListener('abort', () => r.destroy(signal.reason as Error), { once: true });
-  return r as AsyncIterable<Uint8Array>;
+/**
+ * Feeds `input` through a transform stream (node:zlib, or a classic `through` stream as
+ * unbzip2-stream makes) and yields its output. Written out instead of Readable.wrap: a classic
+ * stream may emit 'close' right after 'end', which makes a wrapped stream's iterator fail with
+ * "Premature close" while output is still buffered.
+ */
+async function* viaTransform(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWriteStream, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const HIGH = 8;
+  const out: Uint8Array[] = [];
+  let ended = false;
+  let failed: unknown;
+  let wake: (() => void) | undefined;
+  let paused = false;
+  const pause = () => {
+    if (!paused) {
+      paused = true;
+      t.pause();
+    }
+  };
+  const resume = () => {
+    if (paused) {
+      paused = false;
+      t.resume();
+    }
+  };
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  t.on('data', (c: Uint8Array) => {
+    out.push(c);
+    if (out.length >= HIGH) pause();
+    notify();
+  });
+  t.on('end', () => {
+    ended = true;
+    notify();
+  });
+  t.on('error', (e: unknown) => {
+    failed ??= e;
+    notify();
+  });
+  const onAbort = () => {
+    failed ??= signal?.reason;
+    notify();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  // Pump input in the background, honouring the transform's backpressure.
+  const pump = (async () => {
+    try {
+      for await (const c of input) {
+        if (failed !== undefined) return;
+        if (!t.write(c)) await new Promise<void>((r) => t.once('drain', r));
+      }
+      t.end();
+    } catch (e) {
+      failed ??= e;
+      notify();
+    }
+  })();
+  try {
+    for (;;) {
+      if (out.length > 0) {
+        const c = out.shift() as Uint8Array;
+        if (out.length < HIGH / 2) resume();
+        yield c;
+        continue;
+      }
+      if (failed !== undefined) throw failed;
+      if (ended) break;
+      resume();
+      await new Promise<void>((r) => (wake = r));
+    }
+    await pump;
+    if (failed !== undefined) throw failed;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    if (!ended) (t as unknown as { destroy?: () => void }).destroy?.();
+  }
 }
 
 /**

@@ -1,0 +1,289 @@
+/**
+ * npm run bench:flash — flashing throughput and memory, image file to image file:
+ *
+ *  1. raw vs .gz vs .zst (vs .xz, .bz2 for reference, without verification): a 256 MiB image with disk-like content
+ *     (a quarter each of zeros, random bytes and two kinds of text), flashed without and with
+ *     read-back verification; throughput as image MB/s and as a ratio to raw.
+ *  2. bmap with 10 % mapped vs the full image: the same 256 MiB, 10 % of it in scattered
+ *     extents, the rest holes; raw and .zst, with and without the bmap.
+ *  3. peak RSS of a child process flashing a 4 GiB sparse image (.zst, with bmap) onto a
+ *     sparse image file; only the mapped 5 % is written, so disk use stays near 250 MiB.
+ *
+ * Compressed inputs are made with the zstd/gzip/xz/bzip2 command-line tools when present
+ * (node:zlib for gzip otherwise); formats whose compressor is missing are skipped and said so.
+ * Everything lives in a temp folder that is removed at the end. Prints a table and a JSON line.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync, ftruncateSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { openImageFile } from '../src/blockdev/image-file-device.js';
+import { flashImage } from '../src/flash/flash.js';
+import { openImageSource } from '../src/flash/source.js';
+import { decoderName } from '../src/flash/decompress.js';
+import type { ImageFormat } from '../src/flash/detect.js';
+
+const MiB = 1024 * 1024;
+
+function have(tool: string): boolean {
+  return spawnSync(tool, ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+function compress(src: string, format: ImageFormat): string | undefined {
+  const ext = { gzip: 'gz', xz: 'xz', zstd: 'zst', bzip2: 'bz2', raw: '' }[format];
+  const out = `${src}.${ext}`;
+  const cmd: Record<string, [string, string[]]> = {
+    gzip: ['gzip', ['-6', '-n', '-c', src]],
+    xz: ['xz', ['-6', '-T0', '-c', src]],
+    zstd: ['zstd', ['-3', '-T0', '-q', '-c', src]],
+    bzip2: ['bzip2', ['-6', '-c', src]],
+  };
+  const [tool, args] = cmd[format];
+  if (have(tool)) {
+    const fd = openSync(out, 'w');
+    const r = spawnSync(tool, args, { stdio: ['ignore', fd, 'inherit'], maxBuffer: 0 });
+    closeSync(fd);
+    if (r.status === 0) return out;
+  }
+  if (format === 'gzip') {
+    writeFileSync(out, gzipSync(readFileSync(src), { level: 6 }));
+    return out;
+  }
+  return undefined;
+}
+
+function diskLikeImage(path: string, size: number): void {
+  const fd = openSync(path, 'w');
+  const words = ['kernel', 'module', 'usr/lib', 'libc.so.6', 'config', 'systemd', '0000', 'eth0', 'mmcblk0p2', '\n'];
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) % words.length;
+  for (let off = 0; off < size; off += MiB) {
+    const k = (off / MiB) % 4;
+    let chunk: Uint8Array;
+    if (k === 0) chunk = new Uint8Array(MiB);
+    else if (k === 1) chunk = randomBytes(MiB);
+    else {
+      const parts: string[] = [];
+      let n = 0;
+      while (n < MiB) {
+        const w = words[rnd()];
+        parts.push(w, ' ');
+        n += w.length + 1;
+      }
+      chunk = Buffer.from(parts.join('').slice(0, MiB));
+    }
+    writeSync(fd, chunk, 0, chunk.length, off);
+  }
+  closeSync(fd);
+}
+
+/** Writes a bmap 2.0 for `ranges` (block ranges, inclusive) of the image at `path`. */
+function writeBmap(path: string, imageSize: number, blockSize: number, ranges: [number, number][]): string {
+  const fd = openSync(path, 'r');
+  let mapped = 0;
+  const xmlRanges = ranges.map(([a, b]) => {
+    const h = createHash('sha256');
+    const start = a * blockSize;
+    const end = Math.min((b + 1) * blockSize, imageSize);
+    const buf = Buffer.alloc(Math.min(end - start, 8 * MiB));
+    for (let p = start; p < end; p += buf.length) {
+      const n = Math.min(buf.length, end - p);
+      const got = preadFull(fd, buf, n, p);
+      h.update(buf.subarray(0, got));
+    }
+    mapped += b - a + 1;
+    return `    <Range chksum="${h.digest('hex')}"> ${a}-${b} </Range>`;
+  });
+  closeSync(fd);
+  const blocks = Math.ceil(imageSize / blockSize);
+  const xml = `<?xml version="1.0" ?>\n<bmap version="2.0">\n  <ImageSize> ${imageSize} </ImageSize>\n  <BlockSize> ${blockSize} </BlockSize>\n  <BlocksCount> ${blocks} </BlocksCount>\n  <MappedBlocksCount> ${mapped} </MappedBlocksCount>\n  <ChecksumType> sha256 </ChecksumType>\n  <BlockMap>\n${xmlRanges.join('\n')}\n  </BlockMap>\n</bmap>\n`;
+  const out = `${path}.bench.bmap`;
+  writeFileSync(out, xml);
+  return out;
+}
+
+function preadFull(fd: number, buf: Buffer, n: number, pos: number): number {
+  let got = 0;
+  while (got < n) {
+    const r = readSync(fd, buf, got, n - got, pos + got);
+    if (r === 0) break;
+    got += r;
+  }
+  return got;
+}
+
+/** Scattered extents covering `fraction` of the image, 64 KiB to 2 MiB each. */
+function scatteredRanges(imageSize: number, blockSize: number, fraction: number): [number, number][] {
+  const blocks = Math.ceil(imageSize / blockSize);
+  const out: [number, number][] = [];
+  let seed = 99;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const target = Math.floor(blocks * fraction);
+  const step = Math.floor(blocks / 40);
+  let mapped = 0;
+  out.push([0, Math.floor(MiB / blockSize) - 1]); // the boot area
+  mapped += out[0][1] + 1;
+  for (let base = step; base < blocks && mapped < target; base += step) {
+    const len = Math.min(Math.max(16, Math.floor(rnd() * (target / 20))), target - mapped, step - 1);
+    const start = base + Math.floor(rnd() * (step - len));
+    out.push([start, start + len - 1]);
+    mapped += len;
+  }
+  return out;
+}
+
+function sparseCopy(src: string, dst: string, ranges: [number, number][], blockSize: number, size: number): void {
+  const s = openSync(src, 'r');
+  const d = openSync(dst, 'w');
+  ftruncateSync(d, size);
+  const buf = Buffer.alloc(4 * MiB);
+  for (const [a, b] of ranges) {
+    for (let p = a * blockSize; p < Math.min((b + 1) * blockSize, size); p += buf.length) {
+      const n = preadFull(s, buf, Math.min(buf.length, Math.min((b + 1) * blockSize, size) - p), p);
+      writeSync(d, buf, 0, n, p);
+    }
+  }
+  closeSync(s);
+  closeSync(d);
+}
+
+async function flashOnce(image: string, dest: string, size: number, bmap: string | false, verify: boolean) {
+  const fd = openSync(dest, 'w');
+  ftruncateSync(fd, size);
+  closeSync(fd);
+  const source = await openImageSource(image, { bmap });
+  const dev = await openImageFile(dest, { write: true });
+  const t0 = performance.now();
+  const r = await flashImage(source, [{ device: dev }], { verify });
+  const seconds = (performance.now() - t0) / 1000;
+  await dev.close();
+  await source.close();
+  if (!r.ok) throw new Error(`bench flash of ${image} failed: ${r.targets[0].error?.message}`);
+  return { seconds, imageBytes: r.image.size, written: r.targets[0].bytesWritten };
+}
+
+async function best(n: number, fn: () => Promise<{ seconds: number; imageBytes: number; written: number }>) {
+  let b: { seconds: number; imageBytes: number; written: number } | undefined;
+  for (let i = 0; i < n; i++) {
+    const r = await fn();
+    if (!b || r.seconds < b.seconds) b = r;
+  }
+  return b as { seconds: number; imageBytes: number; written: number };
+}
+
+/** Child mode: flash argv[3] (bmap argv[4]) onto argv[5] and print peak RSS. */
+async function child(image: string, bmap: string, dest: string, size: number) {
+  const r = await flashOnce(image, dest, size, bmap, true);
+  const maxRss = process.resourceUsage().maxRSS * 1024;
+  process.stdout.write(JSON.stringify({ ...r, maxRss }) + '\n');
+}
+
+async function main() {
+  if (process.argv[2] === '--child') return child(process.argv[3], process.argv[4], process.argv[5], Number(process.argv[6]));
+  const dir = mkdtempSync(join(tmpdir(), 'crashcart-flash-bench-'));
+  const rows: Record<string, unknown>[] = [];
+  try {
+    const SIZE = 256 * MiB;
+    const img = join(dir, 'disk.img');
+    const dest = join(dir, 'card.img');
+    diskLikeImage(img, SIZE);
+
+    // 1. formats
+    const formats: ImageFormat[] = ['raw', 'gzip', 'zstd', 'xz', 'bzip2'];
+    let rawNoVerify = 0;
+    let rawVerify = 0;
+    for (const f of formats) {
+      const path = f === 'raw' ? img : compress(img, f);
+      if (!path) {
+        rows.push({ test: `format ${f}`, skipped: 'no compressor on this machine' });
+        continue;
+      }
+      const slow = f === 'bzip2' || f === 'xz';
+      const nv = await best(slow ? 1 : 3, () => flashOnce(path, dest, SIZE, false, false));
+      const v = slow ? nv : await best(3, () => flashOnce(path, dest, SIZE, false, true));
+      const mbps = nv.imageBytes / 1e6 / nv.seconds;
+      const mbpsV = v.imageBytes / 1e6 / v.seconds;
+      if (f === 'raw') {
+        rawNoVerify = mbps;
+        rawVerify = mbpsV;
+      }
+      rows.push({
+        test: `format ${f}`,
+        decoder: decoderName(f),
+        fileMiB: +(statSync(path).size / MiB).toFixed(1),
+        flashMBps: +mbps.toFixed(1),
+        ratioToRaw: +(mbps / rawNoVerify).toFixed(3),
+        ...(slow ? {} : { flashVerifyMBps: +mbpsV.toFixed(1), verifyRatioToRaw: +(mbpsV / rawVerify).toFixed(3) }),
+      });
+      if (f !== 'raw') rmSync(path);
+    }
+
+    // 2. bmap, 10 % mapped
+    const BS = 4096;
+    const ranges = scatteredRanges(SIZE, BS, 0.1);
+    const sparse = join(dir, 'sparse.img');
+    sparseCopy(img, sparse, ranges, BS, SIZE);
+    const bmapPath = writeBmap(sparse, SIZE, BS, ranges);
+    const zst = compress(sparse, 'zstd');
+    for (const [label, path] of [['raw', sparse], ['zstd', zst]] as const) {
+      if (!path) {
+        rows.push({ test: `bmap 10% ${label}`, skipped: 'no zstd compressor' });
+        continue;
+      }
+      const full = await best(3, () => flashOnce(path, dest, SIZE, false, true));
+      const mapped = await best(3, () => flashOnce(path, dest, SIZE, bmapPath, true));
+      rows.push({
+        test: `bmap 10% ${label}`,
+        mappedMiB: +(mapped.written / MiB).toFixed(1),
+        fullSeconds: +full.seconds.toFixed(3),
+        bmapSeconds: +mapped.seconds.toFixed(3),
+        timeRatioToFull: +(mapped.seconds / full.seconds).toFixed(3),
+        speedup: +(full.seconds / mapped.seconds).toFixed(2),
+      });
+    }
+    rmSync(img);
+    rmSync(sparse);
+    if (zst) rmSync(zst);
+
+    // 3. peak RSS on a 4 GiB sparse image
+    const BIG = 4 * 1024 * MiB;
+    const big = join(dir, 'big.img');
+    const fd = openSync(big, 'w');
+    ftruncateSync(fd, BIG);
+    const bigRanges: [number, number][] = [];
+    for (let i = 0; i < 16; i++) {
+      const off = i * (BIG / 16);
+      const data = randomBytes(12 * MiB);
+      writeSync(fd, data, 0, data.length, off);
+      bigRanges.push([off / BS, (off + data.length) / BS - 1]);
+    }
+    closeSync(fd);
+    const bigBmap = writeBmap(big, BIG, BS, bigRanges);
+    const bigZst = compress(big, 'zstd') ?? compress(big, 'gzip');
+    rmSync(big);
+    if (bigZst) {
+      const self = fileURLToPath(import.meta.url);
+      const r = spawnSync(process.execPath, [self, '--child', bigZst, bigBmap, join(dir, 'bigcard.img'), String(BIG)], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`RSS child failed: ${r.stderr}`);
+      const c = JSON.parse(r.stdout.trim()) as { seconds: number; maxRss: number; written: number; imageBytes: number };
+      rows.push({
+        test: 'peak RSS, 4 GiB sparse .zst + bmap',
+        input: bigZst.endsWith('.zst') ? 'zstd' : 'gzip',
+        imageGiB: BIG / 1024 / MiB,
+        writtenMiB: +(c.written / MiB).toFixed(0),
+        seconds: +c.seconds.toFixed(2),
+        decompressMBps: +(c.imageBytes / 1e6 / c.seconds).toFixed(0),
+        peakRssMiB: +(c.maxRss / MiB).toFixed(0),
+      });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const r of rows) console.log(Object.entries(r).map(([k, v]) => `${k}=${String(v)}`).join('  '));
+  console.log(JSON.stringify({ bench: 'flash', node: process.version, rows }));
+}
+
+await main();
