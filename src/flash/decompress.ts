@@ -98,19 +98,47 @@ function counted(path: string, opts: DecompressOptions, start = 0): AsyncIterabl
   })();
 }
 
+/**
+ * Input slice sizes that keep the output of one decoder step near a target. Decoders that
+ * decode everything they are given at once (fzstd, unbzip2-stream) would otherwise turn one
+ * compressed MiB of a sparse image's zeros into gigabytes held in memory.
+ */
+class AdaptiveSlicer {
+  size = 64 * 1024;
+  static readonly MIN = 64;
+  static readonly MAX = 1024 * 1024;
+  static readonly TARGET = 4 * 1024 * 1024;
+  /** Adjusts the slice size after a step that turned `inBytes` into `outBytes`. */
+  observe(inBytes: number, outBytes: number): void {
+    if (outBytes > AdaptiveSlicer.TARGET) this.size = Math.max(AdaptiveSlicer.MIN, Math.floor(this.size / Math.ceil(outBytes / AdaptiveSlicer.TARGET)));
+    else if (outBytes < AdaptiveSlicer.TARGET / 4 && inBytes >= this.size) this.size = Math.min(AdaptiveSlicer.MAX, this.size * 2);
+  }
+}
+
 async function* fzstdStream(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   let out: Uint8Array[] = [];
+  let outBytes = 0;
   let ended = false;
   const d = new FzstdDecompress((chunk: Uint8Array, final?: boolean) => {
-    if (chunk.length) out.push(chunk);
+    if (chunk.length) {
+      out.push(chunk);
+      outBytes += chunk.length;
+    }
     if (final) ended = true;
   });
+  const slicer = new AdaptiveSlicer();
   for await (const c of input) {
-    d.push(c);
-    if (out.length) {
-      const o = out;
-      out = [];
-      yield* o;
+    for (let i = 0; i < c.length; ) {
+      const n = Math.min(slicer.size, c.length - i);
+      d.push(c.subarray(i, i + n));
+      i += n;
+      slicer.observe(n, outBytes);
+      outBytes = 0;
+      if (out.length) {
+        const o = out;
+        out = [];
+        yield* o;
+      }
     }
   }
   d.push(new Uint8Array(0), true);
@@ -148,8 +176,10 @@ async function* viaTransform(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWri
     wake = undefined;
     w?.();
   };
+  let produced = 0;
   t.on('data', (c: Uint8Array) => {
     out.push(c);
+    produced += c.length;
     if (out.length >= HIGH) pause();
     notify();
   });
@@ -169,9 +199,17 @@ async function* viaTransform(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWri
   // Pump input in the background, honouring the transform's backpressure.
   const pump = (async () => {
     try {
+      const slicer = new AdaptiveSlicer();
       for await (const c of input) {
-        if (failed !== undefined) return;
-        if (!t.write(c)) await new Promise<void>((r) => t.once('drain', r));
+        for (let i = 0; i < c.length; ) {
+          if (failed !== undefined) return;
+          const n = Math.min(slicer.size, c.length - i);
+          produced = 0;
+          const more = t.write(c.subarray(i, i + n));
+          slicer.observe(n, produced);
+          i += n;
+          if (!more) await new Promise<void>((r) => t.once('drain', r));
+        }
       }
       t.end();
     } catch (e) {
