@@ -7,17 +7,18 @@
  * | 2    | usage (bad arguments, no confirmation given)                               |
  * | 3    | device error (I/O failure, card or reader gone)                            |
  * | 5    | device is write-protected                                                  |
- * | 7    | source error (unreadable, corrupt or truncated image, bmap mismatch)       |
- * | 8    | verification failure (read-back differs from the image)                    |
- * | 9    | refused for safety (card too small, device mounted or holding the system)   |
+ * | 7    | (taken: timeout, ../errors.ts)                                             |
+ * | 10   | source error (unreadable, corrupt or truncated image, bmap mismatch)       |
+ * | 11   | verification failure (read-back differs from the image)                    |
+ * | 12   | refused for safety (card too small, device mounted or holding the system)   |
  * | 130  | cancelled (Ctrl-C, prompt declined)                                        |
  */
 import { CrashcartError, type ExitCodeValue } from '../errors.js';
 
 export const FlashExitCode = {
-  SOURCE: 7,
-  VERIFY: 8,
-  REFUSED: 9,
+  SOURCE: 10,
+  VERIFY: 11,
+  REFUSED: 12,
 } as const;
 
 /** The image (or its bmap) cannot be read, is corrupt, truncated, or fails a bmap checksum. */

@@ -47,18 +47,18 @@ test('flash without --yes and no terminal: usage error (2), nothing written', as
   assert.ok((await readFile(a)).every((x) => x === 0xa5));
 });
 
-test('flash exit codes: too small 9, corrupt source 7, missing image 2, several failures summed up', async (t) => {
+test('flash exit codes: too small 12, corrupt source 10, missing image 2, several failures summed up', async (t) => {
   const dir = tempDir(t);
   const small = await card(dir, 'small.img', 1024 * 1024);
   let r = cli(['flash', fixture('disk.img.xz'), small, '--yes']);
-  assert.equal(r.code, 9);
+  assert.equal(r.code, 12);
   assert.match(r.stderr, /holds only 1048576 bytes/);
 
   const bad = join(dir, 'bad.img.xz');
   const bytes = await readFile(fixture('disk.img.xz'));
   await writeFile(bad, bytes.subarray(0, bytes.length - 200));
   r = cli(['flash', bad, await card(dir, 'c.img'), '--yes', '--no-bmap']);
-  assert.equal(r.code, 7, r.stderr);
+  assert.equal(r.code, 10, r.stderr);
   assert.match(r.stderr, /xz/);
 
   r = cli(['flash', join(dir, 'nope.img'), small, '--yes']);
@@ -67,7 +67,7 @@ test('flash exit codes: too small 9, corrupt source 7, missing image 2, several 
 
   const ok = await card(dir, 'ok.img');
   r = cli(['flash', fixture('disk.img'), ok, small, '--yes']);
-  assert.equal(r.code, 9);
+  assert.equal(r.code, 12);
   assert.match(r.stdout, /ok {6}.*ok\.img/);
   assert.match(r.stdout, /FAILED {2}.*small\.img/);
   assert.match(r.stdout, /1 of 2 destination\(s\) succeeded/);
@@ -78,7 +78,7 @@ test('flash refuses to write the image onto itself', async (t) => {
   const img = join(dir, 'self.img');
   await writeFile(img, DISK());
   const r = cli(['flash', img, img, '--yes', '--no-bmap']);
-  assert.equal(r.code, 9);
+  assert.equal(r.code, 12);
   assert.match(r.stderr, /image being flashed/);
 });
 

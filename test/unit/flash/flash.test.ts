@@ -89,7 +89,7 @@ test('bmap checksum mismatch in the image data is caught, and the first MiB is n
   await writeFile(bad, img);
   const card = await cardFile(dir, 'card.img');
   const r = await flashTo(bad, [card], { bmap: fixture('disk.img.bmap') });
-  assert.equal(r.exitCode, 7);
+  assert.equal(r.exitCode, 10);
   assert.match(r.targets[0].error?.message ?? '', /checksum mismatch for blocks 256-319 \(bytes 1048576–1310719\)/);
   const after = new Uint8Array(await readFile(card));
   assert.ok(after.subarray(0, 1048576).every((b) => b === FILL), 'the first MiB (boot area) stays unwritten');
@@ -132,7 +132,7 @@ test('image larger than the card: refused before anything is written', async (t)
   for (const name of ['disk.img', 'disk.img.xz', 'disk.img.zst', 'disk.img.gz']) {
     const card = await cardFile(dir, `small-${name}`, 2 * 1048576);
     const r = await flashTo(fixture(name), [card], { bmap: false });
-    assert.equal(r.exitCode, 9, name);
+    assert.equal(r.exitCode, 12, name);
     assert.match(r.targets[0].error?.message ?? '', /needs .*3146728 bytes.*holds only 2097152 bytes .*; nothing was written/, name);
     assert.ok(new Uint8Array(await readFile(card)).every((b) => b === FILL), `${name}: card untouched`);
   }
@@ -143,7 +143,7 @@ test('bzip2 records no size: a too-small card fails when the data reaches its en
   const card = await cardFile(dir, 'small.img', 2 * 1048576);
   const events: FlashEvent[] = [];
   const r = await flashTo(fixture('disk.img.bz2'), [card], { bmap: false }, { onEvent: (e) => events.push(e) });
-  assert.equal(r.exitCode, 9);
+  assert.equal(r.exitCode, 12);
   assert.match(r.targets[0].error?.message ?? '', /larger than the card/);
   assert.ok(events.some((e) => e.type === 'warning' && /does not record the image size/.test(e.message)));
   assert.ok(new Uint8Array(await readFile(card)).subarray(0, 1048576).every((b) => b === FILL));
@@ -165,7 +165,7 @@ test('verification failure names the differing byte range', async () => {
   dev.corruptAt = 2 * 1048576 + 123;
   const r = await flashImage(source, [{ device: dev }]);
   await source.close();
-  assert.equal(r.exitCode, 8);
+  assert.equal(r.exitCode, 11);
   assert.deepEqual(r.targets[0].error?.mismatches, [{ start: 2 * 1048576 + 123, end: 2 * 1048576 + 124, exact: true }]);
   assert.match(r.targets[0].error?.message ?? '', /bytes 2097275–2097275 \(0x20007b–0x20007b, 1 B\)/);
 });
@@ -176,7 +176,7 @@ test('verification failure of a compressed image names the chunk', async () => {
   dev.corruptAt = 2 * 1048576 + 123;
   const r = await flashImage(source, [{ device: dev }], { chunkSize: 64 * 1024 });
   await source.close();
-  assert.equal(r.exitCode, 8);
+  assert.equal(r.exitCode, 11);
   assert.deepEqual(r.targets[0].error?.mismatches, [{ start: 2 * 1048576, end: 2 * 1048576 + 65536, exact: false }]);
 });
 

@@ -34,7 +34,7 @@ test('an OS block device that is mounted is refused unless --allow-system-disk',
   mkdirSync(join(proc, 'self'), { recursive: true });
   writeFileSync(join(proc, 'self', 'mountinfo'), `36 25 0:99 / /mnt/card rw,relatime shared:1 - ext4 ${dev} rw\n`);
   writeFileSync(join(proc, 'swaps'), 'Filename\tType\tSize\tUsed\tPriority\n');
-  await assert.rejects(checkDestinationSpec(dev, fixture('disk.img'), { procRoot: proc }), (e: unknown) => e instanceof RefusedError && (e.exitCode as number) === 9 && /mounted on \/mnt\/card/.test(e.message) && /--allow-system-disk/.test(e.message));
+  await assert.rejects(checkDestinationSpec(dev, fixture('disk.img'), { procRoot: proc }), (e: unknown) => e instanceof RefusedError && (e.exitCode as number) === 12 && /mounted on \/mnt\/card/.test(e.message) && /--allow-system-disk/.test(e.message));
   await checkDestinationSpec(dev, fixture('disk.img'), { procRoot: proc, allowSystemDisk: true });
   writeFileSync(join(proc, 'self', 'mountinfo'), `1 0 0:99 / / rw - ext4 ${dev} rw\n`);
   await assert.rejects(checkDestinationSpec(dev, fixture('disk.img'), { procRoot: proc }), /holds the root file system/);

@@ -129,7 +129,7 @@ test('usb: card pulled from the slot mid-write is reported as gone, with a resum
 test('usb: resuming onto a different card is refused', async () => {
   const card = new MemoryCard(BLOCKS, 512, { pattern: true });
   const r = await flashSim(fixture('disk.img'), card, { resumeFrom: 2 * 1048576 });
-  assert.equal(r.exitCode, 9);
+  assert.equal(r.exitCode, 12);
   assert.match(r.targets[0].error?.message ?? '', /cannot resume at offset 2097152: the card does not hold this image/);
 });
 
