@@ -15,11 +15,13 @@ import { udevRuleCommand } from './commands/udev-rule.js';
 import { waitCommand } from './commands/wait.js';
 import { provisionCommand } from './commands/provision.js';
 import { profileCommand } from './commands/profile.js';
+import { flashCommand } from './commands/flash.js';
+import { readCommand } from './commands/read.js';
 import './usb-support.js';
 
 export async function main(argv: string[]): Promise<number> {
   let failed: unknown;
-  const parser = yargs(argv)
+  const parser = readCommand(flashCommand(yargs(argv)))
     .scriptName('crashcart')
     .usage('$0 <command> [options]')
     .command('pstore', 'Linux pstore/blk regions: extract, layout, format, clear', (y) =>
