@@ -161,7 +161,8 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
   try {
     // initramfs = provisioned base archive + a second archive with the scenario
     const extra = new Map<string, Buffer>();
-    const exports = Object.entries(opts.env ?? {})
+    // Where this checkout lives on the host, for mount_hostroot (see vm-lib.sh).
+    const exports = Object.entries({ CRASHCART_HOST_REPO: resolve(VM_SOURCE_DIR, '../..'), ...opts.env })
       .map(([k, v]) => {
         if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`bad env name ${k}`);
         return `export ${k}=${shellQuote(v)}\n`;

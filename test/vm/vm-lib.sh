@@ -145,7 +145,18 @@ mount_hostroot() {
   mount --bind /dev /host/dev
   mount -t proc proc /host/proc
   mount -t sysfs sysfs /host/sys
+  # A writable /tmp for the chroot; a checkout under the host's /tmp (CI clones may live
+  # there) stays visible at its own path through a bind mount of the host's copy.
+  mkdir -p /hosttmp
+  mount --bind /host/tmp /hosttmp
   mount -t tmpfs tmpfs /host/tmp
+  case "${CRASHCART_HOST_REPO:-}" in
+    /tmp/?*)
+      mkdir -p "/host$CRASHCART_HOST_REPO"
+      mount --bind "/hosttmp${CRASHCART_HOST_REPO#/tmp}" "/host$CRASHCART_HOST_REPO" \
+        || vm_fail "cannot show the checkout $CRASHCART_HOST_REPO inside the VM"
+      ;;
+  esac
   mount -t tmpfs tmpfs /host/run 2>/dev/null || true
 }
 
