@@ -41,7 +41,8 @@ export function unregisterDeviceOpener(prefix: string): boolean {
 
 export async function openDevice(spec: string, opts: OpenDeviceOptions = {}): Promise<BlockDevice> {
   if (spec === '') throw new UsageError('no device or image given');
-  const m = /^([a-z][a-z0-9+.-]*:)/i.exec(spec);
+  // Bare `usb` (the only card present) and `usb@lun=N` belong to the usb: opener too.
+  const m = /^usb(?=@|$)/i.test(spec) ? ['usb:', 'usb:'] : /^([a-z][a-z0-9+.-]*:)/i.exec(spec);
   if (m) {
     const prefix = m[1].toLowerCase();
     const opener = openers.get(prefix);

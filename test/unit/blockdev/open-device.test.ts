@@ -62,3 +62,19 @@ test('bad specs: empty, missing, directory, character device', async () => {
   await assert.rejects(openDevice(dir), /is a directory/);
   if (existsSync('/dev/null')) await assert.rejects(openDevice('/dev/null'), /character device/);
 });
+
+test('bare usb and usb@lun=N go to the usb: opener', async () => {
+  const seen: string[] = [];
+  registerDeviceOpener('usb:', async (spec) => {
+    seen.push(spec);
+    return new MemoryDevice(new Uint8Array(512));
+  });
+  try {
+    await openDevice('usb');
+    await openDevice('usb@lun=1');
+    await openDevice('USB:1-1.4');
+    assert.deepEqual(seen, ['usb', 'usb@lun=1', 'USB:1-1.4']);
+  } finally {
+    unregisterDeviceOpener('usb:');
+  }
+});
