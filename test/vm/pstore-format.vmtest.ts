@@ -57,6 +57,8 @@ async function runScenario(t: { diagnostic(s: string): void }, s: Scenario) {
     assert.ok(fmt.records.length > 0, 'the card held records before formatting');
     assert.deepEqual((await readdir(join(dir, 'backup'))).filter((f) => f !== 'index.json' && f !== 'raw').sort(), [...fmt.records].sort());
     const cmdline = `${fmt.cmdline} ${s.extra}`;
+    // A boot that only registers pstore_blk and saves what the kernel shows in /sys/fs/pstore.
+    const kernelReadout = async () => readout((await runVm({ disks: [{ path: disk, serial: 'card' }], cmdline, timeoutMs: 120_000, script: 'load_pstore_blk\nmount_pstore\nsave_pstore\n' })).outputs);
     t.diagnostic(`${s.name}: board command line: ${cmdline}`);
 
     // 2. Boot 1: the kernel registers on the formatted region, shows nothing, takes two Oopses.
@@ -75,8 +77,7 @@ async function runScenario(t: { diagnostic(s: string): void }, s: Scenario) {
     assert.doesNotMatch(boot1.dmesg, /found (invalid|overtop) zone/);
 
     // 3. Boot 2: the kernel's own readout; crashcart must extract the same, file for file.
-    const boot2 = await runVm({ disks: [{ path: disk, serial: 'card' }], cmdline, timeoutMs: 120_000, script: 'load_pstore_blk\nmount_pstore\nsave_pstore\n' });
-    const kernel2 = readout(boot2.outputs);
+    const kernel2 = await kernelReadout();
     assert.deepEqual([...kernel2.keys()].sort(), ['dmesg-pstore_blk-0', 'dmesg-pstore_blk-1']);
     const out2 = join(dir, 'extract2');
     // The command line format printed names the region by itself (/dev/vda2 → GPT partition 2).
@@ -98,8 +99,7 @@ async function runScenario(t: { diagnostic(s: string): void }, s: Scenario) {
       `,
     });
     assert.equal(boot3.outputs.get('listing')?.toString(), '', 'the kernel shows no records after crashcart clear');
-    const boot4 = await runVm({ disks: [{ path: disk, serial: 'card' }], cmdline, timeoutMs: 120_000, script: 'load_pstore_blk\nmount_pstore\nsave_pstore\n' });
-    const kernel4 = readout(boot4.outputs);
+    const kernel4 = await kernelReadout();
     // The counters survived the clear: the kernel numbers this Oops 3 and writes the next zone.
     assert.deepEqual([...kernel4.keys()], ['dmesg-pstore_blk-2']);
     const out4 = join(dir, 'extract4');
