@@ -3,10 +3,11 @@
  * so a script can tell "no pstore region" from "I/O error" from "bad arguments".
  */
 export const ExitCode = {
+  /** Done. */
   OK: 0,
   /** Unexpected internal failure. */
   INTERNAL: 1,
-  /** Bad command line or arguments that contradict each other. */
+  /** Bad command line or arguments that contradict each other (also: no confirmation given). */
   USAGE: 2,
   /** Reading or writing the device failed (short read, EIO, device gone). */
   IO: 3,
@@ -18,8 +19,20 @@ export const ExitCode = {
   BAD_INPUT: 6,
   /** `crashcart wait` gave up: the awaited event did not happen within --timeout. */
   TIMEOUT: 7,
-  /** The user cancelled (Ctrl-C, declined a prompt). */
+  /** flash: the image (or its bmap) is unreadable, corrupt or truncated, or fails a bmap checksum. */
+  SOURCE: 10,
+  /** flash: the read-back differs from the image. */
+  VERIFY: 11,
+  /** A write refused for safety (card too small, device mounted or holding the system, ...). */
+  REFUSED: 12,
+  /** Interrupted by SIGHUP (128 + 1): stopped at a safe point, resumable. */
+  HANGUP: 129,
+  /** The user cancelled: Ctrl-C / SIGINT (128 + 2), or declined a prompt. */
   CANCELLED: 130,
+  /** stdout or stderr was closed under us (EPIPE, e.g. `| head -1`): 128 + SIGPIPE (13). */
+  BROKEN_PIPE: 141,
+  /** Interrupted by SIGTERM (128 + 15): stopped at a safe point, resumable. */
+  TERMINATED: 143,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -70,7 +83,7 @@ export class WaitTimeoutError extends CrashcartError {
 }
 
 export class CancelledError extends CrashcartError {
-  constructor(message = 'cancelled') {
-    super(message, ExitCode.CANCELLED);
+  constructor(message = 'cancelled', exitCode: ExitCodeValue = ExitCode.CANCELLED) {
+    super(message, exitCode);
   }
 }

@@ -1,30 +1,20 @@
 /**
- * Errors of the flash and read pipelines. Exit codes extend the shared table in ../errors.ts
- * so a script can tell the failure classes apart:
- *
- * | code | meaning                                                                   |
- * | ---- | ------------------------------------------------------------------------- |
- * | 2    | usage (bad arguments, no confirmation given)                               |
- * | 3    | device error (I/O failure, card or reader gone)                            |
- * | 5    | device is write-protected                                                  |
- * | 7    | (taken: timeout, ../errors.ts)                                             |
- * | 10   | source error (unreadable, corrupt or truncated image, bmap mismatch)       |
- * | 11   | verification failure (read-back differs from the image)                    |
- * | 12   | refused for safety (card too small, device mounted or holding the system)   |
- * | 130  | cancelled (Ctrl-C, prompt declined)                                        |
+ * Errors of the flash and read pipelines. Their exit codes are in the one table in ../errors.ts
+ * (SOURCE 10, VERIFY 11, REFUSED 12, IO 3 for a device gone mid-write).
  */
-import { CrashcartError, type ExitCodeValue } from '../errors.js';
+import { CrashcartError, ExitCode } from '../errors.js';
 
+/** The flash codes of the shared table, under their old names. */
 export const FlashExitCode = {
-  SOURCE: 10,
-  VERIFY: 11,
-  REFUSED: 12,
+  SOURCE: ExitCode.SOURCE,
+  VERIFY: ExitCode.VERIFY,
+  REFUSED: ExitCode.REFUSED,
 } as const;
 
 /** The image (or its bmap) cannot be read, is corrupt, truncated, or fails a bmap checksum. */
 export class SourceError extends CrashcartError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, FlashExitCode.SOURCE as unknown as ExitCodeValue, options);
+    super(message, ExitCode.SOURCE, options);
   }
 }
 
@@ -41,7 +31,7 @@ export interface MismatchRange {
 export class VerificationError extends CrashcartError {
   readonly ranges: MismatchRange[];
   constructor(message: string, ranges: MismatchRange[]) {
-    super(message, FlashExitCode.VERIFY as unknown as ExitCodeValue);
+    super(message, ExitCode.VERIFY);
     this.ranges = ranges;
   }
 }
@@ -49,7 +39,7 @@ export class VerificationError extends CrashcartError {
 /** A safety check refused the destination before anything was written. */
 export class RefusedError extends CrashcartError {
   constructor(message: string) {
-    super(message, FlashExitCode.REFUSED as unknown as ExitCodeValue);
+    super(message, ExitCode.REFUSED);
   }
 }
 
@@ -61,7 +51,7 @@ export class RefusedError extends CrashcartError {
 export class DeviceGoneDuringFlashError extends CrashcartError {
   readonly resumeOffset: number;
   constructor(message: string, resumeOffset: number, options?: { cause?: unknown }) {
-    super(message, 3, options);
+    super(message, ExitCode.IO, options);
     this.resumeOffset = resumeOffset;
   }
 }

@@ -19,10 +19,10 @@ import { createHash } from 'node:crypto';
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { readRange, writeRange } from '../blockdev/io.js';
 import { formatBytes } from '../blockdev/device-util.js';
-import { CancelledError, CrashcartError, ExitCode, WriteProtectedError } from '../errors.js';
+import { CancelledError, CrashcartError, ExitCode, WriteProtectedError, type ExitCodeValue } from '../errors.js';
 import { rangeBytes, type Bmap } from './bmap.js';
 import { decoderName } from './decompress.js';
-import { DeviceGoneDuringFlashError, FlashExitCode, RefusedError, SourceError, VerificationError, type MismatchRange } from './errors.js';
+import { DeviceGoneDuringFlashError, RefusedError, SourceError, VerificationError, type MismatchRange } from './errors.js';
 import { BoundedQueue } from './queue.js';
 import { RateMeter } from './progress.js';
 import { classifyError, RetriesExhaustedError, withRetry } from './retry.js';
@@ -87,7 +87,7 @@ export interface FlashOptions {
 export interface FlashErrorInfo {
   name: string;
   message: string;
-  exitCode: number;
+  exitCode: ExitCodeValue;
   /** Device gone mid-write: image offset up to which data is written and flushed. */
   resumeOffset?: number;
   /** Verification failure: the byte ranges that differ. */
@@ -126,8 +126,8 @@ export interface FlashResult {
   };
   targets: FlashTargetResult[];
   ok: boolean;
-  /** 0, or the exit code that sums up the failures (see errors.ts in this folder). */
-  exitCode: number;
+  /** 0, or the exit code that sums up the failures (the table in ../errors.ts). */
+  exitCode: ExitCodeValue;
   seconds: number;
 }
 
@@ -405,14 +405,14 @@ class Destination {
   }
 }
 
-function summarizeExit(results: FlashTargetResult[], sourceError: unknown, cancelled: boolean): number {
+function summarizeExit(results: FlashTargetResult[], sourceError: unknown, cancelled: boolean): ExitCodeValue {
   if (results.every((r) => r.ok)) return ExitCode.OK;
   if (cancelled) return ExitCode.CANCELLED;
   if (sourceError instanceof CrashcartError) return sourceError.exitCode;
-  if (sourceError !== undefined) return FlashExitCode.SOURCE;
+  if (sourceError !== undefined) return ExitCode.SOURCE;
   const codes = results.filter((r) => !r.ok).map((r) => r.error?.exitCode ?? ExitCode.INTERNAL);
   if (codes.every((c) => c === codes[0])) return codes[0];
-  if (codes.includes(FlashExitCode.VERIFY)) return FlashExitCode.VERIFY;
+  if (codes.includes(ExitCode.VERIFY)) return ExitCode.VERIFY;
   return ExitCode.IO;
 }
 

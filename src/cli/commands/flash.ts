@@ -10,7 +10,7 @@ import type { Argv } from 'yargs';
 import type { BlockDevice } from '../../blockdev/block-device.js';
 import { openDevice } from '../../blockdev/open-device.js';
 import { formatBytes } from '../../blockdev/device-util.js';
-import { CancelledError, CrashcartError, ExitCode, UsageError } from '../../errors.js';
+import { CancelledError, CrashcartError, ExitCode, UsageError, type ExitCodeValue } from '../../errors.js';
 import { flashImage, type FlashEvent, type FlashResult, type FlashTarget, type FlashTargetResult } from '../../flash/flash.js';
 import { openImageSource, type ImageSource } from '../../flash/source.js';
 import { checkDestinationSpec, describeDestination } from '../../flash/safety.js';
@@ -278,10 +278,10 @@ export async function runFlash(a: FlashArgs): Promise<void> {
 
     const failed = [...result.targets, ...pre].filter((t) => !t.ok);
     if (failed.length > 0) {
-      let code = result.ok ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode;
+      let code: ExitCodeValue = result.ok ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode;
       if (!result.ok && pre.length > 0 && pre.some((p) => p.error?.exitCode !== code)) code = ExitCode.IO;
       const msg = failed.length === 1 && specs.length === 1 ? (failed[0].error?.message ?? 'flash failed') : `${failed.length} of ${specs.length} destinations failed: ${failed.map((f) => f.device).join(', ')}`;
-      throw new CrashcartError(msg, code as CrashcartError['exitCode']);
+      throw new CrashcartError(msg, code);
     }
   } finally {
     for (const o of opened) await o.device?.close().catch(() => undefined);
