@@ -88,7 +88,11 @@ export interface FlashErrorInfo {
   name: string;
   message: string;
   exitCode: ExitCodeValue;
-  /** Device gone mid-write: image offset up to which data is written and flushed. */
+  /**
+   * Where `resumeFrom` should continue: for a device gone mid-write or a cancelled flash, the
+   * image offset up to which data is written and flushed; after a failed verification, the
+   * start of the first chunk that differs (0: write everything again).
+   */
   resumeOffset?: number;
   /** Verification failure: the byte ranges that differ. */
   mismatches?: MismatchRange[];
@@ -327,6 +331,35 @@ class Destination {
     }
     await this.flush(0);
     this.progress('writing', this.bytesWritten, this.writeTotal, true);
+  }
+
+  /**
+   * After a cancellation: flush what the completed writes put on the card and advance the
+   * resume point to the end of the last one, so the journal does not fall back to the last
+   * periodic checkpoint. Errors keep the older resume point.
+   */
+  async saveProgress(): Promise<void> {
+    if (this.lastEnd <= this.durable) return;
+    const upTo = this.lastEnd;
+    try {
+      await this.dev.flush();
+    } catch {
+      return;
+    }
+    this.durable = upTo;
+    this.emit({ type: 'checkpoint', target: this.index, device: this.name, offset: upTo });
+  }
+
+  /** See FlashErrorInfo.resumeOffset. */
+  resumeOffset(cancelled: boolean): number | undefined {
+    const e = this.error;
+    if (e instanceof VerificationError && e.ranges.length > 0) {
+      const first = Math.min(...e.ranges.map((r) => r.start));
+      return Math.floor(first / this.o.chunkSize) * this.o.chunkSize;
+    }
+    if (e instanceof DeviceGoneDuringFlashError) return e.resumeOffset;
+    if ((cancelled || e instanceof CancelledError) && this.durable > 0) return this.durable;
+    return undefined;
   }
 
   private headBytes(): number {
@@ -606,6 +639,8 @@ export async function flashImage(source: ImageSource, targets: FlashTarget[], op
     }
   }
   await Promise.all(runners);
+  // Stopped at a safe point: everything the finished writes put down is flushed and recorded.
+  if (cancelled || o.signal?.aborted) await Promise.all(dests.map((d) => (d.error === undefined || d.error instanceof CancelledError ? d.saveProgress() : undefined)));
 
   if (o.verify && sourceError === undefined && !cancelled) {
     await Promise.all(
@@ -623,6 +658,8 @@ export async function flashImage(source: ImageSource, targets: FlashTarget[], op
 
   const results: FlashTargetResult[] = dests.map((d) => {
     const ok = d.error === undefined && !cancelled;
+    const resumeOffset = ok ? undefined : d.resumeOffset(cancelled);
+    const withResume = (info: FlashErrorInfo): FlashErrorInfo => (resumeOffset !== undefined ? { ...info, resumeOffset } : info);
     if (ok) {
       d.finish();
       d.setPhase('done');
@@ -641,7 +678,7 @@ export async function flashImage(source: ImageSource, targets: FlashTarget[], op
       ...(d.resumeFrom > 0 ? { resumedFrom: d.resumeFrom } : {}),
       verified: d.verified,
       seconds: d.seconds,
-      ...(d.error !== undefined ? { error: errInfo(d.error) } : cancelled ? { error: errInfo(new CancelledError('flashing cancelled')) } : {}),
+      ...(d.error !== undefined ? { error: withResume(errInfo(d.error)) } : cancelled ? { error: withResume(errInfo(new CancelledError('flashing cancelled'))) } : {}),
     };
   });
   const exitCode = summarizeExit(results, sourceError, cancelled);

@@ -60,6 +60,34 @@ export interface ReadResult {
   seconds: number;
 }
 
+/**
+ * The read was stopped (AbortSignal) at a safe point: the output is synced and the map saved
+ * with every finished chunk, so running the same read again continues where it stopped.
+ */
+export class ReadCancelledError extends CancelledError {
+  constructor(
+    message: string,
+    readonly partial: {
+      device: string;
+      output: string;
+      mapPath: string;
+      offset: number;
+      size: number;
+      /** Device offset just past the last chunk finished in this run (the map's current position). */
+      position: number;
+      /** Bytes of the range finished so far, over all runs. */
+      finishedBytes: number;
+      /** Bytes read in this run. */
+      bytesRead: number;
+      /** False when even the map could not be saved. */
+      mapSaved: boolean;
+      seconds: number;
+    },
+  ) {
+    super(message);
+  }
+}
+
 async function exists(p: string): Promise<boolean> {
   try {
     await stat(p);
@@ -127,9 +155,13 @@ export async function readDevice(dev: BlockDevice, output: string, opts: ReadOpt
   const meter = new RateMeter();
   let done = 0;
   let bytesRead = 0;
+  /** Just past the last chunk finished in this run: where a stop leaves the map's position. */
+  let completedTo = offset;
   let lastEvent = 0;
   let lastMapSave = performance.now();
   const saveMap = async (pos: number, finished: boolean) => {
+    // The data goes to disk before a map that calls it finished (the final save comes after fh.sync()).
+    if (!finished) await fh.datasync();
     const text = formatRescueMap({ currentPos: pos, currentStatus: finished ? '+' : '?', currentPass: 1, blocks: map.blocks }, [
       ...(opts.mapHeader ?? []),
       `Device: ${dev.info.name} (${dev.size} bytes); range ${offset}+${size}; output ${output} holds this range from its byte 0`,
@@ -219,6 +251,7 @@ export async function readDevice(dev: BlockDevice, output: string, opts: ReadOpt
         }
         pos += len;
         done += len;
+        completedTo = pos;
         progress();
         if (performance.now() - lastMapSave > 5000) await saveMap(pos, false);
       }
@@ -227,8 +260,18 @@ export async function readDevice(dev: BlockDevice, output: string, opts: ReadOpt
     await fh.sync();
   } catch (e) {
     if ((e as Error)?.name === 'AbortError' || opts.signal?.aborted) {
-      await saveMap(offset, false).catch(() => undefined);
-      throw new CancelledError(`reading cancelled; what was read is in ${output} and ${mapPath}; run the same command to continue`);
+      // Safe point: everything finished is synced and recorded in the map.
+      const mapSaved = await saveMap(completedTo, false).then(
+        () => true,
+        () => false,
+      );
+      const finishedBytes = map.count(offset, size, '+');
+      throw new ReadCancelledError(
+        mapSaved
+          ? `reading cancelled at offset ${completedTo}; what was read is in ${output} and ${mapPath}; run the same command to continue`
+          : `reading cancelled at offset ${completedTo}, and the map ${mapPath} could not be saved: the next run starts over`,
+        { device: dev.info.name, output, mapPath, offset, size, position: completedTo, finishedBytes, bytesRead, mapSaved, seconds: (performance.now() - t0) / 1000 },
+      );
     }
     throw e;
   } finally {

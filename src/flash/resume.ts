@@ -32,7 +32,16 @@ export function resumeKey(src: Pick<ImageSource, 'realPath' | 'fileSize' | 'file
 }
 
 export class ResumeJournal {
+  /** Updates run one after another, in call order: a later checkpoint is never overwritten by an earlier one. */
+  private chain: Promise<unknown> = Promise.resolve();
+
   constructor(readonly path = defaultJournalPath()) {}
+
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(op, op);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
 
   private async load(): Promise<ResumeEntry[]> {
     try {
@@ -54,13 +63,21 @@ export class ResumeJournal {
     return (await this.load()).find((e) => e.key === key);
   }
 
-  async set(key: string, image: string, device: string, offset: number): Promise<void> {
+  set(key: string, image: string, device: string, offset: number): Promise<void> {
+    return this.serial(() => this.setNow(key, image, device, offset));
+  }
+
+  private async setNow(key: string, image: string, device: string, offset: number): Promise<void> {
     const entries = (await this.load()).filter((e) => e.key !== key);
     entries.push({ key, image, device, offset, updated: new Date().toISOString() });
     await this.save(entries.slice(-50));
   }
 
-  async clear(key: string): Promise<void> {
+  clear(key: string): Promise<void> {
+    return this.serial(() => this.clearNow(key));
+  }
+
+  private async clearNow(key: string): Promise<void> {
     const entries = await this.load();
     const rest = entries.filter((e) => e.key !== key);
     if (rest.length !== entries.length) await this.save(rest);
