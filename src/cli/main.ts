@@ -18,8 +18,21 @@ import { profileCommand } from './commands/profile.js';
 import { flashCommand } from './commands/flash.js';
 import { readCommand } from './commands/read.js';
 import './usb-support.js';
+import { installCancellation, outputBroken } from './cancellation.js';
 
 export async function main(argv: string[]): Promise<number> {
+  // SIGINT/SIGTERM/SIGHUP and a closed stdout/stderr: one path for every command.
+  const uninstall = installCancellation();
+  try {
+    const code = await run(argv);
+    // The output went away (`| head -1`): a defined code, no stack trace, nothing more written.
+    return outputBroken() ? ExitCode.BROKEN_PIPE : code;
+  } finally {
+    uninstall();
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
   let failed: unknown;
   const parser = readCommand(flashCommand(yargs(argv)))
     .scriptName('crashcart')

@@ -1,10 +1,17 @@
 /**
  * USB reader support for the command line, loaded by main.ts for its side effects: `usb:`
- * devices open through `openDevice` in every command, and on Ctrl-C / SIGTERM the readers
- * crashcart holds are released and handed back to their kernel driver before the process
- * exits. Commands close their devices on normal ends and on errors themselves.
+ * devices open through `openDevice` in every command. Signals go through the one cancellation
+ * path (cancellation.ts): a running flash/read stops at a safe point and closes its device
+ * itself; elsewhere, and on a forced quit, the readers crashcart still holds are released and
+ * handed back to their kernel driver here before the process exits.
  */
-import { closeUsbTransportsOnSignals, registerUsbDeviceOpener } from '../usb/register.js';
+import { registerUsbDeviceOpener } from '../usb/register.js';
+import { closeAllUsbTransports, openUsbTransportCount } from '../usb/node-usb-transport.js';
+import { registerExitCleanup, type StopReason } from './cancellation.js';
 
 registerUsbDeviceOpener();
-closeUsbTransportsOnSignals();
+registerExitCleanup(async (reason: StopReason) => {
+  if (openUsbTransportCount() === 0) return;
+  if (reason !== 'EPIPE') process.stderr.write(`crashcart: ${reason === 'SIGINT' ? 'interrupted' : reason === 'SIGTERM' ? 'terminated' : 'hung up'}; handing the USB reader back to the kernel driver\n`);
+  await closeAllUsbTransports();
+});

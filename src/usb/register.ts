@@ -19,6 +19,9 @@ const CLOSE_ON_SIGNAL_LIMIT_MS = 25_000;
  * On SIGINT/SIGTERM: release every claimed reader and re-attach the kernel drivers that were
  * detached, then exit with 128 + signal number (130, 143). A second signal exits at once.
  * Without open readers the process exits straight away, as it would without the handler.
+ * For library users: the crashcart command line does not install it; its signals (also
+ * SIGHUP) go through src/cli/cancellation.ts, which stops a running flash/read at a safe point
+ * and uses closeAllUsbTransports() for the readers still held.
  */
 export function closeUsbTransportsOnSignals(opts: { log?: (line: string) => void } = {}): void {
   if (signalsInstalled) return;

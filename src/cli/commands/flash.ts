@@ -17,6 +17,7 @@ import { checkDestinationSpec, describeDestination } from '../../flash/safety.js
 import { ResumeJournal, resumeKey } from '../../flash/resume.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
 import { decoderName } from '../../flash/decompress.js';
+import { beginOperation, describeStop, exitCodeFor, InterruptedError, type Operation, type StopReason } from '../cancellation.js';
 
 export interface FlashArgs {
   image: string;
@@ -159,7 +160,7 @@ class Reporter {
   }
 }
 
-function printSummary(r: FlashResult, pre: FlashTargetResult[]): void {
+function printSummary(r: FlashResult, pre: FlashTargetResult[], stoppedBy?: StopReason): void {
   const out = process.stdout;
   const img = r.image;
   out.write(`image: ${img.path} (${img.format}, ${formatBytes(img.size)}${img.bmap ? `, bmap ${img.bmap.path}: ${formatBytes(img.bmap.mappedBytes)} mapped` : ''})\n`);
@@ -168,10 +169,14 @@ function printSummary(r: FlashResult, pre: FlashTargetResult[]): void {
     if (t.ok) {
       const speed = t.seconds > 0 ? `, ${formatSpeed(t.bytesWritten / t.seconds)}` : '';
       out.write(`  ok      ${t.device}: ${formatBytes(t.bytesWritten)} written${t.resumedFrom ? ` (resumed at ${t.resumedFrom})` : ''}${t.verified ? ', verified' : ', not verified'}${speed}\n`);
+    } else if (stoppedBy && t.error?.name === 'CancelledError') {
+      const at = t.error.resumeOffset;
+      out.write(`  STOPPED ${t.device}: ${at ? `written and flushed up to offset ${at} (${formatBytes(at)}); --resume continues there` : 'nothing flushed yet'}\n`);
     } else {
       out.write(`  FAILED  ${t.device}: ${t.error?.message ?? 'failed'}\n`);
     }
   }
+  if (stoppedBy) out.write(`${describeStop(stoppedBy)}: stopped at a safe point\n`);
   const ok = [...r.targets, ...pre].filter((t) => t.ok).length;
   const all = r.targets.length + pre.length;
   out.write(`${ok} of ${all} destination(s) succeeded in ${formatDuration(r.seconds)}\n`);
@@ -194,6 +199,7 @@ export async function runFlash(a: FlashArgs): Promise<void> {
     throw e;
   }
   const opened: Opened[] = [];
+  let op: Operation | undefined;
   try {
     if (spinner) spinner.text = 'checking destinations';
     for (const spec of specs) {
@@ -241,41 +247,52 @@ export async function runFlash(a: FlashArgs): Promise<void> {
       if (!(await confirm(`Type "yes" to continue: `))) throw new CancelledError('not confirmed; nothing was written');
     }
 
-    const ac = new AbortController();
-    let interrupts = 0;
-    const onSigint = () => {
-      interrupts++;
-      if (interrupts > 1) process.exit(ExitCode.CANCELLED);
-      reporter.log('interrupted: stopping (press Ctrl-C again to quit at once)');
-      ac.abort(new DOMException('cancelled', 'AbortError'));
-    };
-    process.on('SIGINT', onSigint);
+    // From here a signal stops the flash at a safe point (see ../cancellation.ts).
+    op = beginOperation();
     if (json) reporter.line({ type: 'start', image: source.path, format: source.format, decoder: source.sparseRead ? 'bmap ranges read directly' : decoderName(source.format), bmap: source.bmap?.path ?? null, devices: targets.map((t) => ({ name: t.device.info.name, model: t.device.info.model ?? null, serial: t.device.info.serial ?? null, size: t.device.size, resumeFrom: t.resumeFrom ?? 0 })) });
     const journalWrites: Promise<void>[] = [];
+    let journalError: unknown;
+    const noteJournalError = (e: unknown) => void (journalError ??= e);
     let result: FlashResult;
     try {
       result = await flashImage(source, targets, {
         verify: a.verify !== false,
         retries: a.retries ?? 5,
-        signal: ac.signal,
+        signal: op.signal,
         onEvent: (e) => {
-          reporter.event(e);
-          if (e.type === 'checkpoint') journalWrites.push(journal.set(keys[e.target], source.realPath, e.device, e.offset).catch(() => undefined));
+          if (!json && e.type === 'phase' && e.phase === 'failed' && op?.stoppedBy) reporter.log(`${e.device}: stopped`);
+          else reporter.event(e);
+          if (e.type === 'checkpoint') journalWrites.push(journal.set(keys[e.target], source.realPath, e.device, e.offset).catch(noteJournalError));
         },
       });
     } finally {
-      process.off('SIGINT', onSigint);
       reporter.stop();
     }
     await Promise.all(journalWrites);
+    // The journal follows the outcome: done → forgotten; stopped, gone or failed verification →
+    // where --resume continues (0 after a verification failure in the first chunk: from the start).
     for (let i = 0; i < result.targets.length; i++) {
       const t = result.targets[i];
-      if (t.ok) await journal.clear(keys[i]).catch(() => undefined);
-      else if (t.error?.resumeOffset !== undefined && t.error.resumeOffset > 0) await journal.set(keys[i], source.realPath, t.device, t.error.resumeOffset).catch(() => undefined);
+      const at = t.error?.resumeOffset;
+      if (t.ok) await journal.clear(keys[i]).catch(noteJournalError);
+      else if (at !== undefined && at > 0) await journal.set(keys[i], source.realPath, t.device, at).catch(noteJournalError);
+      else if (at === 0) await journal.clear(keys[i]).catch(noteJournalError);
     }
-    if (json) reporter.line({ type: 'summary', ...result, targets: [...result.targets, ...pre], ok: result.ok && pre.length === 0, exitCode: result.ok && pre.length ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode });
-    else printSummary(result, pre);
+    if (journalError !== undefined) reporter.log(`warning: the resume journal ${journal.path} could not be updated: ${(journalError as Error)?.message ?? String(journalError)}`);
+    const stoppedBy = result.ok ? undefined : op.stoppedBy;
+    const status = stoppedBy ? 'interrupted' : result.ok && pre.length === 0 ? 'ok' : 'failed';
+    const exitCode = stoppedBy ? exitCodeFor(stoppedBy) : result.ok && pre.length ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode;
+    if (json) reporter.line({ type: 'summary', status, ...(stoppedBy ? { signal: stoppedBy, journal: journal.path } : {}), ...result, targets: [...result.targets, ...pre], ok: result.ok && pre.length === 0, exitCode });
+    else printSummary(result, pre, stoppedBy);
+    op.saved();
 
+    if (stoppedBy) {
+      const resumable = result.targets.some((t) => (t.error?.resumeOffset ?? 0) > 0);
+      throw new InterruptedError(
+        `flash ${describeStop(stoppedBy)}: stopped at a safe point; ${resumable ? 'run the same command with --resume to continue' : 'nothing was flushed yet: flash again'}`,
+        stoppedBy,
+      );
+    }
     const failed = [...result.targets, ...pre].filter((t) => !t.ok);
     if (failed.length > 0) {
       let code: ExitCodeValue = result.ok ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode;
@@ -286,5 +303,6 @@ export async function runFlash(a: FlashArgs): Promise<void> {
   } finally {
     for (const o of opened) await o.device?.close().catch(() => undefined);
     await source.close().catch(() => undefined);
+    op?.end();
   }
 }

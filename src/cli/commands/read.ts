@@ -7,7 +7,8 @@ import type { Argv } from 'yargs';
 import { openDevice } from '../../blockdev/open-device.js';
 import { formatBytes } from '../../blockdev/device-util.js';
 import { CrashcartError, ExitCode, UsageError } from '../../errors.js';
-import { readDevice, type ReadEvent } from '../../flash/read.js';
+import { ReadCancelledError, readDevice, type ReadEvent, type ReadResult } from '../../flash/read.js';
+import { beginOperation, describeStop, exitCodeFor, InterruptedError } from '../cancellation.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
 
 export interface ReadArgs {
@@ -80,9 +81,8 @@ export async function runRead(a: ReadArgs): Promise<void> {
   const tty = !json && process.stderr.isTTY === true && process.env.TERM !== 'dumb';
   const dev = await openDevice(a.device, { write: false });
   let bar: cliProgress.SingleBar | undefined;
-  const ac = new AbortController();
-  const onSigint = () => ac.abort(new DOMException('cancelled', 'AbortError'));
-  process.on('SIGINT', onSigint);
+  // A signal stops the read at a safe point: output synced, map saved (see ../cancellation.ts).
+  const op = beginOperation();
   try {
     const onEvent = (e: ReadEvent) => {
       if (json) {
@@ -101,18 +101,35 @@ export async function runRead(a: ReadArgs): Promise<void> {
         } else bar.update(e.bytes, payload);
       }
     };
-    const r = await readDevice(dev, a.output, {
-      ...(offset !== undefined ? { offset } : {}),
-      ...(size !== undefined ? { size } : {}),
-      retries: a.retries ?? 3,
-      ...(a.map ? { mapPath: a.map } : {}),
-      mapHeader: [`Command line: crashcart read ${a.device} -o ${a.output}${a.offset ? ` --offset ${a.offset}` : ''}${a.size ? ` --size ${a.size}` : ''}`],
-      signal: ac.signal,
-      onEvent,
-    });
+    let r: ReadResult;
+    try {
+      r = await readDevice(dev, a.output, {
+        ...(offset !== undefined ? { offset } : {}),
+        ...(size !== undefined ? { size } : {}),
+        retries: a.retries ?? 3,
+        ...(a.map ? { mapPath: a.map } : {}),
+        mapHeader: [`Command line: crashcart read ${a.device} -o ${a.output}${a.offset ? ` --offset ${a.offset}` : ''}${a.size ? ` --size ${a.size}` : ''}`],
+        signal: op.signal,
+        onEvent,
+      });
+    } catch (e) {
+      if (!(e instanceof ReadCancelledError)) throw e;
+      bar?.stop();
+      bar = undefined;
+      const stoppedBy = op.stoppedBy ?? 'SIGINT';
+      const p = e.partial;
+      if (json) process.stdout.write(JSON.stringify({ type: 'summary', status: 'interrupted', signal: stoppedBy, ...p, exitCode: exitCodeFor(stoppedBy) }) + '\n');
+      else
+        process.stderr.write(
+          `${describeStop(stoppedBy)}: stopped at offset ${p.position}; ${formatBytes(p.finishedBytes)} of ${formatBytes(p.size)} read so far${p.mapSaved ? `; what was read is in ${p.output}, the map in ${p.mapPath}` : ''}\n`,
+        );
+      if (p.mapSaved) op.saved();
+      throw new InterruptedError(`read ${describeStop(stoppedBy)}: ${p.mapSaved ? 'stopped at a safe point; run the same command again to continue' : `the map ${p.mapPath} could not be saved; the next run starts over`}`, stoppedBy);
+    }
+    op.saved();
     bar?.stop();
     bar = undefined;
-    if (json) process.stdout.write(JSON.stringify({ type: 'summary', ...r }) + '\n');
+    if (json) process.stdout.write(JSON.stringify({ type: 'summary', status: r.badBytes > 0 ? 'failed' : 'ok', ...r, exitCode: r.badBytes > 0 ? ExitCode.IO : ExitCode.OK }) + '\n');
     else {
       process.stderr.write(
         `read ${formatBytes(r.size)} from ${r.device} at offset ${r.offset}${r.resumed ? ' (continuing from the map)' : ''} in ${formatDuration(r.seconds)}; map: ${r.mapPath}\n`,
@@ -123,7 +140,7 @@ export async function runRead(a: ReadArgs): Promise<void> {
     if (r.badBytes > 0) throw new CrashcartError(`${r.badBytes} bytes of ${r.device} could not be read`, ExitCode.IO);
   } finally {
     bar?.stop();
-    process.off('SIGINT', onSigint);
     await dev.close().catch(() => undefined);
+    op.end();
   }
 }
