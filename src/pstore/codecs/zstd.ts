@@ -8,7 +8,7 @@
 import { Decompress } from 'fzstd';
 import { CodecError } from './codec-error.js';
 import { resolveMaxOutput, type DecodeOptions } from './types.js';
-import { xxh64 } from './xxh64.js';
+import { xxh64 } from '../../util/xxh64.js';
 
 /** Largest window accepted for frames that are not single-segment (the kernel's level-3 frames use ≤ 2 MiB). */
 export const ZSTD_MAX_WINDOW = 8 * 1024 * 1024;

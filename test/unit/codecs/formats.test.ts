@@ -11,7 +11,7 @@ import {
   sw842Decompress,
   zstdDecompress,
 } from '../../../src/pstore/codecs/index.js';
-import { xxh64 } from '../../../src/pstore/codecs/xxh64.js';
+import { xxh64 } from '../../../src/util/xxh64.js';
 import { fixture, sameBytes } from './helpers.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
