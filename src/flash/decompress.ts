@@ -7,15 +7,27 @@
  * Decoders: gzip — node:zlib; zstd — node:zlib's zstd where the running Node has it (22.15+),
  * otherwise fzstd (pure JS); xz — xz-decompress (xz-embedded compiled to WebAssembly);
  * bzip2 — unbzip2-stream's block decoder (pure JS), driven one block at a time.
+ *
+ * Every decoder checks the container's own integrity data, and a failed check is an error
+ * like any other (so a flash that hits one fails, and the card is never called verified):
+ * - gzip: CRC-32 and ISIZE of every member (node:zlib); members one after the other are read
+ *   as one image; zero bytes after the last member are ignored (as gzip and zlib do), any
+ *   other data there is an error.
+ * - zstd: every frame's content checksum (XXH64) and declared content size — fzstd checks
+ *   neither, zstdVerifiedStream does; skippable frames are skipped; trailing data is an error.
+ * - xz: every block's CRC32 or CRC64 (xz-embedded). A stream with SHA-256 or another check
+ *   type xz-embedded cannot compute is refused, never decoded unchecked; one with no check
+ *   (xz --check=none) is decoded with a warning.
+ * - bzip2: every block's CRC and the combined stream CRC; trailing data is an error.
  */
 import { createReadStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { Decompress as FzstdDecompress } from 'fzstd';
 import xzModule from 'xz-decompress';
 import type { ImageFormat } from './detect.js';
 import { SourceError } from './errors.js';
+import { zstdVerifiedStream } from './zstd-stream.js';
 
 /** Compressed bytes read per step. */
 export const INPUT_CHUNK = 1024 * 1024;
@@ -26,6 +38,8 @@ export interface DecompressOptions {
   signal?: AbortSignal;
   /** Start reading the (raw) file here; only for format "raw". */
   start?: number;
+  /** Told about an image part whose integrity cannot be checked (no checksum recorded). */
+  onWarning?: (message: string) => void;
 }
 
 /** xz-embedded return codes (xz.h). */
@@ -34,7 +48,7 @@ const XZ_ERRORS: Record<string, string> = {
   '3': 'out of memory',
   '4': 'dictionary larger than the memory limit',
   '5': 'not an xz stream (bad header)',
-  '6': 'unsupported xz options (filter or flags)',
+  '6': 'unsupported xz options (a filter, or an integrity check other than CRC32/CRC64, such as SHA-256, which cannot be verified here)',
   '7': 'corrupt data',
   '8': 'truncated or corrupt data (decoder made no progress)',
 };
@@ -45,7 +59,19 @@ function describe(format: ImageFormat, err: unknown): string {
     const m = /error code (\d+)/.exec(msg);
     if (m && XZ_ERRORS[m[1]]) return XZ_ERRORS[m[1]];
   }
-  if (format === 'gzip' && /unexpected end of file/i.test(msg)) return 'truncated (unexpected end of file)';
+  if (format === 'gzip') {
+    if (/unexpected end of file/i.test(msg)) return 'truncated (unexpected end of file)';
+    if (/incorrect data check/i.test(msg)) return 'CRC-32 mismatch in a gzip member trailer (corrupt data)';
+    if (/incorrect length check/i.test(msg)) return 'length (ISIZE) mismatch in a gzip member trailer (corrupt data)';
+    // the first member's magic was checked before decoding began, so this is about what follows a member
+    if (/incorrect header check/i.test(msg)) return 'the data after a gzip member is not a gzip member (trailing garbage or a damaged member)';
+  }
+  if (format === 'bzip2') {
+    if (/crc32 do not match/.test(msg)) return 'CRC mismatch (a block CRC or the combined stream CRC; corrupt data)';
+    if (/eek not valid bzip data/.test(msg)) return 'bad block signature (corrupt data)';
+    // likewise: the first stream's magic was checked before decoding began
+    if (/No magic number found/.test(msg)) return 'the data after the end of a bzip2 stream is not a bzip2 stream (trailing garbage or a damaged stream)';
+  }
   return msg;
 }
 
@@ -101,7 +127,7 @@ function counted(path: string, opts: DecompressOptions, start = 0): AsyncIterabl
 /**
  * Input slice sizes that keep the output of one transform write near a target, so that one
  * compressed MiB of a sparse image's zeros is not decoded in a single step. (fzstd and the
- * bzip2 decoder are cut at block boundaries instead: zstdBlockPieces, bzip2Stream.)
+ * bzip2 decoder are cut at block boundaries instead: zstdVerifiedStream, bzip2Stream.)
  */
 class AdaptiveSlicer {
   size = 64 * 1024;
@@ -115,97 +141,41 @@ class AdaptiveSlicer {
   }
 }
 
-/**
- * Cuts a zstd byte stream right before every block header, so that each piece holds at most
- * one block end. fzstd decodes every complete block it is given in one call; a block is at most
- * 128 KiB of output but can be as small as 4 bytes of input (an RLE block), so without cuts one
- * MiB of a sparse image's compressed zeros becomes 32 GiB of output in a single call. Frame
- * headers, skippable frames and checksums are skipped by their lengths; anything that is not a
- * zstd frame is passed on uncut for fzstd to report.
- */
-export async function* zstdBlockPieces(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  type State = 'frame' | 'block' | 'opaque';
-  let state: State = 'frame';
-  let checksum = false;
-  /** Start of the next header, relative to the current chunk. */
-  let next = 0;
-  let carry: Uint8Array | undefined;
-  for await (const chunk of input) {
-    let c = chunk;
-    if (carry) {
-      c = new Uint8Array(carry.length + chunk.length);
-      c.set(carry);
-      c.set(chunk, carry.length);
-      carry = undefined;
-    }
-    let from = 0;
-    while (state !== 'opaque' && next < c.length) {
-      const at = next;
-      const avail = c.length - at;
-      if (state === 'block') {
-        if (at > from) yield c.subarray(from, at);
-        from = at;
-        if (avail < 3) break;
-        const v = c[at] | (c[at + 1] << 8) | (c[at + 2] << 16);
-        const type = (v >> 1) & 3;
-        if (type === 3) {
-          state = 'opaque';
-          break;
-        }
-        next = at + 3 + (type === 1 ? 1 : v >>> 3);
-        if (v & 1) {
-          next += checksum ? 4 : 0;
-          state = 'frame';
-        }
-        continue;
-      }
-      // frame header: magic, then (zstd) the frame header descriptor, or (skippable) a size
-      if (avail < 8) break;
-      const magic = (c[at] | (c[at + 1] << 8) | (c[at + 2] << 16) | (c[at + 3] << 24)) >>> 0;
-      if ((magic & 0xfffffff0) >>> 0 === 0x184d2a50) {
-        next = at + 8 + ((c[at + 4] | (c[at + 5] << 8) | (c[at + 6] << 16) | (c[at + 7] << 24)) >>> 0);
-      } else if (magic === 0xfd2fb528) {
-        const fhd = c[at + 4];
-        const single = (fhd >> 5) & 1;
-        const fcf = fhd >> 6;
-        checksum = ((fhd >> 2) & 1) === 1;
-        next = at + 5 + (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3] + (fcf ? 1 << fcf : single);
-        state = 'block';
-      } else {
-        state = 'opaque';
-      }
-    }
-    if (state !== 'opaque' && next < c.length) {
-      // a header continues in the next chunk: keep its start
-      if (next > from) yield c.subarray(from, next);
-      carry = c.slice(next);
-      next = 0;
-    } else {
-      if (from < c.length) yield c.subarray(from);
-      next -= c.length;
-    }
-  }
-  if (carry) yield carry;
-}
+/** xz stream header check types (xz file format 2.2.1). */
+const XZ_CHECKS: Record<number, string> = { 0: 'none', 1: 'CRC32', 4: 'CRC64', 10: 'SHA-256' };
 
-async function* fzstdStream(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  let out: Uint8Array[] = [];
-  let ended = false;
-  const d = new FzstdDecompress((chunk: Uint8Array, final?: boolean) => {
-    if (chunk.length) out.push(chunk);
-    if (final) ended = true;
-  });
-  for await (const piece of zstdBlockPieces(input)) {
-    d.push(piece);
-    if (out.length) {
-      const o = out;
-      out = [];
-      yield* o;
+/**
+ * Passes an xz file's bytes on after looking at the check type in its (first) stream header:
+ * xz-embedded verifies CRC32 and CRC64; anything else is refused here with a clear reason
+ * (a later stream's unsupported check still fails in the decoder), and no check at all is
+ * decoded with a warning.
+ */
+async function* xzCheckGate(input: AsyncIterable<Uint8Array>, onWarning?: (message: string) => void): AsyncGenerator<Uint8Array> {
+  let head = new Uint8Array(0);
+  let checked = false;
+  for await (const c of input) {
+    if (checked) {
+      yield c;
+      continue;
     }
+    const h = new Uint8Array(head.length + c.length);
+    h.set(head);
+    h.set(c, head.length);
+    head = h;
+    if (head.length < 8) continue;
+    checked = true;
+    if (head[6] === 0 && head[7] < 16) {
+      const check = head[7];
+      if (check === 0) {
+        onWarning?.('the xz file records no integrity check (made with xz --check=none): corruption in it can go undetected');
+      } else if (check !== 1 && check !== 4) {
+        const name = XZ_CHECKS[check] ?? `type ${check}`;
+        throw new Error(`the xz stream uses ${name} integrity checks, which this decoder cannot verify; recompress it with xz --check=crc64 (or crc32), or decompress it first (xz -dk)`);
+      }
+    }
+    yield head;
   }
-  d.push(new Uint8Array(0), true);
-  if (out.length) yield* out;
-  if (!ended) throw new Error('truncated (the last zstd frame is incomplete)');
+  if (!checked && head.length) yield head;
 }
 
 type Bits = ((n: number | null) => number) & { bytesRead: number };
@@ -397,7 +367,7 @@ export async function* decompressFile(path: string, format: ImageFormat, opts: D
         break;
       case 'zstd': {
         const native = nativeZstd();
-        stream = native ? viaTransform(input, native(), opts.signal) : fzstdStream(input);
+        stream = native ? viaTransform(input, native(), opts.signal) : zstdVerifiedStream(input, { onWarning: opts.onWarning });
         break;
       }
       case 'xz': {
@@ -405,7 +375,7 @@ export async function* decompressFile(path: string, format: ImageFormat, opts: D
         const web = new ReadableStream<Uint8Array>({
           async start() {},
           pull: (() => {
-            const it = input[Symbol.asyncIterator]();
+            const it = xzCheckGate(input, opts.onWarning)[Symbol.asyncIterator]();
             return async (controller: ReadableStreamDefaultController<Uint8Array>) => {
               const { done, value } = await it.next();
               if (done) controller.close();

@@ -26,16 +26,31 @@ const UNSUPPORTED: { sig: number[]; what: string }[] = [
   { sig: [0x51, 0x46, 0x49, 0xfb], what: 'a qcow2 disk image; convert it with "qemu-img convert -O raw" first' },
 ];
 
-/** Format from the first bytes of the file. Throws SourceError for known-but-unsupported containers. */
+/** `head` is the whole file and a proper prefix of `sig`: a compressed file cut short. */
+function cutShort(head: Uint8Array, sig: number[]): boolean {
+  return head.length > 0 && head.length < sig.length && head.every((b, i) => b === sig[i]);
+}
+
+/**
+ * Format from the first bytes of the file (all of them when the file is shorter than
+ * SNIFF_BYTES). Throws SourceError for known-but-unsupported containers.
+ *
+ * A file whose first bytes are a compression format's magic is that format, whatever follows:
+ * a damaged or truncated compressed file must fail in its decoder, never be flashed as raw
+ * data. So bzip2 is "BZh" and a block-size digit (the block or end-of-stream magic after it is
+ * the decoder's to check), and a file cut inside a magic (shorter than it) is that format too.
+ */
 export function sniffFormat(head: Uint8Array, name = 'image'): ImageFormat {
-  if (startsWith(head, [0x1f, 0x8b])) return 'gzip';
-  if (startsWith(head, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) return 'xz';
-  if (startsWith(head, [0x28, 0xb5, 0x2f, 0xfd])) return 'zstd';
+  const GZIP = [0x1f, 0x8b];
+  const XZ = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
+  const ZSTD = [0x28, 0xb5, 0x2f, 0xfd];
+  const BZIP2 = [0x42, 0x5a, 0x68];
+  if (startsWith(head, GZIP) || cutShort(head, GZIP)) return 'gzip';
+  if (startsWith(head, XZ) || cutShort(head, XZ)) return 'xz';
+  if (startsWith(head, ZSTD) || cutShort(head, ZSTD)) return 'zstd';
   // Skippable zstd frame first (magic 0x184D2A50..5F), as pzstd writes.
   if (head.length >= 4 && (head[0] & 0xf0) === 0x50 && head[1] === 0x2a && head[2] === 0x4d && head[3] === 0x18) return 'zstd';
-  if (startsWith(head, [0x42, 0x5a, 0x68]) && head[3] >= 0x31 && head[3] <= 0x39 && startsWith(head, [0x31, 0x41, 0x59, 0x26, 0x53, 0x59], 4)) {
-    return 'bzip2';
-  }
+  if ((startsWith(head, BZIP2) && (head.length === 3 || (head[3] >= 0x31 && head[3] <= 0x39))) || cutShort(head, BZIP2)) return 'bzip2';
   for (const u of UNSUPPORTED) {
     if (startsWith(head, u.sig)) throw new SourceError(`${name} is ${u.what}`);
   }
@@ -60,7 +75,10 @@ export function formatFromName(path: string): ImageFormat | undefined {
 export interface SizeInfo {
   /** Exact decompressed size, when the container records it for every part. */
   exact?: number;
-  /** A lower bound (gzip ISIZE of the last member: the size modulo 2^32). */
+  /**
+   * A lower bound: the ISIZE in a gzip file's last 4 bytes (size modulo 2^32), when it is
+   * plausible for the file (see gzipTrailerSize); it is only a claim until the data is decoded.
+   */
   atLeast?: number;
 }
 
@@ -203,14 +221,53 @@ export async function zstdUncompressedSize(fh: FileHandle, fileSize: number): Pr
   return pos === fileSize ? total : undefined;
 }
 
+/** Length of the gzip member header at the start of `b`, or undefined when it is not a valid header or does not fit in `b`. */
+function gzipHeaderLength(b: Uint8Array): number | undefined {
+  if (b.length < 10 || b[0] !== 0x1f || b[1] !== 0x8b || b[2] !== 8 || (b[3] & 0xe0) !== 0) return undefined;
+  const flg = b[3];
+  let o = 10;
+  if (flg & 4) {
+    if (o + 2 > b.length) return undefined;
+    o += 2 + (b[o] | (b[o + 1] << 8));
+  }
+  for (const bit of [8, 16]) {
+    if (flg & bit) {
+      while (o < b.length && b[o] !== 0) o++;
+      if (o >= b.length) return undefined;
+      o++;
+    }
+  }
+  if (flg & 2) o += 2;
+  return o <= b.length ? o : undefined;
+}
+
+/**
+ * The size a gzip file's trailer claims, when the claim is consistent with the file: the
+ * ISIZE field (last 4 bytes) is the size of the last member only, modulo 2^32, and in a
+ * truncated or damaged file it is whatever bytes happen to be there. It is taken only when it
+ * fits a single member of this compressed size: deflate expands data by a fraction of a
+ * percent at worst and compresses it at most ~1032:1, so the original is between
+ * (compressed - 64) / 1.15 and 1040 × compressed bytes (generous margins). Otherwise the size
+ * is unknown: never refuse a card, or size-check, on a value that cannot be right.
+ */
+export function gzipTrailerSize(head: Uint8Array, tail: Uint8Array, fileSize: number): number | undefined {
+  const hdr = gzipHeaderLength(head);
+  if (hdr === undefined || tail.length < 4 || fileSize < hdr + 2 + 8) return undefined;
+  const isize = u32le(tail, tail.length - 4);
+  const deflated = fileSize - hdr - 8;
+  const lower = (deflated - 64) / 1.15;
+  const upper = 1040 * (deflated + 1);
+  return isize >= lower && isize <= upper ? isize : undefined;
+}
+
 export async function sizeInfo(fh: FileHandle, format: ImageFormat, fileSize: number): Promise<SizeInfo> {
   switch (format) {
     case 'raw':
       return { exact: fileSize };
     case 'gzip': {
       if (fileSize < 18) return {};
-      const t = await pread(fh, fileSize - 4, 4);
-      return { atLeast: u32le(t, 0) };
+      const n = gzipTrailerSize(await pread(fh, 0, Math.min(fileSize, 64 * 1024)), await pread(fh, fileSize - 4, 4), fileSize);
+      return n === undefined ? {} : { atLeast: n };
     }
     case 'xz': {
       const n = await xzUncompressedSize(fh, fileSize);

@@ -589,7 +589,7 @@ export async function flashImage(source: ImageSource, targets: FlashTarget[], op
     };
     let lastSourceEvent = 0;
     let compressed = 0;
-    for await (const ext of source.extents({ chunkSize: o.chunkSize, signal: o.signal, onInput: (n) => (compressed = n) })) {
+    for await (const ext of source.extents({ chunkSize: o.chunkSize, signal: o.signal, onInput: (n) => (compressed = n), onWarning: (message) => emit({ type: 'warning', message: `${source.path}: ${message}` }) })) {
       if (!dests.some((d) => d.live)) break;
       if (source.sparseRead) {
         streamed = Math.max(streamed, ext.offset + ext.data.length);

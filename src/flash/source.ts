@@ -32,6 +32,8 @@ export interface ExtentOptions {
   onInput?: (bytes: number) => void;
   /** Largest piece to yield (default 1 MiB). */
   chunkSize?: number;
+  /** Told when a part of the image carries no integrity check the decoder can verify. */
+  onWarning?: (message: string) => void;
 }
 
 export interface ImageSource {
@@ -125,7 +127,7 @@ export async function openImageSource(path: string, opts: ImageSourceOptions = {
       }
       return (async function* () {
         let offset = 0;
-        for await (const data of decompressFile(path, format, { signal: eo.signal, onInput: eo.onInput })) {
+        for await (const data of decompressFile(path, format, { signal: eo.signal, onInput: eo.onInput, onWarning: eo.onWarning })) {
           yield { offset, data };
           offset += data.length;
         }
