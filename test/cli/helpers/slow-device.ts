@@ -1,0 +1,68 @@
+/**
+ * Preload for CLI tests that interrupt the real command line (`node --import <this> bin/crashcart …`):
+ * registers a `slow:` device opener — `slow:PATH` is the image file PATH, with every read,
+ * write and flush taking CRASHCART_TEST_DELAY_MS milliseconds (default 100), so a flash or
+ * read is still running when the test's signal arrives. Each transfer finishes once started,
+ * as a USB transfer in flight would; the next one sees the abort.
+ *
+ * With CRASHCART_TEST_TRACE=1 every completed transfer prints `[slow] read|write|flush N` on
+ * stderr, so a test can send its signal after the Nth one instead of sleeping.
+ */
+import { registerDeviceOpener } from '../../../src/blockdev/open-device.js';
+import { openImageFile } from '../../../src/blockdev/image-file-device.js';
+import type { BlockDevice, BlockDeviceInfo, IoOptions } from '../../../src/blockdev/block-device.js';
+
+const delayMs = Number(process.env.CRASHCART_TEST_DELAY_MS ?? '100');
+const trace = process.env.CRASHCART_TEST_TRACE === '1';
+const counts = { read: 0, write: 0, flush: 0 };
+const done = (op: keyof typeof counts) => {
+  counts[op]++;
+  if (trace) process.stderr.write(`[slow] ${op} ${counts[op]}\n`);
+};
+const pause = () => (delayMs > 0 ? new Promise<void>((r) => setTimeout(r, delayMs)) : Promise.resolve());
+
+class SlowDevice implements BlockDevice {
+  readonly info: BlockDeviceInfo;
+  constructor(
+    private readonly inner: BlockDevice,
+    name: string,
+  ) {
+    this.info = { ...inner.info, name };
+  }
+  get size() {
+    return this.inner.size;
+  }
+  get blockSize() {
+    return this.inner.blockSize;
+  }
+  get alignment() {
+    return this.inner.alignment;
+  }
+  get readOnly() {
+    return this.inner.readOnly;
+  }
+  async read(offset: number, length: number, opts?: IoOptions): Promise<Uint8Array> {
+    opts?.signal?.throwIfAborted();
+    await pause();
+    const data = await this.inner.read(offset, length);
+    done('read');
+    return data;
+  }
+  async write(offset: number, data: Uint8Array, opts?: IoOptions): Promise<void> {
+    opts?.signal?.throwIfAborted();
+    await pause();
+    await this.inner.write(offset, data);
+    done('write');
+  }
+  async flush(opts?: IoOptions): Promise<void> {
+    opts?.signal?.throwIfAborted();
+    await pause();
+    await this.inner.flush();
+    done('flush');
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+registerDeviceOpener('slow:', async (spec, o) => new SlowDevice(await openImageFile(spec.slice('slow:'.length), { write: o.write === true }), spec));
