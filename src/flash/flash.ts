@@ -110,6 +110,11 @@ export interface FlashTargetResult {
   phase: FlashPhase;
   bytesWritten: number;
   resumedFrom?: number;
+  /**
+   * The card was read back and equals the image, and the image passed every integrity check
+   * it carries (the container's checksums — see decompress.ts — or the bmap's). Never true
+   * when decoding failed, even after all the bytes were written.
+   */
   verified: boolean;
   seconds: number;
   error?: FlashErrorInfo;
@@ -676,7 +681,7 @@ export async function flashImage(source: ImageSource, targets: FlashTarget[], op
       phase: d.phase,
       bytesWritten: d.bytesWritten,
       ...(d.resumeFrom > 0 ? { resumedFrom: d.resumeFrom } : {}),
-      verified: d.verified,
+      verified: d.verified && sourceError === undefined,
       seconds: d.seconds,
       ...(d.error !== undefined ? { error: withResume(errInfo(d.error)) } : cancelled ? { error: withResume(errInfo(new CancelledError('flashing cancelled'))) } : {}),
     };
