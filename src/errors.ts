@@ -69,6 +69,17 @@ export class BadInputError extends CrashcartError {
   }
 }
 
+/**
+ * The write gate refused a target before anything was written: it is an input, a disk this
+ * system uses or an existing output. One class and one exit
+ * code for every command.
+ */
+export class RefusedError extends CrashcartError {
+  constructor(message: string) {
+    super(message, ExitCode.REFUSED);
+  }
+}
+
 export class NoPstoreError extends CrashcartError {
   constructor(message: string) {
     super(message, ExitCode.NO_PSTORE);

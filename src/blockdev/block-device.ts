@@ -12,6 +12,19 @@ export interface IoOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * What a device *is*, independent of how it was named: the write gate compares identities, never
+ * spellings. Files are known by file system and inode, OS block devices by device number, USB
+ * readers by bus port path and LUN.
+ */
+export interface DeviceIdentity {
+  readonly kind: 'file' | 'block' | 'usb';
+  /** `st_dev:st_ino` for files, `major:minor` for block devices, `port@lun` for USB readers. */
+  readonly key: string;
+  /** Files only: `major:minor` of the device holding the file system the file lives on. */
+  readonly fsDevice?: string;
+}
+
 export interface BlockDeviceInfo {
   /** Human-readable origin: a path, `usb:1-1.4@lun=0`, … */
   readonly name: string;
@@ -21,6 +34,8 @@ export interface BlockDeviceInfo {
   readonly vendor?: string;
   readonly model?: string;
   readonly serial?: string;
+  /** Set by backends that open an OS object or a reader (absent for memory and region devices). */
+  readonly identity?: DeviceIdentity;
 }
 
 export interface BlockDevice {

@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises';
 import { FileHandleDevice } from './file-handle-device.js';
 import { errnoCode } from './device-util.js';
 import { IoError, UsageError, WriteProtectedError } from '../errors.js';
+import { fileIdentity } from './identity.js';
 
 export interface ImageFileOptions {
   /** Open read-write. Default: read-only. */
@@ -48,12 +49,12 @@ export async function openImageFile(path: string, opts: ImageFileOptions = {}): 
     throw mapOpenError(path, write, err);
   }
   try {
-    const st = await handle.stat();
+    const st = await handle.stat({ bigint: true });
     if (!st.isFile()) throw new UsageError(`${path} is not a regular file`);
     return new ImageFileDevice({
       handle,
-      info: { name: path, kind: 'image' },
-      size: st.size,
+      info: { name: path, kind: 'image', identity: fileIdentity(st) },
+      size: Number(st.size),
       blockSize,
       alignment: 1,
       readOnly: !write,

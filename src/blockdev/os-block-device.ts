@@ -18,6 +18,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { FileHandleDevice } from './file-handle-device.js';
 import { mapOpenError } from './image-file-device.js';
 import { errnoCode } from './device-util.js';
+import { devNumber, identityOf } from './identity.js';
 import { IoError, UsageError, WriteProtectedError } from '../errors.js';
 
 /** Where sysfs and procfs live; overridable so the logic can be tested on a fake tree. */
@@ -65,13 +66,6 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Linux dev_t → "major:minor" (glibc's encoding). */
-function devNumber(rdev: bigint): string {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  return `${major}:${minor}`;
 }
 
 /** Finds the kernel name of a device node, and its whole disk, through sysfs. */
@@ -167,6 +161,7 @@ export async function openOsBlockDevice(path: string, opts: OsBlockDeviceOptions
   }
 
   try {
+    const st = await handle.stat({ bigint: true });
     let size: number | undefined;
     const sectors = nodeDir ? await readText(join(nodeDir, 'size')) : undefined;
     if (sectors !== undefined && /^\d+$/.test(sectors)) size = Number(sectors) * 512;
@@ -195,6 +190,7 @@ export async function openOsBlockDevice(path: string, opts: OsBlockDeviceOptions
         ...(vendor ? { vendor } : {}),
         ...(model ? { model } : {}),
         ...(serial ? { serial } : {}),
+        identity: identityOf(st),
       },
       size,
       blockSize,
@@ -237,6 +233,8 @@ export interface SystemDiskReport {
   swaps: string[];
   /** One of the mounts is `/`. */
   holdsRoot: boolean;
+  /** For a loop device: the file behind it (its disk is checked too). */
+  loopBacking?: string;
   /**
    * Mounted, swap or root: writing would damage the running system. Also true when the mount
    * table cannot be read at all (then `reasons` says so), so callers err on the safe side.
@@ -315,23 +313,21 @@ export async function systemDiskCheck(path: string, paths: SystemPaths = {}): Pr
   report.disk = node.disk;
   const classDir = (n: string) => join(sys, 'class', 'block', n);
 
-  // The device itself, its partitions (for a whole disk) or its disk (for a partition: a disk
-  // mounted as a whole covers the partition too), then everything stacked on top.
-  const own = new Set<string>([node.name]);
-  if (node.isPartition && node.disk) own.add(node.disk);
-  if (!node.isPartition) {
-    try {
-      for (const ent of await readdir(classDir(node.name))) {
-        if (ent.startsWith(node.name) && (await exists(join(classDir(node.name), ent, 'partition')))) {
-          report.partitions.push(ent);
-          own.add(ent);
-        }
+  // The whole disk the device belongs to and every partition of it (a mounted sibling means the
+  // disk is in use: its table and neighbours are one write away), then everything stacked on top.
+  const diskName = node.disk ?? node.name;
+  const own = new Set<string>([node.name, diskName]);
+  try {
+    for (const ent of await readdir(classDir(diskName))) {
+      if (ent.startsWith(diskName) && (await exists(join(classDir(diskName), ent, 'partition')))) {
+        own.add(ent);
+        if (ent !== node.name) report.partitions.push(ent);
       }
-    } catch {
-      /* no sysfs directory listing: check the node alone */
     }
-    report.partitions.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  } catch {
+    /* no sysfs directory listing: check the node alone */
   }
+  report.partitions.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const queue = [...own];
   const all = new Set(own);
   while (queue.length > 0) {
@@ -399,11 +395,38 @@ export async function systemDiskCheck(path: string, paths: SystemPaths = {}): Pr
     }
   }
 
+  const backing = await loopBackingUse(node.name, paths);
+  if (backing) {
+    report.loopBacking = backing.file;
+    if (backing.report.inUse) report.reasons.push(`${path} is a loop device backed by ${backing.file}, on ${backing.report.path}, a disk this system uses (${backing.report.reasons.join('; ')})`);
+  }
+
   if (report.holdsRoot) report.reasons.push(`${path} holds the root file system /`);
   for (const m of report.mounts) {
     if (m.mountPoint !== '/') report.reasons.push(`${m.source} is mounted on ${m.mountPoint}`);
   }
   for (const s of report.swaps) report.reasons.push(`${s} is in use as swap`);
-  report.inUse = report.mounts.length > 0 || report.swaps.length > 0 || mountStateUnknown;
+  report.inUse = report.mounts.length > 0 || report.swaps.length > 0 || mountStateUnknown || backing?.report.inUse === true;
   return report;
+}
+
+/**
+ * For a loop device: its backing file and the system-disk report of the disk holding that
+ * file (a loop device over a file on the system disk writes into the system disk's file system).
+ */
+async function loopBackingUse(name: string, paths: SystemPaths, depth = 0): Promise<{ file: string; report: SystemDiskReport } | undefined> {
+  const sys = paths.sysRoot ?? '/sys';
+  const file = await readText(join(sys, 'class', 'block', name, 'loop', 'backing_file'));
+  if (!file || depth > 4) return undefined;
+  let host: string | undefined;
+  try {
+    const st = await stat(file.replace(/ \(deleted\)$/, ''), { bigint: true });
+    host = basename(await readlink(join(sys, 'dev', 'block', devNumber(st.dev))));
+  } catch {
+    host = undefined;
+  }
+  if (!host) return undefined;
+  // Check the host by its sysfs name: the /dev node may not exist in this mount namespace.
+  const report = await systemDiskCheck(join(sys, 'class', 'block', host), paths);
+  return { file, report: { ...report, path: `/dev/${host}` } };
 }

@@ -84,6 +84,7 @@ export class UsbBlockDevice implements BlockDevice {
       vendor: state.inquiry.vendor || dev.manufacturer,
       model: state.inquiry.product || dev.product,
       serial: dev.serial,
+      identity: { kind: 'usb', key: name },
     };
     const bytes = opts.maxTransferBytes ?? (this.quirks.maxSectors ? this.quirks.maxSectors * 512 : DEFAULT_MAX_TRANSFER_BYTES);
     this.maxTransferBytes = Math.max(state.blockSize, bytes - (bytes % state.blockSize));

@@ -1,28 +1,25 @@
 /**
- * Safety gates shared by the commands that write: the system-disk check for OS block devices
- * and the confirmation prompt (skipped with --yes; refused when nobody can answer).
+ * The one confirmation prompt of the commands that write (skipped with --yes; refused when
+ * nobody can answer), and the options every such command takes. What may be written at all is
+ * the write gate's decision (src/gate/write-gate.ts), not this file's.
  */
 import { createInterface } from 'node:readline/promises';
 import type { Argv } from 'yargs';
 import type { BlockDevice } from '../blockdev/block-device.js';
-import { systemDiskCheck } from '../blockdev/os-block-device.js';
+import { formatBytes } from '../blockdev/device-util.js';
 import { CancelledError, UsageError } from '../errors.js';
 
-/** Refuses to write to a mounted/system OS block device unless `force` says so. */
-export async function refuseSystemDisk(dev: BlockDevice, path: string, force: boolean): Promise<void> {
-  if (dev.info.kind !== 'os-block' || force) return;
-  const report = await systemDiskCheck(path);
-  if (report.inUse || report.holdsRoot) {
-    throw new UsageError(`${path} looks like a disk in use by this system (${report.reasons.join('; ')}); refusing to write without --force-system-disk`);
-  }
-}
-
-export async function confirm(question: string, yes: boolean): Promise<void> {
+/**
+ * Asks `question` (after `details`, one per line) on the terminal; anything but "y"/"yes"
+ * cancels. Without a terminal (or under CI) it refuses unless `yes`.
+ */
+export async function confirm(question: string, yes: boolean, details: string[] = []): Promise<void> {
   if (yes) return;
-  if (!process.stdin.isTTY) throw new UsageError(`${question}\nno terminal to confirm on: pass --yes to proceed`);
+  const text = [...details, question].join('\n');
+  if (!process.stdin.isTTY || process.env.CI === 'true') throw new UsageError(`${text}\nno terminal to confirm on: pass --yes to proceed`);
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const answer = (await rl.question(`${question} [y/N] `)).trim().toLowerCase();
+    const answer = (await rl.question(`${text} [y/N] `)).trim().toLowerCase();
     if (answer !== 'y' && answer !== 'yes') throw new CancelledError('not confirmed; nothing was written');
   } finally {
     rl.close();
@@ -35,11 +32,19 @@ export function describeDevice(dev: BlockDevice): string {
   return `${i.name}${model ? ` (${model}${i.serial ? `, serial ${i.serial}` : ''})` : ''}, ${dev.size} bytes`;
 }
 
+/** One line describing a flash destination: name, vendor/model, size, serial. */
+export function describeDestination(dev: BlockDevice): string {
+  const i = dev.info;
+  const what = [i.vendor, i.model].filter((s) => s && s.trim()).join(' ');
+  const parts = [`${i.name}`, what ? `${what}` : undefined, `${formatBytes(dev.size)} (${dev.size} bytes)`, i.serial ? `serial ${i.serial}` : 'no serial number'];
+  return parts.filter(Boolean).join(', ');
+}
+
 /** The options every command that writes to a device takes. */
 export function withWriteSafetyOptions<T>(y: Argv<T>) {
   return y
     .option('dry-run', { type: 'boolean', describe: 'print the plan and write nothing' })
     .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
-    .option('force-system-disk', { type: 'boolean', describe: 'allow writing to a disk this system uses' })
+    .option('force-system-disk', { alias: 'allow-system-disk', type: 'boolean', describe: 'allow writing to a disk this system uses (mounted, swap, root); inputs stay protected' })
     .option('json', { type: 'boolean', describe: 'print the plan and result as JSON' });
 }

@@ -8,6 +8,7 @@ import { NoPstoreError } from '../errors.js';
 import type { Extraction } from '../pstore/extract.js';
 import { extractPstore } from '../pstore/extract.js';
 import { writeExtraction } from '../pstore/extract-writer.js';
+import { createRunDir } from '../gate/outputs.js';
 import type { LocatedRegion } from '../pstore/locate-region.js';
 import type { ResolvedInputs } from './geometry-options.js';
 
@@ -26,11 +27,23 @@ export async function readExisting(region: LocatedRegion, inputs: ResolvedInputs
 }
 
 export function defaultBackupDir(dev: BlockDevice): string {
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const base = dev.info.name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+/, '');
-  return join(process.cwd(), `crashcart-backup-${base}-${stamp}`);
+  return join(process.cwd(), `crashcart-backup-${deviceTag(dev)}-${stamp()}`);
 }
 
-export async function backupRecords(x: Extraction, dir: string, region: LocatedRegion, device: string): Promise<void> {
-  await writeExtraction(x, dir, { device, offset: region.offset, size: region.size, description: region.description });
+function stamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, '-');
+}
+
+function deviceTag(dev: BlockDevice): string {
+  return dev.info.name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+/, '');
+}
+
+/**
+ * Saves the records in a folder of this run's own: `dir` when it is new or empty, else a new
+ * folder inside it (earlier backups are never merged into or overwritten). Returns the folder.
+ */
+export async function backupRecords(x: Extraction, dir: string, region: LocatedRegion, dev: BlockDevice): Promise<string> {
+  const used = await createRunDir(dir, `crashcart-backup-${deviceTag(dev)}-${stamp()}`);
+  await writeExtraction(x, used, { device: dev.info.name, offset: region.offset, size: region.size, description: region.description });
+  return used;
 }

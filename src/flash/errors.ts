@@ -36,12 +36,7 @@ export class VerificationError extends CrashcartError {
   }
 }
 
-/** A safety check refused the destination before anything was written. */
-export class RefusedError extends CrashcartError {
-  constructor(message: string) {
-    super(message, ExitCode.REFUSED);
-  }
-}
+export { RefusedError } from '../errors.js';
 
 /**
  * The destination stopped answering in the middle of a write (reader unplugged, card pulled).

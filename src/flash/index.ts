@@ -4,7 +4,6 @@ export { sniffFormat, formatFromName, sizeInfo, xzUncompressedSize, zstdUncompre
 export { decompressFile, decoderName } from './decompress.js';
 export { parseBmap, loadBmap, findBmapFor, rangeBytes, type Bmap, type BmapRange } from './bmap.js';
 export { SourceError, VerificationError, RefusedError, DeviceGoneDuringFlashError, FlashExitCode, type MismatchRange } from './errors.js';
-export { checkDestinationSpec, describeDestination, type DestinationCheckOptions } from './safety.js';
 export { ResumeJournal, resumeKey, defaultJournalPath, type ResumeEntry } from './resume.js';
 export { readDevice, type ReadOptions, type ReadResult, type ReadEvent } from './read.js';
 export { parseRescueMap, formatRescueMap, StatusMap, type RescueMap, type MapBlock, type MapStatus } from './ddrescue-map.js';

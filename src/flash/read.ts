@@ -7,12 +7,13 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readFile, stat, writeFile, rename } from 'node:fs/promises';
+import { readFile, realpath, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
 import { formatBytes } from '../blockdev/device-util.js';
-import { CancelledError, CrashcartError, ExitCode, UsageError } from '../errors.js';
+import { CancelledError, CrashcartError, ExitCode, RefusedError, UsageError } from '../errors.js';
+import { WriteGate } from '../gate/write-gate.js';
 import { formatRescueMap, parseRescueMap, StatusMap } from './ddrescue-map.js';
 import { RateMeter } from './progress.js';
 import { classifyError, withRetry, RetriesExhaustedError } from './retry.js';
@@ -34,6 +35,8 @@ export interface ReadOptions {
   progressIntervalMs?: number;
   onEvent?: (e: ReadEvent) => void;
   signal?: AbortSignal;
+  /** Gate for the output and map (default: one that knows only `dev` as input). */
+  gate?: WriteGate;
 }
 
 export type ReadEvent =
@@ -121,10 +124,21 @@ export async function readDevice(dev: BlockDevice, output: string, opts: ReadOpt
   const emit = (e: ReadEvent) => opts.onEvent?.(e);
   const interval = opts.progressIntervalMs ?? 250;
 
+  // Every file written goes through the gate: never the device read, never an existing file
+  // (unless continuing an earlier run), never through a link.
+  const gate = opts.gate ?? new WriteGate();
+  await gate.addInput(dev, 'the device being read');
+  await gate.checkPath(output, 'output');
+  await gate.checkPath(mapPath, 'map');
+
   // Continue an earlier run when both the output and its map are there.
   let map = new StatusMap(dev.size);
   let resumed = false;
-  if ((await exists(mapPath)) && (await exists(output))) {
+  const haveMap = await exists(mapPath);
+  const haveOutput = await exists(output);
+  if (haveMap && !haveOutput) throw new RefusedError(`map ${mapPath} exists but ${output} does not; refusing to overwrite the map of another read (remove it or name another with --map)`);
+  if (haveMap && haveOutput) {
+    if ((await realpath(mapPath)) === (await realpath(output))) throw new RefusedError(`the map and the output are the same file (${output}); name another map with --map`);
     const parsed = parseRescueMap(await readFile(mapPath, 'utf8'));
     const last = parsed.blocks[parsed.blocks.length - 1];
     if (!last || last.pos + last.size !== dev.size) {
@@ -138,11 +152,15 @@ export async function readDevice(dev: BlockDevice, output: string, opts: ReadOpt
 
   const todo = map.pending(offset, size);
   const total = todo.reduce((n, r) => n + r.size, 0);
-  let fh: FileHandle;
-  try {
-    fh = await open(output, resumed ? 'r+' : 'w');
-  } catch (e) {
-    throw new UsageError(`cannot open ${output} for writing: ${(e as Error).message}`);
+  const fh: FileHandle = await gate.createFile(output, { continueExisting: resumed, what: 'output' });
+  if (!resumed) {
+    try {
+      await (await gate.createFile(mapPath, { what: 'map' })).close();
+    } catch (e) {
+      await fh.close();
+      await unlink(output).catch(() => undefined);
+      throw e;
+    }
   }
   const streamHash = resumed ? undefined : createHash('sha256');
   let hashedTo = offset;
@@ -167,9 +185,7 @@ export async function readDevice(dev: BlockDevice, output: string, opts: ReadOpt
       `Device: ${dev.info.name} (${dev.size} bytes); range ${offset}+${size}; output ${output} holds this range from its byte 0`,
       `Saved: ${new Date().toISOString()}`,
     ]);
-    const tmp = `${mapPath}.tmp`;
-    await writeFile(tmp, text);
-    await rename(tmp, mapPath);
+    await gate.replaceFile(mapPath, text, 'map');
     lastMapSave = performance.now();
   };
   const progress = (force = false) => {

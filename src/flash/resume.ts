@@ -7,7 +7,8 @@
  * and modification time — a changed image never resumes) and the card (serial number when the
  * backend knows one, else the device name, plus its size).
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { WriteGate } from '../gate/write-gate.js';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { BlockDevice } from '../blockdev/block-device.js';
@@ -35,7 +36,11 @@ export class ResumeJournal {
   /** Updates run one after another, in call order: a later checkpoint is never overwritten by an earlier one. */
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly path = defaultJournalPath()) {}
+  /** `gate` refuses a journal path that is an input of the command (default: a gate with none). */
+  constructor(
+    readonly path = defaultJournalPath(),
+    private readonly gate = new WriteGate(),
+  ) {}
 
   private serial<T>(op: () => Promise<T>): Promise<T> {
     const next = this.chain.then(op, op);
@@ -54,9 +59,7 @@ export class ResumeJournal {
 
   private async save(entries: ResumeEntry[]): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(entries, null, 1));
-    await rename(tmp, this.path);
+    await this.gate.replaceFile(this.path, JSON.stringify(entries, null, 1), 'resume journal');
   }
 
   async get(key: string): Promise<ResumeEntry | undefined> {

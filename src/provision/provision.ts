@@ -20,6 +20,8 @@ import { blkdevFor, boardCmdline } from '../pstore/board-cmdline.js';
 import { splitCmdline } from '../pstore/cmdline.js';
 import { extractPstore, type Extraction } from '../pstore/extract.js';
 import { writeExtraction } from '../pstore/extract-writer.js';
+import { createRunDir } from '../gate/outputs.js';
+import { join } from 'node:path';
 import { applyFormat, planFormat, type FormatPlan } from '../pstore/format.js';
 import type { Layout } from '../pstore/layout.js';
 import { locatePstoreRegion } from '../pstore/locate-region.js';
@@ -425,8 +427,10 @@ export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts
   // 1. save what would be destroyed
   if (inner.extractions.length > 0 && !opts.discardRecords) {
     if (!opts.backupDir) throw new UsageError(`the card holds ${inner.extractions.reduce((a, e) => a + e.risk.records.length, 0)} pstore record(s) that provisioning would destroy: give a backup folder or discard them explicitly`);
+    // A folder of this run's own: never merged into an earlier backup.
+    const base = await createRunDir(opts.backupDir, `crashcart-backup-${new Date().toISOString().replace(/[:.]/g, '-')}`);
     for (const [i, { risk, x }] of inner.extractions.entries()) {
-      const dir = inner.extractions.length === 1 ? opts.backupDir : `${opts.backupDir}/${i + 1}-offset-${risk.offset}`;
+      const dir = inner.extractions.length === 1 ? base : join(base, `${i + 1}-offset-${risk.offset}`);
       await writeExtraction(x, dir, { device: dev.info.name, offset: risk.offset, size: risk.size, description: risk.description });
       result.backups.push({ dir, description: risk.description, records: risk.records });
       step(`backed up ${risk.records.length} record(s) of ${risk.description} to ${dir}`);

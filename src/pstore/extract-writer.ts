@@ -2,7 +2,8 @@
  * Writes an Extraction to a folder: one file per record named as /sys/fs/pstore names it,
  * raw bytes of zones that failed validation under raw/, extra views, and index.json.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { prepareOutputDir, writeNewFile } from '../gate/outputs.js';
 import { join } from 'node:path';
 import type { Extraction } from './extract.js';
 
@@ -148,15 +149,23 @@ export function rawFileName(z: { type: string; index: number; offset: number }):
   return `raw/${z.type}-zone${z.index}@0x${z.offset.toString(16)}.bin`;
 }
 
-/** Writes records, raw zones, extra views and index.json into `dir` (created if needed). */
-export async function writeExtraction(x: Extraction, dir: string, region: RegionInfo): Promise<ExtractionIndex> {
-  await mkdir(dir, { recursive: true });
-  for (const r of x.records) await writeFile(join(dir, r.file), r.content);
+export interface WriteExtractionOptions {
+  /** Replace an earlier extraction in a non-empty `dir` (anything else there is refused). */
+  replace?: boolean;
+}
+
+/**
+ * Writes records, raw zones, extra views and index.json into `dir`: a new or empty folder
+ * (see prepareOutputDir). Every file is created exclusively, never through a link.
+ */
+export async function writeExtraction(x: Extraction, dir: string, region: RegionInfo, opts: WriteExtractionOptions = {}): Promise<ExtractionIndex> {
+  await prepareOutputDir(dir, opts);
+  for (const r of x.records) await writeNewFile(join(dir, r.file), r.content);
   const raws = x.zones.filter((z) => z.raw);
-  if (raws.length) await mkdir(join(dir, 'raw'), { recursive: true });
-  for (const z of raws) await writeFile(join(dir, rawFileName(z)), z.raw!);
-  for (const f of x.extraFiles) await writeFile(join(dir, f.file), f.content);
+  if (raws.length) await mkdir(join(dir, 'raw'));
+  for (const z of raws) await writeNewFile(join(dir, rawFileName(z)), z.raw!);
+  for (const f of x.extraFiles) await writeNewFile(join(dir, f.file), f.content);
   const index = buildIndex(x, region);
-  await writeFile(join(dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
+  await writeNewFile(join(dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
   return index;
 }

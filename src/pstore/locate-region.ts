@@ -5,6 +5,7 @@
  * is still returned (with `available` < `size`) so the decoder can save what is there.
  */
 import type { BlockDevice } from '../blockdev/block-device.js';
+import { readRange } from '../blockdev/io.js';
 import { formatBytes } from '../blockdev/device-util.js';
 import { BadInputError, NoPstoreError, UsageError } from '../errors.js';
 import type { Partition, PartitionTable } from '../partition/partition-table.js';
@@ -62,13 +63,36 @@ function partitionFor(table: PartitionTable | null, sel: RegionSelector): Partit
   return undefined;
 }
 
+/** How to name a region without relying on the partition table. */
+const EXPLICIT_HINT = 'name the region explicitly with --offset BYTES --size BYTES';
+
 export async function locatePstoreRegion(dev: BlockDevice, opts: LocateOptions = {}): Promise<LocatedRegion> {
+  if (opts.purpose !== 'write') return locate(dev, opts);
+  // Writes only where the region is certain: a damaged table, a partition or blkdev= that
+  // cannot be found, or a partition cut off by the end of the device are refused (exit 6);
+  // an explicit --offset/--size range is taken as given.
+  const explicit = opts.selector?.kind === 'range';
+  let region: LocatedRegion;
+  try {
+    region = await locate(dev, opts, { refuseGuesses: !explicit });
+  } catch (e) {
+    if (e instanceof UsageError && opts.selector?.kind !== 'range') throw new BadInputError(`${e.message}; refusing to write to a region that is not certain: ${EXPLICIT_HINT}`);
+    throw e;
+  }
+  if (region.offset + region.size > dev.size) {
+    throw new BadInputError(`${region.description} runs ${formatBytes(region.offset + region.size - dev.size)} past the end of ${dev.info.name} (truncated image?); refusing to write there`);
+  }
+  return region;
+}
+
+async function locate(dev: BlockDevice, opts: LocateOptions, policy: { refuseGuesses?: boolean } = {}): Promise<LocatedRegion> {
   const warnings: string[] = [];
   let table: PartitionTable | null = null;
   try {
     table = await readPartitionTable(dev);
   } catch (e) {
     if (!(e instanceof BadInputError)) throw e;
+    if (policy.refuseGuesses) throw new BadInputError(`the partition table of ${dev.info.name} is damaged (${e.message}); refusing to write to a region that is only a guess: ${EXPLICIT_HINT}`);
     warnings.push(`partition table unreadable (${e.message}); treating the device as unpartitioned`);
   }
   if (table) warnings.push(...table.warnings);
@@ -77,6 +101,9 @@ export async function locatePstoreRegion(dev: BlockDevice, opts: LocateOptions =
   if (!sel && opts.blkdev) {
     const spec = parseBlkdevSpec(opts.blkdev);
     // A partition name on an unpartitioned image means the image *is* that partition.
+    if (spec.kind !== 'disk' && !table && policy.refuseGuesses) {
+      throw new BadInputError(`blkdev=${opts.blkdev} names a partition but ${dev.info.name} has no partition table; refusing to guess where it is: ${EXPLICIT_HINT} (for an image of that partition alone: --offset 0 --size ${dev.size})`);
+    }
     if (spec.kind === 'disk' || !table) {
       sel = { kind: 'whole' };
       how = spec.kind === 'disk' ? '' : `blkdev=${opts.blkdev} names a partition but the image has no partition table: using the whole image as that partition; `;
@@ -106,6 +133,10 @@ export async function locatePstoreRegion(dev: BlockDevice, opts: LocateOptions =
   } else if (table && table.partitions.length > 0) {
     region = await searchPartitions(dev, table, warnings);
   } else {
+    if (policy.refuseGuesses && !sel) {
+      const what = await formattedAs(dev);
+      if (what) throw new BadInputError(`${dev.info.name} has no partition table but holds ${what}; refusing to treat the whole device as the pstore region: ${EXPLICIT_HINT}, or --blkdev naming the disk`);
+    }
     region = { source: deviceSource(dev, 0, dev.size), offset: 0, size: dev.size, description: `whole device: size ${dev.size} (${formatBytes(dev.size)})`, table, warnings };
   }
   if (opts.sectorOffset !== undefined || opts.sectorCount !== undefined) {
@@ -120,6 +151,21 @@ export async function locatePstoreRegion(dev: BlockDevice, opts: LocateOptions =
     };
   }
   return region;
+}
+
+/** What a device without a partition table holds at its start, when that is a file system or container. */
+async function formattedAs(dev: BlockDevice): Promise<string | undefined> {
+  if (dev.size < 4096) return undefined;
+  const b = await readRange(dev, 0, 4096);
+  if ((await scanSignatures(deviceSource(dev, 0, 4096), 1)).length > 0) return undefined; // a pstore zone
+  const ascii = (o: number, n: number) => String.fromCharCode(...b.subarray(o, o + n));
+  if (b[510] === 0x55 && b[511] === 0xaa) return 'a boot sector (FAT file system or boot loader)';
+  if (b[0x438] === 0x53 && b[0x439] === 0xef) return 'an ext2/3/4 file system';
+  if (ascii(0, 4) === 'XFSB') return 'an XFS file system';
+  if (ascii(0, 4) === 'hsqs') return 'a squashfs image';
+  if (ascii(0, 6) === 'LUKS\xba\xbe') return 'a LUKS container';
+  if (ascii(512, 8) === 'LABELONE') return 'an LVM physical volume';
+  return undefined;
 }
 
 /** Picks the partition whose first 128 MiB carry the most pstore zone signatures. */

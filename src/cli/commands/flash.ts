@@ -3,17 +3,16 @@
  * TTY (stderr), plain phase lines otherwise, or NDJSON events on stdout with --json, ending in
  * a summary object.
  */
-import { createInterface } from 'node:readline/promises';
 import cliProgress from 'cli-progress';
 import ora from 'ora';
 import type { Argv } from 'yargs';
 import type { BlockDevice } from '../../blockdev/block-device.js';
-import { openDevice } from '../../blockdev/open-device.js';
 import { formatBytes } from '../../blockdev/device-util.js';
-import { CancelledError, CrashcartError, ExitCode, UsageError, type ExitCodeValue } from '../../errors.js';
+import { CancelledError, CrashcartError, ExitCode, RefusedError, UsageError, type ExitCodeValue } from '../../errors.js';
 import { flashImage, type FlashEvent, type FlashResult, type FlashTarget, type FlashTargetResult } from '../../flash/flash.js';
 import { openImageSource, type ImageSource } from '../../flash/source.js';
-import { checkDestinationSpec, describeDestination } from '../../flash/safety.js';
+import { WriteGate } from '../../gate/write-gate.js';
+import { confirm, describeDestination } from '../confirm.js';
 import { ResumeJournal, resumeKey } from '../../flash/resume.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
 import { decoderName } from '../../flash/decompress.js';
@@ -27,7 +26,7 @@ export interface FlashArgs {
   yes?: boolean;
   json?: boolean;
   resume?: boolean;
-  'allow-system-disk'?: boolean;
+  'force-system-disk'?: boolean;
   retries?: number;
 }
 
@@ -44,7 +43,7 @@ export function flashCommand(y: Argv) {
         .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
         .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' })
         .option('resume', { type: 'boolean', describe: 'continue an interrupted flash of this image on these cards where it stopped' })
-        .option('allow-system-disk', { type: 'boolean', describe: 'allow writing an OS block device that is mounted or holds the running system' })
+        .option('force-system-disk', { alias: 'allow-system-disk', type: 'boolean', describe: 'allow writing an OS block device that is mounted or holds the running system' })
         .option('retries', { type: 'number', default: 5, describe: 'retries per transfer on transient errors (with back-off)' }),
     async (argv) => {
       await runFlash(argv as unknown as FlashArgs);
@@ -56,17 +55,6 @@ interface Opened {
   spec: string;
   device?: BlockDevice;
   error?: unknown;
-}
-
-/** Asks on the terminal; resolves true only for "yes"/"y". */
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = await rl.question(question);
-    return /^(y|yes)$/i.test(answer.trim());
-  } finally {
-    rl.close();
-  }
 }
 
 function failedResult(spec: string, e: unknown): FlashTargetResult {
@@ -185,7 +173,6 @@ function printSummary(r: FlashResult, pre: FlashTargetResult[], stoppedBy?: Stop
 export async function runFlash(a: FlashArgs): Promise<void> {
   const specs = a.devices ?? [];
   if (specs.length === 0) throw new UsageError('name at least one destination device');
-  if (new Set(specs).size !== specs.length) throw new UsageError('a destination is named twice');
   if (a.retries !== undefined && (!Number.isSafeInteger(a.retries) || a.retries < 0)) throw new UsageError('--retries must be a non-negative integer');
   const json = a.json === true;
   const spinnerOn = !json && process.stderr.isTTY === true;
@@ -202,15 +189,20 @@ export async function runFlash(a: FlashArgs): Promise<void> {
   let op: Operation | undefined;
   try {
     if (spinner) spinner.text = 'checking destinations';
+    const gate = new WriteGate({ allowSystemDisk: a['force-system-disk'] });
+    await gate.addInput(source.path, 'the image being flashed');
+    await gate.addInput(source.bmap?.path, 'the bmap of the image');
     for (const spec of specs) {
       try {
-        await checkDestinationSpec(spec, source.path, { allowSystemDisk: a['allow-system-disk'] });
-        opened.push({ spec, device: await openDevice(spec, { write: true }) });
+        opened.push({ spec, device: await gate.openDevice(spec) });
       } catch (e) {
         opened.push({ spec, error: e });
       }
     }
     spinner?.stop();
+    // A refusal is a mistake in the command line: write nothing at all, to any card.
+    const refused = opened.find((o) => o.error instanceof RefusedError);
+    if (refused) throw refused.error;
     const reporter = new Reporter(json, opened.map((o) => o.device?.info.name ?? o.spec));
     const usable = opened.filter((o) => o.device);
     const pre = opened.filter((o) => !o.device).map((o) => failedResult(o.spec, o.error));
@@ -222,7 +214,8 @@ export async function runFlash(a: FlashArgs): Promise<void> {
       throw new CrashcartError(`none of the ${specs.length} destinations can be written`, (first as CrashcartError)?.exitCode ?? ExitCode.IO);
     }
 
-    const journal = new ResumeJournal();
+    const journal = new ResumeJournal(undefined, gate);
+    await gate.checkPath(journal.path, 'resume journal');
     const targets: FlashTarget[] = [];
     const keys: string[] = [];
     for (const o of usable) {
@@ -238,14 +231,14 @@ export async function runFlash(a: FlashArgs): Promise<void> {
       targets.push({ device: dev, ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
     }
 
-    if (!a.yes) {
-      if (!process.stdin.isTTY || process.env.CI === 'true') {
-        throw new UsageError('refusing to overwrite without confirmation: stdin is not a terminal; pass --yes');
-      }
-      process.stderr.write(`About to ERASE and write ${source.path} (${source.format}${source.bmap ? `, bmap ${source.bmap.path}` : ''}) to:\n`);
-      for (const t of targets) process.stderr.write(`  ${describeDestination(t.device)}${t.resumeFrom ? ` — resuming at ${formatBytes(t.resumeFrom)}` : ''}\n`);
-      if (!(await confirm(`Type "yes" to continue: `))) throw new CancelledError('not confirmed; nothing was written');
-    }
+    await confirm(
+      'Continue?',
+      a.yes === true,
+      [
+        `About to ERASE and write ${source.path} (${source.format}${source.bmap ? `, bmap ${source.bmap.path}` : ''}) to:`,
+        ...targets.map((t) => `  ${describeDestination(t.device)}${t.resumeFrom ? ` — resuming at ${formatBytes(t.resumeFrom)}` : ''}`),
+      ],
+    );
 
     // From here a signal stops the flash at a safe point (see ../cancellation.ts).
     op = beginOperation();

@@ -1,10 +1,11 @@
 import type { Argv, CommandModule } from 'yargs';
-import { openDevice } from '../../blockdev/open-device.js';
 import { formatBytes } from '../../blockdev/device-util.js';
-import { UsageError } from '../../errors.js';
+import { CancelledError, UsageError } from '../../errors.js';
+import { beginOperation, describeStop, exitCodeFor, InterruptedError } from '../cancellation.js';
 import { loadProfile } from '../../profile/board-profile.js';
 import { applyProvision, planProvision, type ProvisionPlan, type ProvisionResult } from '../../provision/provision.js';
-import { confirm, describeDevice, refuseSystemDisk } from '../confirm.js';
+import { confirm, describeDevice } from '../confirm.js';
+import { WriteGate } from '../../gate/write-gate.js';
 import { defaultBackupDir } from '../pstore-backup.js';
 import { zoneTable } from './pstore-layout.js';
 
@@ -41,7 +42,7 @@ export const provisionCommand: CommandModule = {
         .option('reformat-pstore', { type: 'boolean', describe: 'format the pstore partition even when it holds records of the board (backed up first)' })
         .option('backup', { type: 'string', describe: 'folder for pstore records provisioning would destroy (default: ./crashcart-backup-…)' })
         .option('discard-records', { type: 'boolean', describe: 'destroy such records without backing them up' })
-        .option('force-system-disk', { type: 'boolean', describe: 'allow writing to a disk this system uses' }),
+        .option('force-system-disk', { alias: 'allow-system-disk', type: 'boolean', describe: 'allow writing to a disk this system uses (mounted, swap, root); inputs stay protected' }),
   handler: async (argv) => runProvision(argv as unknown as ProvisionArgs),
 };
 
@@ -106,14 +107,19 @@ async function runProvision(a: ProvisionArgs): Promise<void> {
     if (!imgs.has(name)) images[name] = { image: profile.partitions!.find((p) => p.name === name)!.image!, bmap };
   }
 
-  const dev = await openDevice(a.device, { write: !a['dry-run'] });
+  const gate = new WriteGate({ allowSystemDisk: a['force-system-disk'] });
+  await gate.addInput(profile.path, 'the board profile');
+  for (const { image, bmap } of [...Object.values(images), ...(profile.partitions ?? [])]) {
+    await gate.addInput(image, 'a partition image');
+    await gate.addInput(bmap, 'a bmap');
+  }
+  const dev = await gate.openDevice(a.device, { dryRun: a['dry-run'] });
   let plan: ProvisionPlan | undefined;
   let result: ProvisionResult | null = null;
   const emit = () => {
     if (a.json && plan) process.stdout.write(JSON.stringify({ dryRun: !!a['dry-run'], plan, result }, null, 2) + '\n');
   };
   try {
-    if (!a['dry-run']) await refuseSystemDisk(dev, a.device, !!a['force-system-disk']);
     plan = await planProvision(dev, profile, {
       images,
       replaceTable: !!a['replace-table'],
@@ -146,7 +152,21 @@ async function runProvision(a: ProvisionArgs): Promise<void> {
         (risk ? ` ${risk} pstore record(s) will be ${backupDir ? `backed up to ${backupDir}` : 'DISCARDED'}.` : ''),
       !!a.yes,
     );
-    result = await applyProvision(dev, plan, { backupDir, discardRecords: !!a['discard-records'], onStep: (s) => out(`done       ${s}`) });
+    // A signal stops between transfers (see ../cancellation.ts); running the same command again
+    // finishes the card (provisioning compares before it writes). Nothing to save: a second signal quits.
+    const op = beginOperation();
+    op.saved();
+    try {
+      result = await applyProvision(dev, plan, { backupDir, discardRecords: !!a['discard-records'], onStep: (s) => out(`done       ${s}`), signal: op.signal });
+    } catch (e) {
+      if (op.stoppedBy && (e instanceof CancelledError || (e as Error)?.name === 'AbortError')) {
+        if (a.json) process.stdout.write(JSON.stringify({ type: 'summary', status: 'interrupted', signal: op.stoppedBy, exitCode: exitCodeFor(op.stoppedBy) }) + '\n');
+        throw new InterruptedError(`provision ${describeStop(op.stoppedBy)}: stopped between writes; run the same command again to finish the card`, op.stoppedBy);
+      }
+      throw e;
+    } finally {
+      op.end();
+    }
     out(`provisioned: ${result.bytesWritten} bytes written`);
     if (plan.cmdline) out(`boot the board with:\n  ${plan.cmdline}`);
     emit();

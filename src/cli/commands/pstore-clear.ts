@@ -1,9 +1,9 @@
 import type { Argv } from 'yargs';
-import { openDevice } from '../../blockdev/open-device.js';
 import { NoPstoreError } from '../../errors.js';
 import { applyClear, planClear } from '../../pstore/clear.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
-import { confirm, describeDevice, refuseSystemDisk, withWriteSafetyOptions } from '../confirm.js';
+import { confirm, describeDevice, withWriteSafetyOptions } from '../confirm.js';
+import { WriteGate } from '../../gate/write-gate.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
 import { backupRecords, defaultBackupDir, readExisting } from '../pstore-backup.js';
@@ -37,10 +37,11 @@ export function pstoreClearCommand(y: Argv) {
 async function runClear(a: ClearArgs): Promise<void> {
   const inputs = resolveGeometryInputs(a);
   const out = (s = '') => (a.json ? undefined : process.stdout.write(s + '\n'));
-  const dev = await openDevice(a.device, { write: !a['dry-run'] });
+  const gate = new WriteGate({ allowSystemDisk: a['force-system-disk'] });
+  for (const input of [a.kconfig, a.profile]) await gate.addInput(input);
+  const dev = await gate.openDevice(a.device, { dryRun: a['dry-run'] });
   try {
-    await refuseSystemDisk(dev, a.device, !!a['force-system-disk']);
-    const region = await locatePstoreRegion(dev, { selector: inputs.selector, blkdev: inputs.params.blkdev?.value });
+    const region = await locatePstoreRegion(dev, { selector: inputs.selector, blkdev: inputs.params.blkdev?.value, purpose: 'write' });
     const existing = await readExisting(region, inputs);
     if (!existing) throw new NoPstoreError(`no pstore/blk zones in ${region.description} of ${a.device}`);
     const plan = planClear(existing.decoded, a.record);
@@ -57,8 +58,9 @@ async function runClear(a: ClearArgs): Promise<void> {
     }
     await confirm(`Erase ${plan.records.length} record(s) on ${describeDevice(dev)}?${backup ? ` Backup: ${backup}.` : ' No backup will be kept.'}`, !!a.yes);
     if (backup) {
-      await backupRecords(existing, backup, region, a.device);
-      out(`backup   saved in ${backup}`);
+      const saved = await backupRecords(existing, backup, region, dev);
+      summary.backup = saved;
+      out(`backup   saved in ${saved}`);
     }
     await applyClear(dev, region.offset, plan);
     out(`erased ${plan.records.length} record(s)`);

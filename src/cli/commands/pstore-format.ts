@@ -1,11 +1,11 @@
 import type { Argv } from 'yargs';
-import { openDevice } from '../../blockdev/open-device.js';
 import { UsageError } from '../../errors.js';
 import { blkdevFor, boardCmdline } from '../../pstore/board-cmdline.js';
 import { applyFormat, planFormat } from '../../pstore/format.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
 import { planGeometry } from '../../pstore/plan-geometry.js';
-import { confirm, describeDevice, refuseSystemDisk, withWriteSafetyOptions } from '../confirm.js';
+import { confirm, describeDevice, withWriteSafetyOptions } from '../confirm.js';
+import { WriteGate } from '../../gate/write-gate.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
 import { backupRecords, defaultBackupDir, readExisting } from '../pstore-backup.js';
@@ -40,9 +40,10 @@ export function pstoreFormatCommand(y: Argv) {
 async function runFormat(a: FormatArgs): Promise<void> {
   const inputs = resolveGeometryInputs(a);
   const out = (s = '') => (a.json ? undefined : process.stdout.write(s + '\n'));
-  const dev = await openDevice(a.device, { write: !a['dry-run'] });
+  const gate = new WriteGate({ allowSystemDisk: a['force-system-disk'] });
+  for (const input of [a.kconfig, a.profile]) await gate.addInput(input);
+  const dev = await gate.openDevice(a.device, { dryRun: a['dry-run'] });
   try {
-    await refuseSystemDisk(dev, a.device, !!a['force-system-disk']);
     const region = await locatePstoreRegion(dev, { selector: inputs.selector, blkdev: inputs.params.blkdev?.value, purpose: 'write' });
     if (region.source.available < region.size) throw new UsageError(`the region runs past the end of ${a.device}; refusing to format`);
     const g = planGeometry(region.size, inputs.params);
@@ -74,8 +75,9 @@ async function runFormat(a: FormatArgs): Promise<void> {
     }
     await confirm(`Format ${region.description} of ${describeDevice(dev)}?${records.length ? ` ${records.length} record(s) will be ${backup ? `backed up to ${backup}` : 'DISCARDED'}.` : ''}`, !!a.yes);
     if (backup && existing) {
-      await backupRecords(existing, backup, region, a.device);
-      out(`backup   ${records.length} record(s) saved in ${backup}`);
+      const saved = await backupRecords(existing, backup, region, dev);
+      summary.backup = saved;
+      out(`backup   ${records.length} record(s) saved in ${saved}`);
     }
     const bar = await byteProgress('formatting', plan.zeroBytes, !!a.json);
     try {

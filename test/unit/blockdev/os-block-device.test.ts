@@ -121,14 +121,15 @@ test('systemDiskCheck: root through dm-crypt, mounted partition and swap are all
   assert.match(r.reasons.join('\n'), /\/dev\/sdz3 is in use as swap/);
 });
 
-test('systemDiskCheck: a partition is checked with its disk but not its siblings', async () => {
+test('systemDiskCheck: a partition is checked with its disk and its siblings (a mounted neighbour means the disk is in use)', async () => {
   const r = await systemDiskCheck(join(devDir, 'sdz2'), { sysRoot: sys, procRoot: proc });
   assert.equal(r.name, 'sdz2');
   assert.equal(r.disk, 'sdz');
-  assert.deepEqual(r.partitions, []);
+  assert.deepEqual(r.partitions, ['sdz1', 'sdz3']);
   assert.equal(r.holdsRoot, true);
-  assert.deepEqual(r.swaps, []);
-  assert.deepEqual(r.mounts.map((m) => m.device), ['dm-0']);
+  assert.equal(r.inUse, true);
+  assert.deepEqual(r.swaps, ['/dev/sdz3']);
+  assert.deepEqual(r.mounts.map((m) => m.device).sort(), ['dm-0', 'sdz1']);
 });
 
 test('systemDiskCheck: mount matched by device number; idle disk; unknown mount state', async () => {
