@@ -79,6 +79,12 @@ export async function openImageSource(path: string, opts: ImageSourceOptions = {
     if (st.size === 0) throw new SourceError(`image ${path} is empty`);
     const format = sniffFormat(await readHead(fh), path);
     const named = formatFromName(path);
+    if (format === 'raw' && named !== undefined) {
+      // A damaged compressed file would otherwise be written out as it is, and read back equal.
+      throw new SourceError(
+        `${path}: the name says ${named} but the content does not start like any compressed format: a damaged or truncated ${named} file is never flashed as raw data (rename the file if it really is a raw image)`,
+      );
+    }
     const size = await sizeInfo(fh, format, st.size);
 
     let bmap: Bmap | undefined;

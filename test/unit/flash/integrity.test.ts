@@ -370,6 +370,15 @@ test('flash: a bzip2 file cut inside its header or holding an empty stream is ne
   }
 });
 
+test('flash: a file named as compressed whose magic is damaged is refused, not flashed as raw', async (t) => {
+  const dir = tempDir(t);
+  for (const name of ['disk.img.bz2', 'disk.img.gz', 'disk.img.xz', 'disk.img.zst']) {
+    const img = join(dir, name);
+    await writeFile(img, flipped(readFileSync(fixture(name)), 0));
+    await assert.rejects(openImageSource(img, { bmap: false }), (e: unknown) => e instanceof SourceError && /never flashed as raw data/.test((e as Error).message), name);
+  }
+});
+
 test('provisioning gets the same checks: a partition image failing its checksum is refused and not written', async (t) => {
   const dir = tempDir(t);
   const img = join(dir, 'part.img.zst');
