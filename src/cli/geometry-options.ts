@@ -2,9 +2,9 @@
  * Command-line options shared by the pstore commands: where the region is and what geometry
  * the board's kernel used. Turns them into library inputs; no I/O beyond reading named files.
  */
-import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { BadInputError, UsageError } from '../errors.js';
+import { checkTextLength, CMDLINE_MAX_BYTES, InputLimitError, KCONFIG_MAX_BYTES, readFileBounded } from '../input-limits.js';
 import type { RegionSelector } from '../partition/select-region.js';
 import { regionSelectorFromOptions } from '../partition/select-region.js';
 import type { BoardProfile } from '../profile/board-profile.js';
@@ -12,6 +12,7 @@ import { loadProfile, profileParams } from '../profile/board-profile.js';
 import type { AbiHint, Endian, KmsgLayoutName } from '../pstore/abi.js';
 import { parseCmdline } from '../pstore/cmdline.js';
 import { parseKconfig } from '../pstore/kconfig.js';
+import { checkCpus, checkSizeKiB } from '../pstore/param-limits.js';
 import type { PstoreParams, Sourced } from '../pstore/params.js';
 import { mergeParams } from '../pstore/params.js';
 
@@ -57,12 +58,9 @@ export interface ResolvedInputs {
   profile?: BoardProfile;
 }
 
-function readInputFile(path: string, what: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new UsageError(`${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+/** Reads a file named on the command line, at most `limit` bytes (fstat-checked; InputLimitError past it). */
+function readInputFile(path: string, what: string, limit: number): Uint8Array {
+  return readFileBounded(path, limit, what);
 }
 
 /** Merges flags > command line > profile > Kconfig, each value tagged with its source. */
@@ -70,17 +68,16 @@ export function resolveGeometryInputs(a: GeometryArgs): ResolvedInputs {
   const flags: PstoreParams = {};
   const flag = (v: number | undefined, name: string): Sourced<number> | undefined => {
     if (v === undefined) return undefined;
-    if (!Number.isInteger(v)) throw new UsageError(`--${name} must be an integer number of KiB`);
-    return { value: v, source: 'flag' };
+    return { value: checkSizeKiB(v, `--${name}`), source: 'flag' };
   };
   flags.kmsg_size = flag(a['kmsg-size'], 'kmsg-size');
   flags.pmsg_size = flag(a['pmsg-size'], 'pmsg-size');
   flags.console_size = flag(a['console-size'], 'console-size');
   flags.ftrace_size = flag(a['ftrace-size'], 'ftrace-size');
   if (a.cpus !== undefined) {
-    if (!Number.isInteger(a.cpus) || a.cpus < 1) throw new UsageError('--cpus must be a positive integer');
-    flags.cpus = { value: a.cpus, source: 'flag' };
+    flags.cpus = { value: checkCpus(a.cpus, '--cpus'), source: 'flag' };
   }
+  if (a.cmdline !== undefined) checkTextLength(a.cmdline, CMDLINE_MAX_BYTES, '--cmdline');
   const cmd = a.cmdline !== undefined ? parseCmdline(a.cmdline) : undefined;
   const profile = a.profile ? loadProfile(a.profile) : undefined;
   const prof = profile ? mergeParams(profile.cmdline ? relabel(parseCmdline(profile.cmdline), 'profile') : undefined, profileParams(profile)) : undefined;
@@ -88,11 +85,14 @@ export function resolveGeometryInputs(a: GeometryArgs): ResolvedInputs {
   let kabi: AbiHint = {};
   if (a.kconfig) {
     try {
-      const k = parseKconfig(readInputFile(a.kconfig, '--kconfig'));
+      const k = parseKconfig(readInputFile(a.kconfig, '--kconfig', KCONFIG_MAX_BYTES));
       kconf = k.params;
       kabi = k.abi;
     } catch (e) {
+      // A bomb or oversize file stays a BadInputError (exit 6); a config that says nothing usable is a usage error.
+      if (e instanceof InputLimitError) throw new InputLimitError(e.message.startsWith('--kconfig') ? e.message : `--kconfig ${a.kconfig}: ${e.message}`);
       if (e instanceof BadInputError) throw new UsageError(`--kconfig ${a.kconfig}: ${e.message}`);
+      if (e instanceof UsageError && !e.message.startsWith('--kconfig')) throw new UsageError(`--kconfig ${a.kconfig}: ${e.message}`);
       throw e;
     }
   }

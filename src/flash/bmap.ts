@@ -8,7 +8,8 @@
  * The file's own checksum is computed over the file with the checksum text replaced by zeros.
  */
 import { createHash, getHashes } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { BMAP_MAX_BYTES, formatLimit, InputLimitError, readFileBounded } from '../input-limits.js';
 import { SourceError } from './errors.js';
 
 export interface BmapRange {
@@ -46,9 +47,70 @@ function nodeHashName(pythonName: string): string | undefined {
   return candidates.find((c) => have.has(c));
 }
 
+// The XML is scanned with indexOf rather than lazy regular expressions, so that unclosed tags
+// and comments cost linear time even in a file of the maximum size (BMAP_MAX_BYTES).
+
+function isWs(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13 || c === 12 || c === 11 || (c > 127 && /\s/.test(String.fromCharCode(c)));
+}
+
+interface OpenTag {
+  start: number;
+  /** Index just past the `>`. */
+  end: number;
+  attrs: string;
+}
+
+/** The first `<tag>` or `<tag attrs…>` at or after `from` (the `(?:\s[^>]*)?>` of the old regex). */
+function findOpen(xml: string, tag: string, from: number): OpenTag | null {
+  const needle = `<${tag}`;
+  let i = from;
+  while ((i = xml.indexOf(needle, i)) >= 0) {
+    const j = i + needle.length;
+    const c = xml.charCodeAt(j);
+    if (c === 62 /* > */) return { start: i, end: j + 1, attrs: '' };
+    if (isWs(c)) {
+      const g = xml.indexOf('>', j);
+      return g < 0 ? null : { start: i, end: g + 1, attrs: xml.slice(j, g) };
+    }
+    i = j;
+  }
+  return null;
+}
+
+/** The first `</tag>` (optionally with blanks before `>`) at or after `from`. */
+function findClose(xml: string, tag: string, from: number): { start: number; end: number } | null {
+  const needle = `</${tag}`;
+  let i = from;
+  while ((i = xml.indexOf(needle, i)) >= 0) {
+    let j = i + needle.length;
+    while (j < xml.length && isWs(xml.charCodeAt(j))) j++;
+    if (xml.charCodeAt(j) === 62) return { start: i, end: j + 1 };
+    i = j;
+  }
+  return null;
+}
+
 function tagText(xml: string, tag: string): string | undefined {
-  const m = new RegExp(`<${tag}(?:\\s[^>]*)?>([\\s\\S]*?)</${tag}\\s*>`).exec(xml);
-  return m ? m[1].trim() : undefined;
+  const open = findOpen(xml, tag, 0);
+  if (!open) return undefined;
+  const close = findClose(xml, tag, open.end);
+  return close ? xml.slice(open.end, close.start).trim() : undefined;
+}
+
+/** Blanks out `<!-- … -->` comments (unclosed ones are left as they are). */
+function blankComments(raw: string): string {
+  let out = '';
+  let from = 0;
+  for (;;) {
+    const a = raw.indexOf('<!--', from);
+    if (a < 0) break;
+    const b = raw.indexOf('-->', a + 4);
+    if (b < 0) break;
+    out += raw.slice(from, a) + ' '.repeat(b + 3 - a);
+    from = b + 3;
+  }
+  return from === 0 ? raw : out + raw.slice(from);
 }
 
 function intField(xml: string, tag: string, path: string, required = true): number | undefined {
@@ -64,17 +126,31 @@ function intField(xml: string, tag: string, path: string, required = true): numb
 }
 
 function attr(attrs: string, name: string): string | undefined {
-  const m = new RegExp(`(?:^|\\s)${name}\\s*=\\s*(?:"([^"]*)"|'([^']*)')`).exec(attrs);
-  return m ? (m[1] ?? m[2]) : undefined;
+  // `name = "v"` or `name='v'` preceded by a blank or the start; a candidate whose quote never
+  // closes is skipped without rescanning (linear in the length of attrs).
+  const re = new RegExp(`(?:^|\\s)${name}\\s*=\\s*(["'])`, 'g');
+  const lastQuote = { '"': attrs.lastIndexOf('"'), "'": attrs.lastIndexOf("'") } as Record<string, number>;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(attrs)) !== null) {
+    const q = m[1];
+    const from = m.index + m[0].length;
+    if (lastQuote[q] >= from) {
+      const end = attrs.indexOf(q, from);
+      return attrs.slice(from, end);
+    }
+    re.lastIndex = from;
+  }
+  return undefined;
 }
 
 /** Parses and checks a bmap held in memory. `path` names it in messages. */
 export function parseBmap(bytes: Uint8Array, path = 'bmap'): Bmap {
+  if (bytes.length > BMAP_MAX_BYTES) throw new InputLimitError(`${path}: ${bytes.length} bytes is larger than the ${formatLimit(BMAP_MAX_BYTES)} limit for a bmap file`);
   const raw = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
-  const xml = raw.replace(/<!--[\s\S]*?-->/g, (c) => ' '.repeat(c.length));
-  const root = /<bmap(\s[^>]*)?>/.exec(xml);
+  const xml = blankComments(raw);
+  const root = findOpen(xml, 'bmap', 0);
   if (!root) throw new SourceError(`${path} is not a bmap file (no <bmap> element)`);
-  const version = attr(root[1] ?? '', 'version');
+  const version = attr(root.attrs, 'version');
   if (!version || !/^\d+\.\d+$/.test(version)) throw new SourceError(`${path}: bmap has no usable version attribute`);
   const [major, minor] = version.split('.').map(Number);
   if (major > 2) throw new SourceError(`${path}: bmap format version ${version} is not supported (up to 2.x)`);
@@ -108,7 +184,10 @@ export function parseBmap(bytes: Uint8Array, path = 'bmap'): Bmap {
     if (want) {
       const at = raw.indexOf(want) >= 0 ? raw.indexOf(want) : raw.toLowerCase().indexOf(want);
       const zeroed = Buffer.from(bytes);
-      const byteAt = Buffer.byteLength(raw.slice(0, at));
+      const byteAt = at < 0 ? -1 : Buffer.byteLength(raw.slice(0, at));
+      if (byteAt < 0 || byteAt + want.length > zeroed.length) {
+        throw new SourceError(`${path}: the bmap file is corrupt: its ${fileSumTag} cannot be located in the file`);
+      }
       zeroed.fill(0x30, byteAt, byteAt + want.length);
       const got = createHash(checksumType).update(zeroed).digest('hex');
       if (got !== want) {
@@ -120,13 +199,15 @@ export function parseBmap(bytes: Uint8Array, path = 'bmap'): Bmap {
   const mapXml = tagText(xml, 'BlockMap');
   if (mapXml === undefined) throw new SourceError(`${path}: bmap lacks <BlockMap>`);
   const ranges: BmapRange[] = [];
-  const re = /<Range(\s[^>]*)?>([\s\S]*?)<\/Range\s*>/g;
-  let m: RegExpExecArray | null;
   let mapped = 0;
   let mappedBytes = 0;
   let prevLast = -1;
-  while ((m = re.exec(mapXml)) !== null) {
-    const text = m[2].trim();
+  for (let from = 0; ; ) {
+    const open = findOpen(mapXml, 'Range', from);
+    const close = open && findClose(mapXml, 'Range', open.end);
+    if (!open || !close) break;
+    from = close.end;
+    const text = mapXml.slice(open.end, close.start).trim();
     const rm = /^(\d+)\s*(?:-\s*(\d+))?$/.exec(text);
     if (!rm) throw new SourceError(`${path}: bad block range "${text}"`);
     const first = Number(rm[1]);
@@ -137,7 +218,7 @@ export function parseBmap(bytes: Uint8Array, path = 'bmap'): Bmap {
     prevLast = last;
     const r: BmapRange = { first, last };
     if (rangeAttr) {
-      const c = attr(m[1] ?? '', rangeAttr);
+      const c = attr(open.attrs, rangeAttr);
       if (c !== undefined) {
         if (!/^[0-9a-fA-F]+$/.test(c)) throw new SourceError(`${path}: range "${text}" has a malformed checksum`);
         r.checksum = c.toLowerCase();
@@ -157,8 +238,10 @@ export function parseBmap(bytes: Uint8Array, path = 'bmap'): Bmap {
 export async function loadBmap(path: string): Promise<Bmap> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    // fstat-checked and capped: an oversize file is an InputLimitError (exit 6), not an OOM.
+    bytes = readFileBounded(path, BMAP_MAX_BYTES, 'bmap');
   } catch (e) {
+    if (e instanceof InputLimitError) throw e;
     throw new SourceError(`cannot read bmap ${path}: ${(e as Error).message}`, { cause: e });
   }
   return parseBmap(bytes, path);

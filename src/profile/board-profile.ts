@@ -5,16 +5,18 @@
  * every error names the field at fault (`partitions[2].size: …`). The schema is documented in
  * `hw-profiles/boards/README.md` and `hw-profiles/boards/schema.json`.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BadInputError, CrashcartError, UsageError } from '../errors.js';
+import { InputLimitError, PROFILE_MAX_BYTES, readFileBounded } from '../input-limits.js';
 import { GPT_NAME_MAX, layoutPartitions, minimumDeviceSize, type PartitionRequest } from '../partition/gpt-write.js';
 import { isGuid } from '../partition/guid.js';
 import { parseBlkdevSpec, parseByteSize } from '../partition/select-region.js';
 import type { Endian, KmsgLayoutName } from '../pstore/abi.js';
 import { parseCmdline } from '../pstore/cmdline.js';
 import { computeLayout, normaliseSizes } from '../pstore/layout.js';
+import { MAX_CPUS, MAX_SIZE_KIB } from '../pstore/param-limits.js';
 import type { PstoreParams, Sourced } from '../pstore/params.js';
 import { KCONFIG_DEFAULTS } from '../pstore/params.js';
 
@@ -288,8 +290,11 @@ export function checkProfile(json: unknown, path: string): ProfileCheck {
       for (const k of ['kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size', 'cpus', 'max_reason'] as const) {
         if (p[k] === undefined) continue;
         const min = k === 'cpus' ? 1 : 0;
-        if (!Number.isInteger(p[k]) || (p[k] as number) < min) err(`pstore.${k}`, `must be ${min ? 'a positive' : 'a non-negative'} integer${k.endsWith('_size') ? ' (KiB)' : ''}`);
-        else pstore[k] = p[k] as number;
+        // The kernel's own limits (param-limits.ts): sizes 0..131072 KiB (128 MiB), 1..8192 CPUs, int max_reason.
+        const max = k === 'cpus' ? MAX_CPUS : k === 'max_reason' ? 2 ** 31 - 1 : MAX_SIZE_KIB;
+        if (!Number.isInteger(p[k]) || (p[k] as number) < min || (p[k] as number) > max) {
+          err(`pstore.${k}`, `must be ${min ? 'a positive' : 'a non-negative'} integer${k.endsWith('_size') ? ' (KiB)' : ''} from ${min} to ${max}${k === 'cpus' ? ' (the largest NR_CPUS of any architecture)' : k.endsWith('_size') ? ' (128 MiB, the most pstore/blk uses of any device)' : ''}`);
+        } else pstore[k] = p[k] as number;
       }
       if (p.partition !== undefined) {
         if (typeof p.partition === 'string' && p.partition !== '') pstore.partition = p.partition;
@@ -434,8 +439,11 @@ export function resolveProfilePath(nameOrPath: string): string {
 /** Reads and parses a profile file without validating it. */
 export function readProfileJson(path: string): unknown {
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(readFileBounded(path, PROFILE_MAX_BYTES, 'profile').toString('utf8'));
   } catch (e) {
+    if (e instanceof InputLimitError) throw e;
+    if (e instanceof UsageError && / ENOENT$/.test(e.message)) throw new UsageError(`profile ${path}: no such file`);
+    if (e instanceof CrashcartError) throw new BadInputError(e.message);
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new UsageError(`profile ${path}: no such file`);
     throw new BadInputError(`profile ${path}: ${code ?? (e as Error).message}`);

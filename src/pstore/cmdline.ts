@@ -1,4 +1,6 @@
 import { UsageError } from '../errors.js';
+import { checkTextLength, CMDLINE_MAX_BYTES } from '../input-limits.js';
+import { checkCpus, checkKernelInt, checkKernelSizeKiB, checkSectors } from './param-limits.js';
 import type { PstoreParams, Sourced } from './params.js';
 
 /**
@@ -49,6 +51,7 @@ function normKey(key: string): string {
  * `pstore_blk.*` / `pstore.*` parameters). Unknown parameters are ignored.
  */
 export function parseCmdline(cmdline: string): PstoreParams {
+  checkTextLength(cmdline, CMDLINE_MAX_BYTES, 'kernel command line');
   const p: PstoreParams = {};
   const src = <T>(value: T): Sourced<T> => ({ value, source: 'cmdline' });
   for (const { key, value } of splitCmdline(cmdline)) {
@@ -59,10 +62,10 @@ export function parseCmdline(cmdline: string): PstoreParams {
       case 'pstore_blk.pmsg_size':
       case 'pstore_blk.console_size':
       case 'pstore_blk.ftrace_size':
-        p[k.slice('pstore_blk.'.length) as 'kmsg_size'] = src(parseKernelLong(value, key));
+        p[k.slice('pstore_blk.'.length) as 'kmsg_size'] = src(checkKernelSizeKiB(parseKernelLong(value, key), key));
         break;
       case 'pstore_blk.max_reason':
-        p.max_reason = src(parseKernelLong(value, key));
+        p.max_reason = src(checkKernelInt(parseKernelLong(value, key), key));
         break;
       case 'pstore_blk.blkdev':
         p.blkdev = src(value);
@@ -71,15 +74,16 @@ export function parseCmdline(cmdline: string): PstoreParams {
         p.compress = src(value);
         break;
       case 'mmcpstore.sector_offset':
-        p.sector_offset = src(parseKernelLong(value, key));
+        p.sector_offset = src(checkSectors(parseKernelLong(value, key), key, 0));
         break;
       case 'mmcpstore.sector_count':
-        p.sector_count = src(parseKernelLong(value, key));
+        p.sector_count = src(checkSectors(parseKernelLong(value, key), key, 1));
         break;
       case 'nr_cpus':
       case 'possible_cpus': {
+        // The kernel ignores values <= 0; larger ones cannot exceed NR_CPUS (at most 8192).
         const n = parseKernelLong(value, key);
-        if (n > 0) p.cpus = src(n);
+        if (n > 0) p.cpus = src(checkCpus(n, key));
         break;
       }
       default:

@@ -1,5 +1,6 @@
-import { gunzipSync } from 'node:zlib';
 import { BadInputError } from '../errors.js';
+import { formatLimit, gunzipBounded, InputLimitError, isGzip, KCONFIG_MAX_BYTES } from '../input-limits.js';
+import { checkKernelInt, checkKernelSizeKiB } from './param-limits.js';
 import type { AbiHint } from './abi.js';
 import type { PstoreParams, Sourced } from './params.js';
 
@@ -12,12 +13,11 @@ export interface KconfigInfo {
 
 /** Parses a kernel `.config` (or the contents of /proc/config.gz, gzipped or not). */
 export function parseKconfig(data: Uint8Array): KconfigInfo {
-  let text: string;
-  try {
-    text = data[0] === 0x1f && data[1] === 0x8b ? gunzipSync(data).toString('utf8') : Buffer.from(data).toString('utf8');
-  } catch (e) {
-    throw new BadInputError(`kernel config: cannot gunzip (${(e as Error).message})`);
+  // Bounded: a config.gz that inflates past KCONFIG_MAX_BYTES is an InputLimitError (exit 6).
+  if (!isGzip(data) && data.length > KCONFIG_MAX_BYTES) {
+    throw new InputLimitError(`kernel config: ${data.length} bytes is larger than the ${formatLimit(KCONFIG_MAX_BYTES)} limit for this input`);
   }
+  const text = (isGzip(data) ? gunzipBounded(data, KCONFIG_MAX_BYTES, 'kernel config') : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString('utf8');
   const options = new Map<string, string>();
   for (const line of text.split('\n')) {
     let m = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(line.trim());
@@ -39,7 +39,7 @@ export function parseKconfig(data: Uint8Array): KconfigInfo {
   const src = <T>(value: T): Sourced<T> => ({ value, source: 'kconfig' });
   const params: PstoreParams = {};
   const kmsg = int('CONFIG_PSTORE_BLK_KMSG_SIZE');
-  if (kmsg !== undefined) params.kmsg_size = src(kmsg);
+  if (kmsg !== undefined) params.kmsg_size = src(checkKernelSizeKiB(kmsg, 'CONFIG_PSTORE_BLK_KMSG_SIZE'));
   // CONFIG_PSTORE_BLK_{PMSG,CONSOLE,FTRACE}_SIZE exist only when the front end is built;
   // otherwise blk.c uses -1 (no zone).
   const frontends: [keyof PstoreParams, string, string][] = [
@@ -50,11 +50,11 @@ export function parseKconfig(data: Uint8Array): KconfigInfo {
   const knowsPstore = options.has('CONFIG_PSTORE') || options.has('CONFIG_PSTORE_BLK');
   for (const [key, feature, sizeOpt] of frontends) {
     const v = int(sizeOpt);
-    if (v !== undefined) (params as Record<string, Sourced<number>>)[key] = src(v);
+    if (v !== undefined) (params as Record<string, Sourced<number>>)[key] = src(checkKernelSizeKiB(v, sizeOpt));
     else if (options.has(feature) || knowsPstore) (params as Record<string, Sourced<number>>)[key] = src(on(feature) ? 64 : -1);
   }
   const maxReason = int('CONFIG_PSTORE_BLK_MAX_REASON');
-  if (maxReason !== undefined) params.max_reason = src(maxReason);
+  if (maxReason !== undefined) params.max_reason = src(checkKernelInt(maxReason, 'CONFIG_PSTORE_BLK_MAX_REASON'));
   const blkdev = options.get('CONFIG_PSTORE_BLK_BLKDEV');
   if (blkdev) params.blkdev = src(blkdev);
   const compress = options.get('CONFIG_PSTORE_COMPRESS_DEFAULT');

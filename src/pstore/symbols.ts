@@ -39,8 +39,8 @@
  * offsets from the table's lowest reachable address (exact: a table spans far less than 2^53
  * bytes), so a lookup is one bigint subtraction and a binary search over a Float64Array.
  */
-import { gunzipSync } from 'node:zlib';
 import { BadInputError } from '../errors.js';
+import { formatLimit, gunzipBounded, InputLimitError, isGzip, readMaybeGzipChunks, SYMBOLS_MAX_BYTES, SYMBOLS_MAX_LINE, SYMBOLS_MAX_LINES } from '../input-limits.js';
 
 export type SymbolFileFormat = 'kallsyms' | 'system.map';
 
@@ -187,16 +187,13 @@ interface RawSym {
   pos: number;
 }
 
-function decodeInput(bytes: Uint8Array): string {
-  let data = bytes;
-  if (data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b) {
-    try {
-      data = gunzipSync(data);
-    } catch (e) {
-      throw new BadInputError(`symbol file: gzip data is corrupt (${(e as Error).message})`);
-    }
+/** Chunks of the (decompressed) file: gzip detected by magic and inflated with a hard cap. */
+function decodeInput(bytes: Uint8Array): Uint8Array[] {
+  if (isGzip(bytes)) return [gunzipBounded(bytes, SYMBOLS_MAX_BYTES, 'symbol file')];
+  if (bytes.length > SYMBOLS_MAX_BYTES) {
+    throw new InputLimitError(`symbol file: ${bytes.length} bytes is larger than the ${formatLimit(SYMBOLS_MAX_BYTES)} limit for this input`);
   }
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('latin1');
+  return [bytes];
 }
 
 function isBlank(c: number): boolean {
@@ -215,71 +212,132 @@ interface Parsed {
   lines: number;
   malformed: number;
   maxDigits: number;
+  /** The module name of the previous line, shared by consecutive lines of a module. */
+  lastModule?: string | null;
 }
 
-/** Reads `addr type name` and `addr type name [module]` lines (fields split by spaces or tabs). */
-function parseLines(text: string): Parsed {
-  const syms: RawSym[] = [];
-  let lines = 0;
-  let malformed = 0;
-  let maxDigits = 0;
-  const n = text.length;
-  let p = 0;
-  while (p < n) {
-    let e = text.indexOf('\n', p);
-    if (e < 0) e = n;
-    lines++;
-    let i = p;
-    p = e + 1;
-    while (i < e && isBlank(text.charCodeAt(i))) i++;
-    if (i === e) continue; // blank line
-    // address
-    const a0 = i;
-    let hi = 0;
-    let lo = 0;
-    let bad = false;
-    while (i < e && !isBlank(text.charCodeAt(i))) i++;
-    const digits = i - a0;
-    if (digits > 16) bad = true;
-    else {
-      for (let k = a0; k < i; k++) {
-        const d = hexDigit(text.charCodeAt(k));
-        if (d < 0) {
-          bad = true;
-          break;
+/**
+ * Reads `addr type name` and `addr type name [module]` lines (fields split by spaces or tabs)
+ * straight from the bytes of `chunks` (latin1), a line at a time, so the file never exists as
+ * one string and names do not keep the text alive. Lines longer than SYMBOLS_MAX_LINE are
+ * malformed; more than SYMBOLS_MAX_LINES lines is an InputLimitError.
+ */
+function parseChunks(chunks: Iterable<Uint8Array>, what = 'symbol file'): Parsed {
+  // Count first: a file of millions of minimal lines is refused before any table entry exists.
+  if (Array.isArray(chunks)) checkLineCount(chunks, what);
+  const out: Parsed = { syms: [], lines: 0, malformed: 0, maxDigits: 0, lastModule: null };
+  // A line split across chunks is copied here (at most SYMBOLS_MAX_LINE bytes are kept).
+  const carry = new Uint8Array(SYMBOLS_MAX_LINE);
+  let carryLen = 0;
+  let overlong = false;
+  let pending = false; // bytes of an unfinished line were seen
+  const endLine = (buf: Uint8Array, s: number, e: number) => {
+    if (++out.lines > SYMBOLS_MAX_LINES) throw tooManyLines(what);
+    if (overlong) out.malformed++;
+    else parseLine(buf, s, e, out);
+  };
+  for (const chunk of chunks) {
+    const n = chunk.length;
+    let p = 0;
+    while (p < n) {
+      let e = chunk.indexOf(10, p);
+      const complete = e >= 0;
+      if (!complete) e = n;
+      if (pending || !complete) {
+        // join with the carried part
+        const take = e - p;
+        if (!overlong) {
+          if (carryLen + take > SYMBOLS_MAX_LINE) overlong = true;
+          else {
+            carry.set(chunk.subarray(p, e), carryLen);
+            carryLen += take;
+          }
         }
-        if (i - k > 8) hi = hi * 16 + d;
-        else lo = lo * 16 + d;
-      }
+        pending = true;
+        if (complete) {
+          endLine(carry, 0, overlong ? 0 : carryLen);
+          carryLen = 0;
+          overlong = false;
+          pending = false;
+        }
+      } else if (e - p > SYMBOLS_MAX_LINE) {
+        overlong = true;
+        endLine(chunk, p, e);
+        overlong = false;
+      } else endLine(chunk, p, e);
+      p = e + 1;
     }
-    // type, name, optional [module]; a fifth field is an error
-    let t0 = -1, t1 = -1, n0 = -1, n1 = -1, m0 = -1, m1 = -1;
-    for (let field = 0; !bad; field++) {
-      while (i < e && isBlank(text.charCodeAt(i))) i++;
-      if (i === e) break;
-      const s = i;
-      while (i < e && !isBlank(text.charCodeAt(i))) i++;
-      if (field === 0) (t0 = s), (t1 = i);
-      else if (field === 1) (n0 = s), (n1 = i);
-      else if (field === 2) (m0 = s), (m1 = i);
-      else bad = true;
-    }
-    if (bad || n0 < 0 || t1 - t0 !== 1) {
-      malformed++;
-      continue;
-    }
-    let module: string | null = null;
-    if (m0 >= 0) {
-      if (m1 - m0 < 3 || text.charCodeAt(m0) !== 91 /* [ */ || text.charCodeAt(m1 - 1) !== 93 /* ] */) {
-        malformed++;
-        continue;
-      }
-      module = text.slice(m0 + 1, m1 - 1);
-    }
-    if (digits > maxDigits) maxDigits = digits;
-    syms.push({ hi, lo, type: text[t0], name: text.slice(n0, n1), module, pos: syms.length });
   }
-  return { syms, lines, malformed, maxDigits };
+  if (pending) endLine(carry, 0, overlong ? 0 : carryLen);
+  return out;
+}
+
+function checkLineCount(chunks: readonly Uint8Array[], what: string): void {
+  let n = 0;
+  for (const c of chunks) {
+    for (let i = c.indexOf(10); i >= 0; i = c.indexOf(10, i + 1)) n++;
+    if (n > SYMBOLS_MAX_LINES) throw tooManyLines(what);
+  }
+}
+
+function tooManyLines(what: string): InputLimitError {
+  return new InputLimitError(`${what}: more than ${SYMBOLS_MAX_LINES} lines, the limit for a symbol table (a real one has well under a million)`);
+}
+
+function latin1(b: Uint8Array, s: number, e: number): string {
+  return Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1');
+}
+
+function parseLine(b: Uint8Array, i: number, e: number, out: Parsed): void {
+  while (i < e && isBlank(b[i])) i++;
+  if (i === e) return; // blank line
+  // address
+  const a0 = i;
+  let hi = 0;
+  let lo = 0;
+  let bad = false;
+  while (i < e && !isBlank(b[i])) i++;
+  const digits = i - a0;
+  if (digits > 16) bad = true;
+  else {
+    for (let k = a0; k < i; k++) {
+      const d = hexDigit(b[k]);
+      if (d < 0) {
+        bad = true;
+        break;
+      }
+      if (i - k > 8) hi = hi * 16 + d;
+      else lo = lo * 16 + d;
+    }
+  }
+  // type, name, optional [module]; a fifth field is an error
+  let t0 = -1, t1 = -1, n0 = -1, n1 = -1, m0 = -1, m1 = -1;
+  for (let field = 0; !bad; field++) {
+    while (i < e && isBlank(b[i])) i++;
+    if (i === e) break;
+    const s = i;
+    while (i < e && !isBlank(b[i])) i++;
+    if (field === 0) (t0 = s), (t1 = i);
+    else if (field === 1) (n0 = s), (n1 = i);
+    else if (field === 2) (m0 = s), (m1 = i);
+    else bad = true;
+  }
+  if (bad || n0 < 0 || t1 - t0 !== 1) {
+    out.malformed++;
+    return;
+  }
+  let module: string | null = null;
+  if (m0 >= 0) {
+    if (m1 - m0 < 3 || b[m0] !== 91 /* [ */ || b[m1 - 1] !== 93 /* ] */) {
+      out.malformed++;
+      return;
+    }
+    module = latin1(b, m0 + 1, m1 - 1);
+    if (module === out.lastModule) module = out.lastModule; // one string per run of a module's lines
+    else out.lastModule = module;
+  }
+  if (digits > out.maxDigits) out.maxDigits = digits;
+  out.syms.push({ hi, lo, type: String.fromCharCode(b[t0]), name: latin1(b, n0, n1), module, pos: out.syms.length });
 }
 
 // ---- the table ---------------------------------------------------------------------------------
@@ -538,8 +596,9 @@ export class SymbolTable {
   }
 
   /** See `loadSymbolTable()`. */
-  static load(bytes: Uint8Array, opts: LoadSymbolOptions = {}): SymbolTable {
-    return new SymbolTable(prepare(bytes, opts), opts.slide ?? 0n);
+  /** `input`: the file's bytes (plain or gzip), or the already decompressed content in chunks. */
+  static load(input: Uint8Array | Iterable<Uint8Array>, opts: LoadSymbolOptions = {}): SymbolTable {
+    return new SymbolTable(prepare(input, opts), opts.slide ?? 0n);
   }
 
   /** The same symbols with another core-kernel slide (replaces, does not add to, the current one). */
@@ -674,9 +733,8 @@ function rawAddress(addr: bigint): string {
   return '0x' + addr.toString(16);
 }
 
-function prepare(bytes: Uint8Array, opts: LoadSymbolOptions): Prepared {
-  const text = decodeInput(bytes);
-  const { syms, lines, malformed, maxDigits } = parseLines(text);
+function prepare(input: Uint8Array | Iterable<Uint8Array>, opts: LoadSymbolOptions): Prepared {
+  const { syms, lines, malformed, maxDigits } = parseChunks(input instanceof Uint8Array ? decodeInput(input) : input);
   if (syms.length === 0) throw new BadInputError('symbol file: no symbol lines found');
   if (syms.every((s) => s.hi === 0 && s.lo === 0)) {
     throw new BadInputError('symbol file: every address is 0 (kallsyms read without permission to see addresses)');
@@ -761,6 +819,39 @@ function systemMapToKallsyms(map: RawSym[], all: boolean): RawSym[] {
  */
 export function loadSymbolTable(bytes: Uint8Array, opts: LoadSymbolOptions = {}): SymbolTable {
   return SymbolTable.load(bytes, opts);
+}
+
+/**
+ * Reads a symbol file (plain or gzip) from disk with bounded memory: the file is checked with
+ * fstat() and inflated as a stream with a hard cap of SYMBOLS_MAX_BYTES (input-limits.ts), so a
+ * decompression bomb or an oversize file is an InputLimitError (BadInputError, exit 6) that names
+ * the file and the limit, and the content is parsed without ever holding it as one string.
+ * @throws UsageError when the file cannot be read.
+ */
+export async function loadSymbolFile(path: string, opts: LoadSymbolOptions = {}): Promise<SymbolTable> {
+  const chunks = await readMaybeGzipChunks(path, SYMBOLS_MAX_BYTES, '--symbols');
+  try {
+    checkLineCount(chunks, 'symbol file');
+  } catch (e) {
+    throw new InputLimitError(`--symbols ${path}: ${(e as Error).message.replace(/^symbol file: /, '')}`);
+  }
+  // Parsed chunks are dropped as the parser moves on.
+  function* drain(): Generator<Uint8Array> {
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i];
+      (chunks as (Buffer | null)[])[i] = null;
+      yield c;
+    }
+  }
+  try {
+    return SymbolTable.load(drain(), opts);
+  } catch (e) {
+    if (e instanceof BadInputError && e.message.startsWith('symbol file')) {
+      const err = new (e.constructor as typeof BadInputError)(`--symbols ${path}: ${e.message.replace(/^symbol file: /, '')}`);
+      throw err;
+    }
+    throw e;
+  }
 }
 
 /** The kernel's `%ps`: `name` or `name [module]`; `0x%lx` when unresolved or without a table. */
