@@ -159,7 +159,11 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
   const scoring = found.length > 512 ? found.filter((_, i) => i % Math.ceil(found.length / 512) === 0) : found;
   const spacing = kmsgSpacing(found);
   const cand = (k: SizeParam) => (known[k] ? [known[k]!.value] : k === 'kmsg_size' ? kmsgCandidates(spacing) : FRONTEND_CANDIDATES);
+  // Up to ~250 000 candidates: keep only the best TOP ones, in the order a stable sort by
+  // descending score would give them (ties in enumeration order), instead of sorting them all.
+  const TOP = 50;
   const candidates: Candidate[] = [];
+  let fits = 0;
   for (const pm of cand('pmsg_size'))
     for (const co of cand('console_size'))
       for (const ft of cand('ftrace_size'))
@@ -168,11 +172,16 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
           const cpuList = ft > 0 ? (cpusKnown ? [cpusKnown.value] : CPU_CANDIDATES) : [cpusKnown?.value ?? 1];
           for (const cpus of cpuList) {
             const score = scoreCandidate(kib, cpus, src.size, scoring, spacing);
-            if (score !== null) candidates.push({ kib, cpus, score });
+            if (score === null) continue;
+            fits++;
+            if (candidates.length === TOP && score <= candidates[TOP - 1].score) continue;
+            let at = candidates.length;
+            while (at > 0 && candidates[at - 1].score < score) at--;
+            candidates.splice(at, 0, { kib, cpus, score });
+            if (candidates.length > TOP) candidates.pop();
           }
         }
-  if (candidates.length === 0) throw new NoPstoreError('no zone layout fits this region with the given parameters');
-  candidates.sort((a, b) => b.score - a.score);
+  if (fits === 0) throw new NoPstoreError('no zone layout fits this region with the given parameters');
   const best = candidates[0];
   const sources = {} as Record<SizeParam, ParamSource>;
   for (const k of SIZE_PARAMS) sources[k] = known[k]?.source ?? 'detected';
