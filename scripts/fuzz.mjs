@@ -1,0 +1,184 @@
+#!/usr/bin/env node
+// Fuzzing entry point: `npm run fuzz -- --seconds N` (after `npm run build`).
+//
+// Each target (scripts/fuzz/targets.mjs: pstore, partition, bmap, profile, cmdline, symbols,
+// kconfig) runs in a worker thread on deterministic inputs: input i of a target is generated
+// from a PRNG seeded with (seed, i), so any input can be regenerated. A watchdog in this thread
+// treats an input that runs longer than --hang-ms as a hang; any exception that is not a typed
+// CrashcartError is a failure. Both save the input under --out and make the run exit 1.
+//
+//   --seconds N        time budget, shared by the targets (default 60)
+//   --target a,b       targets to run (default: all)
+//   --seed S           base seed (default 1)
+//   --iterations N     stop a target after N inputs (default: unlimited)
+//   --jobs J           workers per target (default 1); worker k runs inputs k·10⁹, k·10⁹+1, …
+//   --hang-ms MS       hang threshold per input (default 5000)
+//   --out DIR          where failing inputs go (default fuzz-findings)
+//   --keep-going       keep fuzzing after a failure (up to 20 per worker)
+//   --replay FILE.bin  run one saved input again and print what happens
+import { Worker } from 'node:worker_threads';
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { mix, rng, strSeed } from './fuzz/mutate.mjs';
+import { saveInput, describeError } from './fuzz/save.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ALL = ['pstore', 'partition', 'bmap', 'profile', 'cmdline', 'symbols', 'kconfig'];
+
+function parseArgs(argv) {
+  const o = { seconds: 60, targets: ALL, seed: 1, iterations: Infinity, jobs: 1, hangMs: 5000, out: 'fuzz-findings', keepGoing: false, replay: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) usage(`${a} needs a value`);
+      return v;
+    };
+    const num = (min) => {
+      const v = Number(val());
+      if (!Number.isFinite(v) || v < min) usage(`${a} must be a number ≥ ${min}`);
+      return v;
+    };
+    if (a === '--seconds') o.seconds = num(0);
+    else if (a === '--target' || a === '--targets') o.targets = val().split(',').filter(Boolean);
+    else if (a === '--seed') o.seed = Math.floor(num(0)) >>> 0;
+    else if (a === '--iterations') o.iterations = Math.floor(num(1));
+    else if (a === '--jobs') o.jobs = Math.floor(num(1));
+    else if (a === '--hang-ms') o.hangMs = num(100);
+    else if (a === '--out') o.out = val();
+    else if (a === '--keep-going') o.keepGoing = true;
+    else if (a === '--replay') o.replay = val();
+    else if (a === '-h' || a === '--help') usage();
+    else usage(`unknown argument ${a}`);
+  }
+  for (const t of o.targets) if (!ALL.includes(t)) usage(`unknown target ${t} (targets: ${ALL.join(', ')})`);
+  return o;
+}
+
+function usage(msg) {
+  if (msg) console.error(`fuzz: ${msg}`);
+  console.error('usage: npm run fuzz -- [--seconds N] [--target a,b] [--seed S] [--iterations N] [--jobs J] [--hang-ms MS] [--out DIR] [--keep-going] [--replay FILE.bin]');
+  process.exit(msg ? 2 : 0);
+}
+
+if (!existsSync(join(here, '../dist/src/index.js'))) {
+  console.error('fuzz: dist/ is missing; run `npm run build` first');
+  process.exit(2);
+}
+
+const opts = parseArgs(process.argv.slice(2));
+
+if (opts.replay) {
+  const meta = JSON.parse(readFileSync(opts.replay.replace(/\.bin$/, '.json'), 'utf8'));
+  const { TARGETS, CrashcartError } = await import('./fuzz/targets.mjs');
+  const t = TARGETS[meta.target];
+  const corpus = await t.setup();
+  const input = t.load(readFileSync(opts.replay), meta);
+  const t0 = performance.now();
+  try {
+    await t.run(input, corpus);
+    console.log(`replay ${opts.replay}: ok in ${(performance.now() - t0).toFixed(1)} ms`);
+  } catch (e) {
+    const typed = e instanceof CrashcartError;
+    console.log(`replay ${opts.replay}: ${typed ? 'typed error' : 'FAILURE'} after ${(performance.now() - t0).toFixed(1)} ms\n${describeError(e)}`);
+    process.exit(typed ? 0 : 1);
+  }
+  process.exit(0);
+}
+
+/** Regenerates input `i` of a target in this thread (for hangs and crashed workers). */
+async function regenerate(target, seed, i) {
+  const { TARGETS } = await import('./fuzz/targets.mjs');
+  const t = TARGETS[target];
+  const corpus = await t.setup();
+  return t.save(t.gen(rng(mix(seed, i)), corpus));
+}
+
+function runWorker(target, seed, start, seconds, maxIterations) {
+  return new Promise((resolveP) => {
+    const shared = new SharedArrayBuffer(16);
+    const st = new Int32Array(shared);
+    const w = new Worker(join(here, 'fuzz/worker.mjs'), {
+      workerData: { target, seed, start, seconds, maxIterations, shared, outDir: opts.out, keepGoing: opts.keepGoing, maxFailures: 20 },
+      resourceLimits: { maxOldGenerationSizeMb: 1536 },
+    });
+    const result = { target, iterations: 0, typed: 0, failures: [], hang: null, ms: 0, errorKinds: {} };
+    let lastDone = -1;
+    let lastChange = Date.now();
+    let ready = false;
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearInterval(timer);
+      resolveP(result);
+    };
+    const report = async (kind, detail) => {
+      const i = Atomics.load(st, 0);
+      const file = saveInput(opts.out, target, seed, i, await regenerate(target, seed, i));
+      result.failures.push({ iteration: i, file, error: `${kind}: ${detail}` });
+      result.iterations = (Atomics.load(st, 2) >>> 0) + 1;
+      console.error(`\n[${target}] ${kind} on input ${i} (seed ${seed}); saved ${file}\n${detail}`);
+      finish();
+    };
+    const timer = setInterval(() => {
+      if (!ready || finished) return;
+      const done = Atomics.load(st, 2);
+      if (done !== lastDone) {
+        lastDone = done;
+        lastChange = Date.now();
+      } else if (Atomics.load(st, 1) === 1 && Date.now() - lastChange > opts.hangMs) {
+        result.hang = Atomics.load(st, 0);
+        void w.terminate();
+        void report('HANG', `one input ran for more than ${opts.hangMs} ms`);
+      }
+    }, 100);
+    w.on('message', (m) => {
+      if (m.type === 'ready') {
+        ready = true;
+        lastChange = Date.now();
+      } else if (m.type === 'failure') {
+        result.failures.push({ iteration: m.iteration, file: m.file, error: m.error });
+        console.error(`\n[${target}] FAILURE on input ${m.iteration} (seed ${seed}); saved ${m.file}\n${m.error}`);
+      } else if (m.type === 'done') {
+        Object.assign(result, { iterations: m.iterations, typed: m.typed, ms: m.ms, errorKinds: m.errorKinds });
+      }
+    });
+    w.on('error', (e) => {
+      if (finished) return;
+      void report('CRASH', describeError(e));
+    });
+    w.on('exit', () => {
+      if (!result.hang && !finished && result.failures.every((f) => !f.error.startsWith('CRASH'))) finish();
+    });
+  });
+}
+
+const perTarget = opts.seconds / opts.targets.length;
+const results = [];
+const t0 = Date.now();
+console.log(`fuzz: seed ${opts.seed}, ${opts.targets.join(', ')}; ${perTarget.toFixed(1)} s per target, ${opts.jobs} worker(s) each, hang threshold ${opts.hangMs} ms`);
+for (const target of opts.targets) {
+  const seed = mix(opts.seed, strSeed(target));
+  const per = opts.iterations === Infinity ? Infinity : Math.ceil(opts.iterations / opts.jobs);
+  const rs = await Promise.all(Array.from({ length: opts.jobs }, (_, k) => runWorker(target, seed, k * 1e9, perTarget, per)));
+  const agg = { target, iterations: 0, typed: 0, failures: [], ms: 0, errorKinds: {} };
+  for (const r of rs) {
+    agg.iterations += r.iterations;
+    agg.typed += r.typed;
+    agg.failures.push(...r.failures);
+    agg.ms = Math.max(agg.ms, r.ms);
+    for (const [k, v] of Object.entries(r.errorKinds)) agg.errorKinds[k] = (agg.errorKinds[k] ?? 0) + v;
+  }
+  const rate = agg.ms > 0 ? (agg.iterations / agg.ms) * 1000 : 0;
+  const kinds = Object.entries(agg.errorKinds).map(([k, v]) => `${k} ${v}`).join(', ');
+  console.log(`  ${target.padEnd(10)} ${String(agg.iterations).padStart(9)} inputs  ${rate.toFixed(1).padStart(8)}/s  typed errors ${agg.typed}${kinds ? ` (${kinds})` : ''}  failures ${agg.failures.length}`);
+  results.push(agg);
+}
+const total = results.reduce((a, r) => a + r.iterations, 0);
+const failed = results.flatMap((r) => r.failures);
+const secs = (Date.now() - t0) / 1000;
+console.log(`fuzz: ${total} inputs in ${secs.toFixed(1)} s (${(total / secs).toFixed(1)}/s); ${failed.length ? `${failed.length} FAILURE(S):` : 'no untyped exception, no hang'}`);
+for (const f of failed) console.log(`  ${f.file}: ${f.error.split('\n')[0]}`);
+process.exit(failed.length ? 1 : 0);
