@@ -11,8 +11,8 @@
  * Every decoder checks the container's own integrity data, and a failed check is an error
  * like any other (so a flash that hits one fails, and the card is never called verified):
  * - gzip: CRC-32 and ISIZE of every member (node:zlib); members one after the other are read
- *   as one image; zero bytes after the last member are ignored (as gzip and zlib do), any
- *   other data there is an error.
+ *   as one image; zero bytes after the last member are ignored with a warning (as gzip -d
+ *   does), any other data there is an error.
  * - zstd: every frame's content checksum (XXH64) and declared content size — fzstd checks
  *   neither, zstdVerifiedStream does; skippable frames are skipped; trailing data is an error.
  * - xz: every block's CRC32 or CRC64 (xz-embedded). A stream with SHA-256 or another check
@@ -21,6 +21,7 @@
  * - bzip2: every block's CRC and the combined stream CRC; trailing data is an error.
  */
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
@@ -138,6 +139,34 @@ class AdaptiveSlicer {
   observe(inBytes: number, outBytes: number): void {
     if (outBytes > AdaptiveSlicer.TARGET) this.size = Math.max(AdaptiveSlicer.MIN, Math.floor(this.size / Math.ceil(outBytes / AdaptiveSlicer.TARGET)));
     else if (outBytes < AdaptiveSlicer.TARGET / 4 && inBytes >= this.size) this.size = Math.min(AdaptiveSlicer.MAX, this.size * 2);
+  }
+}
+
+/**
+ * The gzip output, then a look at what node:zlib left unread: it stops at a zero byte after a
+ * member and ignores the rest of the input, whatever it is. Zero padding is accepted with a
+ * warning (as gzip -d does); anything else after it is trailing garbage, an error. (A non-zero
+ * byte right after a member is read as the next member's header and fails in zlib.)
+ */
+async function* gzipThenTail(path: string, decoded: AsyncIterable<Uint8Array>, gunzip: zlib.Gunzip, onWarning?: (message: string) => void): AsyncGenerator<Uint8Array> {
+  yield* decoded;
+  // bytes the engine consumed (lib/zlib.js counts what inflate took, not what it was given)
+  const used = gunzip.bytesWritten;
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    if (used >= size) return;
+    const buf = new Uint8Array(64 * 1024);
+    for (let pos = used; pos < size; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (bytesRead === 0) break;
+      const i = buf.subarray(0, bytesRead).findIndex((b) => b !== 0);
+      if (i >= 0) throw new Error(`the data at byte ${pos + i}, after the last gzip member and zero padding from byte ${used}, is not a gzip member (trailing garbage)`);
+      pos += bytesRead;
+    }
+    onWarning?.(`${size - used} zero byte(s) of padding after the last gzip member (ending at byte ${used}) ignored`);
+  } finally {
+    await fh.close();
   }
 }
 
@@ -362,9 +391,11 @@ export async function* decompressFile(path: string, format: ImageFormat, opts: D
       case 'raw':
         stream = input;
         break;
-      case 'gzip':
-        stream = viaTransform(input, zlib.createGunzip({ chunkSize: 256 * 1024 }), opts.signal);
+      case 'gzip': {
+        const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
+        stream = gzipThenTail(path, viaTransform(input, gunzip, opts.signal), gunzip, opts.onWarning);
         break;
+      }
       case 'zstd': {
         const native = nativeZstd();
         stream = native ? viaTransform(input, native(), opts.signal) : zstdVerifiedStream(input, { onWarning: opts.onWarning });

@@ -192,21 +192,26 @@ for (const set of SETS) {
     const junk = Buffer.from('garbage!');
     await assertCorrupt(dir, 'gz-junk', Buffer.concat([f('data.gz'), junk]), /not a gzip member \(trailing garbage/);
     await assertCorrupt(dir, 'multi-gz-junk', Buffer.concat([f('data.multi.gz'), junk]), /trailing garbage/);
+    await assertCorrupt(dir, 'gz-zeros-junk', Buffer.concat([f('data.gz'), Buffer.alloc(100), junk]), /after the last gzip member and zero padding .* \(trailing garbage\)/);
+    await assertCorrupt(dir, 'multi-gz-zeros-junk', Buffer.concat([f('data.multi.gz'), Buffer.alloc(70000), junk]), /trailing garbage/);
     await assertCorrupt(dir, 'zst-junk', Buffer.concat([f('data.zst'), junk]), /not a zstd frame \(trailing garbage/);
     await assertCorrupt(dir, 'zst-zeros', Buffer.concat([f('data.zst'), Buffer.alloc(8)]), /trailing garbage/);
     await assertCorrupt(dir, 'zst-3', Buffer.concat([f('data.zst'), junk.subarray(0, 3)]), /not a zstd frame/);
     await assertCorrupt(dir, 'bz2-junk', Buffer.concat([f('data.bz2'), junk]), /not a bzip2 stream \(trailing garbage/);
     await assertCorrupt(dir, 'xz-junk', Buffer.concat([f('data.crc64.xz'), junk]), /corrupt/);
     await assertCorrupt(dir, 'xz-3-zeros', Buffer.concat([f('data.crc64.xz'), Buffer.alloc(3)]), /corrupt/);
-    // decided: zero bytes after the last gzip member are ignored, as gzip and zlib do (block-device
-    // padding); xz allows stream padding (zeros, multiples of 4 bytes) by its format
-    for (const [name, pad] of [
-      ['data.gz', 512],
-      ['data.crc64.xz', 8],
+    // decided: zero bytes after the last gzip member are ignored with a warning, as gzip -d does
+    // (block-device padding); xz allows stream padding (zeros, multiples of 4 bytes) by its format
+    for (const [name, pad, warning] of [
+      ['data.gz', 512, /512 zero byte\(s\) of padding after the last gzip member/],
+      ['data.crc64.xz', 8, undefined],
     ] as const) {
       const p = join(dir, `${name}-padded`);
       await writeFile(p, Buffer.concat([f(name), Buffer.alloc(pad)]));
-      assert.ok((await decode(p)).bytes.equals(DATA), `${name} with ${pad} zero bytes after it`);
+      const r = await decode(p);
+      assert.ok(r.bytes.equals(DATA), `${name} with ${pad} zero bytes after it`);
+      if (warning) assert.match(r.warnings.join('\n'), warning);
+      else assert.deepEqual(r.warnings, []);
     }
   });
 
