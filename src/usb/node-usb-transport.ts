@@ -227,7 +227,7 @@ const openTransports = new Set<NodeUsbTransport>();
 
 /**
  * Closes every transport still open (releasing interfaces and re-attaching kernel drivers).
- * The CLI calls it from its SIGINT/SIGTERM handlers and on fatal errors.
+ * The CLI calls it (src/cli/usb-support.ts) when it exits on a signal outside a flash/read.
  */
 export async function closeAllUsbTransports(): Promise<void> {
   await Promise.allSettled([...openTransports].map((t) => t.close()));
