@@ -3,9 +3,9 @@ export * from './errors.js';
 export * from './blockdev/index.js';
 export * from './partition/index.js';
 /** The write gate every write goes through, and non-clobbering output files. */
-export { WriteGate, SYSTEM_DISK_FLAG, type WriteGateOptions } from './gate/write-gate.js';
+export { WriteGate, SYSTEM_DISK_FLAG, footprintOf, type WriteGateOptions } from './gate/write-gate.js';
 export { createExclusive, replaceFile, prepareOutputDir, createRunDir, writeNewFile } from './gate/outputs.js';
-export { footprintOf, footprintsConflict, type Footprint, type StorageUnit } from './host/block-topology.js';
+export { footprintsConflict, type Footprint, type StorageUnit } from './host/block-topology.js';
 export { parseCmdline, splitCmdline } from './pstore/cmdline.js';
 export { parseKconfig } from './pstore/kconfig.js';
 export type { PstoreParams, Sourced, ParamSource } from './pstore/params.js';

@@ -4,13 +4,8 @@
  */
 import type { BigIntStats } from 'node:fs';
 import type { DeviceIdentity } from './block-device.js';
+import { devNumber } from '../host/dev-number.js';
 
-/** Linux dev_t → "major:minor" (glibc's encoding). */
-export function devNumber(dev: bigint): string {
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
-  return `${major}:${minor}`;
-}
 
 /** A regular file: its file system's device and its inode (hard links share it). */
 export function fileIdentity(st: BigIntStats): DeviceIdentity {

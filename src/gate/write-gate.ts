@@ -16,9 +16,10 @@ import type { FileHandle } from 'node:fs/promises';
 import type { BlockDevice, DeviceIdentity } from '../blockdev/block-device.js';
 import { identityOf } from '../blockdev/identity.js';
 import { openDevice } from '../blockdev/open-device.js';
-import { systemDiskCheck, type SystemPaths } from '../blockdev/os-block-device.js';
+import type { SystemPaths } from '../host/sysfs-block.js';
 import { RefusedError } from '../errors.js';
-import { footprintOf, footprintsConflict, type Footprint } from '../host/block-topology.js';
+import { blockFootprint, fileFootprint, footprintsConflict, type Footprint } from '../host/block-topology.js';
+import { systemDiskCheck } from '../host/system-disk.js';
 import { createExclusive, openExistingForUpdate, replaceFile } from './outputs.js';
 
 export interface WriteGateOptions extends SystemPaths {
@@ -31,6 +32,13 @@ interface Known {
   /** What the object is to the command ("the image being flashed"), for messages. */
   role: string;
   footprint: Footprint;
+}
+
+/** Where the object an identity names keeps its bytes, and what it stands on. */
+export async function footprintOf(id: DeviceIdentity, opts: SystemPaths = {}): Promise<Footprint> {
+  if (id.kind === 'block') return blockFootprint(id.key, opts);
+  if (id.kind === 'file') return fileFootprint(id.key, id.fsDevice, opts);
+  return { objects: new Set([`${id.kind}:${id.key}`]), is: [], on: [] };
 }
 
 /** The flag that lifts the system-disk refusal, named in every refusal message. */

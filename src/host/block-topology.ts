@@ -4,10 +4,10 @@
  * regular file lives on. The write gate uses it to tell whether a write target and an input
  * share storage, whatever names they were given.
  */
-import { readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
+import { readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DeviceIdentity } from '../blockdev/block-device.js';
-import { devNumber } from '../blockdev/identity.js';
+import { devNumber } from './dev-number.js';
+import { exists, readText } from './sysfs-block.js';
 
 export interface SysfsRoot {
   /** Default "/sys". */
@@ -28,23 +28,6 @@ export interface Footprint {
   is: StorageUnit[];
   /** Block storage the object lives on (the file system holding a file or a loop backing file). */
   on: StorageUnit[];
-}
-
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return (await readFile(path, 'utf8')).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function listDir(path: string): Promise<string[]> {
@@ -93,9 +76,8 @@ export async function blockFootprint(num: string, opts: SysfsRoot = {}, depth = 
   if (backing) {
     try {
       const st = await stat(backing.replace(/ \(deleted\)$/, ''), { bigint: true });
-      fp.objects.add(`file:${st.dev}:${st.ino}`);
-      const host = await blockFootprint(devNumber(st.dev), opts, depth + 1);
-      fp.on.push(...host.is, ...host.on);
+      const file = await fileFootprint(`${st.dev}:${st.ino}`, devNumber(st.dev), opts);
+      merge(fp, { objects: file.objects, is: [], on: file.on });
     } catch {
       /* backing file gone or unreachable from here */
     }
@@ -109,12 +91,11 @@ function merge(into: Footprint, from: Footprint): void {
   into.on.push(...from.on);
 }
 
-/** The footprint of an opened device or file, from its identity. */
-export async function footprintOf(id: DeviceIdentity, opts: SysfsRoot = {}): Promise<Footprint> {
-  if (id.kind === 'block') return blockFootprint(id.key, opts);
-  const fp: Footprint = { objects: new Set([`${id.kind}:${id.key}`]), is: [], on: [] };
-  if (id.kind === 'file' && id.fsDevice) {
-    const host = await blockFootprint(id.fsDevice, opts);
+/** A file (`key` = `st_dev:st_ino`) on the file system of device `fsDevice`. */
+export async function fileFootprint(key: string, fsDevice: string | undefined, opts: SysfsRoot = {}): Promise<Footprint> {
+  const fp: Footprint = { objects: new Set([`file:${key}`]), is: [], on: [] };
+  if (fsDevice) {
+    const host = await blockFootprint(fsDevice, opts);
     fp.on.push(...host.is, ...host.on);
   }
   return fp;

@@ -10,6 +10,7 @@
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { parseMountinfo } from '../host/proc-mounts.js';
 
 export interface KernelDisk {
   /** `sdb`. */
@@ -52,15 +53,9 @@ function list(p: string): string[] {
 /** major:minor → mount points, from mountinfo (field 3 is the device number). */
 function mountsByDevNumber(path: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  const text = read(path);
-  if (!text) return out;
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    if (f.length < 5) continue;
-    const mp = f[4].replace(/\\040/g, ' ');
-    const arr = out.get(f[2]) ?? [];
-    arr.push(mp);
-    out.set(f[2], arr);
+  for (const m of parseMountinfo(read(path) ?? '')) {
+    if (!m.devNum) continue;
+    out.set(m.devNum, [...(out.get(m.devNum) ?? []), m.mountPoint]);
   }
   return out;
 }

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile, readFile, truncate, chmod } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
-import { devNumber } from '../../../src/blockdev/identity.js';
+import { devNumber } from '../../../src/host/dev-number.js';
 import { openImageFile, mapOpenError } from '../../../src/blockdev/image-file-device.js';
 import { mapWriteError, IO_CHUNK } from '../../../src/blockdev/file-handle-device.js';
 import { RegionDevice } from '../../../src/blockdev/region-device.js';

@@ -4,13 +4,9 @@ import { mkdtemp, rm, writeFile, mkdir, symlink, stat, open } from 'node:fs/prom
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
-import {
-  openOsBlockDevice,
-  systemDiskCheck,
-  parseMountinfo,
-  parseProcMounts,
-  parseProcSwaps,
-} from '../../../src/blockdev/os-block-device.js';
+import { openOsBlockDevice } from '../../../src/blockdev/os-block-device.js';
+import { systemDiskCheck } from '../../../src/host/system-disk.js';
+import { parseMountinfo, parseProcMounts, parseProcSwaps } from '../../../src/host/proc-mounts.js';
 import { UsageError, WriteProtectedError } from '../../../src/errors.js';
 
 let root = '';

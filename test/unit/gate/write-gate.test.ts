@@ -184,7 +184,7 @@ test('a loop device over an input is that input; over a file on the system disk 
   const loop2 = loopOver(other);
   if (!loop2) return;
   t.after(() => execFileSync('losetup', ['-d', loop2]));
-  const { systemDiskCheck } = await import('../../../src/blockdev/os-block-device.js');
+  const { systemDiskCheck } = await import('../../../src/host/system-disk.js');
   const host = await systemDiskCheck(loop2);
   if (!host.inUse) return; // this temp folder is on a disk the system does not use
   await assert.rejects(new WriteGate().openDevice(loop2, { dryRun: true }), refused(/loop device backed by .*--force-system-disk/s));
