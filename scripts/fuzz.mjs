@@ -52,7 +52,7 @@ function parseArgs(argv) {
     else if (a === '-h' || a === '--help') usage();
     else usage(`unknown argument ${a}`);
   }
-  for (const t of o.targets) if (!ALL.includes(t)) usage(`unknown target ${t} (targets: ${ALL.join(', ')})`);
+  for (const t of o.targets) if (!ALL.includes(t) && t !== 'selftest') usage(`unknown target ${t} (targets: ${ALL.join(', ')})`);
   return o;
 }
 
@@ -99,6 +99,7 @@ function runWorker(target, seed, start, seconds, maxIterations) {
   return new Promise((resolveP) => {
     const shared = new SharedArrayBuffer(16);
     const st = new Int32Array(shared);
+    live.add(st);
     const w = new Worker(join(here, 'fuzz/worker.mjs'), {
       workerData: { target, seed, start, seconds, maxIterations, shared, outDir: opts.out, keepGoing: opts.keepGoing, maxFailures: 20 },
       resourceLimits: { maxOldGenerationSizeMb: 1536 },
@@ -111,6 +112,7 @@ function runWorker(target, seed, start, seconds, maxIterations) {
     const finish = () => {
       if (finished) return;
       finished = true;
+      live.delete(st);
       clearInterval(timer);
       resolveP(result);
     };
@@ -145,19 +147,29 @@ function runWorker(target, seed, start, seconds, maxIterations) {
         Object.assign(result, { iterations: m.iterations, typed: m.typed, ms: m.ms, errorKinds: m.errorKinds });
       }
     });
+    let crashed = false;
     w.on('error', (e) => {
       if (finished) return;
+      crashed = true;
       void report('CRASH', describeError(e));
     });
     w.on('exit', () => {
-      if (!result.hang && !finished && result.failures.every((f) => !f.error.startsWith('CRASH'))) finish();
+      if (result.hang === null && !finished && !crashed) finish();
     });
   });
 }
 
+const t0 = Date.now();
+// Progress every 60 s on long runs: inputs finished so far, per worker counter.
+const live = new Set();
+const progress = setInterval(() => {
+  let n = 0;
+  for (const st of live) n += Atomics.load(st, 2) >>> 0;
+  if (live.size) console.log(`  … ${n} inputs of the current target after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}, 60_000);
+progress.unref();
 const perTarget = opts.seconds / opts.targets.length;
 const results = [];
-const t0 = Date.now();
 console.log(`fuzz: seed ${opts.seed}, ${opts.targets.join(', ')}; ${perTarget.toFixed(1)} s per target, ${opts.jobs} worker(s) each, hang threshold ${opts.hangMs} ms`);
 for (const target of opts.targets) {
   const seed = mix(opts.seed, strSeed(target));

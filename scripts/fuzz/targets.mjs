@@ -550,5 +550,20 @@ export const kconfig = {
   load: (bin) => ({ bytes: new Uint8Array(bin) }),
 };
 
-export const TARGETS = { pstore, partition, bmap, profile, cmdline, symbols, kconfig };
+/** Checks the harness itself (`--target selftest`): input 3 throws a TypeError, input 5 never ends (with `--hang-ms`). */
+export const selftest = {
+  name: 'selftest',
+  describe: 'harness check: one untyped exception, one typed error, one hang',
+  setup: () => ({}),
+  gen: (r) => ({ n: r.int(8) }),
+  run(x) {
+    if (x.n === 3) throw new TypeError('deliberate untyped exception');
+    if (x.n === 4) throw new CrashcartError('deliberate typed error');
+    if (x.n === 5 && process.env.FUZZ_SELFTEST_HANG) for (;;);
+  },
+  save: (x) => ({ bin: Buffer.from([x.n]), meta: {} }),
+  load: (bin) => ({ n: bin[0] }),
+};
+
+export const TARGETS = { pstore, partition, bmap, profile, cmdline, symbols, kconfig, selftest };
 export { SIG };
