@@ -190,8 +190,11 @@ function onOutputError(err: unknown): void {
   void err;
   state.outputBroken = true;
   if (state.op) state.op.stop('EPIPE');
-  else if (state.installed === 0) process.exitCode = ExitCode.BROKEN_PIPE;
+  else if (state.installed === 0 && !SIGNAL_CODES.has(Number(process.exitCode ?? 0))) process.exitCode = ExitCode.BROKEN_PIPE;
 }
+
+/** Exit codes a signal gave; a broken output afterwards does not replace them. */
+const SIGNAL_CODES = new Set<number>([ExitCode.HANGUP, ExitCode.CANCELLED, ExitCode.TERMINATED]);
 
 let outputHandlersInstalled = false;
 

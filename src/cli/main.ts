@@ -26,7 +26,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const code = await run(argv);
     // The output went away (`| head -1`): a defined code, no stack trace, nothing more written.
-    return outputBroken() ? ExitCode.BROKEN_PIPE : code;
+    // A signal that stopped the command keeps its own code (SIGHUP also takes the terminal away).
+    const bySignal = code === ExitCode.HANGUP || code === ExitCode.CANCELLED || code === ExitCode.TERMINATED;
+    return outputBroken() && !bySignal ? ExitCode.BROKEN_PIPE : code;
   } finally {
     uninstall();
   }
