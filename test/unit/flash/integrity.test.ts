@@ -200,6 +200,8 @@ for (const set of SETS) {
     await assertCorrupt(dir, 'bz2-junk', Buffer.concat([f('data.bz2'), junk]), /not a bzip2 stream \(trailing garbage/);
     await assertCorrupt(dir, 'xz-junk', Buffer.concat([f('data.crc64.xz'), junk]), /corrupt/);
     await assertCorrupt(dir, 'xz-3-zeros', Buffer.concat([f('data.crc64.xz'), Buffer.alloc(3)]), /corrupt/);
+    await assertCorrupt(dir, 'xz-padding-junk', Buffer.concat([f('data.crc64.xz'), Buffer.alloc(8), junk]), /corrupt/);
+    await assertCorrupt(dir, 'bz2-zeros', Buffer.concat([f('data.bz2'), Buffer.alloc(8)]), /trailing garbage/);
     // decided: zero bytes after the last gzip member are ignored with a warning, as gzip -d does
     // (block-device padding); xz allows stream padding (zeros, multiples of 4 bytes) by its format
     for (const [name, pad, warning] of [
