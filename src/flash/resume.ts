@@ -7,8 +7,9 @@
  * and modification time — a changed image never resumes) and the card (serial number when the
  * backend knows one, else the device name, plus its size).
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { WriteGate } from '../gate/write-gate.js';
+import { readFileBounded, STATE_MAX_BYTES } from '../input-limits.js';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { BlockDevice } from '../blockdev/block-device.js';
@@ -50,7 +51,8 @@ export class ResumeJournal {
 
   private async load(): Promise<ResumeEntry[]> {
     try {
-      const v = JSON.parse(await readFile(this.path, 'utf8')) as unknown;
+      // Our own file, but bounded all the same: an oversize journal is ignored like a corrupt one.
+      const v = JSON.parse(readFileBounded(this.path, STATE_MAX_BYTES, 'resume journal').toString('utf8')) as unknown;
       return Array.isArray(v) ? (v as ResumeEntry[]).filter((e) => typeof e?.key === 'string' && Number.isSafeInteger(e.offset)) : [];
     } catch {
       return [];
