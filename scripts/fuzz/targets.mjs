@@ -341,6 +341,12 @@ export const bmap = {
         t = lines.join('\n');
       }
     }
+    if (r.chance(0.15)) {
+      // non-ASCII text (UTF-8), some of which changes length under toLowerCase()/toUpperCase()
+      const u = Buffer.from(r.pick(['\u0130', '\u1e9e', '\ufb00', '\u00df', '\u03a3', '\u{1f600}', '\ufffd', '\u212a']).repeat(1 + r.int(50)), 'utf8').toString('latin1');
+      const at = r.int(t.length + 1);
+      t = t.slice(0, at) + u + t.slice(at);
+    }
     if (k >= 3) t = mutateText(t, r, { maxOps: k === 5 ? 6 : 2, hot: [[t.indexOf('<bmap'), t.length]] });
     if (r.chance(0.6)) t = fixBmapChecksum(t);
     return { bytes: Buffer.from(t, 'latin1') };

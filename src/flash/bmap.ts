@@ -182,7 +182,9 @@ export function parseBmap(bytes: Uint8Array, path = 'bmap'): Bmap {
   if (checksumType && fileSumTag) {
     const want = tagText(xml, fileSumTag)?.toLowerCase();
     if (want) {
-      const at = raw.indexOf(want) >= 0 ? raw.indexOf(want) : raw.toLowerCase().indexOf(want);
+      // Case-insensitive search that keeps string offsets: toLowerCase() changes the length of
+      // some non-ASCII text (e.g. U+0130), which used to shift the position past the end.
+      const at = raw.indexOf(want) >= 0 ? raw.indexOf(want) : raw.replace(/[A-Z]+/g, (c) => c.toLowerCase()).indexOf(want);
       const zeroed = Buffer.from(bytes);
       const byteAt = at < 0 ? -1 : Buffer.byteLength(raw.slice(0, at));
       if (byteAt < 0 || byteAt + want.length > zeroed.length) {

@@ -140,3 +140,18 @@ describe('other inputs', () => {
     assert.throws(() => parseCmdline('x'.repeat(CMDLINE_MAX_BYTES + 1)), isLimit(/kernel command line: 1048577 characters is longer than the 1 MiB limit/));
   });
 });
+
+describe('bmap file checksum', () => {
+  it('an upper-case checksum after non-ASCII comment text is found where it is (regression: toLowerCase() shifted it, RangeError)', async () => {
+    const { createHash } = await import('node:crypto');
+    const head = '<?xml version="1.0" ?>\n<!-- ' + '\u0130'.repeat(200) + ' -->\n<bmap version="1.3">\n<ImageSize>4096</ImageSize>\n<BlockSize>4096</BlockSize>\n<BlocksCount>1</BlocksCount>\n<MappedBlocksCount>1</MappedBlocksCount>\n<BlockMap>\n<Range>0</Range>\n</BlockMap>\n<BmapFileSHA1>';
+    const tail = '</BmapFileSHA1>\n</bmap>\n';
+    const zero = Buffer.from(head + '0'.repeat(40) + tail, 'utf8');
+    const sum = createHash('sha1').update(zero).digest('hex').toUpperCase();
+    const b = parseBmap(Buffer.from(head + sum + tail, 'utf8'), 'upper.bmap');
+    assert.equal(b.mappedBlocksCount, 1);
+    // a checksum text that is nowhere in the file as such is a SourceError, not a RangeError
+    const bad = Buffer.from(head + 'ABC' + tail, 'utf8');
+    assert.throws(() => parseBmap(bad, 'bad.bmap'), (e) => e instanceof SourceError);
+  });
+});
