@@ -76,6 +76,12 @@ async function run(argv: string[]): Promise<number> {
     process.stderr.write(`crashcart: ${failed.message}\n`);
     return failed.exitCode;
   }
+  // Ctrl-C at a prompt (readline rejects with "Aborted with Ctrl+C") or an abort that reached
+  // here unwrapped: a cancellation, not an internal error.
+  if ((failed as Error)?.name === 'AbortError') {
+    process.stderr.write(`crashcart: cancelled (${(failed as Error).message || 'aborted'})\n`);
+    return ExitCode.CANCELLED;
+  }
   process.stderr.write(`crashcart: internal error: ${(failed as Error)?.stack ?? String(failed)}\n`);
   return ExitCode.INTERNAL;
 }
