@@ -1,6 +1,6 @@
 /**
  * The real executable on hostile inputs: 1 GiB decompression bombs and oversize files given as
- * --symbols, --kconfig and --profile end with exit 6 and a message naming the file and the
+ * --symbols, --kconfig, --profile and --bmap end with exit 6 and a message naming the file and the
  * limit, with the peak RSS of the process measured (GNU time's %M when /usr/bin/time exists,
  * else process.resourceUsage().maxRSS reported by a wrapper around the same main()); and
  * geometry arguments outside the kernel's ranges end with exit 2 naming the range.
@@ -112,6 +112,13 @@ describe('bounded inputs through the real CLI', { timeout: 240_000 }, () => {
   it('--profile: a 1 GiB profile file', () => {
     const r = runMeasured('pstore', 'layout', '--region-size', '1M', '--profile', sparse('board.json', 1 << 30));
     assertBounded(r, 'profile 1 GiB file', /profile .*board\.json: 1073741824 bytes is larger than the 1 MiB limit/);
+  });
+
+  it('--bmap: a 1 GiB bmap file (provision --dry-run, nothing written)', () => {
+    const card = sparse('card.img', 64 << 20);
+    const root = sparse('root.img', 1 << 20);
+    const r = runMeasured('provision', card, '--profile', 'qemu-x86_64', '--image', `rootfs=${root}`, '--bmap', `rootfs=${sparse('huge.bmap', 1 << 30)}`, '--dry-run');
+    assertBounded(r, 'bmap 1 GiB file', /bmap .*huge\.bmap: 1073741824 bytes is larger than the 32 MiB limit/);
   });
 });
 
