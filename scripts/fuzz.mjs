@@ -95,20 +95,28 @@ async function regenerate(target, seed, i) {
   return t.save(t.gen(rng(mix(seed, i)), corpus));
 }
 
-function runWorker(target, seed, start, seconds, maxIterations) {
+/**
+ * Runs inputs start, start+1, … of a target in a worker until `seconds` or `maxIterations`.
+ * An input that runs past --hang-ms is run again alone in a fresh worker: if it passes the
+ * threshold again it is a HANG (saved, the run fails); if not, the first time was the machine
+ * being busy — it is saved under slow-*, and the run resumes after it (`resumeFrom`).
+ * `confirm`: that re-run (no re-confirmation, nothing saved).
+ */
+function runWorker(target, seed, start, seconds, maxIterations, confirm = false) {
   return new Promise((resolveP) => {
     const shared = new SharedArrayBuffer(16);
     const st = new Int32Array(shared);
-    live.add(st);
+    if (!confirm) live.add(st);
     const w = new Worker(join(here, 'fuzz/worker.mjs'), {
       workerData: { target, seed, start, seconds, maxIterations, shared, outDir: opts.out, keepGoing: opts.keepGoing, maxFailures: 20 },
       resourceLimits: { maxOldGenerationSizeMb: 1536 },
     });
-    const result = { target, iterations: 0, typed: 0, failures: [], hang: null, ms: 0, errorKinds: {} };
+    const result = { target, iterations: 0, typed: 0, failures: [], slow: [], hang: null, ms: 0, errorKinds: {}, resumeFrom: undefined };
     let lastDone = -1;
     let lastChange = Date.now();
-    let ready = false;
+    let readyAt = 0;
     let finished = false;
+    let suspect = false;
     const finish = () => {
       if (finished) return;
       finished = true;
@@ -116,30 +124,57 @@ function runWorker(target, seed, start, seconds, maxIterations) {
       clearInterval(timer);
       resolveP(result);
     };
+    const countsSoFar = () => {
+      result.iterations = Atomics.load(st, 2) >>> 0;
+      result.typed = Atomics.load(st, 3) >>> 0;
+      result.ms = Date.now() - readyAt;
+    };
     const report = async (kind, detail) => {
       const i = Atomics.load(st, 0);
       const file = saveInput(opts.out, target, seed, i, await regenerate(target, seed, i));
       result.failures.push({ iteration: i, file, error: `${kind}: ${detail}` });
-      result.iterations = (Atomics.load(st, 2) >>> 0) + 1;
+      countsSoFar();
+      result.iterations++;
       console.error(`\n[${target}] ${kind} on input ${i} (seed ${seed}); saved ${file}\n${detail}`);
       finish();
     };
+    const onSuspect = async () => {
+      const i = Atomics.load(st, 0);
+      const waited = Date.now() - lastChange;
+      countsSoFar();
+      await w.terminate();
+      if (confirm) {
+        result.hang = i;
+        return finish();
+      }
+      const again = await runWorker(target, seed, i, 3600, 1, true);
+      if (again.hang !== null) {
+        result.hang = i;
+        return void report('HANG', `one input ran for more than ${opts.hangMs} ms, twice (the second time alone in a fresh worker)`);
+      }
+      const file = saveInput(join(opts.out, 'slow'), target, seed, i, await regenerate(target, seed, i));
+      result.slow.push({ iteration: i, file, firstMs: waited, againMs: again.ms });
+      console.error(`[${target}] input ${i} took over ${waited} ms, but ${again.ms} ms alone: a busy machine, not a hang (saved ${file})`);
+      result.iterations++;
+      if (again.typed) result.typed++;
+      result.resumeFrom = i + 1;
+      finish();
+    };
     const timer = setInterval(() => {
-      if (!ready || finished) return;
+      if (!readyAt || finished || suspect) return;
       const done = Atomics.load(st, 2);
       if (done !== lastDone) {
         lastDone = done;
         lastChange = Date.now();
       } else if (Atomics.load(st, 1) === 1 && Date.now() - lastChange > opts.hangMs) {
-        result.hang = Atomics.load(st, 0);
-        void w.terminate();
-        void report('HANG', `one input ran for more than ${opts.hangMs} ms`);
+        suspect = true;
+        void onSuspect();
       }
     }, 100);
     w.on('message', (m) => {
       if (m.type === 'ready') {
-        ready = true;
-        lastChange = Date.now();
+        readyAt = Date.now();
+        lastChange = readyAt;
       } else if (m.type === 'failure') {
         result.failures.push({ iteration: m.iteration, file: m.file, error: m.error });
         console.error(`\n[${target}] FAILURE on input ${m.iteration} (seed ${seed}); saved ${m.file}\n${m.error}`);
@@ -149,18 +184,36 @@ function runWorker(target, seed, start, seconds, maxIterations) {
     });
     let crashed = false;
     w.on('error', (e) => {
-      if (finished) return;
+      if (finished || suspect) return;
       crashed = true;
       void report('CRASH', describeError(e));
     });
     w.on('exit', () => {
-      if (result.hang === null && !finished && !crashed) finish();
+      if (!suspect && !finished && !crashed) finish();
     });
   });
 }
 
+/** runWorker, resumed after inputs that were only slow, until the time or the inputs run out. */
+async function runSegments(target, seed, start, seconds, maxIterations) {
+  const agg = { target, iterations: 0, typed: 0, failures: [], slow: [], ms: 0, errorKinds: {} };
+  const end = Date.now() + seconds * 1000;
+  let from = start;
+  for (;;) {
+    const r = await runWorker(target, seed, from, Math.max(0, (end - Date.now()) / 1000), maxIterations - agg.iterations);
+    agg.iterations += r.iterations;
+    agg.typed += r.typed;
+    agg.failures.push(...r.failures);
+    agg.slow.push(...r.slow);
+    agg.ms += r.ms;
+    for (const [k, v] of Object.entries(r.errorKinds)) agg.errorKinds[k] = (agg.errorKinds[k] ?? 0) + v;
+    if (r.resumeFrom === undefined || Date.now() >= end || agg.iterations >= maxIterations) return agg;
+    from = r.resumeFrom;
+  }
+}
+
 const t0 = Date.now();
-// Progress every 60 s on long runs: inputs finished so far, per worker counter.
+// Progress every 60 s on long runs: inputs finished so far by the running workers.
 const live = new Set();
 const progress = setInterval(() => {
   let n = 0;
@@ -174,18 +227,19 @@ console.log(`fuzz: seed ${opts.seed}, ${opts.targets.join(', ')}; ${perTarget.to
 for (const target of opts.targets) {
   const seed = mix(opts.seed, strSeed(target));
   const per = opts.iterations === Infinity ? Infinity : Math.ceil(opts.iterations / opts.jobs);
-  const rs = await Promise.all(Array.from({ length: opts.jobs }, (_, k) => runWorker(target, seed, k * 1e9, perTarget, per)));
-  const agg = { target, iterations: 0, typed: 0, failures: [], ms: 0, errorKinds: {} };
+  const rs = await Promise.all(Array.from({ length: opts.jobs }, (_, k) => runSegments(target, seed, k * 1e9, perTarget, per)));
+  const agg = { target, iterations: 0, typed: 0, failures: [], slow: [], ms: 0, errorKinds: {} };
   for (const r of rs) {
     agg.iterations += r.iterations;
     agg.typed += r.typed;
     agg.failures.push(...r.failures);
+    agg.slow.push(...r.slow);
     agg.ms = Math.max(agg.ms, r.ms);
     for (const [k, v] of Object.entries(r.errorKinds)) agg.errorKinds[k] = (agg.errorKinds[k] ?? 0) + v;
   }
   const rate = agg.ms > 0 ? (agg.iterations / agg.ms) * 1000 : 0;
   const kinds = Object.entries(agg.errorKinds).map(([k, v]) => `${k} ${v}`).join(', ');
-  console.log(`  ${target.padEnd(10)} ${String(agg.iterations).padStart(9)} inputs  ${rate.toFixed(1).padStart(8)}/s  typed errors ${agg.typed}${kinds ? ` (${kinds})` : ''}  failures ${agg.failures.length}`);
+  console.log(`  ${target.padEnd(10)} ${String(agg.iterations).padStart(9)} inputs  ${rate.toFixed(1).padStart(8)}/s  typed errors ${agg.typed}${kinds ? ` (${kinds})` : ''}  failures ${agg.failures.length}${agg.slow.length ? `  slow (not hangs) ${agg.slow.length}` : ''}`);
   results.push(agg);
 }
 const total = results.reduce((a, r) => a + r.iterations, 0);

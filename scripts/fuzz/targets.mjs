@@ -1,7 +1,7 @@
 // Fuzz targets: each builds a corpus once (`setup`), generates input number i deterministically
 // from a seeded PRNG (`gen`), and runs the code under test on it (`run`). Everything comes from
 // the compiled tree (dist/), so `npm run build` (tsc) must have run.
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
@@ -556,7 +556,7 @@ export const kconfig = {
   load: (bin) => ({ bytes: new Uint8Array(bin) }),
 };
 
-/** Checks the harness itself (`--target selftest`): input 3 throws a TypeError, input 5 never ends (with `--hang-ms`). */
+/** Checks the harness itself (`--target selftest`): n=3 throws a TypeError, n=4 a typed error, n=5 never ends (FUZZ_SELFTEST_HANG), n=6 is slow once (FUZZ_SELFTEST_SLOW). */
 export const selftest = {
   name: 'selftest',
   describe: 'harness check: one untyped exception, one typed error, one hang',
@@ -566,6 +566,11 @@ export const selftest = {
     if (x.n === 3) throw new TypeError('deliberate untyped exception');
     if (x.n === 4) throw new CrashcartError('deliberate typed error');
     if (x.n === 5 && process.env.FUZZ_SELFTEST_HANG) for (;;);
+    // slow only the first time (FUZZ_SELFTEST_SLOW names a marker file): a busy machine, not a hang
+    if (x.n === 6 && process.env.FUZZ_SELFTEST_SLOW && !existsSync(process.env.FUZZ_SELFTEST_SLOW)) {
+      writeFileSync(process.env.FUZZ_SELFTEST_SLOW, '');
+      for (const t = Date.now(); Date.now() - t < 2000; );
+    }
   },
   save: (x) => ({ bin: Buffer.from([x.n]), meta: {} }),
   load: (bin) => ({ n: bin[0] }),

@@ -8,7 +8,7 @@ import { saveInput, describeError } from './save.mjs';
 
 const { target: name, seed, start, maxIterations, seconds, shared, outDir, keepGoing, maxFailures } = workerData;
 const st = new Int32Array(shared);
-// st[0]: iteration running; st[1]: 1 while an input runs; st[2]: inputs finished (wraps)
+// st[0]: iteration running; st[1]: 1 while an input runs; st[2]: inputs finished; st[3]: typed errors
 const t = TARGETS[name];
 const corpus = await t.setup();
 parentPort.postMessage({ type: 'ready' });
@@ -28,6 +28,7 @@ for (let i = start; iterations < maxIterations && Date.now() < deadline; i++) {
   } catch (e) {
     if (e instanceof CrashcartError) {
       typed++;
+      Atomics.add(st, 3, 1);
       errorKinds.set(e.name, (errorKinds.get(e.name) ?? 0) + 1);
     } else {
       failures++;
