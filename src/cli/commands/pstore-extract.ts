@@ -1,11 +1,11 @@
-import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { openDevice } from '../../blockdev/open-device.js';
-import { NoPstoreError, UsageError } from '../../errors.js';
+import { NoPstoreError } from '../../errors.js';
 import { extractPstore } from '../../pstore/extract.js';
 import { writeExtraction } from '../../pstore/extract-writer.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
-import { loadSymbolTable } from '../../pstore/symbols.js';
+import { parseKaslrOffset } from '../../pstore/param-limits.js';
+import { loadSymbolFile } from '../../pstore/symbols.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
 import { printExtractionSummary } from '../print-extraction.js';
@@ -40,21 +40,9 @@ export function pstoreExtractCommand(y: Argv) {
 
 export async function runExtract(a: ExtractArgs): Promise<void> {
   const inputs = resolveGeometryInputs(a);
-  let symbols = null;
-  if (a.symbols) {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(a.symbols);
-    } catch (e) {
-      throw new UsageError(`--symbols ${a.symbols}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    symbols = loadSymbolTable(bytes);
-  }
-  let kaslrSlide: bigint | undefined;
-  if (a['kaslr-offset'] !== undefined) {
-    if (!/^(0x)?[0-9a-f]+$/i.test(a['kaslr-offset'])) throw new UsageError('--kaslr-offset must be a hex number like 0x1e000000');
-    kaslrSlide = BigInt(a['kaslr-offset'].startsWith('0x') ? a['kaslr-offset'] : `0x${a['kaslr-offset']}`);
-  }
+  const kaslrSlide = a['kaslr-offset'] !== undefined ? parseKaslrOffset(a['kaslr-offset']) : undefined;
+  // Bounded read: a decompression bomb or oversize file is a BadInputError (exit 6), not an OOM.
+  const symbols = a.symbols ? await loadSymbolFile(a.symbols) : null;
   const dev = await openDevice(a.device, { write: false });
   try {
     const region = await locatePstoreRegion(dev, {
