@@ -21,7 +21,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mix, rng, strSeed } from './fuzz/mutate.mjs';
-import { saveInput, describeError } from './fuzz/save.mjs';
+import { saveInput, describeError, preview } from './fuzz/save.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ALL = ['pstore', 'partition', 'bmap', 'profile', 'cmdline', 'symbols', 'kconfig'];
@@ -131,7 +131,9 @@ function runWorker(target, seed, start, seconds, maxIterations, confirm = false)
     };
     const report = async (kind, detail) => {
       const i = Atomics.load(st, 0);
-      const file = saveInput(opts.out, target, seed, i, await regenerate(target, seed, i));
+      const saved = await regenerate(target, seed, i);
+      const file = saveInput(opts.out, target, seed, i, saved);
+      detail = `${detail}\n${preview(saved)}`;
       result.failures.push({ iteration: i, file, error: `${kind}: ${detail}` });
       countsSoFar();
       result.iterations++;

@@ -12,6 +12,15 @@ export function saveInput(outDir, target, seed, iteration, { bin, meta }) {
 }
 
 export function describeError(e) {
-  if (e instanceof Error) return `${e.name}: ${e.message}\n${e.stack ?? ''}`;
+  if (e instanceof Error) return e.stack?.startsWith(`${e.name}`) ? e.stack : `${e.name}: ${e.message}\n${e.stack ?? ''}`;
   return `non-Error thrown: ${String(e)}`;
+}
+
+/** A short printable view of a saved input: text as text, binary as hex (first bytes). */
+export function preview({ bin, meta }) {
+  const b = Buffer.from(bin);
+  const printable = b.subarray(0, 400).every((c) => c === 9 || c === 10 || c === 13 || (c >= 32 && c < 127));
+  const body = printable ? JSON.stringify(b.subarray(0, 400).toString('latin1')) : b.subarray(0, 64).toString('hex').replace(/(..)/g, '$1 ').trim();
+  const m = JSON.stringify(meta, (k, v) => (typeof v === 'bigint' ? v.toString() : v));
+  return `input: ${b.length} bytes${b.length > (printable ? 400 : 64) ? ' (start)' : ''}: ${body}\noptions: ${m.length > 400 ? m.slice(0, 400) + '…' : m}`;
 }

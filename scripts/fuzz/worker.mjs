@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { rng, mix } from './mutate.mjs';
 import { TARGETS, CrashcartError } from './targets.mjs';
-import { saveInput, describeError } from './save.mjs';
+import { saveInput, describeError, preview } from './save.mjs';
 
 const { target: name, seed, start, maxIterations, seconds, shared, outDir, keepGoing, maxFailures } = workerData;
 const st = new Int32Array(shared);
@@ -32,8 +32,9 @@ for (let i = start; iterations < maxIterations && Date.now() < deadline; i++) {
       errorKinds.set(e.name, (errorKinds.get(e.name) ?? 0) + 1);
     } else {
       failures++;
-      const file = saveInput(outDir, name, seed, i, t.save(input));
-      parentPort.postMessage({ type: 'failure', iteration: i, file, error: describeError(e) });
+      const saved = t.save(input);
+      const file = saveInput(outDir, name, seed, i, saved);
+      parentPort.postMessage({ type: 'failure', iteration: i, file, error: `${describeError(e)}\n${preview(saved)}` });
       if (!keepGoing || failures >= maxFailures) {
         iterations++;
         break;
