@@ -17,7 +17,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeAllUsbTransports } from '../src/usb/node-usb-transport.js';
-import { openUsbDevice } from '../src/usb/open-usb.js';
+import { openUsbDevice } from '../src/reader/open-usb.js';
 import { createRawImage, runVm } from '../test/vm/harness.js';
 import { repoRoot, USB_PRELUDE } from '../test/vm/usb-lib.js';
 

@@ -51,10 +51,28 @@ export class UsageError extends CrashcartError {
   }
 }
 
+/**
+ * What a device failure means to whoever retries or resumes, set by the backend that saw it
+ * (part of the BlockDevice contract): the card or reader is gone (resume after re-insertion),
+ * a transient condition (retry), a medium error (retry, then a bad block), an access outside
+ * the device, or a transfer cancelled under us. Undefined: final.
+ */
+export type DeviceFailure = 'gone' | 'transient' | 'medium' | 'out-of-range' | 'cancelled';
+
 export class IoError extends CrashcartError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  readonly failure?: DeviceFailure;
+  constructor(message: string, options?: { cause?: unknown; failure?: DeviceFailure }) {
     super(message, ExitCode.IO, options);
+    if (options?.failure) this.failure = options.failure;
   }
+}
+
+/** The failure kind of `e`, or of the first error in its cause chain that has one. */
+export function deviceFailureOf(e: unknown): DeviceFailure | undefined {
+  for (let cur = e, depth = 0; cur && depth < 8; cur = (cur as { cause?: unknown }).cause, depth++) {
+    if (cur instanceof IoError && cur.failure) return cur.failure;
+  }
+  return undefined;
 }
 
 export class WriteProtectedError extends CrashcartError {

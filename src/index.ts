@@ -37,7 +37,7 @@ export { boardCmdline } from './pstore/board-cmdline.js';
 export * as flash from './flash/index.js';
 /** Provisioning a card from a board profile. */
 export * as provision from './provision/index.js';
-export { openUsbDevice, findCards } from './usb/open-usb.js';
-export { listReaders, probeReader } from './usb/readers.js';
-export { parseUsbSelector, resolveUsbSelector } from './usb/selector.js';
-export { registerUsbDeviceOpener } from './usb/register.js';
+export { openUsbDevice, findCards } from './reader/open-usb.js';
+export { listReaders, probeReader } from './reader/readers.js';
+export { parseUsbSelector, resolveUsbSelector } from './reader/selector.js';
+export { registerUsbDeviceOpener } from './reader/register.js';

@@ -3,7 +3,7 @@
  * project's typed errors, abort handling, and byte-size formatting for messages.
  */
 import type { BlockDevice, IoOptions } from './block-device.js';
-import { CrashcartError, ExitCode, IoError, WriteProtectedError } from '../errors.js';
+import { CrashcartError, ExitCode, IoError, WriteProtectedError, type DeviceFailure } from '../errors.js';
 
 /** Throws the signal's reason (an AbortError DOMException unless the caller chose another). */
 export function throwIfAborted(opts?: IoOptions): void {
@@ -22,14 +22,15 @@ export function checkAccess(
   length: number,
 ): void {
   if (!Number.isSafeInteger(offset) || offset < 0) {
-    throw new IoError(`${op} on ${dev.info.name}: invalid offset ${String(offset)}`);
+    throw new IoError(`${op} on ${dev.info.name}: invalid offset ${String(offset)}`, { failure: 'out-of-range' });
   }
   if (!Number.isSafeInteger(length) || length < 0) {
-    throw new IoError(`${op} on ${dev.info.name}: invalid length ${String(length)}`);
+    throw new IoError(`${op} on ${dev.info.name}: invalid length ${String(length)}`, { failure: 'out-of-range' });
   }
   if (offset + length > dev.size) {
     throw new IoError(
       `${op} of ${length} bytes at offset ${offset} on ${dev.info.name} goes past the end of the device (size ${dev.size})`,
+      { failure: 'out-of-range' },
     );
   }
   const a = dev.alignment;
@@ -46,7 +47,20 @@ export function checkWritable(dev: Pick<BlockDevice, 'readOnly' | 'info'>): void
 }
 
 export function checkOpen(closed: boolean, name: string): void {
-  if (closed) throw new IoError(`${name} is closed`);
+  if (closed) throw new IoError(`${name} is closed`, { failure: 'gone' });
+}
+
+const GONE_ERRNO = new Set(['ENODEV', 'ENXIO', 'ENOMEDIUM', 'ESHUTDOWN', 'EBADF']);
+const TRANSIENT_ERRNO = new Set(['EBUSY', 'EAGAIN', 'ETIMEDOUT', 'EINTR']);
+
+/** What an OS error from reading or writing a file or device node means (see DeviceFailure). */
+export function failureOfErrno(err: unknown): DeviceFailure | undefined {
+  const code = errnoCode(err);
+  if (code === undefined) return undefined;
+  if (GONE_ERRNO.has(code)) return 'gone';
+  if (code === 'EIO') return 'medium';
+  if (TRANSIENT_ERRNO.has(code)) return 'transient';
+  return undefined;
 }
 
 /** "2 MiB", "512 B", "1.5 KiB": for messages only. */

@@ -6,7 +6,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { BlockDevice, BlockDeviceInfo, IoOptions } from './block-device.js';
-import { checkAccess, checkOpen, checkWritable, errnoCode, throwIfAborted } from './device-util.js';
+import { checkAccess, checkOpen, checkWritable, errnoCode, failureOfErrno, throwIfAborted } from './device-util.js';
 import { IoError, WriteProtectedError } from '../errors.js';
 
 /** Largest single read/write handed to the OS; abort is checked between chunks. */
@@ -27,7 +27,7 @@ export function mapWriteError(name: string, offset: number, length: number, err:
   if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
     return new WriteProtectedError(`${name} refused a write of ${length} bytes at offset ${offset} (${code}): medium is write-protected or read-only`);
   }
-  return new IoError(`write of ${length} bytes at offset ${offset} on ${name} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  return new IoError(`write of ${length} bytes at offset ${offset} on ${name} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err, failure: failureOfErrno(err) });
 }
 
 export class FileHandleDevice implements BlockDevice {
@@ -63,7 +63,7 @@ export class FileHandleDevice implements BlockDevice {
       } catch (err) {
         throw new IoError(
           `read of ${length} bytes at offset ${offset} on ${this.info.name} failed at offset ${offset + done}: ${(err as Error)?.message ?? String(err)}`,
-          { cause: err },
+          { cause: err, failure: failureOfErrno(err) },
         );
       }
       if (n === 0) {
@@ -104,7 +104,7 @@ export class FileHandleDevice implements BlockDevice {
     try {
       await this.handle.sync();
     } catch (err) {
-      throw new IoError(`flushing ${this.info.name} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      throw new IoError(`flushing ${this.info.name} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err, failure: failureOfErrno(err) });
     }
   }
 

@@ -8,11 +8,12 @@
  */
 import type { BlockDevice, BlockDeviceInfo, IoOptions } from './block-device.js';
 import { IoError, UsageError, WriteProtectedError } from '../errors.js';
+import { checkAccess, checkOpen } from './device-util.js';
 import { BotDriver, type BotEvent, type BotOptions } from '../usb/bot.js';
 import { BotTransportError } from '../usb/errors.js';
 import type { UsbTransport } from '../usb/transport.js';
 import { hex4 } from '../usb/transport.js';
-import type { ReaderQuirks } from '../usb/quirks.js';
+import type { ReaderQuirks } from '../usb/quirk-types.js';
 import { ScsiLun, type ScsiEvent, type ScsiOptions } from '../scsi/scsi-lun.js';
 import type { InquiryData } from '../scsi/cdb.js';
 import { MediumChangedError, MediumWriteProtectedError, NoMediumError } from '../scsi/sense.js';
@@ -151,18 +152,10 @@ export class UsbBlockDevice implements BlockDevice {
     return this.maxTransferBytes;
   }
 
-  private check(offset: number, length: number): void {
-    if (this.closed) throw new IoError(`${this.info.name}: device is closed`);
+  private check(op: 'read' | 'write', offset: number, length: number): void {
+    checkOpen(this.closed, this.info.name);
     if (this.changed) throw this.changed;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-      throw new RangeError(`invalid range: offset ${offset}, length ${length}`);
-    }
-    if (offset % this.blockSize !== 0 || length % this.blockSize !== 0) {
-      throw new RangeError(`offset ${offset} and length ${length} must be multiples of the ${this.blockSize}-byte block size`);
-    }
-    if (offset + length > this.size) {
-      throw new IoError(`${this.info.name}: access of ${length} bytes at ${offset} goes past the end of the ${this.size}-byte medium`);
-    }
+    checkAccess(this, op, offset, length);
   }
 
   /** Splits [lba, lba+blocks) into commands and runs `op` on each. */
@@ -213,7 +206,7 @@ export class UsbBlockDevice implements BlockDevice {
   }
 
   async read(offset: number, length: number, opts: IoOptions = {}): Promise<Uint8Array> {
-    this.check(offset, length);
+    this.check('read', offset, length);
     opts.signal?.throwIfAborted();
     const out = new Uint8Array(length);
     const bs = this.blockSize;
@@ -225,7 +218,7 @@ export class UsbBlockDevice implements BlockDevice {
   }
 
   async write(offset: number, data: Uint8Array, opts: IoOptions = {}): Promise<void> {
-    this.check(offset, data.length);
+    this.check('write', offset, data.length);
     if (this.ro) {
       throw new WriteProtectedError(
         this.state.writeProtected ? `${this.info.name}: the card is write-protected (lock switch or read-only medium)` : `${this.info.name}: opened read-only`,
@@ -247,7 +240,7 @@ export class UsbBlockDevice implements BlockDevice {
   }
 
   async flush(opts: IoOptions = {}): Promise<void> {
-    if (this.closed) throw new IoError(`${this.info.name}: device is closed`);
+    checkOpen(this.closed, this.info.name);
     if (this.changed) throw this.changed;
     if (this.ro || this.quirks.noSynchronizeCache) return;
     try {

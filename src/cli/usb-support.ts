@@ -5,7 +5,7 @@
  * itself; elsewhere, and on a forced quit, the readers crashcart still holds are released and
  * handed back to their kernel driver here before the process exits.
  */
-import { registerUsbDeviceOpener } from '../usb/register.js';
+import { registerUsbDeviceOpener } from '../reader/register.js';
 import { closeAllUsbTransports, openUsbTransportCount } from '../usb/node-usb-transport.js';
 import { registerExitCleanup, type StopReason } from './cancellation.js';
 

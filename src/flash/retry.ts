@@ -1,38 +1,27 @@
 /**
- * Error classes for device I/O during flashing and reading: what is worth retrying, what means
- * the card or reader is gone, what is final. Works across backends by looking at error classes
- * of the USB/SCSI layers and at errno codes of the OS backends.
+ * What to do about a device error during flashing and reading: retry it, wait for the card or
+ * reader to come back, or give up. Read off the failure kind every BlockDevice backend puts on
+ * its errors (DeviceFailure in ../errors.ts), never off messages or backend classes.
  */
-import { IoError, WriteProtectedError } from '../errors.js';
-import { DeviceGoneError, UsbTransferError, BotTransportError } from '../usb/errors.js';
-import { MediumChangedError, NoMediumError, NotReadyError, UnitAttentionError, AbortedCommandError, MediumError } from '../scsi/sense.js';
+import { deviceFailureOf, IoError, WriteProtectedError } from '../errors.js';
+import { setTimeout as timeout } from 'node:timers/promises';
 
 export type ErrorClass = 'abort' | 'write-protected' | 'gone' | 'transient' | 'fatal';
-
-const GONE_ERRNO = new Set(['ENODEV', 'ENXIO', 'ENOMEDIUM', 'ESHUTDOWN', 'EBADF']);
-const TRANSIENT_ERRNO = new Set(['EIO', 'EBUSY', 'EAGAIN', 'ETIMEDOUT', 'EINTR']);
-
-function errnoOf(e: unknown): string | undefined {
-  for (let cur = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
-    const c = (cur as { code?: unknown }).code;
-    if (typeof c === 'string') return c;
-  }
-  return undefined;
-}
 
 export function classifyError(e: unknown): ErrorClass {
   if ((e as Error)?.name === 'AbortError') return 'abort';
   if (e instanceof WriteProtectedError) return 'write-protected';
-  if (e instanceof DeviceGoneError || e instanceof NoMediumError || e instanceof MediumChangedError) return 'gone';
-  if (e instanceof UsbTransferError) return e.kind === 'disconnected' ? 'gone' : e.kind === 'cancelled' ? 'abort' : 'transient';
-  if (e instanceof BotTransportError) return e.recovered ? 'transient' : 'gone';
-  if (e instanceof UnitAttentionError || e instanceof AbortedCommandError || e instanceof MediumError) return 'transient';
-  if (e instanceof NotReadyError) return 'transient';
-  const code = errnoOf(e);
-  if (code && GONE_ERRNO.has(code)) return 'gone';
-  if (code && TRANSIENT_ERRNO.has(code)) return 'transient';
-  if (e instanceof IoError && /\bis closed\b/.test(e.message)) return 'gone';
-  return 'fatal';
+  switch (deviceFailureOf(e)) {
+    case 'gone':
+      return 'gone';
+    case 'transient':
+    case 'medium':
+      return 'transient';
+    case 'cancelled':
+      return 'abort';
+    default:
+      return 'fatal';
+  }
 }
 
 export interface RetryOptions {
@@ -44,19 +33,13 @@ export interface RetryOptions {
   onRetry?: (attempt: number, delayMs: number, err: unknown) => void;
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+/** Waits `ms`; an abort rejects with the signal's reason (as every other abort here does). */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await timeout(ms, undefined, { signal });
+  } catch (e) {
+    throw signal?.aborted ? signal.reason : e;
+  }
 }
 
 /** Thrown when transient errors persisted through every retry. */

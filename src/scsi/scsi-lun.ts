@@ -18,7 +18,7 @@
 import { IoError } from '../errors.js';
 import { BotTransportError } from '../usb/errors.js';
 import type { BotDriver } from '../usb/bot.js';
-import { sleep } from '../usb/mutex.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   cdb,
   INQUIRY_LENGTH,

@@ -2,7 +2,7 @@
  * Sense data (fixed 70h/71h and descriptor 72h/73h formats) and its translation into typed
  * errors.
  */
-import { IoError, WriteProtectedError } from '../errors.js';
+import { IoError, WriteProtectedError, type DeviceFailure } from '../errors.js';
 
 export const SenseKey = {
   NO_SENSE: 0x0,
@@ -138,21 +138,30 @@ export class ScsiCommandError extends IoError {
   readonly sense: SenseData;
   /** Opcode of the failed command. */
   readonly opcode: number;
+  /** What this sense means to retry and resume logic (see DeviceFailure); subclasses set it. */
+  static readonly failure: DeviceFailure | undefined = undefined;
   constructor(sense: SenseData, opcode: number, message?: string) {
-    super(message ?? `SCSI command 0x${opcode.toString(16).padStart(2, '0')} failed: ${describeSense(sense)}`);
+    super(message ?? `SCSI command 0x${opcode.toString(16).padStart(2, '0')} failed: ${describeSense(sense)}`, { failure: new.target.failure });
     this.sense = sense;
     this.opcode = opcode;
   }
 }
 
 /** No card in the slot (02/3A or 06/3A). */
-export class NoMediumError extends ScsiCommandError {}
+export class NoMediumError extends ScsiCommandError {
+  static override readonly failure = 'gone';
+}
 /** 06/28: a card was inserted or swapped since the last command. */
-export class MediumChangedError extends ScsiCommandError {}
+export class MediumChangedError extends ScsiCommandError {
+  static override readonly failure = 'gone';
+}
 /** 06/29 and other unit attentions (reset, power on, parameters changed). */
-export class UnitAttentionError extends ScsiCommandError {}
+export class UnitAttentionError extends ScsiCommandError {
+  static override readonly failure = 'transient';
+}
 /** 02/04/xx and other NOT READY conditions except "no medium". */
 export class NotReadyError extends ScsiCommandError {
+  static override readonly failure = 'transient';
   /** 02/04/01: worth waiting for. */
   get becomingReady(): boolean {
     return this.sense.asc === 0x04 && this.sense.ascq === 0x01;
@@ -164,13 +173,16 @@ export class NotReadyError extends ScsiCommandError {
 }
 /** Sense key 3: the card could not read or write a block. */
 export class MediumError extends ScsiCommandError {
+  static override readonly failure = 'medium';
   /** The failing LBA when the device reported it. */
   get lba(): bigint | undefined {
     return this.sense.information;
   }
 }
 /** 05/21/00. */
-export class LbaOutOfRangeError extends ScsiCommandError {}
+export class LbaOutOfRangeError extends ScsiCommandError {
+  static override readonly failure = 'out-of-range';
+}
 /** 05/25/00: the reader has no such slot. */
 export class LunNotSupportedError extends ScsiCommandError {}
 /** Other ILLEGAL REQUEST; `unsupportedCommand` for 05/20/00. */
@@ -180,7 +192,9 @@ export class IllegalRequestError extends ScsiCommandError {
   }
 }
 export class HardwareError extends ScsiCommandError {}
-export class AbortedCommandError extends ScsiCommandError {}
+export class AbortedCommandError extends ScsiCommandError {
+  static override readonly failure = 'transient';
+}
 
 /** The card refused a write (7/27/xx, the SD adapter's lock switch or a read-only LUN). */
 export class MediumWriteProtectedError extends WriteProtectedError {

@@ -17,7 +17,7 @@ export type TransferErrorKind =
 export class UsbTransferError extends IoError {
   readonly kind: TransferErrorKind;
   constructor(kind: TransferErrorKind, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, { ...options, failure: kind === 'disconnected' ? 'gone' : kind === 'cancelled' ? 'cancelled' : 'transient' });
     this.kind = kind;
   }
 }
@@ -25,7 +25,7 @@ export class UsbTransferError extends IoError {
 /** The reader is gone (unplugged, powered off, re-enumerated under a new address). */
 export class DeviceGoneError extends IoError {
   constructor(message = 'USB device disconnected', options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, { ...options, failure: 'gone' });
   }
 }
 
@@ -47,7 +47,7 @@ export class BotTransportError extends IoError {
   readonly reason: BotFailure;
   readonly recovered: boolean;
   constructor(reason: BotFailure, recovered: boolean, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, { ...options, failure: recovered ? 'transient' : 'gone' });
     this.reason = reason;
     this.recovered = recovered;
   }

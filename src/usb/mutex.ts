@@ -13,7 +13,3 @@ export class Mutex {
   }
 }
 
-/** Resolves after `ms` milliseconds (immediately for 0). */
-export function sleep(ms: number): Promise<void> {
-  return ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms));
-}

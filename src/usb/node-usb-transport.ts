@@ -18,7 +18,7 @@
  * missing, as long as no `usb:` device is used.
  */
 import { DeviceGoneError, UsbAccessError, UsbBusyError, UsbNotSupportedError, UsbTransferError, type TransferErrorKind } from './errors.js';
-import { sleep } from './mutex.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   botInterfaceOf,
   formatPortPath,

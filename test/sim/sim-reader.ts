@@ -7,7 +7,7 @@
  * locked card). Faults are injected per command or per transfer; time is simulated, so a
  * "timeout" fails at once.
  */
-import { CSW_LENGTH, CSW_SIGNATURE, decodeCbw, encodeCsw, type Cbw } from '../../src/usb/bot.js';
+import { CSW_LENGTH, CSW_SIGNATURE, decodeCbw, encodeCsw, type Cbw } from '../../src/usb/wire.js';
 import { DeviceGoneError, UsbTransferError } from '../../src/usb/errors.js';
 import {
   formatPortPath,

@@ -13,9 +13,9 @@ import { createHash } from 'node:crypto';
 import { CrashcartError } from '../../src/errors.js';
 import { UsbTransferError } from '../../src/usb/errors.js';
 import { NodeUsbHost, closeAllUsbTransports } from '../../src/usb/node-usb-transport.js';
-import { openUsbDevice } from '../../src/usb/open-usb.js';
-import { loadReaderProfiles } from '../../src/usb/quirks.js';
-import { parseUsbSelector, resolveUsbSelector } from '../../src/usb/selector.js';
+import { openUsbDevice } from '../../src/reader/open-usb.js';
+import { loadReaderProfiles } from '../../src/reader/reader-profiles.js';
+import { parseUsbSelector, resolveUsbSelector } from '../../src/reader/selector.js';
 
 /** Deterministic bytes for region `index` of a run with `seed` (the host test recomputes them). */
 export function rwPattern(length: number, seed: number, index: number): Uint8Array {

@@ -8,8 +8,8 @@ import { readPartitionTable } from '../../partition/partition-table.js';
 import type { PartitionTable } from '../../partition/types.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
 import { scanSignatures } from '../../pstore/scan.js';
-import { openUsbDevice, type UsbOpenOptions } from '../../usb/open-usb.js';
-import { isUsbSelector } from '../../usb/selector.js';
+import { openUsbDevice, type UsbOpenOptions } from '../../reader/open-usb.js';
+import { isUsbSelector } from '../../reader/selector.js';
 import { hex4 } from '../../usb/transport.js';
 
 export interface DeviceInfoReport {

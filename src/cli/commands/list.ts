@@ -1,10 +1,10 @@
 import type { CommandModule } from 'yargs';
 import { formatBytes } from '../../blockdev/device-util.js';
 import { UsbAccessError } from '../../usb/errors.js';
-import { assertNotMounted, slotSelector } from '../../usb/open-usb.js';
-import type { ReaderProfile } from '../../usb/quirks.js';
-import { listReaders, probeReader, type SlotState } from '../../usb/readers.js';
-import { boundDriverOf, kernelDisksOf, type SysfsOptions } from '../../usb/sysfs.js';
+import { assertNotMounted, slotSelector } from '../../reader/open-usb.js';
+import type { ReaderProfile } from '../../reader/reader-profiles.js';
+import { listReaders, probeReader, type SlotState } from '../../reader/readers.js';
+import { boundDriverOf, kernelDisksOf, type SysfsOptions } from '../../reader/sysfs.js';
 import type { BotOptions } from '../../usb/bot.js';
 import type { ScsiOptions } from '../../scsi/scsi-lun.js';
 import type { UsbHost } from '../../usb/transport.js';

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors.js';
-import { listReaders } from '../../usb/readers.js';
-import { udevRules, type UdevRuleReader } from '../../usb/udev-rule.js';
+import { listReaders } from '../../reader/readers.js';
+import { udevRules, type UdevRuleReader } from '../../reader/udev-rule.js';
 
 export const udevRuleCommand: CommandModule<object, { group: string; mode: string; generic?: boolean }> = {
   command: 'udev-rule',

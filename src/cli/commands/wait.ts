@@ -1,8 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { formatBytes } from '../../blockdev/device-util.js';
 import { UsageError } from '../../errors.js';
-import { waitForCard, type WaitOptions, type WaitResult, type WatchedSlot } from '../../usb/card-wait.js';
-import { formatUsbSelector, isUsbSelector, parseUsbSelector } from '../../usb/selector.js';
+import { waitForCard, type WaitOptions, type WaitResult, type WatchedSlot } from '../../reader/card-wait.js';
+import { formatUsbSelector, isUsbSelector, parseUsbSelector } from '../../reader/selector.js';
 
 interface WaitArgs {
   selector?: string;

@@ -15,9 +15,10 @@ export function tempDir(t: { after: (fn: () => void) => void }): string {
   return d;
 }
 
+/** An EIO as a file-backed device reports it: classified as a medium error (retried). */
 export function eio(what: string): IoError {
   const cause = Object.assign(new Error(`${what}: EIO: i/o error`), { code: 'EIO' });
-  return new IoError(`${what} failed: EIO`, { cause });
+  return new IoError(`${what} failed: EIO`, { cause, failure: 'medium' });
 }
 
 export interface Fault {

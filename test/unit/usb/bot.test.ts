@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BotDriver, CBW_SIGNATURE, decodeCbw, decodeCsw, encodeCbw, encodeCsw, type BotEvent } from '../../../src/usb/bot.js';
+import { BotDriver, type BotEvent } from '../../../src/usb/bot.js';
+import { CBW_SIGNATURE, decodeCbw, decodeCsw, encodeCbw, encodeCsw } from '../../../src/usb/wire.js';
 import { BotTransportError, DeviceGoneError } from '../../../src/usb/errors.js';
 import { cdb } from '../../../src/scsi/cdb.js';
 import { MemoryCard, SimReader } from '../../sim/sim-reader.js';

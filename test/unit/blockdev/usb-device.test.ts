@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readRange, writeRange } from '../../../src/blockdev/io.js';
 import { DEFAULT_MAX_TRANSFER_BYTES, FALLBACK_MAX_TRANSFER_BYTES, UsbBlockDevice } from '../../../src/blockdev/usb-device.js';
-import { IoError, UsageError, WriteProtectedError } from '../../../src/errors.js';
+import { CrashcartError, IoError, UsageError, WriteProtectedError } from '../../../src/errors.js';
 import { LbaOutOfRangeError, MediumChangedError, MediumError, MediumWriteProtectedError, NoMediumError } from '../../../src/scsi/sense.js';
 import { DeviceGoneError } from '../../../src/usb/errors.js';
 import { MemoryCard, SimReader } from '../../sim/sim-reader.js';
@@ -196,17 +196,19 @@ test('device vanishes: DeviceGoneError, no resets attempted', async () => {
   await dev.close();
 });
 
-test('bad ranges: past the end is IoError, unaligned is RangeError, closed device is IoError', async () => {
+test('bad ranges go through the shared checks: past the end and negative are out-of-range IoErrors, unaligned is a programming error, a closed device is gone', async () => {
   const { dev } = await openSim({ luns: [new MemoryCard(16)] });
-  await assert.rejects(dev.read(512 * 15, 1024), IoError);
-  await assert.rejects(dev.read(100, 512), RangeError);
-  await assert.rejects(dev.read(0, 100), RangeError);
-  await assert.rejects(dev.read(-512, 512), RangeError);
-  await assert.rejects(dev.write(0, new Uint8Array(3)), RangeError);
+  const failure = (kind: string) => (e: unknown) => e instanceof IoError && e.failure === kind;
+  const unaligned = (e: unknown) => e instanceof CrashcartError && !(e instanceof IoError) && /not aligned to 512 bytes/.test(e.message);
+  await assert.rejects(dev.read(512 * 15, 1024), failure('out-of-range'));
+  await assert.rejects(dev.read(100, 512), unaligned);
+  await assert.rejects(dev.read(0, 100), unaligned);
+  await assert.rejects(dev.read(-512, 512), failure('out-of-range'));
+  await assert.rejects(dev.write(0, new Uint8Array(3)), unaligned);
   assert.equal((await dev.read(0, 0)).length, 0);
   await dev.close();
   await dev.close();
-  await assert.rejects(dev.read(0, 512), IoError);
+  await assert.rejects(dev.read(0, 512), failure('gone'));
 });
 
 test('capacity off by one: without the quirk the last block is out of range; with it the size is right', async () => {
@@ -225,7 +227,7 @@ test('4096-byte logical blocks', async () => {
   assert.equal(dev.alignment, 4096);
   assert.equal(dev.transferBytes, 122880);
   assert.deepEqual(await dev.read(4096, 4096 * 40), card.data.subarray(4096, 4096 * 41));
-  await assert.rejects(dev.read(512, 4096), RangeError);
+  await assert.rejects(dev.read(512, 4096), /not aligned to 4096 bytes/);
 });
 
 test('concurrent reads and writes on one device', async () => {

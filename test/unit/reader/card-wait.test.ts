@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExitCode, UsageError, WaitTimeoutError } from '../../../src/errors.js';
-import { waitForCard, type WaitOptions } from '../../../src/usb/card-wait.js';
+import { waitForCard, type WaitOptions } from '../../../src/reader/card-wait.js';
 import { formatWaitResult, waitOptionsFrom } from '../../../src/cli/commands/wait.js';
 import { MemoryCard, SimHost, SimReader } from '../../sim/sim-reader.js';
 import { FAST_BOT, FAST_SCSI } from '../../sim/helpers.js';

@@ -17,14 +17,14 @@ import { CancelledError, WaitTimeoutError } from '../errors.js';
 import type { ScsiOptions } from '../scsi/scsi-lun.js';
 import { ScsiLun } from '../scsi/scsi-lun.js';
 import { LunNotSupportedError, NoMediumError, NotReadyError } from '../scsi/sense.js';
-import { BotDriver, type BotOptions } from './bot.js';
-import { DeviceGoneError } from './errors.js';
+import { BotDriver, type BotOptions } from '../usb/bot.js';
+import { DeviceGoneError } from '../usb/errors.js';
 import { assertNotMounted, slotSelector } from './open-usb.js';
-import { loadReaderProfiles, quirksFor, type ReaderProfile, type ReaderQuirks } from './quirks.js';
-import { sleep } from './mutex.js';
+import { loadReaderProfiles, quirksFor, type ReaderProfile, type ReaderQuirks } from './reader-profiles.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { formatUsbSelector, matchUsbSelector, type UsbSelector } from './selector.js';
 import type { SysfsOptions } from './sysfs.js';
-import { hex4, type UsbDeviceInfo, type UsbHost, type UsbTransport } from './transport.js';
+import { hex4, type UsbDeviceInfo, type UsbHost, type UsbTransport } from '../usb/transport.js';
 
 export type CardEvent = 'insert' | 'remove';
 
@@ -84,7 +84,7 @@ interface Session {
 const key = (d: UsbDeviceInfo) => `${d.bus}:${d.address}:${d.portPath}`;
 
 export async function waitForCard(opts: WaitOptions): Promise<WaitResult> {
-  const host = opts.host ?? new (await import('./node-usb-transport.js')).NodeUsbHost();
+  const host = opts.host ?? new (await import('../usb/node-usb-transport.js')).NodeUsbHost();
   const profiles = opts.profiles ?? loadReaderProfiles();
   const sel: UsbSelector = opts.selector ?? { kind: 'any' };
   const interval = opts.intervalMs ?? 1000;
@@ -121,17 +121,8 @@ export async function waitForCard(opts: WaitOptions): Promise<WaitResult> {
 }
 
 async function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (!signal) return sleep(ms);
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal!.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-  if (signal.aborted) throw new CancelledError();
+  await sleep(ms, undefined, { signal }).catch(() => undefined);
+  if (signal?.aborted) throw new CancelledError();
 }
 
 async function pollOnce(host: UsbHost, sel: UsbSelector, sessions: Map<string, Session>, profiles: readonly ReaderProfile[], opts: WaitOptions): Promise<WatchedSlot[]> {

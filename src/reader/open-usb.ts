@@ -13,14 +13,14 @@ import { formatBytes } from '../blockdev/device-util.js';
 import { UsbBlockDevice, type UsbBlockDeviceOptions } from '../blockdev/usb-device.js';
 import type { ScsiOptions } from '../scsi/scsi-lun.js';
 import { NoMediumError } from '../scsi/sense.js';
-import type { BotOptions } from './bot.js';
-import { BotDriver } from './bot.js';
-import { UsbBusyError } from './errors.js';
-import { loadReaderProfiles, quirksFor, type ReaderProfile, type ReaderQuirks } from './quirks.js';
+import type { BotOptions } from '../usb/bot.js';
+import { BotDriver } from '../usb/bot.js';
+import { UsbBusyError } from '../usb/errors.js';
+import { loadReaderProfiles, quirksFor, type ReaderProfile, type ReaderQuirks } from './reader-profiles.js';
 import { probeSlots, type SlotState } from './readers.js';
 import { formatUsbSelector, matchUsbSelector, parseUsbSelector, resolveUsbSelector, type UsbSelector } from './selector.js';
 import { kernelDisksOf, type SysfsOptions } from './sysfs.js';
-import { botInterfaceOf, hex4, type UsbDeviceInfo, type UsbHost, type UsbTransport } from './transport.js';
+import { botInterfaceOf, hex4, type UsbDeviceInfo, type UsbHost, type UsbTransport } from '../usb/transport.js';
 
 export interface UsbOpenOptions {
   /** Open for writing (default read-only). A write-protected card is refused at once. */
@@ -87,7 +87,7 @@ async function maxLunOf(t: UsbTransport, quirks: ReaderQuirks, bot?: BotOptions)
  */
 export async function openUsbDevice(spec: string, opts: UsbOpenOptions = {}): Promise<UsbBlockDevice> {
   const sel = parseUsbSelector(spec);
-  const host = opts.host ?? new (await import('./node-usb-transport.js')).NodeUsbHost();
+  const host = opts.host ?? new (await import('../usb/node-usb-transport.js')).NodeUsbHost();
   const profiles = opts.profiles ?? loadReaderProfiles();
   const devices = await host.list();
   if (sel.kind === 'any') return openOnlyCard(sel, host, devices, profiles, opts);
@@ -138,7 +138,7 @@ async function openOn(t: UsbTransport, d: UsbDeviceInfo, lun: number, quirks: Re
 
 /** Probes every reader the selector matches and returns the cards, leaving nothing open. */
 export async function findCards(sel: UsbSelector, opts: UsbOpenOptions = {}): Promise<FoundCard[]> {
-  const host = opts.host ?? new (await import('./node-usb-transport.js')).NodeUsbHost();
+  const host = opts.host ?? new (await import('../usb/node-usb-transport.js')).NodeUsbHost();
   const profiles = opts.profiles ?? loadReaderProfiles();
   const found = await probeAll(sel, host, await host.list(), profiles, opts);
   await Promise.allSettled(found.map((f) => f.transport.close()));

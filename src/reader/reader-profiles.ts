@@ -17,29 +17,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BadInputError } from '../errors.js';
+import type { ReaderQuirks } from '../usb/quirk-types.js';
 
-export interface ReaderQuirks {
-  /** Largest transfer per command in logical blocks (Linux MAX_SECTORS_64 ⇒ 64). */
-  maxSectors?: number;
-  /** Never send READ CAPACITY(16) (NO_READ_CAPACITY_16). */
-  noReadCapacity16?: boolean;
-  /** READ CAPACITY reports the block count instead of the last LBA (FIX_CAPACITY). */
-  capacityOffByOne?: boolean;
-  /** Ignore dCSWDataResidue (IGNORE_RESIDUE). */
-  ignoreResidue?: boolean;
-  /** Accept a CSW tag mismatch (BULK_IGNORE_TAG). */
-  ignoreTag?: boolean;
-  /** Use LUN 0 only, whatever Get Max LUN says (SINGLE_LUN). */
-  singleLun?: boolean;
-  /** Do not read the WP bit with MODE SENSE; assume writable (NO_WP_DETECT). */
-  noWriteProtectDetect?: boolean;
-  /** Split I/O touching the last 8 blocks into single-block commands. Default true. */
-  lastSectorBug?: boolean;
-  /** REQUEST SENSE after SYNCHRONIZE CACHE (SENSE_AFTER_SYNC). */
-  senseAfterSync?: boolean;
-  /** Never send SYNCHRONIZE CACHE. */
-  noSynchronizeCache?: boolean;
-}
+export type { ReaderQuirks } from '../usb/quirk-types.js';
 
 export interface ReaderMatch {
   vendorId: number;

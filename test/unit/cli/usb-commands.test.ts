@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { collectReaders, formatReaders } from '../../../src/cli/commands/list.js';
 import { deviceInfo, formatDeviceInfo, openForInfo } from '../../../src/cli/commands/info.js';
-import { udevRules } from '../../../src/usb/udev-rule.js';
+import { udevRules } from '../../../src/reader/udev-rule.js';
 import { MemoryCard, SimHost, SimReader } from '../../sim/sim-reader.js';
 import { FAST_BOT, FAST_SCSI } from '../../sim/helpers.js';
 import type { UsbDeviceInfo } from '../../../src/usb/transport.js';

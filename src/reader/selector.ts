@@ -7,7 +7,7 @@
  * each optionally followed by `@lun=N` (slot of a multi-slot reader, 0..15).
  */
 import { UsageError } from '../errors.js';
-import { botInterfaceOf, hex4, type UsbDeviceInfo } from './transport.js';
+import { botInterfaceOf, hex4, type UsbDeviceInfo } from '../usb/transport.js';
 
 export type UsbSelector =
   | { kind: 'any'; lun?: number }

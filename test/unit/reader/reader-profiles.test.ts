@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadReaderProfiles, quirksFor, validateReaderProfile } from '../../../src/usb/quirks.js';
+import { loadReaderProfiles, quirksFor, validateReaderProfile } from '../../../src/reader/reader-profiles.js';
 import { BadInputError } from '../../../src/errors.js';
 
 test('shipped reader profiles are valid and unique by match', () => {

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDevice, unregisterDeviceOpener } from '../../../src/blockdev/open-device.js';
 import { ExitCode, UsageError, WriteProtectedError } from '../../../src/errors.js';
-import { findCards, openUsbDevice } from '../../../src/usb/open-usb.js';
+import { findCards, openUsbDevice } from '../../../src/reader/open-usb.js';
 import { UsbBusyError } from '../../../src/usb/errors.js';
-import { registerUsbDeviceOpener } from '../../../src/usb/register.js';
-import { boundDriverOf, kernelDisksOf } from '../../../src/usb/sysfs.js';
+import { registerUsbDeviceOpener } from '../../../src/reader/register.js';
+import { boundDriverOf, kernelDisksOf } from '../../../src/reader/sysfs.js';
 import { MemoryCard, SimHost, SimReader } from '../../sim/sim-reader.js';
 import { FAST_BOT, FAST_SCSI } from '../../sim/helpers.js';
 

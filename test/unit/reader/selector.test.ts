@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatUsbSelector, isUsbSelector, matchUsbSelector, parseUsbSelector, resolveUsbSelector } from '../../../src/usb/selector.js';
+import { formatUsbSelector, isUsbSelector, matchUsbSelector, parseUsbSelector, resolveUsbSelector } from '../../../src/reader/selector.js';
 import { UsageError } from '../../../src/errors.js';
 import { SimReader } from '../../sim/sim-reader.js';
 import type { UsbDeviceInfo } from '../../../src/usb/transport.js';

@@ -3,7 +3,7 @@
  * but read/write access to the reader's /dev/bus/usb/BBB/DDD node: detaching usb-storage
  * through usbfs (USBDEVFS_DISCONNECT_CLAIM) has no capability check.
  */
-import { hex4, MSC_CLASS, MSC_PROTOCOL_BOT, MSC_SUBCLASS_SCSI } from './transport.js';
+import { hex4, MSC_CLASS, MSC_PROTOCOL_BOT, MSC_SUBCLASS_SCSI } from '../usb/transport.js';
 
 export const UDEV_RULE_FILE = '/etc/udev/rules.d/70-crashcart.rules';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { listReaders, probeReader } from '../../../src/usb/readers.js';
+import { listReaders, probeReader } from '../../../src/reader/readers.js';
 import { MemoryCard, SimHost, SimReader } from '../../sim/sim-reader.js';
 import { FAST_BOT, FAST_SCSI } from '../../sim/helpers.js';
 import type { UsbDeviceInfo } from '../../../src/usb/transport.js';

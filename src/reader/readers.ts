@@ -3,11 +3,11 @@
  * what is in their slots.
  */
 import { CancelledError } from '../errors.js';
-import { BotDriver, type BotOptions } from './bot.js';
+import { BotDriver, type BotOptions } from '../usb/bot.js';
 import { ScsiLun, type ScsiOptions } from '../scsi/scsi-lun.js';
 import { NoMediumError } from '../scsi/sense.js';
-import { loadReaderProfiles, quirksFor, type ReaderProfile, type ReaderQuirks } from './quirks.js';
-import { botInterfaceOf, hex4, type OpenOptions, type UsbDeviceInfo, type UsbHost, type UsbTransport } from './transport.js';
+import { loadReaderProfiles, quirksFor, type ReaderProfile, type ReaderQuirks } from './reader-profiles.js';
+import { botInterfaceOf, hex4, type OpenOptions, type UsbDeviceInfo, type UsbHost, type UsbTransport } from '../usb/transport.js';
 
 export interface ReaderSummary {
   device: UsbDeviceInfo;
@@ -27,7 +27,7 @@ export interface ReaderSummary {
  * not open them. Uses the `usb` package unless another host is given.
  */
 export async function listReaders(opts: { host?: UsbHost; profiles?: readonly ReaderProfile[] } = {}): Promise<ReaderSummary[]> {
-  const host = opts.host ?? new (await import('./node-usb-transport.js')).NodeUsbHost();
+  const host = opts.host ?? new (await import('../usb/node-usb-transport.js')).NodeUsbHost();
   const profiles = opts.profiles ?? loadReaderProfiles();
   const devices = await host.list();
   const out: ReaderSummary[] = [];
