@@ -21,3 +21,18 @@ export async function writeRange(dev: BlockDevice, offset: number, data: Uint8Ar
   buf.set(data, offset - start);
   return dev.write(start, buf, opts);
 }
+
+/**
+ * Runs `writes` and then flushes `dev`. When the writes stop early (an abort at a safe point,
+ * an error) what they did write is still flushed before the error goes on: an interrupted
+ * command leaves the device in a known state.
+ */
+export async function flushedEvenIfStopped(dev: BlockDevice, writes: () => Promise<void>): Promise<void> {
+  try {
+    await writes();
+  } catch (e) {
+    await dev.flush().catch(() => undefined);
+    throw e;
+  }
+  await dev.flush();
+}

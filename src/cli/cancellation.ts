@@ -174,6 +174,28 @@ export function beginOperation(): Operation {
   return op;
 }
 
+/**
+ * Runs `work` as an operation whose only state is the device itself (provision, pstore format
+ * and clear: running the same command again finishes the job). A stop signal aborts it between
+ * writes; what was written is flushed by the library, a JSON summary says "interrupted" when
+ * `json`, and InterruptedError carries `message` and the signal's exit code.
+ */
+export async function runStoppable<T>(work: (signal: AbortSignal) => Promise<T>, o: { json?: boolean; message: (stop: string) => string }): Promise<T> {
+  const op = beginOperation();
+  op.saved(); // nothing to save: a second signal may quit at once
+  try {
+    return await work(op.signal);
+  } catch (e) {
+    if (op.stoppedBy && (e instanceof CancelledError || (e as Error)?.name === 'AbortError')) {
+      if (o.json) process.stdout.write(JSON.stringify({ type: 'summary', status: 'interrupted', signal: op.stoppedBy, exitCode: exitCodeFor(op.stoppedBy) }) + '\n');
+      throw new InterruptedError(o.message(describeStop(op.stoppedBy)), op.stoppedBy);
+    }
+    throw e;
+  } finally {
+    op.end();
+  }
+}
+
 function onSignal(sig: NodeJS.Signals): void {
   const reason = sig as StopReason;
   if (state.op) {

@@ -6,7 +6,7 @@
  * merged record is reset — otherwise the record would come back from the other CPUs' zones.
  */
 import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
-import { writeRange } from '../blockdev/io.js';
+import { flushedEvenIfStopped, writeRange } from '../blockdev/io.js';
 import { UsageError, WriteProtectedError } from '../errors.js';
 import type { Endian } from './abi.js';
 import { writeU32, zoneSignature } from './abi.js';
@@ -41,6 +41,7 @@ export function planClear(decoded: DecodeResult, names?: string[]): ClearPlan {
 
 export async function applyClear(dev: BlockDevice, regionOffset: number, plan: ClearPlan, opts: IoOptions = {}): Promise<void> {
   if (dev.readOnly) throw new WriteProtectedError(`${dev.info.name} is read-only or write-protected`);
-  for (const w of plan.writes) await writeRange(dev, regionOffset + w.offset, w.bytes, opts);
-  await dev.flush(opts);
+  await flushedEvenIfStopped(dev, async () => {
+    for (const w of plan.writes) await writeRange(dev, regionOffset + w.offset, w.bytes, opts);
+  });
 }

@@ -6,7 +6,7 @@
  * held a crash.
  */
 import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
-import { writeRange } from '../blockdev/io.js';
+import { flushedEvenIfStopped, writeRange } from '../blockdev/io.js';
 import { WriteProtectedError } from '../errors.js';
 import type { Abi } from './abi.js';
 import { KMSG_LAYOUTS, PSTORE_KMSG_HEADER_MAGIC, ZONE_HEADER_SIZE, writeU32, zoneSignature } from './abi.js';
@@ -61,16 +61,17 @@ export async function applyFormat(
   const zeros = new Uint8Array(chunk);
   const total = plan.zeroBytes + plan.headers.reduce((a, h) => a + h.bytes.length, 0);
   let written = 0;
-  for (let off = 0; off < plan.zeroBytes; off += chunk) {
-    const n = Math.min(chunk, plan.zeroBytes - off);
-    await writeRange(dev, regionOffset + off, n === chunk ? zeros : zeros.subarray(0, n), opts);
-    written += n;
-    opts.onProgress?.({ written, total });
-  }
-  for (const h of plan.headers) {
-    await writeRange(dev, regionOffset + h.offset, h.bytes, opts);
-    written += h.bytes.length;
-  }
-  await dev.flush(opts);
+  await flushedEvenIfStopped(dev, async () => {
+    for (let off = 0; off < plan.zeroBytes; off += chunk) {
+      const n = Math.min(chunk, plan.zeroBytes - off);
+      await writeRange(dev, regionOffset + off, n === chunk ? zeros : zeros.subarray(0, n), opts);
+      written += n;
+      opts.onProgress?.({ written, total });
+    }
+    for (const h of plan.headers) {
+      await writeRange(dev, regionOffset + h.offset, h.bytes, opts);
+      written += h.bytes.length;
+    }
+  });
   opts.onProgress?.({ written, total });
 }

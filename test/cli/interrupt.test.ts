@@ -268,3 +268,25 @@ test('a command without a safe stopping point (wait) takes the same path: SIGHUP
   assert.equal(code, 129, r.stderr);
   assert.match(r.stderr, /hung up \(SIGHUP\)/);
 });
+
+test('pstore format interrupted by SIGTERM: exit 143, interrupted summary, what was written is flushed; the same command finishes the region', async (t) => {
+  const dir = tempDir(t);
+  const card = join(dir, 'card.img');
+  await writeFile(card, new Uint8Array(IMAGE_SIZE).fill(0xa5));
+  const args = ['pstore', 'format', `slow:${card}`, '--kmsg-size', '64', '--pmsg-size', '0', '--console-size', '0', '--ftrace-size', '0', '--yes', '--discard-records', '--json'];
+  const r = start(args, {});
+  await r.until(completed('write', 3), 'the third write');
+  r.child.kill('SIGTERM');
+  const { code } = await r.done;
+  noStackTrace(r.stderr);
+  assert.equal(code, 143, r.stderr);
+  const summary = jsonLines(r.stdout).pop() as { type: string; status: string; signal: string; exitCode: number };
+  assert.deepEqual([summary.type, summary.status, summary.signal, summary.exitCode], ['summary', 'interrupted', 'SIGTERM', 143]);
+  assert.match(r.stderr, /format terminated \(SIGTERM\): stopped between writes/);
+  const after = await readFile(card);
+  assert.ok(after.subarray(0, 3 * MiB).every((b) => b === 0), 'the completed writes are on the card');
+  assert.ok(after.subarray(after.length - MiB).every((b) => b === 0xa5), 'stopped before the end');
+  const again = await runToEnd(args, { CRASHCART_TEST_DELAY_MS: '0' });
+  assert.equal(again.code, 0, again.stderr);
+  assert.ok((await readFile(card)).every((b) => b === 0), 'the region is formatted');
+});

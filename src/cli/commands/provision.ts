@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { formatBytes } from '../../blockdev/device-util.js';
-import { CancelledError, UsageError } from '../../errors.js';
-import { beginOperation, describeStop, exitCodeFor, InterruptedError } from '../cancellation.js';
+import { UsageError } from '../../errors.js';
+import { runStoppable } from '../cancellation.js';
 import { loadProfile } from '../../profile/board-profile.js';
 import { applyProvision, planProvision, type ProvisionPlan, type ProvisionResult } from '../../provision/provision.js';
 import { confirm, describeDevice } from '../confirm.js';
@@ -154,19 +154,10 @@ async function runProvision(a: ProvisionArgs): Promise<void> {
     );
     // A signal stops between transfers (see ../cancellation.ts); running the same command again
     // finishes the card (provisioning compares before it writes). Nothing to save: a second signal quits.
-    const op = beginOperation();
-    op.saved();
-    try {
-      result = await applyProvision(dev, plan, { backupDir, discardRecords: !!a['discard-records'], onStep: (s) => out(`done       ${s}`), signal: op.signal });
-    } catch (e) {
-      if (op.stoppedBy && (e instanceof CancelledError || (e as Error)?.name === 'AbortError')) {
-        if (a.json) process.stdout.write(JSON.stringify({ type: 'summary', status: 'interrupted', signal: op.stoppedBy, exitCode: exitCodeFor(op.stoppedBy) }) + '\n');
-        throw new InterruptedError(`provision ${describeStop(op.stoppedBy)}: stopped between writes; run the same command again to finish the card`, op.stoppedBy);
-      }
-      throw e;
-    } finally {
-      op.end();
-    }
+    result = await runStoppable((signal) => applyProvision(dev, plan!, { backupDir, discardRecords: !!a['discard-records'], onStep: (s) => out(`done       ${s}`), signal }), {
+      json: a.json,
+      message: (stop) => `provision ${stop}: stopped between writes; run the same command again to finish the card`,
+    });
     out(`provisioned: ${result.bytesWritten} bytes written`);
     if (plan.cmdline) out(`boot the board with:\n  ${plan.cmdline}`);
     emit();

@@ -3,6 +3,7 @@ import { NoPstoreError } from '../../errors.js';
 import { applyClear, planClear } from '../../pstore/clear.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
 import { confirm, describeDevice, withWriteSafetyOptions } from '../confirm.js';
+import { runStoppable } from '../cancellation.js';
 import { WriteGate } from '../../gate/write-gate.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
@@ -62,7 +63,10 @@ async function runClear(a: ClearArgs): Promise<void> {
       summary.backup = saved;
       out(`backup   saved in ${saved}`);
     }
-    await applyClear(dev, region.offset, plan);
+    await runStoppable((signal) => applyClear(dev, region.offset, plan, { signal }), {
+      json: a.json,
+      message: (stop) => `clear ${stop}: stopped between writes; run the same command again to erase the rest`,
+    });
     out(`erased ${plan.records.length} record(s)`);
     if (a.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
   } finally {

@@ -5,6 +5,7 @@ import { applyFormat, planFormat } from '../../pstore/format.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
 import { planGeometry } from '../../pstore/plan-geometry.js';
 import { confirm, describeDevice, withWriteSafetyOptions } from '../confirm.js';
+import { runStoppable } from '../cancellation.js';
 import { WriteGate } from '../../gate/write-gate.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
@@ -81,7 +82,10 @@ async function runFormat(a: FormatArgs): Promise<void> {
     }
     const bar = await byteProgress('formatting', plan.zeroBytes, !!a.json);
     try {
-      await applyFormat(dev, region.offset, plan, { onProgress: (p) => bar.update(Math.min(p.written, plan.zeroBytes)) });
+      await runStoppable((signal) => applyFormat(dev, region.offset, plan, { signal, onProgress: (p) => bar.update(Math.min(p.written, plan.zeroBytes)) }), {
+        json: a.json,
+        message: (stop) => `format ${stop}: stopped between writes (the records were backed up first); run the same command again to finish`,
+      });
     } finally {
       bar.stop();
     }
