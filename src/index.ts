@@ -1,6 +1,7 @@
 /** crashcart as a library: every layer's public API, from block devices to pstore extraction. */
 export * from './errors.js';
 export * from './blockdev/index.js';
+export { formatBytes } from './util/format-bytes.js';
 export * from './partition/index.js';
 /** The write gate every write goes through, and non-clobbering output files. */
 export { WriteGate, SYSTEM_DISK_FLAG, footprintOf, type WriteGateOptions } from './gate/write-gate.js';

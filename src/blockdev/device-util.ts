@@ -1,6 +1,6 @@
 /**
  * Small helpers shared by the BlockDevice backends: argument and bounds checks with the
- * project's typed errors, abort handling, and byte-size formatting for messages.
+ * project's typed errors, abort handling, failure kinds of OS errors.
  */
 import type { BlockDevice, IoOptions } from './block-device.js';
 import { CrashcartError, ExitCode, IoError, WriteProtectedError, type DeviceFailure } from '../errors.js';
@@ -61,20 +61,6 @@ export function failureOfErrno(err: unknown): DeviceFailure | undefined {
   if (code === 'EIO') return 'medium';
   if (TRANSIENT_ERRNO.has(code)) return 'transient';
   return undefined;
-}
-
-/** "2 MiB", "512 B", "1.5 KiB": for messages only. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  if (i === 0) return `${n} B`;
-  const s = Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1).replace(/\.?0+$/, '');
-  return `${s} ${units[i]}`;
 }
 
 /** The errno code of a Node system error, if any. */

@@ -9,4 +9,3 @@ export { describeBlockNode, type SystemPaths, type BlockNodeInfo } from '../host
 export { parseMountinfo, parseProcMounts, parseProcSwaps } from '../host/proc-mounts.js';
 export { RegionDevice } from './region-device.js';
 export { openDevice, registerDeviceOpener, unregisterDeviceOpener, type DeviceOpener, type OpenDeviceOptions } from './open-device.js';
-export { formatBytes } from './device-util.js';

@@ -2,8 +2,9 @@
  * Opens whatever the user named: a regular file is a disk image, a block special file an OS
  * block device, and a `prefix:` spec goes to a registered opener.
  *
- * Hook for the USB transport: the USB card-reader backend registers itself with
- * `registerDeviceOpener('usb:', …)`. Until it does, `usb:` specs fail with a clear UsageError.
+ * The reader layer registers `usb:` (src/reader/register.ts) — it sits above this one, so it
+ * plugs in instead of being imported. A program using the library without registering it gets
+ * a UsageError that says how.
  */
 import { stat } from 'node:fs/promises';
 import type { BlockDevice } from './block-device.js';
@@ -22,7 +23,7 @@ const openers = new Map<string, DeviceOpener>();
 
 /** Prefixes the project knows about but whose backend is not registered yet. */
 const PENDING: Record<string, string> = {
-  'usb:': 'USB reader support is not available yet',
+  'usb:': 'USB readers are not registered in this program (call registerUsbDeviceOpener() from the crashcart library first)',
 };
 
 /**

@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Argv } from 'yargs';
 import type { BlockDevice } from '../blockdev/block-device.js';
-import { formatBytes } from '../blockdev/device-util.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { CancelledError, UsageError } from '../errors.js';
 
 /**

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { readRange, writeRange } from '../blockdev/io.js';
-import { formatBytes } from '../blockdev/device-util.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { CancelledError, CrashcartError, ExitCode, WriteProtectedError, type ExitCodeValue } from '../errors.js';
 import { rangeBytes, type Bmap } from './bmap.js';
 import { decoderName } from './decompress.js';

@@ -11,7 +11,7 @@ import { readFile, realpath, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
-import { formatBytes } from '../blockdev/device-util.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { CancelledError, CrashcartError, ExitCode, RefusedError, UsageError } from '../errors.js';
 import { WriteGate } from '../gate/write-gate.js';
 import { formatRescueMap, parseRescueMap, StatusMap } from './ddrescue-map.js';

@@ -12,7 +12,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
 import { writeRange } from '../blockdev/io.js';
-import { formatBytes } from '../blockdev/device-util.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { BadInputError, UsageError, WriteProtectedError } from '../errors.js';
 import { guidEquals, isGuid } from './guid.js';
 import type { PartitionTable } from './types.js';

@@ -8,7 +8,7 @@
  */
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { RegionDevice } from '../blockdev/region-device.js';
-import { formatBytes } from '../blockdev/device-util.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { BadInputError, UsageError } from '../errors.js';
 import { guidEquals, isGuid } from './guid.js';
 import type { Partition, PartitionTable } from './types.js';

@@ -10,7 +10,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
-import { formatBytes } from '../blockdev/device-util.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { RegionDevice } from '../blockdev/region-device.js';
 import { BadInputError, CrashcartError, ExitCode, WriteProtectedError } from '../errors.js';
 import { rangeBytes, type Bmap } from '../flash/bmap.js';

@@ -9,7 +9,7 @@
  */
 import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
-import { formatBytes } from '../blockdev/device-util.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { BadInputError, CrashcartError, NoPstoreError, UsageError, WriteProtectedError } from '../errors.js';
 import { compareGpt, encodeGpt, layoutPartitions, minimumDeviceSize, resolveGpt, writeGpt, type GptLayout, type GptMatch, type ResolvedGpt } from '../partition/gpt-write.js';
 import { readPartitionTable } from '../partition/partition-table.js';

@@ -6,7 +6,7 @@
  */
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
-import { formatBytes } from '../blockdev/device-util.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { BadInputError, NoPstoreError, UsageError } from '../errors.js';
 import type { Partition, PartitionTable } from '../partition/partition-table.js';
 import { readPartitionTable } from '../partition/partition-table.js';

@@ -9,7 +9,7 @@
  * listed in a UsageError.
  */
 import { IoError, UsageError, WriteProtectedError } from '../errors.js';
-import { formatBytes } from '../blockdev/device-util.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { UsbBlockDevice, type UsbBlockDeviceOptions } from '../blockdev/usb-device.js';
 import type { ScsiOptions } from '../scsi/scsi-lun.js';
 import { NoMediumError } from '../scsi/sense.js';

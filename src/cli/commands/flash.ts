@@ -7,7 +7,7 @@ import cliProgress from 'cli-progress';
 import ora from 'ora';
 import type { Argv } from 'yargs';
 import type { BlockDevice } from '../../blockdev/block-device.js';
-import { formatBytes } from '../../blockdev/device-util.js';
+import { formatBytes } from '../../util/format-bytes.js';
 import { CancelledError, CrashcartError, ExitCode, RefusedError, UsageError, type ExitCodeValue } from '../../errors.js';
 import { flashImage, type FlashEvent, type FlashResult, type FlashTarget, type FlashTargetResult } from '../../flash/flash.js';
 import { openImageSource, type ImageSource } from '../../flash/source.js';

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { BlockDevice } from '../../blockdev/block-device.js';
-import { formatBytes } from '../../blockdev/device-util.js';
+import { formatBytes } from '../../util/format-bytes.js';
 import { openDevice } from '../../blockdev/open-device.js';
 import { UsbBlockDevice } from '../../blockdev/usb-device.js';
 import { BadInputError, NoPstoreError, UsageError } from '../../errors.js';

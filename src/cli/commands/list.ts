@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { formatBytes } from '../../blockdev/device-util.js';
+import { formatBytes } from '../../util/format-bytes.js';
 import { UsbAccessError } from '../../usb/errors.js';
 import { assertNotMounted, slotSelector } from '../../reader/open-usb.js';
 import type { ReaderProfile } from '../../reader/reader-profiles.js';

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { formatBytes } from '../../blockdev/device-util.js';
+import { formatBytes } from '../../util/format-bytes.js';
 import { BadInputError, CrashcartError } from '../../errors.js';
 import { minimumDeviceSize } from '../../partition/gpt-write.js';
 import type { BoardProfile } from '../../profile/board-profile.js';

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { formatBytes } from '../../blockdev/device-util.js';
+import { formatBytes } from '../../util/format-bytes.js';
 import { UsageError } from '../../errors.js';
 import { runStoppable } from '../cancellation.js';
 import { loadProfile } from '../../profile/board-profile.js';

@@ -5,7 +5,7 @@
 import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
 import { openDevice } from '../../blockdev/open-device.js';
-import { formatBytes } from '../../blockdev/device-util.js';
+import { formatBytes } from '../../util/format-bytes.js';
 import { CrashcartError, ExitCode, UsageError } from '../../errors.js';
 import { ReadCancelledError, readDevice, type ReadEvent, type ReadResult } from '../../flash/read.js';
 import { beginOperation, describeStop, exitCodeFor, InterruptedError } from '../cancellation.js';

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { formatBytes } from '../../blockdev/device-util.js';
+import { formatBytes } from '../../util/format-bytes.js';
 import { UsageError } from '../../errors.js';
 import { waitForCard, type WaitOptions, type WaitResult, type WatchedSlot } from '../../reader/card-wait.js';
 import { formatUsbSelector, isUsbSelector, parseUsbSelector } from '../../reader/selector.js';
