@@ -45,121 +45,128 @@ export interface SystemDiskReport {
   reasons: string[];
 }
 
-export async function systemDiskCheck(path: string, paths: SystemPaths = {}): Promise<SystemDiskReport> {
-  const sys = paths.sysRoot ?? '/sys';
-  const proc = paths.procRoot ?? '/proc';
+export async function systemDiskCheck(path: string, paths: SystemPaths = {}, depth = 0): Promise<SystemDiskReport> {
   const node = await describeBlockNode(path, paths);
-  const report: SystemDiskReport = {
-    path,
-    isBlockDevice: node.name !== undefined,
-    partitions: [],
-    holders: [],
-    mounts: [],
-    swaps: [],
-    holdsRoot: false,
-    inUse: false,
-    reasons: [],
-  };
+  const report: SystemDiskReport = { path, isBlockDevice: node.name !== undefined, partitions: [], holders: [], mounts: [], swaps: [], holdsRoot: false, inUse: false, reasons: [] };
   if (node.name === undefined) return report;
   report.name = node.name;
   report.disk = node.disk;
-  const classDir = (n: string) => join(sys, 'class', 'block', n);
+  const sys = paths.sysRoot ?? '/sys';
+  const proc = paths.procRoot ?? '/proc';
 
   // The whole disk the device belongs to and every partition of it (a mounted sibling means the
   // disk is in use: its table and neighbours are one write away), then everything stacked on top.
-  const diskName = node.disk ?? node.name;
-  const own = new Set<string>([node.name, diskName]);
+  const family = await diskFamily(node.name, node.disk ?? node.name, sys);
+  report.partitions = family.siblings;
+  const stacked = await holdersOf(family.members, sys);
+  report.holders = stacked.holders;
+  const owner = await ownerOfName(stacked.all, sys);
+
+  const table = await readMountTable(proc);
+  if (table.unknown) report.reasons.push(table.unknown);
+  for (const m of table.mounts) {
+    const dev = await owner(m.source, m.devNum);
+    if (dev === undefined) continue;
+    report.mounts.push({ source: m.source, mountPoint: m.mountPoint, fsType: m.fsType, device: dev });
+    if (m.mountPoint === '/') report.holdsRoot = true;
+  }
+  for (const s of parseProcSwaps((await readText(join(proc, 'swaps'))) ?? '')) {
+    if ((await owner(s)) !== undefined) report.swaps.push(s);
+  }
+  const backing = await loopBackingUse(node.name, paths, depth);
+  if (backing) report.loopBacking = backing.file;
+
+  report.reasons.push(...reasonsFor(report, backing));
+  report.inUse = report.mounts.length > 0 || report.swaps.length > 0 || table.unknown !== undefined || backing?.report.inUse === true;
+  return report;
+}
+
+const classDir = (sys: string, n: string) => join(sys, 'class', 'block', n);
+
+/** `name`, its whole disk and all the disk's partitions; `siblings` are the partitions but `name`. */
+async function diskFamily(name: string, disk: string, sys: string): Promise<{ members: Set<string>; siblings: string[] }> {
+  const members = new Set<string>([name, disk]);
+  const siblings: string[] = [];
   try {
-    for (const ent of await readdir(classDir(diskName))) {
-      if (ent.startsWith(diskName) && (await exists(join(classDir(diskName), ent, 'partition')))) {
-        own.add(ent);
-        if (ent !== node.name) report.partitions.push(ent);
+    for (const ent of await readdir(classDir(sys, disk))) {
+      if (ent.startsWith(disk) && (await exists(join(classDir(sys, disk), ent, 'partition')))) {
+        members.add(ent);
+        if (ent !== name) siblings.push(ent);
       }
     }
   } catch {
     /* no sysfs directory listing: check the node alone */
   }
-  report.partitions.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-  const queue = [...own];
-  const all = new Set(own);
+  return { members, siblings: siblings.sort((a, b) => a.localeCompare(b, 'en', { numeric: true })) };
+}
+
+/** Every device-mapper / md device stacked on `members`, recursively (sysfs `holders/`). */
+async function holdersOf(members: Set<string>, sys: string): Promise<{ holders: string[]; all: Set<string> }> {
+  const queue = [...members];
+  const all = new Set(members);
+  const holders: string[] = [];
   while (queue.length > 0) {
     const n = queue.shift() as string;
-    let holders: string[] = [];
+    let found: string[] = [];
     try {
-      holders = await readdir(join(classDir(n), 'holders'));
+      found = await readdir(join(classDir(sys, n), 'holders'));
     } catch {
-      holders = [];
+      found = [];
     }
-    for (const h of holders) {
+    for (const h of found) {
       if (all.has(h)) continue;
       all.add(h);
-      report.holders.push(h);
+      holders.push(h);
       queue.push(h);
     }
   }
+  return { holders, all };
+}
 
-  // Names a mount source or swap path may use for each kernel device.
+/**
+ * A lookup from the names a mount source or swap path may use (`/dev/sdb1`, `/dev/mapper/x`, a
+ * symlink to either, the device number) to the kernel name among `devices`.
+ */
+async function ownerOfName(devices: Set<string>, sys: string): Promise<(source: string, devNum?: string) => Promise<string | undefined>> {
   const byAlias = new Map<string, string>();
   const byDevNum = new Map<string, string>();
-  for (const n of all) {
+  for (const n of devices) {
     byAlias.set(`/dev/${n}`, n);
-    const dmName = await readText(join(classDir(n), 'dm', 'name'));
+    const dmName = await readText(join(classDir(sys, n), 'dm', 'name'));
     if (dmName) byAlias.set(`/dev/mapper/${dmName}`, n);
-    const num = await readText(join(classDir(n), 'dev'));
+    const num = await readText(join(classDir(sys, n), 'dev'));
     if (num) byDevNum.set(num, n);
   }
-  const match = async (source: string, devNum?: string): Promise<string | undefined> => {
+  return async (source, devNum) => {
     if (devNum && byDevNum.has(devNum)) return byDevNum.get(devNum);
     if (byAlias.has(source)) return byAlias.get(source);
-    if (source.startsWith('/dev/')) {
-      try {
-        const r = await realpath(source);
-        if (byAlias.has(r)) return byAlias.get(r);
-      } catch {
-        /* source node not present here */
-      }
+    if (!source.startsWith('/dev/')) return undefined;
+    try {
+      return byAlias.get(await realpath(source));
+    } catch {
+      return undefined; // source node not present here
     }
-    return undefined;
   };
+}
 
-  let mounts: MountEntry[] = [];
-  let mountStateUnknown = false;
+/** The mount table (mountinfo, else /proc/mounts); `unknown` says why when neither can be read. */
+async function readMountTable(proc: string): Promise<{ mounts: MountEntry[]; unknown?: string }> {
   const mountinfo = await readText(join(proc, 'self', 'mountinfo'));
-  if (mountinfo !== undefined) mounts = parseMountinfo(mountinfo);
-  else {
-    const pm = await readText(join(proc, 'mounts'));
-    if (pm !== undefined) mounts = parseProcMounts(pm);
-    else {
-      mountStateUnknown = true;
-      report.reasons.push(`cannot read ${join(proc, 'self', 'mountinfo')} or ${join(proc, 'mounts')}: mount state unknown`);
-    }
-  }
-  for (const m of mounts) {
-    const dev = await match(m.source, m.devNum);
-    if (dev === undefined) continue;
-    report.mounts.push({ source: m.source, mountPoint: m.mountPoint, fsType: m.fsType, device: dev });
-    if (m.mountPoint === '/') report.holdsRoot = true;
-  }
-  const swaps = await readText(join(proc, 'swaps'));
-  if (swaps !== undefined) {
-    for (const s of parseProcSwaps(swaps)) {
-      if ((await match(s)) !== undefined) report.swaps.push(s);
-    }
-  }
+  if (mountinfo !== undefined) return { mounts: parseMountinfo(mountinfo) };
+  const pm = await readText(join(proc, 'mounts'));
+  if (pm !== undefined) return { mounts: parseProcMounts(pm) };
+  return { mounts: [], unknown: `cannot read ${join(proc, 'self', 'mountinfo')} or ${join(proc, 'mounts')}: mount state unknown` };
+}
 
-  const backing = await loopBackingUse(node.name, paths);
-  if (backing) {
-    report.loopBacking = backing.file;
-    if (backing.report.inUse) report.reasons.push(`${path} is a loop device backed by ${backing.file}, on ${backing.report.path}, a disk this system uses (${backing.report.reasons.join('; ')})`);
-  }
-
-  if (report.holdsRoot) report.reasons.push(`${path} holds the root file system /`);
+function reasonsFor(report: SystemDiskReport, backing: { file: string; report: SystemDiskReport } | undefined): string[] {
+  const reasons: string[] = [];
+  if (backing?.report.inUse) reasons.push(`${report.path} is a loop device backed by ${backing.file}, on ${backing.report.path}, a disk this system uses (${backing.report.reasons.join('; ')})`);
+  if (report.holdsRoot) reasons.push(`${report.path} holds the root file system /`);
   for (const m of report.mounts) {
-    if (m.mountPoint !== '/') report.reasons.push(`${m.source} is mounted on ${m.mountPoint}`);
+    if (m.mountPoint !== '/') reasons.push(`${m.source} is mounted on ${m.mountPoint}`);
   }
-  for (const s of report.swaps) report.reasons.push(`${s} is in use as swap`);
-  report.inUse = report.mounts.length > 0 || report.swaps.length > 0 || mountStateUnknown || backing?.report.inUse === true;
-  return report;
+  for (const s of report.swaps) reasons.push(`${s} is in use as swap`);
+  return reasons;
 }
 
 /**
@@ -179,6 +186,6 @@ async function loopBackingUse(name: string, paths: SystemPaths, depth = 0): Prom
   }
   if (!host) return undefined;
   // Check the host by its sysfs name: the /dev node may not exist in this mount namespace.
-  const report = await systemDiskCheck(join(sys, 'class', 'block', host), paths);
+  const report = await systemDiskCheck(join(sys, 'class', 'block', host), paths, depth + 1);
   return { file, report: { ...report, path: `/dev/${host}` } };
 }
