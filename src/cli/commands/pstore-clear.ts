@@ -1,10 +1,9 @@
 import type { Argv } from 'yargs';
 import { NoPstoreError } from '../../errors.js';
 import { applyClear, planClear } from '../../pstore/clear.js';
-import { locatePstoreRegion } from '../../pstore/locate-region.js';
+import { openPstoreTarget } from '../pstore-target.js';
 import { confirm, describeDevice, withWriteSafetyOptions } from '../confirm.js';
 import { runStoppable } from '../cancellation.js';
-import { WriteGate } from '../../gate/write-gate.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
 import { backupRecords, defaultBackupDir, readExisting } from '../pstore-backup.js';
@@ -38,11 +37,8 @@ export function pstoreClearCommand(y: Argv) {
 async function runClear(a: ClearArgs): Promise<void> {
   const inputs = resolveGeometryInputs(a);
   const out = (s = '') => (a.json ? undefined : process.stdout.write(s + '\n'));
-  const gate = new WriteGate({ allowSystemDisk: a['force-system-disk'] });
-  for (const input of [a.kconfig, a.profile]) await gate.addInput(input);
-  const dev = await gate.openDevice(a.device, { dryRun: a['dry-run'] });
+  const { dev, region } = await openPstoreTarget(a, inputs);
   try {
-    const region = await locatePstoreRegion(dev, { selector: inputs.selector, blkdev: inputs.params.blkdev?.value, purpose: 'write' });
     const existing = await readExisting(region, inputs);
     if (!existing) throw new NoPstoreError(`no pstore/blk zones in ${region.description} of ${a.device}`);
     const plan = planClear(existing.decoded, a.record);

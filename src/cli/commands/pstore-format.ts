@@ -2,11 +2,10 @@ import type { Argv } from 'yargs';
 import { UsageError } from '../../errors.js';
 import { blkdevFor, boardCmdline } from '../../pstore/board-cmdline.js';
 import { applyFormat, planFormat } from '../../pstore/format.js';
-import { locatePstoreRegion } from '../../pstore/locate-region.js';
+import { openPstoreTarget } from '../pstore-target.js';
 import { planGeometry } from '../../pstore/plan-geometry.js';
 import { confirm, describeDevice, withWriteSafetyOptions } from '../confirm.js';
 import { runStoppable } from '../cancellation.js';
-import { WriteGate } from '../../gate/write-gate.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
 import { backupRecords, defaultBackupDir, readExisting } from '../pstore-backup.js';
@@ -41,12 +40,8 @@ export function pstoreFormatCommand(y: Argv) {
 async function runFormat(a: FormatArgs): Promise<void> {
   const inputs = resolveGeometryInputs(a);
   const out = (s = '') => (a.json ? undefined : process.stdout.write(s + '\n'));
-  const gate = new WriteGate({ allowSystemDisk: a['force-system-disk'] });
-  for (const input of [a.kconfig, a.profile]) await gate.addInput(input);
-  const dev = await gate.openDevice(a.device, { dryRun: a['dry-run'] });
+  const { dev, region } = await openPstoreTarget(a, inputs);
   try {
-    const region = await locatePstoreRegion(dev, { selector: inputs.selector, blkdev: inputs.params.blkdev?.value, purpose: 'write' });
-    if (region.source.available < region.size) throw new UsageError(`the region runs past the end of ${a.device}; refusing to format`);
     const g = planGeometry(region.size, inputs.params);
     if (g.layout.errors.length) throw new UsageError(`the kernel would refuse this region: ${g.layout.errors.join('; ')}`);
     const abi = { endian: inputs.abi.endian ?? 'le', layout: inputs.abi.layout ?? 'lp64' } as const;
