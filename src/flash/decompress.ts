@@ -212,6 +212,9 @@ interface Bzip2Lib {
   header(bits: Bits): number;
   decompress(bits: Bits, out: (byte: number) => void, buf: Int32Array, bufsize: number, crc: number | null): number | null;
 }
+// The block decoder is a private module of unbzip2-stream (its public stream wrapper decodes
+// everything it has input for at once): package.json pins the exact version these paths and the
+// Bzip2Lib shape were checked against, and the bzip2 tests exercise both on every run.
 const requireCjs = createRequire(import.meta.url);
 const bzip2Lib = requireCjs('unbzip2-stream/lib/bzip2.js') as Bzip2Lib;
 const bitIterator = requireCjs('unbzip2-stream/lib/bit_iterator.js') as (next: () => Uint8Array) => Bits;
@@ -287,94 +290,122 @@ async function* bzip2Stream(input: AsyncIterable<Uint8Array>): AsyncGenerator<Ui
 }
 
 /**
+ * The output side of a transform stream: its chunks, buffered; the stream is paused while
+ * HIGH chunks wait and resumed when fewer than HIGH / 2 do. Records the end and the first
+ * failure, and wakes the reader on each.
+ */
+class TransformOutput {
+  static readonly HIGH = 8;
+  readonly chunks: Uint8Array[] = [];
+  ended = false;
+  failed: unknown;
+  /** Bytes the transform emitted since the pump last reset this (to size the input slices). */
+  produced = 0;
+  private wake: (() => void) | undefined;
+  private paused = false;
+
+  constructor(private readonly t: NodeJS.ReadWriteStream) {
+    t.on('data', (c: Uint8Array) => {
+      this.chunks.push(c);
+      this.produced += c.length;
+      if (this.chunks.length >= TransformOutput.HIGH) this.pause();
+      this.notify();
+    });
+    t.on('end', () => {
+      this.ended = true;
+      this.notify();
+    });
+    t.on('error', (e: unknown) => this.fail(e));
+  }
+
+  fail(e: unknown): void {
+    this.failed ??= e;
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private pause(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.t.pause();
+    }
+  }
+
+  resume(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.t.resume();
+    }
+  }
+
+  /** The next buffered chunk (resuming the stream when the buffer runs low), if any. */
+  next(): Uint8Array | undefined {
+    const c = this.chunks.shift();
+    if (c !== undefined && this.chunks.length < TransformOutput.HIGH / 2) this.resume();
+    return c;
+  }
+
+  /** Resolves at the next chunk, end or failure. */
+  waitForMore(): Promise<void> {
+    this.resume();
+    return new Promise<void>((r) => (this.wake = r));
+  }
+}
+
+/** Writes `input` into `t` in adaptive slices, honouring its backpressure, then ends it; a failure goes to `out`. */
+async function pumpInto(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWriteStream, out: TransformOutput): Promise<void> {
+  try {
+    const slicer = new AdaptiveSlicer();
+    for await (const c of input) {
+      for (let i = 0; i < c.length; ) {
+        if (out.failed !== undefined) return;
+        const n = Math.min(slicer.size, c.length - i);
+        out.produced = 0;
+        const more = t.write(c.subarray(i, i + n));
+        slicer.observe(n, out.produced);
+        i += n;
+        if (!more) await new Promise<void>((r) => t.once('drain', r));
+      }
+    }
+    t.end();
+  } catch (e) {
+    out.fail(e);
+  }
+}
+
+/**
  * Feeds `input` through a transform stream (node:zlib, or a classic `through` stream as
  * unbzip2-stream makes) and yields its output. Written out instead of Readable.wrap: a classic
  * stream may emit 'close' right after 'end', which makes a wrapped stream's iterator fail with
  * "Premature close" while output is still buffered.
  */
 async function* viaTransform(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWriteStream, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  const HIGH = 8;
-  const out: Uint8Array[] = [];
-  let ended = false;
-  let failed: unknown;
-  let wake: (() => void) | undefined;
-  let paused = false;
-  const pause = () => {
-    if (!paused) {
-      paused = true;
-      t.pause();
-    }
-  };
-  const resume = () => {
-    if (paused) {
-      paused = false;
-      t.resume();
-    }
-  };
-  const notify = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  let produced = 0;
-  t.on('data', (c: Uint8Array) => {
-    out.push(c);
-    produced += c.length;
-    if (out.length >= HIGH) pause();
-    notify();
-  });
-  t.on('end', () => {
-    ended = true;
-    notify();
-  });
-  t.on('error', (e: unknown) => {
-    failed ??= e;
-    notify();
-  });
-  const onAbort = () => {
-    failed ??= signal?.reason;
-    notify();
-  };
+  const out = new TransformOutput(t);
+  const onAbort = () => out.fail(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
-  // Pump input in the background, honouring the transform's backpressure.
-  const pump = (async () => {
-    try {
-      const slicer = new AdaptiveSlicer();
-      for await (const c of input) {
-        for (let i = 0; i < c.length; ) {
-          if (failed !== undefined) return;
-          const n = Math.min(slicer.size, c.length - i);
-          produced = 0;
-          const more = t.write(c.subarray(i, i + n));
-          slicer.observe(n, produced);
-          i += n;
-          if (!more) await new Promise<void>((r) => t.once('drain', r));
-        }
-      }
-      t.end();
-    } catch (e) {
-      failed ??= e;
-      notify();
-    }
-  })();
+  // Pump input in the background.
+  const pump = pumpInto(input, t, out);
   try {
     for (;;) {
-      if (out.length > 0) {
-        const c = out.shift() as Uint8Array;
-        if (out.length < HIGH / 2) resume();
+      const c = out.next();
+      if (c !== undefined) {
         yield c;
         continue;
       }
-      if (failed !== undefined) throw failed;
-      if (ended) break;
-      resume();
-      await new Promise<void>((r) => (wake = r));
+      if (out.failed !== undefined) throw out.failed;
+      if (out.ended) break;
+      await out.waitForMore();
     }
     await pump;
-    if (failed !== undefined) throw failed;
+    if (out.failed !== undefined) throw out.failed;
   } finally {
     signal?.removeEventListener('abort', onAbort);
-    if (!ended) (t as unknown as { destroy?: () => void }).destroy?.();
+    if (!out.ended) (t as unknown as { destroy?: () => void }).destroy?.();
   }
 }
 
