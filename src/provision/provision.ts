@@ -11,7 +11,7 @@ import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
 import { formatBytes } from '../util/format-bytes.js';
 import { BadInputError, CrashcartError, NoPstoreError, UsageError, WriteProtectedError } from '../errors.js';
-import { compareGpt, encodeGpt, layoutPartitions, minimumDeviceSize, resolveGpt, writeGpt, type GptLayout, type GptMatch, type ResolvedGpt } from '../partition/gpt-write.js';
+import { compareGpt, encodeGpt, layoutPartitions, minimumDeviceSize, resolveGpt, writeGpt, type GptLayout, type GptMatch, type PartitionRequest, type ResolvedGpt } from '../partition/gpt-write.js';
 import { readPartitionTable } from '../partition/partition-table.js';
 import type { PartitionTable } from '../partition/types.js';
 import { allProfileParams, partitionRequests, type BoardProfile } from '../profile/board-profile.js';
@@ -189,17 +189,35 @@ export function buildCmdline(profile: BoardProfile, layout: Layout, blkdev: stri
   return [...own, pstore].join(' ').trim();
 }
 
+/** The table step's outcome: what happens to the partition table and the partitions it will hold. */
+interface TablePlan {
+  action: TableAction;
+  match: GptMatch;
+  existing: PartitionTable | null;
+  gpt: ResolvedGpt;
+  partitions: PlannedPartition[];
+  /** The card keeps its partitions (keep or repair): their contents are still there. */
+  kept: boolean;
+}
+
+/** The pstore step's outcome (only the profile's own cmdline when it has no pstore partition). */
+interface PstorePlan {
+  pstore?: PlannedPstore;
+  format?: FormatPlan;
+  cmdline?: string;
+}
+
+/** Sector size the GPT is written with: the device's block size when it is a power of two ≥ 512. */
+function gptSectorSize(dev: BlockDevice): number {
+  return dev.blockSize >= 512 && (dev.blockSize & (dev.blockSize - 1)) === 0 ? dev.blockSize : 512;
+}
+
 /**
- * Works out what provisioning `dev` with `profile` would write. Reads only.
- * @throws UsageError when the profile has no layout, an image is missing, or the card holds a
- *   different partition table and `replaceTable` is not set; BadInputError when the card is too
- *   small or an image does not fit or fails its bmap checksums.
+ * Checks that the profile can be provisioned on `dev` at all, and returns the smallest card it fits on.
+ * @throws BadInputError when the card is too small; UsageError when an --image names no partition of the profile
  */
-export async function planProvision(dev: BlockDevice, profile: BoardProfile, opts: ProvisionOptions = {}): Promise<ProvisionPlan> {
-  if (!profile.partitions?.length) throw new UsageError(`profile ${profile.name} has no partition layout ("partitions"); provisioning needs one`);
-  const notes: string[] = [];
-  const ss = dev.blockSize >= 512 && (dev.blockSize & (dev.blockSize - 1)) === 0 ? dev.blockSize : 512;
-  const requests = partitionRequests(profile.partitions);
+function checkProfileFits(dev: BlockDevice, profile: BoardProfile, requests: PartitionRequest[], opts: ProvisionOptions, ss: number): number {
+  const partitions = profile.partitions!;
   const minimumSize = Math.max(minimumDeviceSize(requests, ss), profile.card?.min_size ?? 0);
   if (dev.size < minimumSize) {
     throw new BadInputError(
@@ -207,14 +225,16 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
     );
   }
   for (const name of Object.keys(opts.images ?? {})) {
-    if (!profile.partitions.some((p) => p.name === name)) {
-      throw new UsageError(`--image ${name}=…: profile ${profile.name} has no partition "${name}" (${profile.partitions.map((p) => p.name).join(', ')})`);
+    if (!partitions.some((p) => p.name === name)) {
+      throw new UsageError(`--image ${name}=…: profile ${profile.name} has no partition "${name}" (${partitions.map((p) => p.name).join(', ')})`);
     }
   }
-  const specs = layoutPartitions(requests, { sectorSize: ss, deviceSize: dev.size });
-  const layout: GptLayout = { sectorSize: ss, partitions: specs };
+  return minimumSize;
+}
 
-  // --- the table
+/** Step 1, the table: compares the card's table with the profile's layout and decides keep / repair / write / replace. */
+async function planTable(dev: BlockDevice, profile: BoardProfile, layout: GptLayout, opts: ProvisionOptions): Promise<TablePlan> {
+  const ss = layout.sectorSize;
   let existing: PartitionTable | null = null;
   let match: GptMatch;
   try {
@@ -225,14 +245,14 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
     match = { status: 'differs', differences: [`the partition table is damaged: ${e.message}`], notes: [] };
   }
   let action: TableAction;
-  let gpt: ResolvedGpt | undefined;
+  let gpt: ResolvedGpt;
   if (match.status === 'match' || match.status === 'repair') {
     action = match.status === 'match' ? 'keep' : 'repair';
     // keep the card's GUIDs
     const withUuids: GptLayout = {
       sectorSize: ss,
       diskGuid: existing!.diskGuid,
-      partitions: specs.map((s) => ({ ...s, uuid: existing!.partitions.find((p) => p.number === s.number)!.uuid })),
+      partitions: layout.partitions.map((s) => ({ ...s, uuid: existing!.partitions.find((p) => p.number === s.number)!.uuid })),
     };
     gpt = resolveGpt(withUuids, dev.size, opts);
   } else {
@@ -256,20 +276,27 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
     lastLba: p.lastLba,
     uuid: p.uuid,
   }));
-  const tableKept = action === 'keep' || action === 'repair';
+  return { action, match, existing, gpt, partitions, kept: action === 'keep' || action === 'repair' };
+}
 
-  // --- images
+/** Step 2, the images: which partition images are written, and which the card already holds. */
+async function planImages(
+  dev: BlockDevice,
+  profile: BoardProfile,
+  table: TablePlan,
+  opts: ProvisionOptions,
+): Promise<{ images: PlannedImage[]; imageInfos: Map<number, ImageInfo> }> {
   const images: PlannedImage[] = [];
   const imageInfos = new Map<number, ImageInfo>();
-  for (const [i, bp] of profile.partitions.entries()) {
+  for (const [i, bp] of profile.partitions!.entries()) {
     const over = opts.images?.[bp.name];
     const path = over?.image ?? bp.image;
     if (!path) continue;
     const bmap = over ? over.bmap : bp.bmap;
-    const part = partitions[i];
+    const part = table.partitions[i];
     const info = await inspectImage(
       { path, bmapPath: bmap },
-      { capacity: part.size, ...(tableKept ? { compareWith: { dev, offset: part.start } } : {}), signal: opts.signal },
+      { capacity: part.size, ...(table.kept ? { compareWith: { dev, offset: part.start } } : {}), signal: opts.signal },
     );
     imageInfos.set(part.number, info);
     const skip = info.identical === true;
@@ -282,91 +309,137 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
       size: info.size,
       dataBytes: info.dataBytes,
       action: skip ? 'skip' : 'write',
-      reason: skip ? 'the partition already holds this image' : tableKept ? 'the partition differs from the image' : 'new partition table',
+      reason: skip ? 'the partition already holds this image' : table.kept ? 'the partition differs from the image' : 'new partition table',
     });
   }
+  return { images, imageInfos };
+}
 
-  // --- pstore
-  const { params, abi } = profilePstoreInputs(profile);
-  const risks: PlanInternals['extractions'] = [];
-  let pstore: PlannedPstore | undefined;
-  let format: FormatPlan | undefined;
-  let cmdline: string | undefined;
-  if (profile.pstore) {
-    const sel = profile.pstore.partition!;
-    const part = typeof sel === 'number' ? partitions[sel - 1] : partitions.find((p) => p.name === sel)!;
-    const g = planGeometry(part.size, params);
-    if (g.layout.errors.length) throw new BadInputError(`profile ${profile.name}: the kernel would refuse the pstore partition: ${g.layout.errors.join('; ')}`);
-    notes.push(...g.assumptions);
-    const fabi: Abi = { endian: abi.endian ?? 'le', layout: abi.layout ?? 'lp64' };
-    if (profile.pstore.headers && (!abi.endian || !abi.layout)) notes.push(`pstore.headers without abi.endian/abi.layout: writing ${fabi.endian} ${fabi.layout} headers`);
-    format = planFormat(g.layout, { headers: profile.pstore.headers, abi: fabi });
-    const blkdev = params.blkdev?.value ?? blkdevFor({ uuid: part.uuid, number: part.number });
-    if (!params.blkdev) {
-      notes.push(
-        `the profile's cmdline has no pstore_blk.blkdev: naming the partition ${blkdev}` +
-          (/by-partuuid/.test(blkdev) ? ', a udev link that must exist when pstore_blk loads (set pstore_blk.blkdev in the profile to name it as the board does)' : ''),
-      );
-    }
-    cmdline = buildCmdline(profile, g.layout, blkdev, params);
-    let pAction: PlannedPstore['action'];
-    let reason: string;
-    let records: string[] = [];
-    if (await isFormatted(dev, part.start, format, opts)) {
-      pAction = 'none';
-      reason = 'the region is already formatted';
+/**
+ * Step 3, pstore: the region's geometry and format, the board's command line, and what happens to
+ * records the region holds now (kept, or backed up into `risks` and formatted over).
+ */
+async function planPstore(
+  dev: BlockDevice,
+  profile: BoardProfile,
+  table: TablePlan,
+  { params, abi }: { params: PstoreParams; abi: AbiHint },
+  opts: ProvisionOptions,
+  notes: string[],
+  risks: PlanInternals['extractions'],
+): Promise<PstorePlan> {
+  if (!profile.pstore) return profile.cmdline ? { cmdline: profile.cmdline.trim() } : {};
+  const sel = profile.pstore.partition!;
+  const part = typeof sel === 'number' ? table.partitions[sel - 1] : table.partitions.find((p) => p.name === sel)!;
+  const g = planGeometry(part.size, params);
+  if (g.layout.errors.length) throw new BadInputError(`profile ${profile.name}: the kernel would refuse the pstore partition: ${g.layout.errors.join('; ')}`);
+  notes.push(...g.assumptions);
+  const fabi: Abi = { endian: abi.endian ?? 'le', layout: abi.layout ?? 'lp64' };
+  if (profile.pstore.headers && (!abi.endian || !abi.layout)) notes.push(`pstore.headers without abi.endian/abi.layout: writing ${fabi.endian} ${fabi.layout} headers`);
+  const format = planFormat(g.layout, { headers: profile.pstore.headers, abi: fabi });
+  const blkdev = params.blkdev?.value ?? blkdevFor({ uuid: part.uuid, number: part.number });
+  if (!params.blkdev) {
+    notes.push(
+      `the profile's cmdline has no pstore_blk.blkdev: naming the partition ${blkdev}` +
+        (/by-partuuid/.test(blkdev) ? ', a udev link that must exist when pstore_blk loads (set pstore_blk.blkdev in the profile to name it as the board does)' : ''),
+    );
+  }
+  const cmdline = buildCmdline(profile, g.layout, blkdev, params);
+  let pAction: PlannedPstore['action'];
+  let reason: string;
+  let records: string[] = [];
+  if (await isFormatted(dev, part.start, format, opts)) {
+    pAction = 'none';
+    reason = 'the region is already formatted';
+  } else {
+    const x = await findRecords(dev, part.start, part.size, params, abi);
+    records = x ? x.records.map((r) => r.file) : [];
+    if (x && table.kept && !opts.reformatPstore) {
+      pAction = 'keep';
+      reason = `the region holds ${records.length} record(s) of the board; left in place (extract them with "crashcart pstore extract", or pass --reformat-pstore)`;
     } else {
-      const x = await findRecords(dev, part.start, part.size, params, abi);
-      records = x ? x.records.map((r) => r.file) : [];
-      if (x && tableKept && !opts.reformatPstore) {
-        pAction = 'keep';
-        reason = `the region holds ${records.length} record(s) of the board; left in place (extract them with "crashcart pstore extract", or pass --reformat-pstore)`;
-      } else {
-        pAction = 'format';
-        reason = x ? `the region holds ${records.length} record(s); they are backed up, then the region is formatted` : 'the region is not formatted';
-        if (x) risks.push({ risk: { description: `partition ${part.number} "${part.name}"`, offset: part.start, size: part.size, records }, x });
-      }
-    }
-    pstore = {
-      partition: part.number,
-      name: part.name,
-      offset: part.start,
-      size: part.size,
-      layout: g.layout,
-      action: pAction,
-      reason,
-      zeroBytes: format.zeroBytes,
-      headers: format.headers.length,
-      records,
-      blkdev,
-    };
-  } else if (profile.cmdline) {
-    cmdline = profile.cmdline.trim();
-  }
-
-  // --- records the new table would cut away (the old pstore region, wherever it was)
-  if (!tableKept) {
-    try {
-      const old = await locatePstoreRegion(dev, { purpose: 'read' });
-      const dup = risks.some((r) => r.risk.offset === old.offset && r.risk.size === old.size);
-      const same = pstore && old.offset === pstore.offset && old.size === pstore.size;
-      if (!dup && !same) {
-        const x = await findRecords(dev, old.offset, old.size, {}, abi);
-        if (x) risks.push({ risk: { description: `old ${old.description}`, offset: old.offset, size: old.size, records: x.records.map((r) => r.file) }, x });
-      }
-    } catch (e) {
-      if (!(e instanceof NoPstoreError) && !(e instanceof UsageError)) {
-        if (!(e instanceof CrashcartError)) throw e;
-        notes.push(`could not look for pstore records under the old table: ${e.message}`);
-      }
+      pAction = 'format';
+      reason = x ? `the region holds ${records.length} record(s); they are backed up, then the region is formatted` : 'the region is not formatted';
+      if (x) risks.push({ risk: { description: `partition ${part.number} "${part.name}"`, offset: part.start, size: part.size, records }, x });
     }
   }
+  const pstore: PlannedPstore = {
+    partition: part.number,
+    name: part.name,
+    offset: part.start,
+    size: part.size,
+    layout: g.layout,
+    action: pAction,
+    reason,
+    zeroBytes: format.zeroBytes,
+    headers: format.headers.length,
+    records,
+    blkdev,
+  };
+  return { pstore, format, cmdline };
+}
 
-  const tableBytes = action === 'keep' ? 0 : encodeGpt(gpt).reduce((a, w) => a + w.bytes.length, 0);
+/**
+ * Step 4, records at risk under the old table: a new table cuts away the card's old pstore region,
+ * wherever it was; its records join `risks` unless step 3 already covers that region.
+ */
+async function planOldTableRecords(
+  dev: BlockDevice,
+  abi: AbiHint,
+  pstore: PlannedPstore | undefined,
+  notes: string[],
+  risks: PlanInternals['extractions'],
+): Promise<void> {
+  try {
+    const old = await locatePstoreRegion(dev, { purpose: 'read' });
+    const dup = risks.some((r) => r.risk.offset === old.offset && r.risk.size === old.size);
+    const same = pstore && old.offset === pstore.offset && old.size === pstore.size;
+    if (!dup && !same) {
+      const x = await findRecords(dev, old.offset, old.size, {}, abi);
+      if (x) risks.push({ risk: { description: `old ${old.description}`, offset: old.offset, size: old.size, records: x.records.map((r) => r.file) }, x });
+    }
+  } catch (e) {
+    if (!(e instanceof NoPstoreError) && !(e instanceof UsageError)) {
+      if (!(e instanceof CrashcartError)) throw e;
+      notes.push(`could not look for pstore records under the old table: ${e.message}`);
+    }
+  }
+}
+
+function gptBytes(gpt: ResolvedGpt): number {
+  return encodeGpt(gpt).reduce((a, w) => a + w.bytes.length, 0);
+}
+
+function formatBytesWritten(format: FormatPlan): number {
+  return format.zeroBytes + format.headers.reduce((a, h) => a + h.bytes.length, 0);
+}
+
+/**
+ * Works out what provisioning `dev` with `profile` would write. Reads only.
+ * @throws UsageError when the profile has no layout, an image is missing, or the card holds a
+ *   different partition table and `replaceTable` is not set; BadInputError when the card is too
+ *   small or an image does not fit or fails its bmap checksums.
+ */
+export async function planProvision(dev: BlockDevice, profile: BoardProfile, opts: ProvisionOptions = {}): Promise<ProvisionPlan> {
+  if (!profile.partitions?.length) throw new UsageError(`profile ${profile.name} has no partition layout ("partitions"); provisioning needs one`);
+  const notes: string[] = [];
+  const ss = gptSectorSize(dev);
+  const requests = partitionRequests(profile.partitions);
+  const minimumSize = checkProfileFits(dev, profile, requests, opts, ss);
+  const layout: GptLayout = { sectorSize: ss, partitions: layoutPartitions(requests, { sectorSize: ss, deviceSize: dev.size }) };
+
+  const table = await planTable(dev, profile, layout, opts);
+  const { action, existing, gpt } = table;
+  const { images, imageInfos } = await planImages(dev, profile, table, opts);
+  const inputs = profilePstoreInputs(profile);
+  const risks: PlanInternals['extractions'] = [];
+  const { pstore, format, cmdline } = await planPstore(dev, profile, table, inputs, opts, notes, risks);
+  if (!table.kept) await planOldTableRecords(dev, inputs.abi, pstore, notes, risks);
+
   const bytesToWrite =
-    tableBytes +
+    (action === 'keep' ? 0 : gptBytes(gpt)) +
     images.filter((i) => i.action === 'write').reduce((a, i) => a + i.dataBytes, 0) +
-    (pstore?.action === 'format' ? format!.zeroBytes + format!.headers.reduce((a, h) => a + h.bytes.length, 0) : 0);
+    (pstore?.action === 'format' ? formatBytesWritten(format!) : 0);
   const plan: ProvisionPlan = {
     profile: { name: profile.name, path: profile.path },
     device: { name: dev.info.name, size: dev.size, blockSize: dev.blockSize, readOnly: dev.readOnly },
@@ -374,9 +447,9 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
     minimumSize,
     table: {
       action,
-      reasons: action === 'keep' ? [] : match.differences,
+      reasons: action === 'keep' ? [] : table.match.differences,
       diskGuid: gpt.diskGuid,
-      partitions,
+      partitions: table.partitions,
       existing: existing ? { kind: existing.kind, partitions: existing.partitions.length } : null,
     },
     images,
@@ -441,7 +514,7 @@ export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts
   if (plan.table.action !== 'keep') {
     await writeGpt(dev, inner.gpt!, opts);
     result.tableWritten = true;
-    result.bytesWritten += encodeGpt(inner.gpt!).reduce((a, w) => a + w.bytes.length, 0);
+    result.bytesWritten += gptBytes(inner.gpt!);
     step(`wrote the GPT (${plan.table.partitions.length} partitions)`);
   }
 
@@ -459,7 +532,7 @@ export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts
   if (plan.pstore?.action === 'format') {
     await applyFormat(dev, plan.pstore.offset, inner.format!, { signal: opts.signal });
     result.pstoreFormatted = true;
-    result.bytesWritten += inner.format!.zeroBytes + inner.format!.headers.reduce((a, h) => a + h.bytes.length, 0);
+    result.bytesWritten += formatBytesWritten(inner.format!);
     step(`formatted the pstore region (partition ${plan.pstore.partition} "${plan.pstore.name}")`);
   }
   await dev.flush(opts);
