@@ -57,6 +57,113 @@ function looksLikeVolumeBootRecord(sector: Uint8Array): boolean {
 
 const MAX_LOGICAL = 251; // Linux allows partition numbers up to 255 on msdos labels
 
+/** What every partition of one MBR is built against; `warnings` collects the table's problems. */
+interface MbrContext {
+  sectorSize: number;
+  totalSectors: number;
+  diskSignature: string;
+  warnings: string[];
+}
+
+/** The extended partition whose EBR chain holds the logical partitions (sectors, absolute). */
+interface ExtendedRange {
+  start: number;
+  sectors: number;
+}
+
+/** Checks of sector 0: false when it is not an MBR this parser reads (see parseMbr). */
+function isPlainMbr(sector: Uint8Array, entries: MbrEntry[]): boolean {
+  if (entries.some((e) => e.type === GPT_PROTECTIVE_TYPE)) return false;
+  if (entries.some((e) => e.status !== 0 && e.status !== 0x80)) return false;
+  return !(entries.every((e) => e.type === 0) && looksLikeVolumeBootRecord(sector));
+}
+
+function makePartition(ctx: MbrContext, number: number, first: number, sectors: number, type: number, status: number): Partition {
+  const last = first + sectors - 1;
+  if (last >= ctx.totalSectors) {
+    ctx.warnings.push(`partition ${number} (sectors ${first}–${last}) extends past the end of the device (${ctx.totalSectors} sectors); truncated image?`);
+  }
+  return {
+    number,
+    start: first * ctx.sectorSize,
+    size: sectors * ctx.sectorSize,
+    firstLba: first,
+    lastLba: last,
+    type,
+    uuid: `${ctx.diskSignature}-${number.toString(16).padStart(2, '0')}`,
+    bootable: status === 0x80,
+  };
+}
+
+/** The primary entries (slots 1–4, numbered by slot) and the first extended partition among them. */
+function readPrimaries(ctx: MbrContext, entries: MbrEntry[]): { primaries: Partition[]; extended?: ExtendedRange } {
+  const primaries: Partition[] = [];
+  let extended: ExtendedRange | undefined;
+  for (const e of entries) {
+    if (e.type === 0) continue;
+    if (e.sectors === 0 || e.lbaStart === 0) {
+      ctx.warnings.push(`MBR slot ${e.slot + 1} (type 0x${e.type.toString(16)}) has ${e.sectors === 0 ? 'zero length' : 'start sector 0'}; ignored`);
+      continue;
+    }
+    const p = makePartition(ctx, e.slot + 1, e.lbaStart, e.sectors, e.type, e.status);
+    if (EXTENDED_TYPES.has(e.type)) {
+      p.extended = true;
+      if (extended) ctx.warnings.push(`more than one extended partition; only the first (slot ${primaries.find((q) => q.extended)?.number}) is followed`);
+      else extended = { start: e.lbaStart, sectors: e.sectors };
+    }
+    primaries.push(p);
+  }
+  return { primaries, extended };
+}
+
+/**
+ * The extended chain: walks the EBRs from the start of the extended partition, numbering the
+ * logical partitions 5, 6, … in chain order. Stops with a warning on a loop, an EBR outside the
+ * extended partition or the device, a missing signature, or too many logical partitions.
+ */
+async function walkEbrChain(dev: BlockDevice, ctx: MbrContext, extended: ExtendedRange, opts?: IoOptions): Promise<Partition[]> {
+  const logicals: Partition[] = [];
+  const visited = new Set<number>();
+  let ebrRel = 0;
+  let number = 5;
+  for (;;) {
+    const ebrLba = extended.start + ebrRel;
+    if (visited.has(ebrLba)) {
+      ctx.warnings.push(`EBR chain loops back to sector ${ebrLba}; stopped`);
+      break;
+    }
+    visited.add(ebrLba);
+    if (ebrRel >= extended.sectors || ebrLba >= ctx.totalSectors) {
+      ctx.warnings.push(`EBR at sector ${ebrLba} lies outside the extended partition or the device; chain stopped`);
+      break;
+    }
+    const ebr = await readRange(dev, ebrLba * ctx.sectorSize, 512, opts);
+    if (!hasBootSignature(ebr)) {
+      ctx.warnings.push(`EBR at sector ${ebrLba} has no 0x55AA signature; chain stopped`);
+      break;
+    }
+    const [data, link] = readMbrEntries(ebr);
+    if (data.type !== 0 && data.sectors > 0 && !EXTENDED_TYPES.has(data.type)) {
+      const first = ebrLba + data.lbaStart;
+      const p = makePartition(ctx, number, first, data.sectors, data.type, data.status);
+      p.logical = true;
+      const last = first + data.sectors - 1;
+      if (last >= extended.start + extended.sectors) {
+        ctx.warnings.push(`logical partition ${number} ends after its extended partition`);
+      }
+      logicals.push(p);
+      number++;
+      if (number - 5 >= MAX_LOGICAL) {
+        ctx.warnings.push(`more than ${MAX_LOGICAL} logical partitions; stopped`);
+        break;
+      }
+    }
+    if (link.type === 0 || link.sectors === 0 || !EXTENDED_TYPES.has(link.type)) break;
+    ebrRel = link.lbaStart;
+  }
+  return logicals;
+}
+
 /**
  * Parses an MBR. Returns null when sector 0 is not an MBR (no signature, invalid boot flags,
  * a volume boot record, or a GPT protective MBR — that one belongs to the GPT parser).
@@ -67,91 +174,17 @@ export async function parseMbr(dev: BlockDevice, opts?: IoOptions): Promise<Part
   const sector = await readRange(dev, 0, 512, opts);
   if (!hasBootSignature(sector)) return null;
   const entries = readMbrEntries(sector);
-  if (entries.some((e) => e.type === GPT_PROTECTIVE_TYPE)) return null;
-  if (entries.some((e) => e.status !== 0 && e.status !== 0x80)) return null;
-  const used = entries.filter((e) => e.type !== 0);
-  if (used.length === 0 && looksLikeVolumeBootRecord(sector)) return null;
+  if (!isPlainMbr(sector, entries)) return null;
 
-  const warnings: string[] = [];
-  const totalSectors = Math.floor(dev.size / ss);
   const dv = new DataView(sector.buffer, sector.byteOffset, sector.byteLength);
-  const diskSignature = dv.getUint32(440, true).toString(16).padStart(8, '0');
-  const partitions: Partition[] = [];
-
-  const make = (number: number, first: number, sectors: number, type: number, status: number): Partition => {
-    const last = first + sectors - 1;
-    if (last >= totalSectors) {
-      warnings.push(`partition ${number} (sectors ${first}–${last}) extends past the end of the device (${totalSectors} sectors); truncated image?`);
-    }
-    const p: Partition = {
-      number,
-      start: first * ss,
-      size: sectors * ss,
-      firstLba: first,
-      lastLba: last,
-      type,
-      uuid: `${diskSignature}-${number.toString(16).padStart(2, '0')}`,
-      bootable: status === 0x80,
-    };
-    return p;
+  const ctx: MbrContext = {
+    sectorSize: ss,
+    totalSectors: Math.floor(dev.size / ss),
+    diskSignature: dv.getUint32(440, true).toString(16).padStart(8, '0'),
+    warnings: [],
   };
-
-  let extended: { start: number; sectors: number } | undefined;
-  for (const e of used) {
-    if (e.sectors === 0 || e.lbaStart === 0) {
-      warnings.push(`MBR slot ${e.slot + 1} (type 0x${e.type.toString(16)}) has ${e.sectors === 0 ? 'zero length' : 'start sector 0'}; ignored`);
-      continue;
-    }
-    const p = make(e.slot + 1, e.lbaStart, e.sectors, e.type, e.status);
-    if (EXTENDED_TYPES.has(e.type)) {
-      p.extended = true;
-      if (extended) warnings.push(`more than one extended partition; only the first (slot ${partitions.find((q) => q.extended)?.number}) is followed`);
-      else extended = { start: e.lbaStart, sectors: e.sectors };
-    }
-    partitions.push(p);
-  }
-
-  if (extended) {
-    const visited = new Set<number>();
-    let ebrRel = 0;
-    let number = 5;
-    for (;;) {
-      const ebrLba = extended.start + ebrRel;
-      if (visited.has(ebrLba)) {
-        warnings.push(`EBR chain loops back to sector ${ebrLba}; stopped`);
-        break;
-      }
-      visited.add(ebrLba);
-      if (ebrRel >= extended.sectors || ebrLba >= totalSectors) {
-        warnings.push(`EBR at sector ${ebrLba} lies outside the extended partition or the device; chain stopped`);
-        break;
-      }
-      const ebr = await readRange(dev, ebrLba * ss, 512, opts);
-      if (!hasBootSignature(ebr)) {
-        warnings.push(`EBR at sector ${ebrLba} has no 0x55AA signature; chain stopped`);
-        break;
-      }
-      const [data, link] = readMbrEntries(ebr);
-      if (data.type !== 0 && data.sectors > 0 && !EXTENDED_TYPES.has(data.type)) {
-        const first = ebrLba + data.lbaStart;
-        const p = make(number, first, data.sectors, data.type, data.status);
-        p.logical = true;
-        const last = first + data.sectors - 1;
-        if (last >= extended.start + extended.sectors) {
-          warnings.push(`logical partition ${number} ends after its extended partition`);
-        }
-        partitions.push(p);
-        number++;
-        if (number - 5 >= MAX_LOGICAL) {
-          warnings.push(`more than ${MAX_LOGICAL} logical partitions; stopped`);
-          break;
-        }
-      }
-      if (link.type === 0 || link.sectors === 0 || !EXTENDED_TYPES.has(link.type)) break;
-      ebrRel = link.lbaStart;
-    }
-  }
-
+  const { primaries, extended } = readPrimaries(ctx, entries);
+  const partitions = extended ? [...primaries, ...(await walkEbrChain(dev, ctx, extended, opts))] : primaries;
   partitions.sort((a, b) => a.number - b.number);
-  return { kind: 'mbr', sectorSize: ss, partitions, warnings, diskSignature };
+  return { kind: 'mbr', sectorSize: ss, partitions, warnings: ctx.warnings, diskSignature: ctx.diskSignature };
 }
