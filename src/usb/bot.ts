@@ -19,7 +19,7 @@ import { BotTransportError, DeviceGoneError, UsbTransferError, type BotFailure }
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Mutex } from './mutex.js';
 import type { ControlSetup, UsbTransport } from './transport.js';
-import { CSW_SIGNATURE, CBW_LENGTH, CSW_LENGTH, BOMS_RESET, GET_MAX_LUN, MAX_LUN_LIMIT, encodeCbw, decodeCsw } from './wire.js';
+import { CSW_SIGNATURE, CBW_LENGTH, CSW_LENGTH, BOMS_RESET, GET_MAX_LUN, MAX_LUN_LIMIT, encodeCbw, decodeCsw, type Csw } from './wire.js';
 
 export interface BotOptions {
   /** Timeout for sending the CBW. Default 5 s. */
@@ -86,6 +86,31 @@ const DEFAULTS = {
 };
 
 type Phase = 'cbw' | 'data' | 'csw';
+
+/** One command on its way through the phases. */
+interface BotExchange {
+  cmd: BotCommand;
+  tag: number;
+  /** dCBWDataTransferLength. */
+  expected: number;
+  /** Data-IN, or no data stage. */
+  directionIn: boolean;
+  dataTimeout: number;
+  cswTimeout: number;
+  /** The phase in progress, for classifying an unexpected transport error. */
+  phase: Phase;
+}
+
+/** What the data stage brought. */
+interface DataStage {
+  data: Uint8Array;
+  /** The data stage ended with a STALL (cleared). */
+  stalled: boolean;
+  /** Data-IN overflowed (more data than asked). */
+  babble: boolean;
+  /** The device sent its CSW in place of the data. */
+  earlyCsw?: Uint8Array;
+}
 
 export class BotDriver {
   readonly transport: UsbTransport;
@@ -170,119 +195,168 @@ export class BotDriver {
     if (this.gone) throw this.gone;
   }
 
+  /**
+   * One BOT exchange, phase by phase: CBW → data stage → CSW (read with its retries, then
+   * validated) → result. Any failure on the way goes through reset recovery (`fail`).
+   */
   private async exchange(cmd: BotCommand): Promise<BotResult> {
+    await this.readyForCommand(cmd);
+    const x = this.beginExchange(cmd);
+    try {
+      await this.sendCbw(x);
+      x.phase = 'data';
+      const stage = await this.dataStage(x);
+      x.phase = 'csw';
+      const raw = stage.earlyCsw ?? (await this.readCsw(x.cswTimeout, cmd.signal));
+      const csw = await this.validateCsw(raw, x.tag);
+      return this.completeExchange(x, stage, csw);
+    } catch (e) {
+      return await this.recoverFromError(e, x);
+    }
+  }
+
+  /** Before a command: the device is still there, the caller has not aborted, an earlier failure is recovered. */
+  private async readyForCommand(cmd: BotCommand): Promise<void> {
     this.throwIfGone();
     cmd.signal?.throwIfAborted();
     if (this.needsRecovery) {
       const ok = await this.recover('timeout', false);
       if (!ok) throw new BotTransportError('timeout', false, 'device did not recover from the previous failure');
     }
+  }
+
+  /** Direction, length, a fresh tag and the timeouts of one command. */
+  private beginExchange(cmd: BotCommand): BotExchange {
     const inLength = cmd.inLength ?? 0;
     const out = cmd.data;
     if (inLength > 0 && out && out.length > 0) throw new RangeError('a BOT command moves data in one direction only');
-    const expected = out ? out.length : inLength;
-    const directionIn = !out || out.length === 0;
     this.tag = (this.tag + 1) >>> 0;
-    const tag = this.tag;
+    return {
+      cmd,
+      tag: this.tag,
+      expected: out ? out.length : inLength,
+      directionIn: !out || out.length === 0,
+      dataTimeout: cmd.timeoutMs ?? this.opts.dataTimeoutMs,
+      cswTimeout: Math.max(cmd.timeoutMs ?? 0, this.opts.cswTimeoutMs),
+      phase: 'cbw',
+    };
+  }
+
+  /** Phase 1: the 31-byte Command Block Wrapper. */
+  private async sendCbw(x: BotExchange): Promise<void> {
+    const { cmd, tag, expected, directionIn } = x;
     const cbw = encodeCbw({ tag, dataTransferLength: expected, directionIn: directionIn && expected > 0, lun: cmd.lun, cdb: cmd.cdb });
-    const dataTimeout = cmd.timeoutMs ?? this.opts.dataTimeoutMs;
-    const cswTimeout = Math.max(cmd.timeoutMs ?? 0, this.opts.cswTimeoutMs);
+    const sent = await this.transport.bulkOut(cbw, { timeoutMs: this.opts.cbwTimeoutMs, signal: cmd.signal });
+    if (sent !== CBW_LENGTH) await this.fail('cbw-failed', `CBW: ${sent} of 31 bytes sent`);
+  }
 
-    let phase: Phase = 'cbw';
+  /**
+   * Phase 2: the data stage, if any. A STALL is cleared and the exchange goes on to the CSW; babble
+   * on data-IN is remembered (the CSW still brings the pipe back in step); a 13-byte data-IN that
+   * is this command's CSW means the device skipped the data stage. Anything else fails the exchange.
+   */
+  private async dataStage(x: BotExchange): Promise<DataStage> {
+    const stage: DataStage = { data: new Uint8Array(0), stalled: false, babble: false };
+    const { cmd, expected, directionIn } = x;
+    if (expected === 0) return stage;
+    const direction = directionIn ? 'in' : 'out';
     try {
-      // 1. CBW
-      const sent = await this.transport.bulkOut(cbw, { timeoutMs: this.opts.cbwTimeoutMs, signal: cmd.signal });
-      if (sent !== CBW_LENGTH) return await this.fail('cbw-failed', `CBW: ${sent} of 31 bytes sent`);
-
-      // 2. Data phase
-      phase = 'data';
-      let data: Uint8Array = new Uint8Array(0);
-      let stalled = false;
-      let babble = false;
-      let earlyCsw: Uint8Array | undefined;
-      if (expected > 0 && directionIn) {
-        try {
-          data = await this.transport.bulkIn(expected, { timeoutMs: dataTimeout, signal: cmd.signal });
-          if (data.length === CSW_LENGTH && expected !== CSW_LENGTH && this.looksLikeOwnCsw(data, tag)) {
-            // The device skipped the data phase and sent its CSW instead.
-            this.onEvent?.({ type: 'data-phase-skipped' });
-            earlyCsw = data;
-            data = new Uint8Array(0);
-          }
-        } catch (e) {
-          const kind = this.transferKind(e, cmd.signal);
-          if (kind === 'stall') {
-            stalled = true;
-            await this.clearHaltOrFail('in', 'data');
-          } else if (kind === 'babble') {
-            babble = true;
-          } else {
-            return await this.fail(kind === 'timeout' ? 'timeout' : 'data-failed', `data-IN phase: ${msg(e)}`, e);
-          }
+      if (directionIn) {
+        stage.data = await this.transport.bulkIn(expected, { timeoutMs: x.dataTimeout, signal: cmd.signal });
+        if (stage.data.length === CSW_LENGTH && expected !== CSW_LENGTH && this.looksLikeOwnCsw(stage.data, x.tag)) {
+          // The device skipped the data phase and sent its CSW instead.
+          this.onEvent?.({ type: 'data-phase-skipped' });
+          stage.earlyCsw = stage.data;
+          stage.data = new Uint8Array(0);
         }
-      } else if (expected > 0) {
-        try {
-          await this.transport.bulkOut(out!, { timeoutMs: dataTimeout, signal: cmd.signal });
-        } catch (e) {
-          const kind = this.transferKind(e, cmd.signal);
-          if (kind === 'stall') {
-            stalled = true;
-            await this.clearHaltOrFail('out', 'data');
-          } else {
-            return await this.fail(kind === 'timeout' ? 'timeout' : 'data-failed', `data-OUT phase: ${msg(e)}`, e);
-          }
-        }
+      } else {
+        await this.transport.bulkOut(cmd.data!, { timeoutMs: x.dataTimeout, signal: cmd.signal });
       }
-
-      // 3. CSW
-      phase = 'csw';
-      const raw = earlyCsw ?? (await this.readCsw(cswTimeout, cmd.signal));
-      const csw = decodeCsw(raw);
-      if (!csw) return await this.fail('invalid-csw', `CSW of ${raw.length} bytes (expected 13)`);
-      if (csw.signature !== CSW_SIGNATURE) {
-        return await this.fail('invalid-csw', `CSW signature 0x${csw.signature.toString(16).padStart(8, '0')} (expected 0x53425355)`);
-      }
-      if (csw.tag !== tag && !this.ignoreTag) {
-        return await this.fail('invalid-csw', `CSW tag 0x${csw.tag.toString(16)} does not match CBW tag 0x${tag.toString(16)}`);
-      }
-      if (csw.status === 2) return await this.fail('phase-error', 'device reported a phase error');
-      if (csw.status > 2) return await this.fail('invalid-csw', `CSW status 0x${csw.status.toString(16)} is reserved`);
-
-      this.failuresSinceGood = 0;
-      if (babble) {
-        // The device sent more than asked. The exchange is back in step (good CSW), but the data is
-        // unusable: report it as a transport failure the caller may retry (Linux fakes 05/24/00).
-        throw new BotTransportError('babble', true, 'device sent more data than requested (babble)');
-      }
-      const moved = directionIn ? data.length : stalled ? 0 : expected;
-      let residue = Math.min(csw.residue, expected);
-      if (
-        !this.ignoreResidue &&
-        csw.status === 0 &&
-        directionIn &&
-        expected > 0 &&
-        data.length === expected &&
-        csw.residue !== 0 &&
-        (cmd.cdb[0] === 0x12 || cmd.cdb[0] === 0x25)
-      ) {
-        // Full INQUIRY / READ CAPACITY data with a non-zero residue: this device gets residue wrong.
-        this.ignoreResidue = true;
-        this.onEvent?.({ type: 'ignore-residue-detected' });
-      }
-      if (this.ignoreResidue) residue = expected - moved;
-      else if (directionIn) residue = Math.max(residue, expected - data.length);
-      return { status: csw.status === 0 ? 'passed' : 'failed', residue, data, stalled };
     } catch (e) {
-      if (e instanceof BotTransportError || e instanceof DeviceGoneError) throw e;
-      if (cmd.signal?.aborted) {
-        // Cancelled mid-exchange: the device is somewhere in the middle of the protocol.
-        this.needsRecovery = true;
-        throw cmd.signal.reason;
+      const kind = this.transferKind(e, cmd.signal);
+      if (kind === 'stall') {
+        stage.stalled = true;
+        await this.clearHaltOrFail(direction, 'data');
+      } else if (kind === 'babble' && directionIn) {
+        stage.babble = true;
+      } else {
+        await this.fail(kind === 'timeout' ? 'timeout' : 'data-failed', `data-${direction.toUpperCase()} phase: ${msg(e)}`, e);
       }
-      this.noteGone(e);
-      const kind = e instanceof UsbTransferError ? e.kind : 'io';
-      return await this.fail(kind === 'timeout' ? 'timeout' : phase === 'cbw' ? 'cbw-failed' : phase === 'csw' ? 'csw-failed' : 'data-failed', `${phase}: ${msg(e)}`, e);
     }
+    return stage;
+  }
+
+  /** Phase 3b: a CSW of 13 bytes, with the right signature and tag and a defined status (0 passed, 1 failed). */
+  private async validateCsw(raw: Uint8Array, tag: number): Promise<Csw> {
+    const csw = decodeCsw(raw);
+    if (!csw) return await this.fail('invalid-csw', `CSW of ${raw.length} bytes (expected 13)`);
+    if (csw.signature !== CSW_SIGNATURE) {
+      return await this.fail('invalid-csw', `CSW signature 0x${csw.signature.toString(16).padStart(8, '0')} (expected 0x53425355)`);
+    }
+    if (csw.tag !== tag && !this.ignoreTag) {
+      return await this.fail('invalid-csw', `CSW tag 0x${csw.tag.toString(16)} does not match CBW tag 0x${tag.toString(16)}`);
+    }
+    if (csw.status === 2) return await this.fail('phase-error', 'device reported a phase error');
+    if (csw.status > 2) return await this.fail('invalid-csw', `CSW status 0x${csw.status.toString(16)} is reserved`);
+    return csw;
+  }
+
+  /** Phase 4: a good CSW ends the exchange; the result carries the data and the residue. */
+  private completeExchange(x: BotExchange, stage: DataStage, csw: Csw): BotResult {
+    this.failuresSinceGood = 0;
+    if (stage.babble) {
+      // The device sent more than asked. The exchange is back in step (good CSW), but the data is
+      // unusable: report it as a transport failure the caller may retry (Linux fakes 05/24/00).
+      throw new BotTransportError('babble', true, 'device sent more data than requested (babble)');
+    }
+    const { data, stalled } = stage;
+    return { status: csw.status === 0 ? 'passed' : 'failed', residue: this.residueOf(x, stage, csw), data, stalled };
+  }
+
+  /**
+   * Bytes not transferred: the CSW's residue (never less than what data-IN came short), or, for
+   * IGNORE_RESIDUE devices, what the transfer itself shows. Switches IGNORE_RESIDUE on the way Linux
+   * does: a full INQUIRY / READ CAPACITY(10) answer with a non-zero residue.
+   */
+  private residueOf(x: BotExchange, { data, stalled }: DataStage, csw: Csw): number {
+    const { cmd, expected, directionIn } = x;
+    const moved = directionIn ? data.length : stalled ? 0 : expected;
+    let residue = Math.min(csw.residue, expected);
+    if (
+      !this.ignoreResidue &&
+      csw.status === 0 &&
+      directionIn &&
+      expected > 0 &&
+      data.length === expected &&
+      csw.residue !== 0 &&
+      (cmd.cdb[0] === 0x12 || cmd.cdb[0] === 0x25)
+    ) {
+      // Full INQUIRY / READ CAPACITY data with a non-zero residue: this device gets residue wrong.
+      this.ignoreResidue = true;
+      this.onEvent?.({ type: 'ignore-residue-detected' });
+    }
+    if (this.ignoreResidue) residue = expected - moved;
+    else if (directionIn) residue = Math.max(residue, expected - data.length);
+    return residue;
+  }
+
+  /**
+   * Recovery for an error no phase has handled yet: BOT failures and a vanished device pass through;
+   * an abort leaves the device marked for recovery before the next command and rejects with the
+   * abort reason; anything else is a transport failure of the current phase (reset recovery).
+   */
+  private async recoverFromError(e: unknown, x: BotExchange): Promise<never> {
+    if (e instanceof BotTransportError || e instanceof DeviceGoneError) throw e;
+    const { signal } = x.cmd;
+    if (signal?.aborted) {
+      // Cancelled mid-exchange: the device is somewhere in the middle of the protocol.
+      this.needsRecovery = true;
+      throw signal.reason;
+    }
+    this.noteGone(e);
+    const kind = e instanceof UsbTransferError ? e.kind : 'io';
+    const { phase } = x;
+    return await this.fail(kind === 'timeout' ? 'timeout' : phase === 'cbw' ? 'cbw-failed' : phase === 'csw' ? 'csw-failed' : 'data-failed', `${phase}: ${msg(e)}`, e);
   }
 
   private looksLikeOwnCsw(b: Uint8Array, tag: number): boolean {
