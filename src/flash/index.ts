@@ -1,4 +1,5 @@
-export { flashImage, describeRange, MiB, type FlashTarget, type FlashOptions, type FlashEvent, type FlashPhase, type FlashResult, type FlashTargetResult, type FlashErrorInfo } from './flash.js';
+export { flashImage, MiB, type FlashTarget, type FlashOptions, type FlashEvent, type FlashPhase, type FlashResult, type FlashTargetResult, type FlashErrorInfo } from './flash.js';
+export { describeRange } from './destination.js';
 export { openImageSource, requiredSize, type ImageSource, type ImageSourceOptions, type Extent } from './source.js';
 export { sniffFormat, formatFromName, sizeInfo, xzUncompressedSize, zstdUncompressedSize, type ImageFormat, type SizeInfo } from './detect.js';
 export { decompressFile, decoderName } from './decompress.js';
