@@ -106,8 +106,19 @@ async function hashFile(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-export async function readDevice(dev: BlockDevice, output: string, opts: ReadOptions = {}): Promise<ReadResult> {
-  const t0 = performance.now();
+/** The checked range and settings of one read. */
+interface ReadPlan {
+  offset: number;
+  size: number;
+  retries: number;
+  retryDelayMs: number;
+  chunk: number;
+  mapPath: string;
+  interval: number;
+}
+
+/** Checks the range and the retry count against the device; fills in the defaults. */
+function readPlan(dev: BlockDevice, output: string, opts: ReadOptions): ReadPlan {
   const offset = opts.offset ?? 0;
   if (!Number.isSafeInteger(offset) || offset < 0) throw new UsageError(`--offset must be a non-negative byte count, got ${String(opts.offset)}`);
   if (offset > dev.size) throw new UsageError(`--offset ${offset} is past the end of ${dev.info.name} (${dev.size} bytes)`);
@@ -118,40 +129,40 @@ export async function readDevice(dev: BlockDevice, output: string, opts: ReadOpt
   }
   const retries = opts.retries ?? 3;
   if (!Number.isSafeInteger(retries) || retries < 0) throw new UsageError(`--retries must be a non-negative integer, got ${String(opts.retries)}`);
-  const chunk = opts.chunkSize ?? 1024 * 1024;
-  const retryDelayMs = opts.retryDelayMs ?? 100;
-  const mapPath = opts.mapPath ?? `${output}.map`;
-  const emit = (e: ReadEvent) => opts.onEvent?.(e);
-  const interval = opts.progressIntervalMs ?? 250;
+  return {
+    offset,
+    size,
+    retries,
+    retryDelayMs: opts.retryDelayMs ?? 100,
+    chunk: opts.chunkSize ?? 1024 * 1024,
+    mapPath: opts.mapPath ?? `${output}.map`,
+    interval: opts.progressIntervalMs ?? 250,
+  };
+}
 
-  // Every file written goes through the gate: never the device read, never an existing file
-  // (unless continuing an earlier run), never through a link.
-  const gate = opts.gate ?? new WriteGate();
-  await gate.addInput(dev, 'the device being read');
-  await gate.checkPath(output, 'output');
-  await gate.checkPath(mapPath, 'map');
-
-  // Continue an earlier run when both the output and its map are there.
-  let map = new StatusMap(dev.size);
-  let resumed = false;
+/**
+ * The map of an earlier run to continue, when both the output and its map are there (and
+ * describe this device and range); undefined for a fresh run.
+ */
+async function earlierRunMap(dev: BlockDevice, output: string, plan: ReadPlan): Promise<StatusMap | undefined> {
+  const { mapPath, size } = plan;
   const haveMap = await exists(mapPath);
   const haveOutput = await exists(output);
   if (haveMap && !haveOutput) throw new RefusedError(`map ${mapPath} exists but ${output} does not; refusing to overwrite the map of another read (remove it or name another with --map)`);
-  if (haveMap && haveOutput) {
-    if ((await realpath(mapPath)) === (await realpath(output))) throw new RefusedError(`the map and the output are the same file (${output}); name another map with --map`);
-    const parsed = parseRescueMap(await readFile(mapPath, 'utf8'));
-    const last = parsed.blocks[parsed.blocks.length - 1];
-    if (!last || last.pos + last.size !== dev.size) {
-      throw new UsageError(`${mapPath} describes a ${last ? last.pos + last.size : 0}-byte device, but ${dev.info.name} has ${dev.size} bytes; remove the map (and the output) to start over`);
-    }
-    const outSize = (await stat(output)).size;
-    if (outSize !== size) throw new UsageError(`${output} is ${outSize} bytes but the range to read is ${size}; remove it and ${mapPath} to start over`);
-    map = new StatusMap(dev.size, parsed.blocks);
-    resumed = true;
+  if (!haveMap || !haveOutput) return undefined;
+  if ((await realpath(mapPath)) === (await realpath(output))) throw new RefusedError(`the map and the output are the same file (${output}); name another map with --map`);
+  const parsed = parseRescueMap(await readFile(mapPath, 'utf8'));
+  const last = parsed.blocks[parsed.blocks.length - 1];
+  if (!last || last.pos + last.size !== dev.size) {
+    throw new UsageError(`${mapPath} describes a ${last ? last.pos + last.size : 0}-byte device, but ${dev.info.name} has ${dev.size} bytes; remove the map (and the output) to start over`);
   }
+  const outSize = (await stat(output)).size;
+  if (outSize !== size) throw new UsageError(`${output} is ${outSize} bytes but the range to read is ${size}; remove it and ${mapPath} to start over`);
+  return new StatusMap(dev.size, parsed.blocks);
+}
 
-  const todo = map.pending(offset, size);
-  const total = todo.reduce((n, r) => n + r.size, 0);
+/** Opens the output (and, on a fresh run, creates the map) through the gate. */
+async function openOutputs(gate: WriteGate, output: string, mapPath: string, resumed: boolean): Promise<FileHandle> {
   const fh: FileHandle = await gate.createFile(output, { continueExisting: resumed, what: 'output' });
   if (!resumed) {
     try {
@@ -162,140 +173,238 @@ export async function readDevice(dev: BlockDevice, output: string, opts: ReadOpt
       throw e;
     }
   }
-  const streamHash = resumed ? undefined : createHash('sha256');
-  let hashedTo = offset;
-  const zeroUpTo = (pos: number) => {
-    // Only used on fresh runs, where output is written strictly in order.
-    if (!streamHash || pos <= hashedTo) return;
-    streamHash.update(new Uint8Array(pos - hashedTo));
-    hashedTo = pos;
-  };
-  const meter = new RateMeter();
-  let done = 0;
-  let bytesRead = 0;
+  return fh;
+}
+
+/** Worth reading block by block: the chunk failed with a medium or transient error (not a fatal one). */
+function worthScraping(e: unknown): boolean {
+  return e instanceof RetriesExhaustedError || classifyError(e) === 'transient' || (e instanceof CrashcartError && e.exitCode === ExitCode.IO);
+}
+
+/** One run of readDevice once the output is open: the copy loop and the state it keeps. */
+class ReadSession {
+  private readonly streamHash: ReturnType<typeof createHash> | undefined;
+  /** Output offset (as a device offset) up to which streamHash has seen the data. */
+  private hashedTo: number;
+  private readonly meter = new RateMeter();
+  private readonly total: number;
+  private done = 0;
+  bytesRead = 0;
   /** Just past the last chunk finished in this run: where a stop leaves the map's position. */
-  let completedTo = offset;
-  let lastEvent = 0;
-  let lastMapSave = performance.now();
-  const saveMap = async (pos: number, finished: boolean) => {
+  private completedTo: number;
+  private lastEvent = 0;
+  private lastMapSave = performance.now();
+
+  constructor(
+    private readonly dev: BlockDevice,
+    private readonly output: string,
+    private readonly plan: ReadPlan,
+    private readonly opts: ReadOptions,
+    private readonly gate: WriteGate,
+    private readonly fh: FileHandle,
+    readonly map: StatusMap,
+    private readonly resumed: boolean,
+    private readonly todo: { pos: number; size: number }[],
+  ) {
+    this.streamHash = resumed ? undefined : createHash('sha256');
+    this.hashedTo = plan.offset;
+    this.completedTo = plan.offset;
+    this.total = todo.reduce((n, r) => n + r.size, 0);
+  }
+
+  private emit(e: ReadEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  /** Hashes zeros up to `pos` (areas left unread). Only on fresh runs, where output is written strictly in order. */
+  private zeroUpTo(pos: number): void {
+    if (!this.streamHash || pos <= this.hashedTo) return;
+    this.streamHash.update(new Uint8Array(pos - this.hashedTo));
+    this.hashedTo = pos;
+  }
+
+  async saveMap(pos: number, finished: boolean): Promise<void> {
+    const { dev, plan } = this;
     // The data goes to disk before a map that calls it finished (the final save comes after fh.sync()).
-    if (!finished) await fh.datasync();
-    const text = formatRescueMap({ currentPos: pos, currentStatus: finished ? '+' : '?', currentPass: 1, blocks: map.blocks }, [
-      ...(opts.mapHeader ?? []),
-      `Device: ${dev.info.name} (${dev.size} bytes); range ${offset}+${size}; output ${output} holds this range from its byte 0`,
+    if (!finished) await this.fh.datasync();
+    const text = formatRescueMap({ currentPos: pos, currentStatus: finished ? '+' : '?', currentPass: 1, blocks: this.map.blocks }, [
+      ...(this.opts.mapHeader ?? []),
+      `Device: ${dev.info.name} (${dev.size} bytes); range ${plan.offset}+${plan.size}; output ${this.output} holds this range from its byte 0`,
       `Saved: ${new Date().toISOString()}`,
     ]);
-    await gate.replaceFile(mapPath, text, 'map');
-    lastMapSave = performance.now();
-  };
-  const progress = (force = false) => {
+    await this.gate.replaceFile(plan.mapPath, text, 'map');
+    this.lastMapSave = performance.now();
+  }
+
+  progress(force = false): void {
     const now = performance.now();
-    const speed = meter.update(done, now);
-    if (!force && now - lastEvent < interval) return;
-    lastEvent = now;
-    emit({ type: 'progress', phase: 'reading', bytes: done, total, badBytes: map.count(offset, size, '-'), speed, eta: meter.eta(total - done) });
-  };
-  const put = async (pos: number, data: Uint8Array) => {
+    const speed = this.meter.update(this.done, now);
+    if (!force && now - this.lastEvent < this.plan.interval) return;
+    this.lastEvent = now;
+    const { offset, size } = this.plan;
+    this.emit({ type: 'progress', phase: 'reading', bytes: this.done, total: this.total, badBytes: this.map.count(offset, size, '-'), speed, eta: this.meter.eta(this.total - this.done) });
+  }
+
+  private async put(pos: number, data: Uint8Array): Promise<void> {
     let w = 0;
     while (w < data.length) {
-      const { bytesWritten } = await fh.write(data, w, data.length - w, pos - offset + w);
+      const { bytesWritten } = await this.fh.write(data, w, data.length - w, pos - this.plan.offset + w);
       w += bytesWritten;
     }
-  };
-  const retryOpts = (at: number) => ({
-    retries,
-    baseDelayMs: retryDelayMs,
-    signal: opts.signal,
-    onRetry: (attempt: number, delayMs: number, err: unknown) => emit({ type: 'retry', offset: at, attempt, delayMs, error: (err as Error)?.message ?? String(err) }),
-  });
-  const readOne = (pos: number, len: number) => withRetry(() => readRange(dev, pos, len, { signal: opts.signal }), retryOpts(pos));
-  const deviceGone = async (pos: number, e: unknown): Promise<never> => {
-    await saveMap(pos, false);
+  }
+
+  private readOne(pos: number, len: number): Promise<Uint8Array> {
+    const { retries, retryDelayMs } = this.plan;
+    return withRetry(() => readRange(this.dev, pos, len, { signal: this.opts.signal }), {
+      retries,
+      baseDelayMs: retryDelayMs,
+      signal: this.opts.signal,
+      onRetry: (attempt: number, delayMs: number, err: unknown) => this.emit({ type: 'retry', offset: pos, attempt, delayMs, error: (err as Error)?.message ?? String(err) }),
+    });
+  }
+
+  /** `data`, read as the `len` bytes at `pos`: hashed, written to the output, marked finished. */
+  private async store(pos: number, len: number, data: Uint8Array): Promise<void> {
+    this.zeroUpTo(pos);
+    this.streamHash?.update(data);
+    this.hashedTo = pos + len;
+    await this.put(pos, data);
+    this.map.set(pos, len, '+');
+    this.bytesRead += len;
+  }
+
+  /**
+   * A read at `pos` failed (after its retries): a cancellation goes on up; a card that went
+   * away ends the read with the map saved; anything else returns to the caller to handle.
+   */
+  private async readFailed(pos: number, e: unknown): Promise<void> {
+    const cls = classifyError(e);
+    if (cls === 'abort') throw e;
+    if (cls !== 'gone') return;
+    await this.saveMap(pos, false);
     throw new CrashcartError(
-      `${dev.info.name} went away while reading at offset ${pos}: ${(e as Error)?.message ?? String(e)}; what was read is in ${output} and ${mapPath}; re-insert the card and run the same command to read the rest`,
+      `${this.dev.info.name} went away while reading at offset ${pos}: ${(e as Error)?.message ?? String(e)}; what was read is in ${this.output} and ${this.plan.mapPath}; re-insert the card and run the same command to read the rest`,
       ExitCode.IO,
       { cause: e },
     );
-  };
+  }
 
-  try {
-    if (!resumed) await fh.truncate(size);
-    progress(true);
-    for (const area of todo) {
-      for (let pos = area.pos; pos < area.pos + area.size; ) {
-        const len = Math.min(chunk - (pos % chunk || 0), area.pos + area.size - pos);
-        let data: Uint8Array | undefined;
-        try {
-          data = await readOne(pos, len);
-        } catch (e) {
-          const cls = classifyError(e);
-          if (cls === 'abort') throw e;
-          if (cls === 'gone') await deviceGone(pos, e);
-          if (!(e instanceof RetriesExhaustedError) && cls !== 'transient' && !(e instanceof CrashcartError && e.exitCode === ExitCode.IO)) throw e;
-        }
-        if (data) {
-          zeroUpTo(pos);
-          streamHash?.update(data);
-          hashedTo = pos + len;
-          await put(pos, data);
-          map.set(pos, len, '+');
-          bytesRead += len;
-        } else {
-          // Scrape the chunk block by block.
-          const bs = Math.max(dev.blockSize, dev.alignment, 1);
-          for (let p = pos; p < pos + len; ) {
-            const n = Math.min(bs - (p % bs), pos + len - p);
-            try {
-              const b = await readOne(p, n);
-              zeroUpTo(p);
-              streamHash?.update(b);
-              hashedTo = p + n;
-              await put(p, b);
-              map.set(p, n, '+');
-              bytesRead += n;
-            } catch (e) {
-              const cls = classifyError(e);
-              if (cls === 'abort') throw e;
-              if (cls === 'gone') await deviceGone(p, e);
-              map.set(p, n, '-');
-              if (resumed) await put(p, new Uint8Array(n));
-              emit({ type: 'bad-area', start: p, end: p + n, error: (e as Error)?.message ?? String(e) });
-            }
-            p += n;
-          }
-          await saveMap(pos + len, false);
-        }
-        pos += len;
-        done += len;
-        completedTo = pos;
-        progress();
-        if (performance.now() - lastMapSave > 5000) await saveMap(pos, false);
+  /** Block `p`+`n` stays unreadable: recorded as bad, zero in the output. */
+  private async markBad(p: number, n: number, e: unknown): Promise<void> {
+    this.map.set(p, n, '-');
+    if (this.resumed) await this.put(p, new Uint8Array(n));
+    this.emit({ type: 'bad-area', start: p, end: p + n, error: (e as Error)?.message ?? String(e) });
+  }
+
+  /** Reads the chunk `pos`+`len` block by block, recording the blocks that fail as bad. */
+  private async scrape(pos: number, len: number): Promise<void> {
+    const bs = Math.max(this.dev.blockSize, this.dev.alignment, 1);
+    for (let p = pos; p < pos + len; ) {
+      const n = Math.min(bs - (p % bs), pos + len - p);
+      try {
+        await this.store(p, n, await this.readOne(p, n));
+      } catch (e) {
+        await this.readFailed(p, e);
+        await this.markBad(p, n, e);
       }
+      p += n;
     }
-    zeroUpTo(offset + size);
-    await fh.sync();
+    await this.saveMap(pos + len, false);
+  }
+
+  /** One chunk: read whole, or scraped block by block when that fails. */
+  private async readChunk(pos: number, len: number): Promise<void> {
+    let data: Uint8Array | undefined;
+    try {
+      data = await this.readOne(pos, len);
+    } catch (e) {
+      await this.readFailed(pos, e);
+      if (!worthScraping(e)) throw e;
+    }
+    if (data) await this.store(pos, len, data);
+    else await this.scrape(pos, len);
+  }
+
+  private async copyArea(area: { pos: number; size: number }): Promise<void> {
+    const { chunk } = this.plan;
+    const end = area.pos + area.size;
+    for (let pos = area.pos; pos < end; ) {
+      const len = Math.min(chunk - (pos % chunk || 0), end - pos);
+      await this.readChunk(pos, len);
+      pos += len;
+      this.done += len;
+      this.completedTo = pos;
+      this.progress();
+      if (performance.now() - this.lastMapSave > 5000) await this.saveMap(pos, false);
+    }
+  }
+
+  /** Copies every unfinished area of the range, then syncs the output. */
+  async copy(): Promise<void> {
+    const { offset, size } = this.plan;
+    if (!this.resumed) await this.fh.truncate(size);
+    this.progress(true);
+    for (const area of this.todo) await this.copyArea(area);
+    this.zeroUpTo(offset + size);
+    await this.fh.sync();
+  }
+
+  /**
+   * What a failed copy throws: after a stop (abort), the map is saved at the last finished chunk
+   * — a safe point — and a ReadCancelledError tells where; other errors go on as they are.
+   */
+  async stopped(e: unknown, t0: number): Promise<unknown> {
+    if ((e as Error)?.name !== 'AbortError' && !this.opts.signal?.aborted) return e;
+    const { output, completedTo } = this;
+    const { offset, size, mapPath } = this.plan;
+    const mapSaved = await this.saveMap(completedTo, false).then(
+      () => true,
+      () => false,
+    );
+    const finishedBytes = this.map.count(offset, size, '+');
+    return new ReadCancelledError(
+      mapSaved
+        ? `reading cancelled at offset ${completedTo}; what was read is in ${output} and ${mapPath}; run the same command to continue`
+        : `reading cancelled at offset ${completedTo}, and the map ${mapPath} could not be saved: the next run starts over`,
+      { device: this.dev.info.name, output, mapPath, offset, size, position: completedTo, finishedBytes, bytesRead: this.bytesRead, mapSaved, seconds: (performance.now() - t0) / 1000 },
+    );
+  }
+
+  /** SHA-256 of the output: from the stream on a fresh run, from the file when continuing one. */
+  sha256(): Promise<string> | string {
+    return this.streamHash ? this.streamHash.digest('hex') : hashFile(this.output);
+  }
+}
+
+export async function readDevice(dev: BlockDevice, output: string, opts: ReadOptions = {}): Promise<ReadResult> {
+  const t0 = performance.now();
+  const plan = readPlan(dev, output, opts);
+  const { offset, size, mapPath } = plan;
+
+  // Every file written goes through the gate: never the device read, never an existing file
+  // (unless continuing an earlier run), never through a link.
+  const gate = opts.gate ?? new WriteGate();
+  await gate.addInput(dev, 'the device being read');
+  await gate.checkPath(output, 'output');
+  await gate.checkPath(mapPath, 'map');
+
+  // Continue an earlier run when both the output and its map are there.
+  const earlier = await earlierRunMap(dev, output, plan);
+  const resumed = earlier !== undefined;
+  const map = earlier ?? new StatusMap(dev.size);
+  const todo = map.pending(offset, size);
+  const fh = await openOutputs(gate, output, mapPath, resumed);
+  const session = new ReadSession(dev, output, plan, opts, gate, fh, map, resumed, todo);
+  try {
+    await session.copy();
   } catch (e) {
-    if ((e as Error)?.name === 'AbortError' || opts.signal?.aborted) {
-      // Safe point: everything finished is synced and recorded in the map.
-      const mapSaved = await saveMap(completedTo, false).then(
-        () => true,
-        () => false,
-      );
-      const finishedBytes = map.count(offset, size, '+');
-      throw new ReadCancelledError(
-        mapSaved
-          ? `reading cancelled at offset ${completedTo}; what was read is in ${output} and ${mapPath}; run the same command to continue`
-          : `reading cancelled at offset ${completedTo}, and the map ${mapPath} could not be saved: the next run starts over`,
-        { device: dev.info.name, output, mapPath, offset, size, position: completedTo, finishedBytes, bytesRead, mapSaved, seconds: (performance.now() - t0) / 1000 },
-      );
-    }
-    throw e;
+    throw await session.stopped(e, t0);
   } finally {
     await fh.close();
   }
-  progress(true);
-  await saveMap(offset + size, true);
-  const sha256 = streamHash ? streamHash.digest('hex') : await hashFile(output);
+  session.progress(true);
+  await session.saveMap(offset + size, true);
+  const sha256 = await session.sha256();
   const badRanges = map.ranges('-', offset, size);
   return {
     device: dev.info.name,
@@ -304,7 +413,7 @@ export async function readDevice(dev: BlockDevice, output: string, opts: ReadOpt
     offset,
     size,
     resumed,
-    bytesRead,
+    bytesRead: session.bytesRead,
     badBytes: badRanges.reduce((n, r) => n + r.end - r.start, 0),
     badRanges,
     sha256,
