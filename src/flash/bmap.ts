@@ -143,11 +143,8 @@ function attr(attrs: string, name: string): string | undefined {
   return undefined;
 }
 
-/** Parses and checks a bmap held in memory. `path` names it in messages. */
-export function parseBmap(bytes: Uint8Array, path = 'bmap'): Bmap {
-  if (bytes.length > BMAP_MAX_BYTES) throw new InputLimitError(`${path}: ${bytes.length} bytes is larger than the ${formatLimit(BMAP_MAX_BYTES)} limit for a bmap file`);
-  const raw = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
-  const xml = blankComments(raw);
+/** The root element's version and the image geometry, checked for consistency. */
+function parseHeader(xml: string, path: string): { version: string; major: number; minor: number; imageSize: number; blockSize: number; blocksCount: number; mappedBlocksCount: number } {
   const root = findOpen(xml, 'bmap', 0);
   if (!root) throw new SourceError(`${path} is not a bmap file (no <bmap> element)`);
   const version = attr(root.attrs, 'version');
@@ -162,42 +159,75 @@ export function parseBmap(bytes: Uint8Array, path = 'bmap'): Bmap {
   if (Math.ceil(imageSize / blockSize) !== blocksCount) {
     throw new SourceError(`${path}: inconsistent bmap: image size ${imageSize} is not ${blocksCount} blocks of ${blockSize} bytes`);
   }
+  return { version, major, minor, imageSize, blockSize, blocksCount, mappedBlocksCount };
+}
 
-  let checksumType: string | undefined;
-  let rangeAttr: string | undefined;
-  let fileSumTag: string | undefined;
+/** How a bmap of this version records checksums: the algorithm, the range attribute and the file checksum's tag. */
+interface ChecksumScheme {
+  checksumType: string;
+  rangeAttr: string;
+  fileSumTag: string;
+}
+
+function checksumScheme(xml: string, path: string, version: string, major: number, minor: number): ChecksumScheme | undefined {
   if (major === 2 || (major === 1 && minor === 4)) {
     const t = tagText(xml, 'ChecksumType');
     if (!t) throw new SourceError(`${path}: bmap ${version} lacks <ChecksumType>`);
-    checksumType = nodeHashName(t);
+    const checksumType = nodeHashName(t);
     if (!checksumType) throw new SourceError(`${path}: checksum type "${t}" is not available`);
-    rangeAttr = 'chksum';
-    fileSumTag = 'BmapFileChecksum';
-  } else if (major === 1 && minor === 3) {
-    checksumType = 'sha1';
-    rangeAttr = 'sha1';
-    fileSumTag = 'BmapFileSHA1';
+    return { checksumType, rangeAttr: 'chksum', fileSumTag: 'BmapFileChecksum' };
   }
+  if (major === 1 && minor === 3) return { checksumType: 'sha1', rangeAttr: 'sha1', fileSumTag: 'BmapFileSHA1' };
+  return undefined;
+}
 
-  if (checksumType && fileSumTag) {
-    const want = tagText(xml, fileSumTag)?.toLowerCase();
-    if (want) {
-      // Case-insensitive search that keeps string offsets: toLowerCase() changes the length of
-      // some non-ASCII text (e.g. U+0130), which used to shift the position past the end.
-      const at = raw.indexOf(want) >= 0 ? raw.indexOf(want) : raw.replace(/[A-Z]+/g, (c) => c.toLowerCase()).indexOf(want);
-      const zeroed = Buffer.from(bytes);
-      const byteAt = at < 0 ? -1 : Buffer.byteLength(raw.slice(0, at));
-      if (byteAt < 0 || byteAt + want.length > zeroed.length) {
-        throw new SourceError(`${path}: the bmap file is corrupt: its ${fileSumTag} cannot be located in the file`);
-      }
-      zeroed.fill(0x30, byteAt, byteAt + want.length);
-      const got = createHash(checksumType).update(zeroed).digest('hex');
-      if (got !== want) {
-        throw new SourceError(`${path}: the bmap file is corrupt: its ${checksumType} is ${got}, but it says ${want}`);
-      }
+/** Checks the bmap file's own checksum (computed with the checksum text replaced by zeros), when it has one. */
+function checkFileChecksum(bytes: Uint8Array, raw: string, xml: string, path: string, scheme: ChecksumScheme): void {
+  const { checksumType, fileSumTag } = scheme;
+  const want = tagText(xml, fileSumTag)?.toLowerCase();
+  if (!want) return;
+  // Case-insensitive search that keeps string offsets: toLowerCase() changes the length of
+  // some non-ASCII text (e.g. U+0130), which used to shift the position past the end.
+  const at = raw.indexOf(want) >= 0 ? raw.indexOf(want) : raw.replace(/[A-Z]+/g, (c) => c.toLowerCase()).indexOf(want);
+  const zeroed = Buffer.from(bytes);
+  const byteAt = at < 0 ? -1 : Buffer.byteLength(raw.slice(0, at));
+  if (byteAt < 0 || byteAt + want.length > zeroed.length) {
+    throw new SourceError(`${path}: the bmap file is corrupt: its ${fileSumTag} cannot be located in the file`);
+  }
+  zeroed.fill(0x30, byteAt, byteAt + want.length);
+  const got = createHash(checksumType).update(zeroed).digest('hex');
+  if (got !== want) {
+    throw new SourceError(`${path}: the bmap file is corrupt: its ${checksumType} is ${got}, but it says ${want}`);
+  }
+}
+
+/** One `<Range>`: its text `first-last` (or one block) must follow the range before it (ending at `prevLast`). */
+function parseRange(text: string, attrs: string, path: string, blocksCount: number, prevLast: number, rangeAttr: string | undefined): BmapRange {
+  const rm = /^(\d+)\s*(?:-\s*(\d+))?$/.exec(text);
+  if (!rm) throw new SourceError(`${path}: bad block range "${text}"`);
+  const first = Number(rm[1]);
+  const last = rm[2] !== undefined ? Number(rm[2]) : first;
+  if (first > last) throw new SourceError(`${path}: bad block range "${text}" (first > last)`);
+  if (last >= blocksCount) throw new SourceError(`${path}: block range "${text}" runs past the image's ${blocksCount} blocks`);
+  if (first <= prevLast) throw new SourceError(`${path}: block range "${text}" overlaps or precedes the one before it`);
+  const r: BmapRange = { first, last };
+  if (rangeAttr) {
+    const c = attr(attrs, rangeAttr);
+    if (c !== undefined) {
+      if (!/^[0-9a-fA-F]+$/.test(c)) throw new SourceError(`${path}: range "${text}" has a malformed checksum`);
+      r.checksum = c.toLowerCase();
     }
   }
+  return r;
+}
 
+/** The `<BlockMap>` ranges, with the blocks and bytes they cover. */
+function parseBlockMap(
+  xml: string,
+  path: string,
+  geometry: { blockSize: number; imageSize: number; blocksCount: number },
+  rangeAttr: string | undefined,
+): { ranges: BmapRange[]; mapped: number; mappedBytes: number } {
   const mapXml = tagText(xml, 'BlockMap');
   if (mapXml === undefined) throw new SourceError(`${path}: bmap lacks <BlockMap>`);
   const ranges: BmapRange[] = [];
@@ -209,32 +239,29 @@ export function parseBmap(bytes: Uint8Array, path = 'bmap'): Bmap {
     const close = open && findClose(mapXml, 'Range', open.end);
     if (!open || !close) break;
     from = close.end;
-    const text = mapXml.slice(open.end, close.start).trim();
-    const rm = /^(\d+)\s*(?:-\s*(\d+))?$/.exec(text);
-    if (!rm) throw new SourceError(`${path}: bad block range "${text}"`);
-    const first = Number(rm[1]);
-    const last = rm[2] !== undefined ? Number(rm[2]) : first;
-    if (first > last) throw new SourceError(`${path}: bad block range "${text}" (first > last)`);
-    if (last >= blocksCount) throw new SourceError(`${path}: block range "${text}" runs past the image's ${blocksCount} blocks`);
-    if (first <= prevLast) throw new SourceError(`${path}: block range "${text}" overlaps or precedes the one before it`);
-    prevLast = last;
-    const r: BmapRange = { first, last };
-    if (rangeAttr) {
-      const c = attr(open.attrs, rangeAttr);
-      if (c !== undefined) {
-        if (!/^[0-9a-fA-F]+$/.test(c)) throw new SourceError(`${path}: range "${text}" has a malformed checksum`);
-        r.checksum = c.toLowerCase();
-      }
-    }
+    const r = parseRange(mapXml.slice(open.end, close.start).trim(), open.attrs, path, geometry.blocksCount, prevLast, rangeAttr);
+    prevLast = r.last;
     ranges.push(r);
-    mapped += last - first + 1;
-    const { start, end } = rangeBytes({ blockSize, imageSize }, r);
+    mapped += r.last - r.first + 1;
+    const { start, end } = rangeBytes(geometry, r);
     mappedBytes += end - start;
   }
+  return { ranges, mapped, mappedBytes };
+}
+
+/** Parses and checks a bmap held in memory. `path` names it in messages. */
+export function parseBmap(bytes: Uint8Array, path = 'bmap'): Bmap {
+  if (bytes.length > BMAP_MAX_BYTES) throw new InputLimitError(`${path}: ${bytes.length} bytes is larger than the ${formatLimit(BMAP_MAX_BYTES)} limit for a bmap file`);
+  const raw = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+  const xml = blankComments(raw);
+  const { version, major, minor, imageSize, blockSize, blocksCount, mappedBlocksCount } = parseHeader(xml, path);
+  const scheme = checksumScheme(xml, path, version, major, minor);
+  if (scheme) checkFileChecksum(bytes, raw, xml, path, scheme);
+  const { ranges, mapped, mappedBytes } = parseBlockMap(xml, path, { blockSize, imageSize, blocksCount }, scheme?.rangeAttr);
   if (mapped !== mappedBlocksCount) {
     throw new SourceError(`${path}: inconsistent bmap: ranges cover ${mapped} blocks but MappedBlocksCount says ${mappedBlocksCount}`);
   }
-  return { path, version, imageSize, blockSize, blocksCount, mappedBlocksCount, checksumType, ranges, mappedBytes };
+  return { path, version, imageSize, blockSize, blocksCount, mappedBlocksCount, checksumType: scheme?.checksumType, ranges, mappedBytes };
 }
 
 export async function loadBmap(path: string): Promise<Bmap> {

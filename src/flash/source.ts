@@ -63,92 +63,107 @@ async function readHead(fh: FileHandle): Promise<Uint8Array> {
   return buf.subarray(0, bytesRead);
 }
 
-export async function openImageSource(path: string, opts: ImageSourceOptions = {}): Promise<ImageSource> {
-  let fh: FileHandle;
+async function openImageFile(path: string): Promise<FileHandle> {
   try {
-    fh = await open(path, 'r');
+    return await open(path, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new UsageError(`image ${path}: no such file`);
     if (code === 'EISDIR') throw new UsageError(`image ${path} is a directory`);
     throw new SourceError(`cannot open image ${path}: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/** The format the content shows, and the one the name suggests (if any). */
+async function detectFormat(fh: FileHandle, path: string): Promise<{ format: ImageFormat; named: ImageFormat | undefined }> {
+  const format = sniffFormat(await readHead(fh), path);
+  const named = formatFromName(path);
+  if (format === 'raw' && named !== undefined) {
+    // A damaged compressed file would otherwise be written out as it is, and read back equal.
+    throw new SourceError(
+      `${path}: the name says ${named} but the content does not start like any compressed format: a damaged or truncated ${named} file is never flashed as raw data (rename the file if it really is a raw image)`,
+    );
+  }
+  return { format, named };
+}
+
+/** The bmap asked for (or found next to the image), checked against the image size when that is known. */
+async function matchingBmap(path: string, opts: ImageSourceOptions, format: ImageFormat, size: SizeInfo): Promise<Bmap | undefined> {
+  if (opts.bmap === false) return undefined;
+  const bmapPath = opts.bmap ?? (await findBmapFor(path));
+  if (bmapPath === undefined) return undefined;
+  const bmap = await loadBmap(bmapPath);
+  if (size.exact !== undefined && size.exact !== bmap.imageSize) {
+    throw new SourceError(
+      `bmap ${bmap.path} describes a ${bmap.imageSize}-byte image but ${path} is ${size.exact} bytes${format === 'raw' ? '' : ' decompressed'}: wrong bmap for this image?`,
+    );
+  }
+  return bmap;
+}
+
+/** Fills `buf` from the raw image at `pos`; the bmap maps bytes up to `end`. */
+async function readMapped(fh: FileHandle, path: string, buf: Uint8Array, pos: number, end: number): Promise<void> {
+  for (let got = 0; got < buf.length; ) {
+    let n: number;
+    try {
+      ({ bytesRead: n } = await fh.read(buf, got, buf.length - got, pos + got));
+    } catch (e) {
+      throw new SourceError(`cannot read ${path} at offset ${pos + got}: ${(e as Error).message}`, { cause: e });
+    }
+    if (n === 0) throw new SourceError(`${path} is truncated: it ends at ${pos + got} but the bmap maps bytes up to ${end}`);
+    got += n;
+  }
+}
+
+/** The mapped ranges of a raw image, read directly (the holes are never touched), in chunk-aligned pieces. */
+async function* mappedExtents(fh: FileHandle, path: string, bmap: Bmap, eo: ExtentOptions): AsyncGenerator<Extent> {
+  const chunk = eo.chunkSize ?? 1024 * 1024;
+  let consumed = 0;
+  for (const r of bmap.ranges) {
+    const { start, end } = rangeBytes(bmap, r);
+    for (let pos = start; pos < end; ) {
+      eo.signal?.throwIfAborted();
+      const want = Math.min(chunk - (pos % chunk), end - pos);
+      const buf = new Uint8Array(want);
+      await readMapped(fh, path, buf, pos, end);
+      consumed += want;
+      eo.onInput?.(consumed);
+      yield { offset: pos, data: buf };
+      pos += want;
+    }
+  }
+}
+
+/** The whole image, decompressed, in order. */
+async function* decodedExtents(path: string, format: ImageFormat, eo: ExtentOptions): AsyncGenerator<Extent> {
+  let offset = 0;
+  for await (const data of decompressFile(path, format, { signal: eo.signal, onInput: eo.onInput, onWarning: eo.onWarning })) {
+    yield { offset, data };
+    offset += data.length;
+  }
+}
+
+/** Random access to a raw image's bytes (short at the end of the file). */
+function rawReader(fh: FileHandle): (offset: number, length: number) => Promise<Uint8Array> {
+  return async (offset: number, length: number) => {
+    const buf = new Uint8Array(length);
+    const { bytesRead } = await fh.read(buf, 0, length, offset);
+    return buf.subarray(0, bytesRead);
+  };
+}
+
+export async function openImageSource(path: string, opts: ImageSourceOptions = {}): Promise<ImageSource> {
+  const fh = await openImageFile(path);
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw new UsageError(`image ${path} is not a regular file`);
     if (st.size === 0) throw new SourceError(`image ${path} is empty`);
-    const format = sniffFormat(await readHead(fh), path);
-    const named = formatFromName(path);
-    if (format === 'raw' && named !== undefined) {
-      // A damaged compressed file would otherwise be written out as it is, and read back equal.
-      throw new SourceError(
-        `${path}: the name says ${named} but the content does not start like any compressed format: a damaged or truncated ${named} file is never flashed as raw data (rename the file if it really is a raw image)`,
-      );
-    }
+    const { format, named } = await detectFormat(fh, path);
     const size = await sizeInfo(fh, format, st.size);
-
-    let bmap: Bmap | undefined;
-    if (opts.bmap !== false) {
-      const bmapPath = opts.bmap ?? (await findBmapFor(path));
-      if (bmapPath !== undefined) bmap = await loadBmap(bmapPath);
-    }
-    if (bmap && size.exact !== undefined && size.exact !== bmap.imageSize) {
-      throw new SourceError(
-        `bmap ${bmap.path} describes a ${bmap.imageSize}-byte image but ${path} is ${size.exact} bytes${format === 'raw' ? '' : ' decompressed'}: wrong bmap for this image?`,
-      );
-    }
+    const bmap = await matchingBmap(path, opts, format, size);
     const sparseRead = !!bmap && format === 'raw';
     const realPath = await realpath(path);
-
-    const extents = (eo: ExtentOptions = {}): AsyncIterable<Extent> => {
-      const chunk = eo.chunkSize ?? 1024 * 1024;
-      if (sparseRead && bmap) {
-        const b = bmap;
-        return (async function* () {
-          let consumed = 0;
-          for (const r of b.ranges) {
-            const { start, end } = rangeBytes(b, r);
-            for (let pos = start; pos < end; ) {
-              eo.signal?.throwIfAborted();
-              const want = Math.min(chunk - (pos % chunk), end - pos);
-              const buf = new Uint8Array(want);
-              let got = 0;
-              while (got < want) {
-                let n: number;
-                try {
-                  ({ bytesRead: n } = await fh.read(buf, got, want - got, pos + got));
-                } catch (e) {
-                  throw new SourceError(`cannot read ${path} at offset ${pos + got}: ${(e as Error).message}`, { cause: e });
-                }
-                if (n === 0) throw new SourceError(`${path} is truncated: it ends at ${pos + got} but the bmap maps bytes up to ${end}`);
-                got += n;
-              }
-              consumed += want;
-              eo.onInput?.(consumed);
-              yield { offset: pos, data: buf };
-              pos += want;
-            }
-          }
-        })();
-      }
-      return (async function* () {
-        let offset = 0;
-        for await (const data of decompressFile(path, format, { signal: eo.signal, onInput: eo.onInput, onWarning: eo.onWarning })) {
-          yield { offset, data };
-          offset += data.length;
-        }
-      })();
-    };
-
-    const readAt =
-      format === 'raw'
-        ? async (offset: number, length: number) => {
-            const buf = new Uint8Array(length);
-            const { bytesRead } = await fh.read(buf, 0, length, offset);
-            return buf.subarray(0, bytesRead);
-          }
-        : undefined;
-
+    const extents = (eo: ExtentOptions = {}): AsyncIterable<Extent> => (sparseRead && bmap ? mappedExtents(fh, path, bmap, eo) : decodedExtents(path, format, eo));
     return {
       path,
       realPath,
@@ -160,7 +175,7 @@ export async function openImageSource(path: string, opts: ImageSourceOptions = {
       ...(bmap ? { bmap } : {}),
       sparseRead,
       extents,
-      ...(readAt ? { readAt } : {}),
+      ...(format === 'raw' ? { readAt: rawReader(fh) } : {}),
       close: () => fh.close(),
     };
   } catch (e) {
