@@ -4,7 +4,7 @@
  * a summary object.
  */
 import cliProgress from 'cli-progress';
-import ora from 'ora';
+import ora, { type Ora } from 'ora';
 import type { Argv } from 'yargs';
 import type { BlockDevice } from '../../blockdev/block-device.js';
 import { formatBytes } from '../../util/format-bytes.js';
@@ -170,21 +170,173 @@ function printSummary(r: FlashResult, pre: FlashTargetResult[], stoppedBy?: Stop
   out.write(`${ok} of ${all} destination(s) succeeded in ${formatDuration(r.seconds)}\n`);
 }
 
-export async function runFlash(a: FlashArgs): Promise<void> {
+function checkArgs(a: FlashArgs): string[] {
   const specs = a.devices ?? [];
   if (specs.length === 0) throw new UsageError('name at least one destination device');
   if (a.retries !== undefined && (!Number.isSafeInteger(a.retries) || a.retries < 0)) throw new UsageError('--retries must be a non-negative integer');
-  const json = a.json === true;
-  const spinnerOn = !json && process.stderr.isTTY === true;
-  const spinner = spinnerOn ? ora({ text: `opening ${a.image}`, stream: process.stderr }).start() : undefined;
+  return specs;
+}
 
-  let source: ImageSource;
+async function openSource(a: FlashArgs, spinner: Ora | undefined): Promise<ImageSource> {
   try {
-    source = await openImageSource(a.image, { bmap: a.bmap === undefined ? undefined : a.bmap === false ? false : String(a.bmap) });
+    return await openImageSource(a.image, { bmap: a.bmap === undefined ? undefined : a.bmap === false ? false : String(a.bmap) });
   } catch (e) {
     spinner?.fail();
     throw e;
   }
+}
+
+/** Opens every destination through the gate; a destination that cannot be opened keeps its error. */
+async function openDestinations(gate: WriteGate, specs: string[], opened: Opened[]): Promise<void> {
+  for (const spec of specs) {
+    try {
+      opened.push({ spec, device: await gate.openDevice(spec) });
+    } catch (e) {
+      opened.push({ spec, error: e });
+    }
+  }
+}
+
+/**
+ * The destinations to flash, and results for those that could not be opened. A refusal (a
+ * mistake in the command line) stops everything, as does having no usable destination.
+ */
+function sortOpened(opened: Opened[], specs: string[], reporter: Reporter): { usable: Opened[]; pre: FlashTargetResult[] } {
+  const usable = opened.filter((o) => o.device);
+  const pre = opened.filter((o) => !o.device).map((o) => failedResult(o.spec, o.error));
+  for (const p of pre) reporter.log(`${p.device}: ${p.error?.message}`);
+  if (usable.length === 0) {
+    const first = opened[0].error;
+    if (specs.length === 1) throw first;
+    throw new CrashcartError(`none of the ${specs.length} destinations can be written`, (first as CrashcartError)?.exitCode ?? ExitCode.IO);
+  }
+  return { usable, pre };
+}
+
+/** A target per usable destination, resuming where the journal says when --resume is given; with their journal keys. */
+async function planTargets(a: FlashArgs, usable: Opened[], source: ImageSource, journal: ResumeJournal, reporter: Reporter): Promise<{ targets: FlashTarget[]; keys: string[] }> {
+  const targets: FlashTarget[] = [];
+  const keys: string[] = [];
+  for (const o of usable) {
+    const dev = o.device as BlockDevice;
+    const key = resumeKey(source, dev);
+    keys.push(key);
+    let resumeFrom: number | undefined;
+    if (a.resume) {
+      const entry = await journal.get(key);
+      if (entry) resumeFrom = entry.offset;
+      else reporter.log(`${dev.info.name}: no interrupted flash of this image recorded for this card; writing it from the start`);
+    }
+    targets.push({ device: dev, ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
+  }
+  return { targets, keys };
+}
+
+async function confirmTargets(a: FlashArgs, source: ImageSource, targets: FlashTarget[]): Promise<void> {
+  await confirm('Continue?', a.yes === true, [
+    `About to ERASE and write ${source.path} (${source.format}${source.bmap ? `, bmap ${source.bmap.path}` : ''}) to:`,
+    ...targets.map((t) => `  ${describeDestination(t.device)}${t.resumeFrom ? ` — resuming at ${formatBytes(t.resumeFrom)}` : ''}`),
+  ]);
+}
+
+function startLine(source: ImageSource, targets: FlashTarget[]): object {
+  return {
+    type: 'start',
+    image: source.path,
+    format: source.format,
+    decoder: source.sparseRead ? 'bmap ranges read directly' : decoderName(source.format),
+    bmap: source.bmap?.path ?? null,
+    devices: targets.map((t) => ({ name: t.device.info.name, model: t.device.info.model ?? null, serial: t.device.info.serial ?? null, size: t.device.size, resumeFrom: t.resumeFrom ?? 0 })),
+  };
+}
+
+/**
+ * Keeps the resume journal in step with the flash: every checkpoint is recorded as it comes,
+ * and at the end the outcome decides — done → forgotten; stopped, gone or failed verification →
+ * where --resume continues (0 after a verification failure in the first chunk: from the start).
+ * Journal errors are collected, not thrown: the flash itself is what matters.
+ */
+class JournalFollower {
+  private readonly writes: Promise<void>[] = [];
+  private error: unknown;
+  private readonly note = (e: unknown) => void (this.error ??= e);
+
+  constructor(
+    readonly journal: ResumeJournal,
+    private readonly realPath: string,
+    private readonly keys: string[],
+  ) {}
+
+  checkpoint(target: number, device: string, offset: number): void {
+    this.writes.push(this.journal.set(this.keys[target], this.realPath, device, offset).catch(this.note));
+  }
+
+  async settle(result: FlashResult): Promise<void> {
+    await Promise.all(this.writes);
+    for (let i = 0; i < result.targets.length; i++) {
+      const t = result.targets[i];
+      const at = t.error?.resumeOffset;
+      if (t.ok) await this.journal.clear(this.keys[i]).catch(this.note);
+      else if (at !== undefined && at > 0) await this.journal.set(this.keys[i], this.realPath, t.device, at).catch(this.note);
+      else if (at === 0) await this.journal.clear(this.keys[i]).catch(this.note);
+    }
+  }
+
+  warnIfFailed(reporter: Reporter): void {
+    if (this.error !== undefined) reporter.log(`warning: the resume journal ${this.journal.path} could not be updated: ${(this.error as Error)?.message ?? String(this.error)}`);
+  }
+}
+
+/** Runs flashImage, with events to the reporter and checkpoints to the journal. */
+async function flashWithProgress(a: FlashArgs, source: ImageSource, targets: FlashTarget[], op: Operation, reporter: Reporter, journal: JournalFollower): Promise<FlashResult> {
+  try {
+    return await flashImage(source, targets, {
+      verify: a.verify !== false,
+      retries: a.retries ?? 5,
+      signal: op.signal,
+      onEvent: (e) => {
+        if (a.json !== true && e.type === 'phase' && e.phase === 'failed' && op.stoppedBy) reporter.log(`${e.device}: stopped`);
+        else reporter.event(e);
+        if (e.type === 'checkpoint') journal.checkpoint(e.target, e.device, e.offset);
+      },
+    });
+  } finally {
+    reporter.stop();
+  }
+}
+
+/** The summary (JSON line or text) of a finished or stopped flash. */
+function summarize(result: FlashResult, pre: FlashTargetResult[], stoppedBy: StopReason | undefined, json: boolean, reporter: Reporter, journalPath: string): void {
+  const status = stoppedBy ? 'interrupted' : result.ok && pre.length === 0 ? 'ok' : 'failed';
+  const exitCode = stoppedBy ? exitCodeFor(stoppedBy) : result.ok && pre.length ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode;
+  if (json) reporter.line({ type: 'summary', status, ...(stoppedBy ? { signal: stoppedBy, journal: journalPath } : {}), ...result, targets: [...result.targets, ...pre], ok: result.ok && pre.length === 0, exitCode });
+  else printSummary(result, pre, stoppedBy);
+}
+
+/** Ends the command as the outcome says: interrupted, failed (with the exit code that sums it up) or, returning, done. */
+function throwForOutcome(result: FlashResult, pre: FlashTargetResult[], specs: string[], stoppedBy: StopReason | undefined): void {
+  if (stoppedBy) {
+    const resumable = result.targets.some((t) => (t.error?.resumeOffset ?? 0) > 0);
+    throw new InterruptedError(
+      `flash ${describeStop(stoppedBy)}: stopped at a safe point; ${resumable ? 'run the same command with --resume to continue' : 'nothing was flushed yet: flash again'}`,
+      stoppedBy,
+    );
+  }
+  const failed = [...result.targets, ...pre].filter((t) => !t.ok);
+  if (failed.length > 0) {
+    let code: ExitCodeValue = result.ok ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode;
+    if (!result.ok && pre.length > 0 && pre.some((p) => p.error?.exitCode !== code)) code = ExitCode.IO;
+    const msg = failed.length === 1 && specs.length === 1 ? (failed[0].error?.message ?? 'flash failed') : `${failed.length} of ${specs.length} destinations failed: ${failed.map((f) => f.device).join(', ')}`;
+    throw new CrashcartError(msg, code);
+  }
+}
+
+export async function runFlash(a: FlashArgs): Promise<void> {
+  const specs = checkArgs(a);
+  const json = a.json === true;
+  const spinnerOn = !json && process.stderr.isTTY === true;
+  const spinner = spinnerOn ? ora({ text: `opening ${a.image}`, stream: process.stderr }).start() : undefined;
+  const source = await openSource(a, spinner);
   const opened: Opened[] = [];
   let op: Operation | undefined;
   try {
@@ -192,107 +344,30 @@ export async function runFlash(a: FlashArgs): Promise<void> {
     const gate = new WriteGate({ allowSystemDisk: a['force-system-disk'] });
     await gate.addInput(source.path, 'the image being flashed');
     await gate.addInput(source.bmap?.path, 'the bmap of the image');
-    for (const spec of specs) {
-      try {
-        opened.push({ spec, device: await gate.openDevice(spec) });
-      } catch (e) {
-        opened.push({ spec, error: e });
-      }
-    }
+    await openDestinations(gate, specs, opened);
     spinner?.stop();
     // A refusal is a mistake in the command line: write nothing at all, to any card.
     const refused = opened.find((o) => o.error instanceof RefusedError);
     if (refused) throw refused.error;
     const reporter = new Reporter(json, opened.map((o) => o.device?.info.name ?? o.spec));
-    const usable = opened.filter((o) => o.device);
-    const pre = opened.filter((o) => !o.device).map((o) => failedResult(o.spec, o.error));
-    for (const p of pre) reporter.log(`${p.device}: ${p.error?.message}`);
-
-    if (usable.length === 0) {
-      const first = opened[0].error;
-      if (specs.length === 1) throw first;
-      throw new CrashcartError(`none of the ${specs.length} destinations can be written`, (first as CrashcartError)?.exitCode ?? ExitCode.IO);
-    }
+    const { usable, pre } = sortOpened(opened, specs, reporter);
 
     const journal = new ResumeJournal(undefined, gate);
     await gate.checkPath(journal.path, 'resume journal');
-    const targets: FlashTarget[] = [];
-    const keys: string[] = [];
-    for (const o of usable) {
-      const dev = o.device as BlockDevice;
-      const key = resumeKey(source, dev);
-      keys.push(key);
-      let resumeFrom: number | undefined;
-      if (a.resume) {
-        const entry = await journal.get(key);
-        if (entry) resumeFrom = entry.offset;
-        else reporter.log(`${dev.info.name}: no interrupted flash of this image recorded for this card; writing it from the start`);
-      }
-      targets.push({ device: dev, ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
-    }
-
-    await confirm(
-      'Continue?',
-      a.yes === true,
-      [
-        `About to ERASE and write ${source.path} (${source.format}${source.bmap ? `, bmap ${source.bmap.path}` : ''}) to:`,
-        ...targets.map((t) => `  ${describeDestination(t.device)}${t.resumeFrom ? ` — resuming at ${formatBytes(t.resumeFrom)}` : ''}`),
-      ],
-    );
+    const { targets, keys } = await planTargets(a, usable, source, journal, reporter);
+    await confirmTargets(a, source, targets);
 
     // From here a signal stops the flash at a safe point (see ../cancellation.ts).
     op = beginOperation();
-    if (json) reporter.line({ type: 'start', image: source.path, format: source.format, decoder: source.sparseRead ? 'bmap ranges read directly' : decoderName(source.format), bmap: source.bmap?.path ?? null, devices: targets.map((t) => ({ name: t.device.info.name, model: t.device.info.model ?? null, serial: t.device.info.serial ?? null, size: t.device.size, resumeFrom: t.resumeFrom ?? 0 })) });
-    const journalWrites: Promise<void>[] = [];
-    let journalError: unknown;
-    const noteJournalError = (e: unknown) => void (journalError ??= e);
-    let result: FlashResult;
-    try {
-      result = await flashImage(source, targets, {
-        verify: a.verify !== false,
-        retries: a.retries ?? 5,
-        signal: op.signal,
-        onEvent: (e) => {
-          if (!json && e.type === 'phase' && e.phase === 'failed' && op?.stoppedBy) reporter.log(`${e.device}: stopped`);
-          else reporter.event(e);
-          if (e.type === 'checkpoint') journalWrites.push(journal.set(keys[e.target], source.realPath, e.device, e.offset).catch(noteJournalError));
-        },
-      });
-    } finally {
-      reporter.stop();
-    }
-    await Promise.all(journalWrites);
-    // The journal follows the outcome: done → forgotten; stopped, gone or failed verification →
-    // where --resume continues (0 after a verification failure in the first chunk: from the start).
-    for (let i = 0; i < result.targets.length; i++) {
-      const t = result.targets[i];
-      const at = t.error?.resumeOffset;
-      if (t.ok) await journal.clear(keys[i]).catch(noteJournalError);
-      else if (at !== undefined && at > 0) await journal.set(keys[i], source.realPath, t.device, at).catch(noteJournalError);
-      else if (at === 0) await journal.clear(keys[i]).catch(noteJournalError);
-    }
-    if (journalError !== undefined) reporter.log(`warning: the resume journal ${journal.path} could not be updated: ${(journalError as Error)?.message ?? String(journalError)}`);
+    if (json) reporter.line(startLine(source, targets));
+    const follower = new JournalFollower(journal, source.realPath, keys);
+    const result = await flashWithProgress(a, source, targets, op, reporter, follower);
+    await follower.settle(result);
+    follower.warnIfFailed(reporter);
     const stoppedBy = result.ok ? undefined : op.stoppedBy;
-    const status = stoppedBy ? 'interrupted' : result.ok && pre.length === 0 ? 'ok' : 'failed';
-    const exitCode = stoppedBy ? exitCodeFor(stoppedBy) : result.ok && pre.length ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode;
-    if (json) reporter.line({ type: 'summary', status, ...(stoppedBy ? { signal: stoppedBy, journal: journal.path } : {}), ...result, targets: [...result.targets, ...pre], ok: result.ok && pre.length === 0, exitCode });
-    else printSummary(result, pre, stoppedBy);
+    summarize(result, pre, stoppedBy, json, reporter, journal.path);
     op.saved();
-
-    if (stoppedBy) {
-      const resumable = result.targets.some((t) => (t.error?.resumeOffset ?? 0) > 0);
-      throw new InterruptedError(
-        `flash ${describeStop(stoppedBy)}: stopped at a safe point; ${resumable ? 'run the same command with --resume to continue' : 'nothing was flushed yet: flash again'}`,
-        stoppedBy,
-      );
-    }
-    const failed = [...result.targets, ...pre].filter((t) => !t.ok);
-    if (failed.length > 0) {
-      let code: ExitCodeValue = result.ok ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode;
-      if (!result.ok && pre.length > 0 && pre.some((p) => p.error?.exitCode !== code)) code = ExitCode.IO;
-      const msg = failed.length === 1 && specs.length === 1 ? (failed[0].error?.message ?? 'flash failed') : `${failed.length} of ${specs.length} destinations failed: ${failed.map((f) => f.device).join(', ')}`;
-      throw new CrashcartError(msg, code);
-    }
+    throwForOutcome(result, pre, specs, stoppedBy);
   } finally {
     for (const o of opened) await o.device?.close().catch(() => undefined);
     await source.close().catch(() => undefined);
