@@ -13,10 +13,11 @@
  *   "notes": "why"                                // optional
  * }
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BadInputError } from '../errors.js';
+import { PROFILE_MAX_BYTES, readFileBounded } from '../input-limits.js';
 import type { ReaderQuirks } from '../usb/quirk-types.js';
 
 export type { ReaderQuirks } from '../usb/quirk-types.js';
@@ -123,9 +124,10 @@ export function loadReaderProfiles(dir = defaultReaderProfileDir()): ReaderProfi
   }
   return names.map((n) => {
     const p = join(dir, n);
+    const text = readFileBounded(p, PROFILE_MAX_BYTES, 'reader profile').toString('utf8');
     let json: unknown;
     try {
-      json = JSON.parse(readFileSync(p, 'utf8'));
+      json = JSON.parse(text);
     } catch (e) {
       throw new BadInputError(`${p}: not valid JSON: ${(e as Error).message}`);
     }
