@@ -12,7 +12,7 @@ import { BadInputError, CrashcartError, UsageError } from '../errors.js';
 import { InputLimitError, PROFILE_MAX_BYTES, readFileBounded } from '../input-limits.js';
 import { GPT_NAME_MAX, layoutPartitions, minimumDeviceSize, type PartitionRequest } from '../partition/gpt-write.js';
 import { isGuid } from '../partition/guid.js';
-import { parseBlkdevSpec, parseByteSize } from '../partition/select-region.js';
+import { type BlkdevSpec, parseBlkdevSpec, parseByteSize } from '../partition/select-region.js';
 import type { Endian, KmsgLayoutName } from '../pstore/abi.js';
 import { parseCmdline } from '../pstore/cmdline.js';
 import { computeLayout, normaliseSizes } from '../pstore/layout.js';
@@ -135,271 +135,408 @@ export interface ProfileCheck {
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** A profile name: lowercase identifier, also what `--profile NAME` looks up. */
+const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
+const TOP_FIELDS = ['name', 'description', 'abi', 'pstore', 'cmdline', 'partitions', 'card', 'notes'];
+const PARTITION_FIELDS = ['name', 'type', 'size', 'start', 'image', 'bmap', 'uuid', 'attributes'];
+const PSTORE_FIELDS = ['partition', 'kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size', 'cpus', 'max_reason', 'compress', 'ftrace_cpu_in_ip', 'backend', 'headers'];
+
+/** The errors and warnings found so far, each starting with its field path. */
+class Findings {
+  readonly errors: string[] = [];
+  readonly warnings: string[] = [];
+
+  err(field: string, msg: string): void {
+    this.errors.push(`${field}: ${msg}`);
+  }
+
+  warn(field: string, msg: string): void {
+    this.warnings.push(`${field}: ${msg}`);
+  }
+
+  /** Reports each key of `obj` that is neither in `allowed` nor `$comment` as an unknown field. */
+  known(obj: Obj, prefix: string, allowed: readonly string[]): void {
+    for (const k of Object.keys(obj)) if (!allowed.includes(k) && k !== '$comment') this.err(`${prefix}${k}`, 'unknown field');
+  }
+}
+
 /**
  * Checks a parsed profile and returns every problem found (field path first).
  * `path` is where it came from; relative image paths are resolved against its folder.
+ * Steps, in the order their errors are reported: the shape of the top level, `abi`, `card`,
+ * `partitions`, `pstore` and `cmdline` each on its own, then the checks across fields.
  */
 export function checkProfile(json: unknown, path: string): ProfileCheck {
-  const errors: string[] = [];
-  const warnings: string[] = [];
-  const err = (field: string, msg: string) => errors.push(`${field}: ${msg}`);
-  if (!isObj(json)) return { errors: ['(top level): must be a JSON object'], warnings };
-  const o = json;
-  const known = (obj: Obj, prefix: string, allowed: string[]) => {
-    for (const k of Object.keys(obj)) if (!allowed.includes(k) && k !== '$comment') err(`${prefix}${k}`, 'unknown field');
-  };
-  known(o, '', ['name', 'description', 'abi', 'pstore', 'cmdline', 'partitions', 'card', 'notes']);
-
-  const name = typeof o.name === 'string' && /^[a-z0-9][a-z0-9._-]*$/.test(o.name) ? o.name : undefined;
-  if (!name) err('name', 'must be a lowercase identifier (letters, digits, ".", "_", "-")');
-  else if (path.endsWith('.json') && basename(path, '.json') !== name) warnings.push(`name: "${name}" differs from the file name ${basename(path)}; --profile ${basename(path, '.json')} will not find it by name`);
-  if (o.description !== undefined && typeof o.description !== 'string') err('description', 'must be a string');
-  let notes: string[] | undefined;
-  if (o.notes !== undefined) {
-    if (typeof o.notes === 'string') notes = [o.notes];
-    else if (Array.isArray(o.notes) && o.notes.every((n) => typeof n === 'string')) notes = o.notes as string[];
-    else err('notes', 'must be a string or a list of strings');
-  }
-  if (o.$comment !== undefined && typeof o.$comment !== 'string' && !(Array.isArray(o.$comment) && o.$comment.every((n) => typeof n === 'string'))) {
-    err('$comment', 'must be a string or a list of strings');
-  }
-
-  // --- abi
-  let abi: BoardProfile['abi'];
-  if (o.abi !== undefined) {
-    if (!isObj(o.abi)) err('abi', 'must be an object');
-    else {
-      known(o.abi, 'abi.', ['endian', 'layout']);
-      const a = o.abi;
-      if (a.endian !== undefined && a.endian !== 'le' && a.endian !== 'be') err('abi.endian', 'must be "le" or "be"');
-      if (a.layout !== undefined && !['lp64', 'ilp32', 'i386'].includes(a.layout as string)) err('abi.layout', 'must be "lp64", "ilp32" or "i386"');
-      abi = {};
-      if (a.endian !== undefined) abi.endian = a.endian as Endian;
-      if (a.layout !== undefined) abi.layout = a.layout as KmsgLayoutName;
-    }
-  }
-
-  // --- card
-  let card: BoardCard | undefined;
-  if (o.card !== undefined) {
-    if (!isObj(o.card)) err('card', 'must be an object');
-    else {
-      known(o.card, 'card.', ['min_size']);
-      card = {};
-      if (o.card.min_size !== undefined) {
-        const v = sizeValue(o.card.min_size, 'card.min_size', err);
-        if (v !== undefined) card.min_size = v;
-      }
-    }
-  }
-
-  // --- partitions
-  let partitions: BoardPartition[] | undefined;
-  const baseDir = dirname(resolve(path));
-  if (o.partitions !== undefined) {
-    if (!Array.isArray(o.partitions)) err('partitions', 'must be a list');
-    else if (o.partitions.length === 0) err('partitions', 'must list at least one partition (leave it out for boards without a layout)');
-    else {
-      const list = o.partitions as unknown[];
-      partitions = [];
-      const names = new Map<string, number>();
-      list.forEach((raw, i) => {
-        const f = `partitions[${i}]`;
-        if (!isObj(raw)) return err(f, 'must be an object');
-        known(raw, `${f}.`, ['name', 'type', 'size', 'start', 'image', 'bmap', 'uuid', 'attributes']);
-        const errs = errors.length;
-        let pname = '';
-        if (typeof raw.name !== 'string' || raw.name === '') err(`${f}.name`, 'must be a non-empty string');
-        else if (raw.name.length > GPT_NAME_MAX) err(`${f}.name`, `"${raw.name}" is longer than the ${GPT_NAME_MAX} characters a GPT entry holds`);
-        else if (names.has(raw.name)) err(`${f}.name`, `"${raw.name}" is already used by partitions[${names.get(raw.name)}]`);
-        else {
-          pname = raw.name;
-          names.set(pname, i);
-        }
-        let type: string | undefined;
-        if (typeof raw.type !== 'string') err(`${f}.type`, `must be a GPT type GUID or one of ${Object.keys(PARTITION_TYPE_ALIASES).join(', ')}`);
-        else {
-          type = resolvePartitionType(raw.type);
-          if (!type) err(`${f}.type`, `"${raw.type}" is neither a GUID nor a known alias (${Object.keys(PARTITION_TYPE_ALIASES).join(', ')})`);
-        }
-        let size: number | 'rest' | undefined;
-        if (raw.size === undefined) err(`${f}.size`, 'is required (bytes, a size like "64MiB", or "rest")');
-        else if (raw.size === 'rest') {
-          size = 'rest';
-          if (i !== list.length - 1) err(`${f}.size`, '"rest" is only allowed for the last partition');
-        } else {
-          size = sizeValue(raw.size, `${f}.size`, err);
-          if (size !== undefined && (size === 0 || size % 512 !== 0)) err(`${f}.size`, `${size} bytes is not a positive multiple of 512`);
-        }
-        let start: number | undefined;
-        if (raw.start !== undefined) {
-          start = sizeValue(raw.start, `${f}.start`, err);
-          if (start !== undefined && start % 512 !== 0) err(`${f}.start`, `${start} is not a multiple of 512`);
-        }
-        const part: BoardPartition = { name: pname, type: type ?? '', size: size ?? 0 };
-        if (typeof raw.type === 'string' && PARTITION_TYPE_ALIASES[raw.type.toLowerCase()]) part.typeAlias = raw.type.toLowerCase();
-        if (start !== undefined) part.start = start;
-        if (raw.image !== undefined) {
-          if (typeof raw.image !== 'string' || raw.image === '') err(`${f}.image`, 'must be a file path');
-          else {
-            part.image = isAbsolute(raw.image) ? raw.image : join(baseDir, raw.image);
-            if (!existsSync(part.image)) warnings.push(`${f}.image: ${part.image} does not exist (yet)`);
-          }
-        }
-        if (raw.bmap !== undefined) {
-          if (typeof raw.bmap !== 'string' || raw.bmap === '') err(`${f}.bmap`, 'must be a file path');
-          else if (raw.image === undefined) err(`${f}.bmap`, 'needs an image');
-          else {
-            part.bmap = isAbsolute(raw.bmap) ? raw.bmap : join(baseDir, raw.bmap);
-            if (!existsSync(part.bmap)) warnings.push(`${f}.bmap: ${part.bmap} does not exist (yet)`);
-          }
-        }
-        if (raw.uuid !== undefined) {
-          if (typeof raw.uuid !== 'string' || !isGuid(raw.uuid)) err(`${f}.uuid`, 'must be a GUID (8-4-4-4-12 hex digits)');
-          else part.uuid = raw.uuid.toUpperCase();
-        }
-        if (raw.attributes !== undefined) {
-          if (!Array.isArray(raw.attributes) || !raw.attributes.every((b) => Number.isInteger(b) && (b as number) >= 0 && (b as number) <= 63)) {
-            err(`${f}.attributes`, 'must be a list of attribute bit numbers 0–63');
-          } else part.attributes = [...new Set(raw.attributes as number[])].sort((a, b) => a - b);
-        }
-        if (errors.length === errs) partitions!.push(part);
-      });
-      if (partitions.length === list.length) {
-        // place the partitions on a card just big enough, to catch overlaps and bad starts
-        const req = partitionRequests(partitions);
-        try {
-          const min = minimumDeviceSize(req, 512);
-          layoutPartitions(req, { sectorSize: 512, deviceSize: min });
-        } catch (e) {
-          if (!(e instanceof CrashcartError)) throw e;
-          err('partitions', e.message);
-        }
-      } else partitions = undefined;
-    }
-  }
-
-  // --- pstore
-  let pstore: BoardPstore | undefined;
-  if (o.pstore !== undefined) {
-    if (!isObj(o.pstore)) err('pstore', 'must be an object');
-    else {
-      const p = o.pstore;
-      known(p, 'pstore.', ['partition', 'kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size', 'cpus', 'max_reason', 'compress', 'ftrace_cpu_in_ip', 'backend', 'headers']);
-      pstore = {};
-      for (const k of ['kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size', 'cpus', 'max_reason'] as const) {
-        if (p[k] === undefined) continue;
-        const min = k === 'cpus' ? 1 : 0;
-        // The kernel's own limits (param-limits.ts): sizes 0..131072 KiB (128 MiB), 1..8192 CPUs, int max_reason.
-        const max = k === 'cpus' ? MAX_CPUS : k === 'max_reason' ? 2 ** 31 - 1 : MAX_SIZE_KIB;
-        if (!Number.isInteger(p[k]) || (p[k] as number) < min || (p[k] as number) > max) {
-          err(`pstore.${k}`, `must be ${min ? 'a positive' : 'a non-negative'} integer${k.endsWith('_size') ? ' (KiB)' : ''} from ${min} to ${max}${k === 'cpus' ? ' (the largest NR_CPUS of any architecture)' : k.endsWith('_size') ? ' (128 MiB, the most pstore/blk uses of any device)' : ''}`);
-        } else pstore[k] = p[k] as number;
-      }
-      if (p.partition !== undefined) {
-        if (typeof p.partition === 'string' && p.partition !== '') pstore.partition = p.partition;
-        else if (Number.isInteger(p.partition) && (p.partition as number) >= 1) pstore.partition = p.partition as number;
-        else err('pstore.partition', 'must be a partition name or number');
-      }
-      if (p.ftrace_cpu_in_ip !== undefined) {
-        if (![0, 1, 3].includes(p.ftrace_cpu_in_ip as number)) err('pstore.ftrace_cpu_in_ip', 'must be 0, 1 or 3');
-        else pstore.ftrace_cpu_in_ip = p.ftrace_cpu_in_ip as 0 | 1 | 3;
-      }
-      if (p.compress !== undefined) {
-        if (typeof p.compress !== 'string') err('pstore.compress', 'must be a string');
-        else pstore.compress = p.compress;
-      }
-      if (p.backend !== undefined) {
-        if (p.backend !== 'best_effort' && p.backend !== 'mmcpstore') err('pstore.backend', 'must be "best_effort" or "mmcpstore"');
-        else pstore.backend = p.backend;
-      }
-      if (p.headers !== undefined) {
-        if (typeof p.headers !== 'boolean') err('pstore.headers', 'must be true or false');
-        else pstore.headers = p.headers;
-      }
-    }
-  }
-
-  // --- cmdline
-  let cmdParams: PstoreParams = {};
-  if (o.cmdline !== undefined) {
-    if (typeof o.cmdline !== 'string') err('cmdline', 'must be a string');
-    else {
-      try {
-        cmdParams = parseCmdline(o.cmdline);
-      } catch (e) {
-        if (!(e instanceof CrashcartError)) throw e;
-        err('cmdline', e.message);
-      }
-    }
-  }
-
-  // --- cross-field checks
-  if (pstore) {
-    for (const k of ['kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size', 'max_reason', 'cpus'] as const) {
-      const c = cmdParams[k]?.value;
-      if (c !== undefined && pstore[k] !== undefined && c !== pstore[k]) err(`pstore.${k}`, `is ${pstore[k]} but cmdline says ${c}`);
-    }
-    if (pstore.compress && cmdParams.compress && pstore.compress !== cmdParams.compress.value) err('pstore.compress', `is "${pstore.compress}" but cmdline says "${cmdParams.compress.value}"`);
-  }
-  let pstorePart: { number: number; part: BoardPartition } | undefined;
-  if (pstore?.partition !== undefined && partitions) {
-    const sel = pstore.partition;
-    const idx = typeof sel === 'number' ? sel - 1 : partitions.findIndex((q) => q.name === sel);
-    if (idx < 0 || idx >= partitions.length) err('pstore.partition', `${typeof sel === 'number' ? sel : `"${sel}"`} is not one of the profile's partitions (${partitions.map((q, i) => `${i + 1} "${q.name}"`).join(', ')})`);
-    else pstorePart = { number: idx + 1, part: partitions[idx] };
-  }
-  if (pstorePart && typeof pstorePart.part.size === 'number') {
-    const size = pstorePart.part.size;
-    const w: string[] = [];
-    const get = (k: 'kmsg_size' | 'pmsg_size' | 'console_size' | 'ftrace_size') => pstore?.[k] ?? cmdParams[k]?.value ?? (k === 'kmsg_size' ? KCONFIG_DEFAULTS.kmsg_size : 0);
-    const sizes = normaliseSizes({ kmsg_size: get('kmsg_size'), pmsg_size: get('pmsg_size'), console_size: get('console_size'), ftrace_size: get('ftrace_size') }, w);
-    const layout = computeLayout(size, sizes, pstore?.cpus ?? cmdParams.cpus?.value ?? 1, w);
-    for (const e of layout.errors) err(`partitions[${pstorePart.number - 1}].size`, `the kernel would refuse this pstore region: ${e}`);
-    for (const x of w) warnings.push(`pstore: ${x}`);
-  }
-  if (cmdParams.blkdev && partitions) {
-    const text = cmdParams.blkdev.value;
-    try {
-      const spec = parseBlkdevSpec(text);
-      if (pstorePart) {
-        if (spec.kind === 'partition' && spec.number !== pstorePart.number) err('cmdline', `pstore_blk.blkdev=${text} names partition ${spec.number}, but pstore.partition is partition ${pstorePart.number} "${pstorePart.part.name}"`);
-        if (spec.kind === 'partlabel' && spec.label !== pstorePart.part.name) err('cmdline', `pstore_blk.blkdev=${text} names "${spec.label}", but pstore.partition is "${pstorePart.part.name}"`);
-        if (spec.kind === 'disk') err('cmdline', `pstore_blk.blkdev=${text} is a whole disk, but pstore.partition is partition ${pstorePart.number}`);
-        if (spec.kind === 'partuuid' && pstorePart.part.uuid && spec.uuid.toUpperCase() !== pstorePart.part.uuid) err('cmdline', `pstore_blk.blkdev=${text} is not the uuid of partition "${pstorePart.part.name}"`);
-        if (spec.kind === 'partuuid' && !pstorePart.part.uuid) err('cmdline', `pstore_blk.blkdev=${text} needs partitions[${pstorePart.number - 1}].uuid so that provisioning writes that PARTUUID`);
-      }
-    } catch (e) {
-      if (!(e instanceof CrashcartError)) throw e;
-      err('cmdline', e.message);
-    }
-  }
-  if (pstore && partitions && pstore.partition === undefined) err('pstore.partition', 'must name the pstore partition when the profile has a partition layout');
-
-  if (errors.length > 0 || !name) return { errors, warnings };
-  const profile: BoardProfile = { name, path };
-  if (typeof o.description === 'string') profile.description = o.description;
-  if (typeof o.cmdline === 'string' && o.cmdline.trim() !== '') profile.cmdline = o.cmdline;
+  if (!isObj(json)) return { errors: ['(top level): must be a JSON object'], warnings: [] };
+  const f = new Findings();
+  const top = checkTopLevel(json, path, f);
+  const abi = json.abi === undefined ? undefined : checkAbi(json.abi, f);
+  const card = json.card === undefined ? undefined : checkCard(json.card, f);
+  const partitions = json.partitions === undefined ? undefined : checkPartitions(json.partitions, dirname(resolve(path)), f);
+  const pstore = json.pstore === undefined ? undefined : checkPstore(json.pstore, f);
+  const cmdParams = json.cmdline === undefined ? {} : checkCmdline(json.cmdline, f);
+  checkCrossFields({ pstore, partitions, cmdParams }, f);
+  if (f.errors.length > 0 || !top.name) return { errors: f.errors, warnings: f.warnings };
+  const profile: BoardProfile = { name: top.name, path };
+  if (typeof json.description === 'string') profile.description = json.description;
+  if (typeof json.cmdline === 'string' && json.cmdline.trim() !== '') profile.cmdline = json.cmdline;
   if (abi) profile.abi = abi;
   if (pstore) profile.pstore = pstore;
   if (partitions) profile.partitions = partitions;
   if (card) profile.card = card;
-  if (notes) profile.notes = notes;
-  return { profile, errors, warnings };
+  if (top.notes) profile.notes = top.notes;
+  return { profile, errors: f.errors, warnings: f.warnings };
 }
 
-function sizeValue(v: unknown, field: string, err: (f: string, m: string) => void): number | undefined {
+/** A string as a one-item list, or a list of strings as it is; undefined for anything else. */
+function stringList(v: unknown): string[] | undefined {
+  if (typeof v === 'string') return [v];
+  return Array.isArray(v) && v.every((n) => typeof n === 'string') ? (v as string[]) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape: the top level, abi, card
+
+function checkTopLevel(o: Obj, path: string, f: Findings): { name?: string; notes?: string[] } {
+  f.known(o, '', TOP_FIELDS);
+  const name = typeof o.name === 'string' && PROFILE_NAME.test(o.name) ? o.name : undefined;
+  if (!name) f.err('name', 'must be a lowercase identifier (letters, digits, ".", "_", "-")');
+  else if (path.endsWith('.json') && basename(path, '.json') !== name) f.warn('name', `"${name}" differs from the file name ${basename(path)}; --profile ${basename(path, '.json')} will not find it by name`);
+  if (o.description !== undefined && typeof o.description !== 'string') f.err('description', 'must be a string');
+  let notes: string[] | undefined;
+  if (o.notes !== undefined) {
+    notes = stringList(o.notes);
+    if (!notes) f.err('notes', 'must be a string or a list of strings');
+  }
+  if (o.$comment !== undefined && !stringList(o.$comment)) f.err('$comment', 'must be a string or a list of strings');
+  return { name, notes };
+}
+
+function checkAbi(v: unknown, f: Findings): BoardProfile['abi'] {
+  if (!isObj(v)) {
+    f.err('abi', 'must be an object');
+    return undefined;
+  }
+  f.known(v, 'abi.', ['endian', 'layout']);
+  if (v.endian !== undefined && v.endian !== 'le' && v.endian !== 'be') f.err('abi.endian', 'must be "le" or "be"');
+  if (v.layout !== undefined && !['lp64', 'ilp32', 'i386'].includes(v.layout as string)) f.err('abi.layout', 'must be "lp64", "ilp32" or "i386"');
+  const abi: NonNullable<BoardProfile['abi']> = {};
+  if (v.endian !== undefined) abi.endian = v.endian as Endian;
+  if (v.layout !== undefined) abi.layout = v.layout as KmsgLayoutName;
+  return abi;
+}
+
+function checkCard(v: unknown, f: Findings): BoardCard | undefined {
+  if (!isObj(v)) {
+    f.err('card', 'must be an object');
+    return undefined;
+  }
+  f.known(v, 'card.', ['min_size']);
+  const card: BoardCard = {};
+  if (v.min_size !== undefined) {
+    const size = sizeValue(v.min_size, 'card.min_size', f);
+    if (size !== undefined) card.min_size = size;
+  }
+  return card;
+}
+
+/** A byte count (number or `"64MiB"`-style string); undefined, with the error reported, when it is not one. */
+function sizeValue(v: unknown, field: string, f: Findings): number | undefined {
   if (typeof v !== 'number' && typeof v !== 'string') {
-    err(field, 'must be a number of bytes or a size like "64MiB"');
+    f.err(field, 'must be a number of bytes or a size like "64MiB"');
     return undefined;
   }
   try {
     return parseByteSize(v, field);
   } catch (e) {
     if (!(e instanceof CrashcartError)) throw e;
-    err(field, e.message.replace(`invalid ${field} `, ''));
+    f.err(field, e.message.replace(`invalid ${field} `, ''));
     return undefined;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partitions
+
+/** The partition list; undefined when any partition has an error (the cross-field checks then skip it). */
+function checkPartitions(v: unknown, baseDir: string, f: Findings): BoardPartition[] | undefined {
+  if (!Array.isArray(v)) {
+    f.err('partitions', 'must be a list');
+    return undefined;
+  }
+  if (v.length === 0) {
+    f.err('partitions', 'must list at least one partition (leave it out for boards without a layout)');
+    return undefined;
+  }
+  const names = new Map<string, number>();
+  const parts: BoardPartition[] = [];
+  v.forEach((raw, i) => {
+    const part = checkPartition(raw, i, { isLast: i === v.length - 1, names, baseDir }, f);
+    if (part) parts.push(part);
+  });
+  if (parts.length !== v.length) return undefined;
+  checkLayoutFits(parts, f);
+  return parts;
+}
+
+interface PartitionContext {
+  isLast: boolean;
+  /** Names of the partitions before this one, with their indexes. */
+  names: Map<string, number>;
+  /** Folder relative image and bmap paths are resolved against. */
+  baseDir: string;
+}
+
+/** One partition; undefined when it has errors (an unknown field alone does not count). */
+function checkPartition(raw: unknown, i: number, ctx: PartitionContext, f: Findings): BoardPartition | undefined {
+  const at = `partitions[${i}]`;
+  if (!isObj(raw)) {
+    f.err(at, 'must be an object');
+    return undefined;
+  }
+  f.known(raw, `${at}.`, PARTITION_FIELDS);
+  const errorsBefore = f.errors.length;
+  const name = partitionName(raw.name, at, i, ctx.names, f);
+  const type = partitionType(raw.type, at, f);
+  const size = partitionSize(raw.size, at, ctx.isLast, f);
+  const start = raw.start === undefined ? undefined : partitionStart(raw.start, at, f);
+  const part: BoardPartition = { name: name ?? '', type: type ?? '', size: size ?? 0 };
+  if (typeof raw.type === 'string' && PARTITION_TYPE_ALIASES[raw.type.toLowerCase()]) part.typeAlias = raw.type.toLowerCase();
+  if (start !== undefined) part.start = start;
+  partitionFiles(raw, at, ctx.baseDir, part, f);
+  partitionIdentity(raw, at, part, f);
+  return f.errors.length === errorsBefore ? part : undefined;
+}
+
+function partitionName(v: unknown, at: string, i: number, names: Map<string, number>, f: Findings): string | undefined {
+  if (typeof v !== 'string' || v === '') f.err(`${at}.name`, 'must be a non-empty string');
+  else if (v.length > GPT_NAME_MAX) f.err(`${at}.name`, `"${v}" is longer than the ${GPT_NAME_MAX} characters a GPT entry holds`);
+  else if (names.has(v)) f.err(`${at}.name`, `"${v}" is already used by partitions[${names.get(v)}]`);
+  else {
+    names.set(v, i);
+    return v;
+  }
+  return undefined;
+}
+
+/** The type GUID (uppercase) of a GUID or alias. */
+function partitionType(v: unknown, at: string, f: Findings): string | undefined {
+  const aliases = Object.keys(PARTITION_TYPE_ALIASES).join(', ');
+  if (typeof v !== 'string') {
+    f.err(`${at}.type`, `must be a GPT type GUID or one of ${aliases}`);
+    return undefined;
+  }
+  const type = resolvePartitionType(v);
+  if (!type) f.err(`${at}.type`, `"${v}" is neither a GUID nor a known alias (${aliases})`);
+  return type;
+}
+
+function partitionSize(v: unknown, at: string, isLast: boolean, f: Findings): number | 'rest' | undefined {
+  if (v === undefined) {
+    f.err(`${at}.size`, 'is required (bytes, a size like "64MiB", or "rest")');
+    return undefined;
+  }
+  if (v === 'rest') {
+    if (!isLast) f.err(`${at}.size`, '"rest" is only allowed for the last partition');
+    return 'rest';
+  }
+  const size = sizeValue(v, `${at}.size`, f);
+  if (size !== undefined && (size === 0 || size % 512 !== 0)) f.err(`${at}.size`, `${size} bytes is not a positive multiple of 512`);
+  return size;
+}
+
+function partitionStart(v: unknown, at: string, f: Findings): number | undefined {
+  const start = sizeValue(v, `${at}.start`, f);
+  if (start !== undefined && start % 512 !== 0) f.err(`${at}.start`, `${start} is not a multiple of 512`);
+  return start;
+}
+
+/** `image` and `bmap`: file paths, resolved against the profile's folder; missing files are warnings. */
+function partitionFiles(raw: Obj, at: string, baseDir: string, part: BoardPartition, f: Findings): void {
+  const file = (rel: string, field: string) => {
+    const p = isAbsolute(rel) ? rel : join(baseDir, rel);
+    if (!existsSync(p)) f.warn(field, `${p} does not exist (yet)`);
+    return p;
+  };
+  if (raw.image !== undefined) {
+    if (typeof raw.image !== 'string' || raw.image === '') f.err(`${at}.image`, 'must be a file path');
+    else part.image = file(raw.image, `${at}.image`);
+  }
+  if (raw.bmap !== undefined) {
+    if (typeof raw.bmap !== 'string' || raw.bmap === '') f.err(`${at}.bmap`, 'must be a file path');
+    else if (raw.image === undefined) f.err(`${at}.bmap`, 'needs an image');
+    else part.bmap = file(raw.bmap, `${at}.bmap`);
+  }
+}
+
+/** `uuid` (stored uppercase) and `attributes` (stored sorted, without repeats). */
+function partitionIdentity(raw: Obj, at: string, part: BoardPartition, f: Findings): void {
+  if (raw.uuid !== undefined) {
+    if (typeof raw.uuid !== 'string' || !isGuid(raw.uuid)) f.err(`${at}.uuid`, 'must be a GUID (8-4-4-4-12 hex digits)');
+    else part.uuid = raw.uuid.toUpperCase();
+  }
+  if (raw.attributes !== undefined) {
+    const bits = raw.attributes;
+    if (!Array.isArray(bits) || !bits.every((b) => Number.isInteger(b) && (b as number) >= 0 && (b as number) <= 63)) {
+      f.err(`${at}.attributes`, 'must be a list of attribute bit numbers 0–63');
+    } else part.attributes = [...new Set(bits as number[])].sort((a, b) => a - b);
+  }
+}
+
+/** Places the partitions on a card just big enough, to catch overlaps and bad starts. */
+function checkLayoutFits(parts: BoardPartition[], f: Findings): void {
+  const req = partitionRequests(parts);
+  try {
+    const min = minimumDeviceSize(req, 512);
+    layoutPartitions(req, { sectorSize: 512, deviceSize: min });
+  } catch (e) {
+    if (!(e instanceof CrashcartError)) throw e;
+    f.err('partitions', e.message);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// pstore and cmdline
+
+type PstoreNumber = 'kmsg_size' | 'pmsg_size' | 'console_size' | 'ftrace_size' | 'cpus' | 'max_reason';
+
+/** The kernel's own limits (param-limits.ts) of the numeric pstore fields, and the error stating them. */
+const SIZE_RULE = { min: 0, max: MAX_SIZE_KIB, text: `must be a non-negative integer (KiB) from 0 to ${MAX_SIZE_KIB} (128 MiB, the most pstore/blk uses of any device)` };
+const PSTORE_NUMBERS: Record<PstoreNumber, { min: number; max: number; text: string }> = {
+  kmsg_size: SIZE_RULE,
+  pmsg_size: SIZE_RULE,
+  console_size: SIZE_RULE,
+  ftrace_size: SIZE_RULE,
+  cpus: { min: 1, max: MAX_CPUS, text: `must be a positive integer from 1 to ${MAX_CPUS} (the largest NR_CPUS of any architecture)` },
+  max_reason: { min: 0, max: 2 ** 31 - 1, text: `must be a non-negative integer from 0 to ${2 ** 31 - 1}` },
+};
+
+function checkPstore(v: unknown, f: Findings): BoardPstore | undefined {
+  if (!isObj(v)) {
+    f.err('pstore', 'must be an object');
+    return undefined;
+  }
+  f.known(v, 'pstore.', PSTORE_FIELDS);
+  const pstore: BoardPstore = {};
+  for (const k of Object.keys(PSTORE_NUMBERS) as PstoreNumber[]) {
+    if (v[k] === undefined) continue;
+    const { min, max, text } = PSTORE_NUMBERS[k];
+    if (!Number.isInteger(v[k]) || (v[k] as number) < min || (v[k] as number) > max) f.err(`pstore.${k}`, text);
+    else pstore[k] = v[k] as number;
+  }
+  pstoreSettings(v, pstore, f);
+  return pstore;
+}
+
+/** The fields that are not zone sizes or counts: partition, ftrace_cpu_in_ip, compress, backend, headers. */
+function pstoreSettings(v: Obj, pstore: BoardPstore, f: Findings): void {
+  if (v.partition !== undefined) {
+    if (typeof v.partition === 'string' && v.partition !== '') pstore.partition = v.partition;
+    else if (Number.isInteger(v.partition) && (v.partition as number) >= 1) pstore.partition = v.partition as number;
+    else f.err('pstore.partition', 'must be a partition name or number');
+  }
+  if (v.ftrace_cpu_in_ip !== undefined) {
+    if (![0, 1, 3].includes(v.ftrace_cpu_in_ip as number)) f.err('pstore.ftrace_cpu_in_ip', 'must be 0, 1 or 3');
+    else pstore.ftrace_cpu_in_ip = v.ftrace_cpu_in_ip as 0 | 1 | 3;
+  }
+  if (v.compress !== undefined) {
+    if (typeof v.compress !== 'string') f.err('pstore.compress', 'must be a string');
+    else pstore.compress = v.compress;
+  }
+  if (v.backend !== undefined) {
+    if (v.backend !== 'best_effort' && v.backend !== 'mmcpstore') f.err('pstore.backend', 'must be "best_effort" or "mmcpstore"');
+    else pstore.backend = v.backend;
+  }
+  if (v.headers !== undefined) {
+    if (typeof v.headers !== 'boolean') f.err('pstore.headers', 'must be true or false');
+    else pstore.headers = v.headers;
+  }
+}
+
+/** The pstore parameters of the command line (none when it does not parse). */
+function checkCmdline(v: unknown, f: Findings): PstoreParams {
+  if (typeof v !== 'string') {
+    f.err('cmdline', 'must be a string');
+    return {};
+  }
+  try {
+    return parseCmdline(v);
+  } catch (e) {
+    if (!(e instanceof CrashcartError)) throw e;
+    f.err('cmdline', e.message);
+    return {};
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-field checks
+
+/** The pstore partition: its number (1-based) and its entry. */
+interface PstorePartition {
+  number: number;
+  part: BoardPartition;
+}
+
+/** What the cross-field checks look at; `partitions` is undefined when it has errors of its own. */
+interface CheckedFields {
+  pstore?: BoardPstore;
+  partitions?: BoardPartition[];
+  cmdParams: PstoreParams;
+}
+
+function checkCrossFields({ pstore, partitions, cmdParams }: CheckedFields, f: Findings): void {
+  if (pstore) checkCmdlineAgrees(pstore, cmdParams, f);
+  const pstorePart = pstore?.partition !== undefined && partitions ? findPstorePartition(pstore.partition, partitions, f) : undefined;
+  if (pstore && pstorePart && typeof pstorePart.part.size === 'number') checkPstoreGeometry(pstore, pstorePart, cmdParams, f);
+  if (cmdParams.blkdev && partitions) checkBlkdev(cmdParams.blkdev.value, pstorePart, f);
+  if (pstore && partitions && pstore.partition === undefined) f.err('pstore.partition', 'must name the pstore partition when the profile has a partition layout');
+}
+
+/** The pstore fields and the pstore parameters of the command line state the same values. */
+function checkCmdlineAgrees(pstore: BoardPstore, cmdParams: PstoreParams, f: Findings): void {
+  for (const k of ['kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size', 'max_reason', 'cpus'] as const) {
+    const c = cmdParams[k]?.value;
+    if (c !== undefined && pstore[k] !== undefined && c !== pstore[k]) f.err(`pstore.${k}`, `is ${pstore[k]} but cmdline says ${c}`);
+  }
+  if (pstore.compress && cmdParams.compress && pstore.compress !== cmdParams.compress.value) f.err('pstore.compress', `is "${pstore.compress}" but cmdline says "${cmdParams.compress.value}"`);
+}
+
+function findPstorePartition(sel: string | number, partitions: BoardPartition[], f: Findings): PstorePartition | undefined {
+  const idx = typeof sel === 'number' ? sel - 1 : partitions.findIndex((q) => q.name === sel);
+  if (idx >= 0 && idx < partitions.length) return { number: idx + 1, part: partitions[idx] };
+  const list = partitions.map((q, i) => `${i + 1} "${q.name}"`).join(', ');
+  f.err('pstore.partition', `${typeof sel === 'number' ? sel : `"${sel}"`} is not one of the profile's partitions (${list})`);
+  return undefined;
+}
+
+/** The kernel accepts the zone geometry (fields first, then the command line, then Kconfig defaults) on the pstore partition. */
+function checkPstoreGeometry(pstore: BoardPstore, pstorePart: PstorePartition, cmdParams: PstoreParams, f: Findings): void {
+  const w: string[] = [];
+  const get = (k: 'kmsg_size' | 'pmsg_size' | 'console_size' | 'ftrace_size') => pstore[k] ?? cmdParams[k]?.value ?? (k === 'kmsg_size' ? KCONFIG_DEFAULTS.kmsg_size : 0);
+  const sizes = normaliseSizes({ kmsg_size: get('kmsg_size'), pmsg_size: get('pmsg_size'), console_size: get('console_size'), ftrace_size: get('ftrace_size') }, w);
+  const layout = computeLayout(pstorePart.part.size as number, sizes, pstore.cpus ?? cmdParams.cpus?.value ?? 1, w);
+  for (const e of layout.errors) f.err(`partitions[${pstorePart.number - 1}].size`, `the kernel would refuse this pstore region: ${e}`);
+  for (const x of w) f.warn('pstore', x);
+}
+
+/** `pstore_blk.blkdev=` of the command line parses and names the pstore partition. */
+function checkBlkdev(text: string, pstorePart: PstorePartition | undefined, f: Findings): void {
+  let spec: BlkdevSpec;
+  try {
+    spec = parseBlkdevSpec(text);
+  } catch (e) {
+    if (!(e instanceof CrashcartError)) throw e;
+    f.err('cmdline', e.message);
+    return;
+  }
+  if (!pstorePart) return;
+  const { number, part } = pstorePart;
+  const blkdev = `pstore_blk.blkdev=${text}`;
+  if (spec.kind === 'partition' && spec.number !== number) f.err('cmdline', `${blkdev} names partition ${spec.number}, but pstore.partition is partition ${number} "${part.name}"`);
+  if (spec.kind === 'partlabel' && spec.label !== part.name) f.err('cmdline', `${blkdev} names "${spec.label}", but pstore.partition is "${part.name}"`);
+  if (spec.kind === 'disk') f.err('cmdline', `${blkdev} is a whole disk, but pstore.partition is partition ${number}`);
+  if (spec.kind === 'partuuid' && part.uuid && spec.uuid.toUpperCase() !== part.uuid) f.err('cmdline', `${blkdev} is not the uuid of partition "${part.name}"`);
+  if (spec.kind === 'partuuid' && !part.uuid) f.err('cmdline', `${blkdev} needs partitions[${number - 1}].uuid so that provisioning writes that PARTUUID`);
 }
 
 /** The profile's partitions as layout requests for `layoutPartitions`. */
@@ -431,7 +568,7 @@ export function validateProfile(json: unknown, path: string): BoardProfile {
 export function resolveProfilePath(nameOrPath: string): string {
   if (existsSync(nameOrPath) && nameOrPath.endsWith('.json')) return nameOrPath;
   const bundled = join(bundledProfilesDir(), `${nameOrPath}.json`);
-  if (/^[a-z0-9][a-z0-9._-]*$/.test(nameOrPath) && existsSync(bundled)) return bundled;
+  if (PROFILE_NAME.test(nameOrPath) && existsSync(bundled)) return bundled;
   if (existsSync(nameOrPath)) return nameOrPath;
   throw new UsageError(`no board profile "${nameOrPath}" (bundled: ${listProfiles().join(', ') || 'none'})`);
 }
