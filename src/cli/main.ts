@@ -3,7 +3,6 @@
  * message and the exit code of its error class (see errors.ts).
  */
 import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { CrashcartError, ExitCode } from '../errors.js';
 import { pstoreClearCommand } from './commands/pstore-clear.js';
 import { pstoreExtractCommand } from './commands/pstore-extract.js';

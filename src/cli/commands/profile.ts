@@ -25,7 +25,7 @@ export const profileCommand: CommandModule = {
         'list',
         'list the bundled board profiles',
         (d) => d.option('json', { type: 'boolean', describe: 'print the list as JSON' }),
-        async (argv) => runList(argv as unknown as ProfileArgs),
+        async (argv) => runList(argv),
       )
       .command(
         'show <name>',
@@ -34,7 +34,7 @@ export const profileCommand: CommandModule = {
           d
             .positional('name', { type: 'string', demandOption: true, describe: 'bundled profile name or JSON file' })
             .option('json', { type: 'boolean', describe: 'print the validated profile as JSON' }),
-        async (argv) => runShow(argv as unknown as ProfileArgs),
+        async (argv) => runShow(argv),
       )
       .command(
         'validate <file>',
@@ -43,7 +43,7 @@ export const profileCommand: CommandModule = {
           d
             .positional('file', { type: 'string', demandOption: true, describe: 'profile JSON file (or a bundled name)' })
             .option('json', { type: 'boolean', describe: 'print the result as JSON' }),
-        async (argv) => runValidate(argv as unknown as ProfileArgs),
+        async (argv) => runValidate(argv),
       )
       .demandCommand(1, 'name a profile subcommand'),
   handler: () => undefined,

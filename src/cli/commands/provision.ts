@@ -25,7 +25,7 @@ interface ProvisionArgs {
   'force-system-disk'?: boolean;
 }
 
-export const provisionCommand: CommandModule = {
+export const provisionCommand: CommandModule<object, ProvisionArgs> = {
   command: 'provision <device>',
   describe: 'make a card board-ready from a profile: GPT, partition images, formatted pstore partition, kernel command line (idempotent)',
   builder: (c: Argv) =>
@@ -43,7 +43,7 @@ export const provisionCommand: CommandModule = {
         .option('backup', { type: 'string', describe: 'folder for pstore records provisioning would destroy (default: ./crashcart-backup-…)' })
         .option('discard-records', { type: 'boolean', describe: 'destroy such records without backing them up' })
         .option('force-system-disk', { alias: 'allow-system-disk', type: 'boolean', describe: 'allow writing to a disk this system uses (mounted, swap, root); inputs stay protected' }),
-  handler: async (argv) => runProvision(argv as unknown as ProvisionArgs),
+  handler: async (argv) => runProvision(argv),
 };
 
 function pairs(list: string[] | undefined, flag: string): Map<string, string> {

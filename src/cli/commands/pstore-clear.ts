@@ -30,7 +30,7 @@ export function pstoreClearCommand(y: Argv) {
         .option('record', { type: 'string', array: true, describe: 'only these records (e.g. dmesg-pstore_blk-1 console-pstore_blk-0)' })
         .option('backup', { type: 'string', describe: 'folder for the backup (default: ./crashcart-backup-…)' })
         .option('no-backup', { type: 'boolean', describe: 'do not back up the records first' }),
-    async (argv) => runClear(argv as unknown as ClearArgs),
+    async (argv) => runClear(argv),
   );
 }
 

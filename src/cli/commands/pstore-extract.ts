@@ -3,9 +3,10 @@ import { openDevice } from '../../blockdev/open-device.js';
 import { NoPstoreError } from '../../errors.js';
 import { extractPstore } from '../../pstore/extract.js';
 import { writeExtraction } from '../../pstore/extract-writer.js';
+import { WriteGate } from '../../gate/write-gate.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
 import { parseKaslrOffset } from '../../pstore/param-limits.js';
-import { loadSymbolFile } from '../../pstore/symbols.js';
+import { loadSymbolFile } from '../../symbols/index.js';
 import type { GeometryArgs } from '../geometry-options.js';
 import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
 import { printExtractionSummary } from '../print-extraction.js';
@@ -18,6 +19,7 @@ interface ExtractArgs extends GeometryArgs {
   symbols?: string;
   'kaslr-offset'?: string;
   'pmsg-android'?: boolean;
+  replace?: boolean;
 }
 
 export function pstoreExtractCommand(y: Argv) {
@@ -31,9 +33,10 @@ export function pstoreExtractCommand(y: Argv) {
         .option('json', { type: 'boolean', describe: 'print index.json to stdout instead of a summary' })
         .option('symbols', { type: 'string', describe: 'System.map or /proc/kallsyms dump (optionally .gz) of the crashed kernel, for ftrace', group: 'ftrace:' })
         .option('kaslr-offset', { type: 'string', describe: 'KASLR slide of the crashed boot (hex); inferred from dmesg when printed there', group: 'ftrace:' })
-        .option('pmsg-android', { type: 'boolean', describe: 'also write a decoded view of Android logger records found in pmsg' }),
+        .option('pmsg-android', { type: 'boolean', describe: 'also write a decoded view of Android logger records found in pmsg' })
+        .option('replace', { type: 'boolean', describe: 'replace an earlier extraction in the output folder (a non-empty folder is refused otherwise)' }),
     async (argv) => {
-      await runExtract(argv as unknown as ExtractArgs);
+      await runExtract(argv);
     },
   );
 }
@@ -58,7 +61,10 @@ export async function runExtract(a: ExtractArgs): Promise<void> {
     if (!x.zones.some((z) => z.state !== 'empty')) {
       throw new NoPstoreError(`no pstore/blk zone found in ${region.description} of ${a.device} with this geometry (all ${x.zones.length} zones lack a signature)`);
     }
-    const index = await writeExtraction(x, a.output, { device: a.device, offset: region.offset, size: region.size, description: region.description });
+    const gate = new WriteGate();
+    await gate.addInput(dev, 'the device being read');
+    await gate.checkLocation(a.output, 'output folder');
+    const index = await writeExtraction(x, a.output, { device: a.device, offset: region.offset, size: region.size, description: region.description }, { replace: a.replace });
     if (a.json) process.stdout.write(JSON.stringify(index, null, 2) + '\n');
     else printExtractionSummary(index, a.output);
   } finally {

@@ -33,7 +33,7 @@ export function pstoreFormatCommand(y: Argv) {
         .option('headers', { type: 'boolean', describe: 'also write valid erased zone headers for the geometry (counters start at 0; the layout becomes detectable)' })
         .option('backup', { type: 'string', describe: 'folder for the records the region still holds (default: ./crashcart-backup-…)' })
         .option('discard-records', { type: 'boolean', describe: 'destroy records the region holds without backing them up' }),
-    async (argv) => runFormat(argv as unknown as FormatArgs),
+    async (argv) => runFormat(argv),
   );
 }
 

@@ -24,7 +24,7 @@ export function pstoreLayoutCommand(y: Argv) {
         .positional('device', { type: 'string', describe: 'image, /dev/sdX or usb:… holding the region (or give --region-size)' })
         .option('region-size', { type: 'string', describe: 'region size in bytes (K/M/G suffixes) instead of a device' })
         .option('json', { type: 'boolean', describe: 'print the layout as JSON' }),
-    async (argv) => runLayout(argv as unknown as LayoutArgs),
+    async (argv) => runLayout(argv),
   );
 }
 
