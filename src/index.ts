@@ -26,7 +26,7 @@ export type { Extraction, ExtractOptions } from './pstore/extract.js';
 export { extractPstore } from './pstore/extract.js';
 export type { ExtractionIndex } from './pstore/extract-writer.js';
 export { buildIndex, writeExtraction } from './pstore/extract-writer.js';
-export { SymbolTable, loadSymbolTable, inferKaslrSlide } from './pstore/symbols.js';
+export { SymbolTable, loadSymbolTable, inferKaslrSlide } from './symbols/index.js';
 export { detectAndDecompress } from './pstore/codecs/index.js';
 export type { BoardProfile } from './profile/board-profile.js';
 export { loadProfile, listProfiles } from './profile/board-profile.js';

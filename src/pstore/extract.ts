@@ -15,8 +15,8 @@ import type { RegionSource } from './region-source.js';
 import { prefetchSource } from './region-source.js';
 import { MAX_REGION } from './layout.js';
 import { SIZE_PARAMS } from './params.js';
-import type { SymbolTable } from './symbols.js';
-import { formatPS, formatPs, inferKaslrSlide } from './symbols.js';
+import type { SymbolTable } from '../symbols/index.js';
+import { formatPS, formatPs, inferKaslrSlide } from '../symbols/index.js';
 
 export interface ExtractOptions {
   params: PstoreParams;

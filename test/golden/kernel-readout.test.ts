@@ -9,7 +9,7 @@ import { parseCmdline } from '../../src/pstore/cmdline.js';
 import { extractPstore } from '../../src/pstore/extract.js';
 import { locatePstoreRegion } from '../../src/pstore/locate-region.js';
 import type { PstoreParams } from '../../src/pstore/params.js';
-import { loadSymbolTable } from '../../src/pstore/symbols.js';
+import { loadSymbolTable } from '../../src/symbols/index.js';
 import { ftraceMismatch, kernelFixtures } from '../helpers/kernel-fixtures.js';
 
 const fixtures = kernelFixtures();

@@ -27,7 +27,7 @@ import {
 import { readProfileJson } from '../../src/profile/board-profile.js';
 import { parseCmdline } from '../../src/pstore/cmdline.js';
 import { parseKconfig } from '../../src/pstore/kconfig.js';
-import { loadSymbolFile, loadSymbolTable } from '../../src/pstore/symbols.js';
+import { loadSymbolFile, loadSymbolTable } from '../../src/symbols/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'crashcart-limits-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -12,7 +12,7 @@ import { resolveGeometryInputs } from '../../../src/cli/geometry-options.js';
 import { decodeAndroidPmsg } from '../../../src/pstore/android-pmsg.js';
 import { extractPstore } from '../../../src/pstore/extract.js';
 import { memorySource } from '../../../src/pstore/region-source.js';
-import { loadSymbolTable } from '../../../src/pstore/symbols.js';
+import { loadSymbolTable } from '../../../src/symbols/index.js';
 import { ftraceMismatch, kernelFixtures } from '../../helpers/kernel-fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'crashcart-opts-'));

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { BadInputError } from '../../src/errors.js';
-import { formatPS, formatPs, inferKaslrSlide, loadSymbolTable, type SymbolTable } from '../../src/pstore/symbols.js';
+import { BadInputError } from '../../../src/errors.js';
+import { formatPS, formatPs, inferKaslrSlide, loadSymbolTable, type SymbolTable } from '../../../src/symbols/index.js';
 
-// dist/test/unit/ → repository root
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+// dist/test/unit/symbols/ → repository root
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const FIX = `${ROOT}test/fixtures/symbols/`;
 
 const enc = (s: string) => new TextEncoder().encode(s);
