@@ -107,8 +107,8 @@ export const PARTITION_TYPE_ALIASES: Readonly<Record<string, string>> = {
 
 /** Resolves a type alias or GUID to an uppercase GUID; undefined when it is neither. */
 export function resolvePartitionType(t: string): string | undefined {
-  const alias = PARTITION_TYPE_ALIASES[t.toLowerCase()];
-  if (alias) return alias;
+  const alias = t.toLowerCase();
+  if (Object.hasOwn(PARTITION_TYPE_ALIASES, alias)) return PARTITION_TYPE_ALIASES[alias];
   return isGuid(t) ? t.toUpperCase() : undefined;
 }
 
@@ -157,6 +157,11 @@ class Findings {
   /** Reports each key of `obj` that is neither in `allowed` nor `$comment` as an unknown field. */
   known(obj: Obj, prefix: string, allowed: readonly string[]): void {
     for (const k of Object.keys(obj)) if (!allowed.includes(k) && k !== '$comment') this.err(`${prefix}${k}`, 'unknown field');
+  }
+
+  /** `$comment`, allowed in every object, is a string or a list of strings. */
+  comment(obj: Obj, prefix: string): void {
+    if (obj.$comment !== undefined && !stringList(obj.$comment)) this.err(`${prefix}$comment`, 'must be a string or a list of strings');
   }
 }
 
@@ -208,7 +213,7 @@ function checkTopLevel(o: Obj, path: string, f: Findings): { name?: string; note
     notes = stringList(o.notes);
     if (!notes) f.err('notes', 'must be a string or a list of strings');
   }
-  if (o.$comment !== undefined && !stringList(o.$comment)) f.err('$comment', 'must be a string or a list of strings');
+  f.comment(o, '');
   return { name, notes };
 }
 
@@ -218,6 +223,7 @@ function checkAbi(v: unknown, f: Findings): BoardProfile['abi'] {
     return undefined;
   }
   f.known(v, 'abi.', ['endian', 'layout']);
+  f.comment(v, 'abi.');
   if (v.endian !== undefined && v.endian !== 'le' && v.endian !== 'be') f.err('abi.endian', 'must be "le" or "be"');
   if (v.layout !== undefined && !['lp64', 'ilp32', 'i386'].includes(v.layout as string)) f.err('abi.layout', 'must be "lp64", "ilp32" or "i386"');
   const abi: NonNullable<BoardProfile['abi']> = {};
@@ -232,6 +238,7 @@ function checkCard(v: unknown, f: Findings): BoardCard | undefined {
     return undefined;
   }
   f.known(v, 'card.', ['min_size']);
+  f.comment(v, 'card.');
   const card: BoardCard = {};
   if (v.min_size !== undefined) {
     const size = sizeValue(v.min_size, 'card.min_size', f);
@@ -295,13 +302,14 @@ function checkPartition(raw: unknown, i: number, ctx: PartitionContext, f: Findi
     return undefined;
   }
   f.known(raw, `${at}.`, PARTITION_FIELDS);
+  f.comment(raw, `${at}.`);
   const errorsBefore = f.errors.length;
   const name = partitionName(raw.name, at, i, ctx.names, f);
   const type = partitionType(raw.type, at, f);
   const size = partitionSize(raw.size, at, ctx.isLast, f);
   const start = raw.start === undefined ? undefined : partitionStart(raw.start, at, f);
   const part: BoardPartition = { name: name ?? '', type: type ?? '', size: size ?? 0 };
-  if (typeof raw.type === 'string' && PARTITION_TYPE_ALIASES[raw.type.toLowerCase()]) part.typeAlias = raw.type.toLowerCase();
+  if (typeof raw.type === 'string' && Object.hasOwn(PARTITION_TYPE_ALIASES, raw.type.toLowerCase())) part.typeAlias = raw.type.toLowerCase();
   if (start !== undefined) part.start = start;
   partitionFiles(raw, at, ctx.baseDir, part, f);
   partitionIdentity(raw, at, part, f);
@@ -417,6 +425,7 @@ function checkPstore(v: unknown, f: Findings): BoardPstore | undefined {
     return undefined;
   }
   f.known(v, 'pstore.', PSTORE_FIELDS);
+  f.comment(v, 'pstore.');
   const pstore: BoardPstore = {};
   for (const k of Object.keys(PSTORE_NUMBERS) as PstoreNumber[]) {
     if (v[k] === undefined) continue;

@@ -80,6 +80,7 @@ test('type aliases and GUIDs', () => {
   assert.equal(resolvePartitionType('pstore'), PARTITION_TYPE_ALIASES['linux-reserved']);
   assert.equal(resolvePartitionType('0fc63daf-8483-4772-8e79-3d69d8477de4'), '0FC63DAF-8483-4772-8E79-3D69D8477DE4');
   assert.equal(resolvePartitionType('ext4'), undefined);
+  for (const inherited of ['constructor', '__proto__', 'hasOwnProperty']) assert.equal(resolvePartitionType(inherited), undefined, inherited);
 });
 
 test('a valid custom profile: sizes with units, relative image paths, the rest partition', () => {
@@ -127,6 +128,8 @@ test('cross-field checks: pstore partition, geometry the kernel refuses, cmdline
     ['bad backend', (j) => ((j.pstore as Record<string, unknown>).backend = 'ramoops'), /^pstore\.backend: must be "best_effort" or "mmcpstore"/],
     ['name', (j) => ((j as Record<string, unknown>).name = 'Test Board'), /^name: must be a lowercase identifier/],
     ['long partition name', (j) => (j.partitions[0].name = 'x'.repeat(37)), /^partitions\[0\]\.name: .* longer than the 36 characters/],
+    ['type named like an Object.prototype member', (j) => (j.partitions[0].type = 'constructor'), /^partitions\[0\]\.type: "constructor" is neither a GUID nor a known alias/],
+    ['$comment of a nested object', (j) => ((j.pstore as Record<string, unknown>).$comment = 4), /^pstore\.\$comment: must be a string or a list of strings$/],
   ];
   for (const [what, mutate, re] of cases) {
     const j = base();
