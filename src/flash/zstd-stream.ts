@@ -196,35 +196,35 @@ class FrameDecoder {
   }
 }
 
-/** Feeds a frame's blocks to `dec` one at a time, yielding the output after each, up to the last block. */
-async function* frameBlocks(cur: ByteCursor, dec: FrameDecoder, what: string): AsyncGenerator<Uint8Array> {
-  for (;;) {
-    if (!(await cur.need(3))) throw new Error(`truncated (the file ends inside ${what}, after ${dec.size} bytes of its output)`);
-    const h = cur.peek(3);
-    const v = h[0] | (h[1] << 8) | (h[2] << 16);
-    const last = v & 1;
-    const type = (v >> 1) & 3;
-    if (type === 3) throw new Error(`${what}: reserved block type at byte ${cur.offset} (corrupt data)`);
-    let left = 3 + (type === 1 ? 1 : v >>> 3);
-    if (cur.available >= left) {
-      dec.push(cur.take(left));
-    } else {
-      while (left > 0) {
-        const piece = await cur.some(left);
-        if (piece.length === 0) throw new Error(`truncated (the file ends inside a block of ${what}, after ${dec.size} bytes of its output)`);
-        dec.push(piece);
-        left -= piece.length;
-      }
+/** Feeds the next block of a frame to `dec`; true when it was the frame's last block. */
+async function feedBlock(cur: ByteCursor, dec: FrameDecoder, what: string): Promise<boolean> {
+  if (!(await cur.need(3))) throw new Error(`truncated (the file ends inside ${what}, after ${dec.size} bytes of its output)`);
+  const h = cur.peek(3);
+  const v = h[0] | (h[1] << 8) | (h[2] << 16);
+  const type = (v >> 1) & 3;
+  if (type === 3) throw new Error(`${what}: reserved block type at byte ${cur.offset} (corrupt data)`);
+  let left = 3 + (type === 1 ? 1 : v >>> 3);
+  if (cur.available >= left) {
+    dec.push(cur.take(left));
+  } else {
+    while (left > 0) {
+      const piece = await cur.some(left);
+      if (piece.length === 0) throw new Error(`truncated (the file ends inside a block of ${what}, after ${dec.size} bytes of its output)`);
+      dec.push(piece);
+      left -= piece.length;
     }
-    if (dec.hasOutput) yield* dec.drain();
-    if (last) break;
   }
+  return (v & 1) === 1;
 }
 
 /** Decoded bytes of one frame (its header already read), checked at its end. */
 async function* decodeFrame(cur: ByteCursor, header: FrameHeader, what: string): AsyncGenerator<Uint8Array> {
   const dec = new FrameDecoder(header, what);
-  yield* frameBlocks(cur, dec, what);
+  // One block at a time, its output handed on before the next is decoded.
+  for (let last = false; !last; ) {
+    last = await feedBlock(cur, dec, what);
+    if (dec.hasOutput) yield* dec.drain();
+  }
   let recorded: number | undefined;
   if (header.hasChecksum) {
     if (!(await cur.need(4))) throw new Error(`truncated (the file ends inside the content checksum of ${what})`);
