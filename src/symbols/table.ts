@@ -128,8 +128,21 @@ export class SymbolTable {
   private readonly prepared: Prepared;
   private readonly mask: bigint;
   private readonly base: bigint;
-  private readonly core: CoreIndex;
-  private readonly mods: ModuleIndex;
+  // Core kernel (table-index.ts CoreIndex), flat on the table for the lookup's hot path.
+  private readonly coreAt: Float64Array;
+  private readonly coreNames: string[];
+  private readonly coreRanges: number[];
+  private readonly initText: [number, number] | null;
+  private readonly coreEnd: number | null;
+  // Modules, sorted by address (table-index.ts ModuleIndex).
+  private readonly modStart: Float64Array;
+  private readonly modEnd: Float64Array;
+  private readonly modTextEnd: Float64Array;
+  private readonly modFirst: Int32Array;
+  private readonly modLast: Int32Array;
+  private readonly modNames: (string | undefined)[]; // undefined: BPF (no module name printed)
+  private readonly modAt: Float64Array;
+  private readonly modSymNames: string[];
   private byName: Map<string, bigint | null> | null = null;
 
   /** The lookup arrays for `slide`: steps in table-index.ts. */
@@ -144,8 +157,21 @@ export class SymbolTable {
     const byMod = resolvableModules(prepared.moduleSyms);
     const base = tableBase(core, byMod);
     this.base = pairToBig(base.hi, base.lo);
-    this.core = coreIndex(core, base, stats.kallsymsAll);
-    this.mods = moduleIndex(byMod, base, pageSize);
+    const c: CoreIndex = coreIndex(core, base, stats.kallsymsAll);
+    this.coreAt = c.at;
+    this.coreNames = c.names;
+    this.coreRanges = c.ranges;
+    this.initText = c.initText;
+    this.coreEnd = c.end;
+    const m: ModuleIndex = moduleIndex(byMod, base, pageSize);
+    this.modStart = m.start;
+    this.modEnd = m.end;
+    this.modTextEnd = m.textEnd;
+    this.modFirst = m.first;
+    this.modLast = m.last;
+    this.modNames = m.names;
+    this.modAt = m.at;
+    this.modSymNames = m.symNames;
   }
 
   /** See `loadSymbolTable()`. */
@@ -161,7 +187,7 @@ export class SymbolTable {
 
   /** Number of distinct core-kernel symbol addresses a lookup can land on. */
   get coreSize(): number {
-    return this.core.at.length;
+    return this.coreAt.length;
   }
 
   /** Offset of `addr` from the table base, or NaN when it cannot be in the table. */
@@ -174,7 +200,7 @@ export class SymbolTable {
   private resolve(addr: bigint): Resolved | null {
     const d = this.rel(addr);
     if (d !== d) return null;
-    const r = this.core.ranges;
+    const r = this.coreRanges;
     for (let k = 0; k < r.length; k += 2) {
       if (d >= r[k] && d < r[k + 1]) return this.resolveCore(d);
     }
@@ -183,33 +209,32 @@ export class SymbolTable {
 
   /** get_symbol_pos() */
   private resolveCore(d: number): Resolved | null {
-    const { at, initText, end: coreEnd, names } = this.core;
+    const at = this.coreAt;
     const i = lastAtOrBelow(at, 0, at.length, d);
     if (i < 0) return null;
     const start = at[i];
     let end: number;
     if (i + 1 < at.length) end = at[i + 1];
-    else if (initText && d >= initText[0] && d < initText[1]) end = initText[1];
-    else end = coreEnd ?? start;
-    return { name: names[i], start, offset: d - start, size: end - start, module: undefined };
+    else if (this.initText && d >= this.initText[0] && d < this.initText[1]) end = this.initText[1];
+    else end = this.coreEnd ?? start;
+    return { name: this.coreNames[i], start, offset: d - start, size: end - start, module: undefined };
   }
 
   /** __module_address() + find_kallsyms_symbol(), or bpf_address_lookup() */
   private resolveModule(d: number): Resolved | null {
-    const m = this.mods;
-    const k = lastAtOrBelow(m.start, 0, m.start.length, d);
-    if (k < 0 || d >= m.end[k]) return null;
-    const at = m.at;
-    const first = m.first[k];
-    const last = m.last[k];
+    const k = lastAtOrBelow(this.modStart, 0, this.modStart.length, d);
+    if (k < 0 || d >= this.modEnd[k]) return null;
+    const at = this.modAt;
+    const first = this.modFirst[k];
+    const last = this.modLast[k];
     const i = lastAtOrBelow(at, first, last, d);
     if (i < first) return null;
     const start = at[i];
-    let next = m.textEnd[k];
+    let next = this.modTextEnd[k];
     if (i + 1 < last && at[i + 1] < next) next = at[i + 1];
-    const module = m.names[k];
+    const module = this.modNames[k];
     if (module === undefined && d >= next) return null; // BPF: outside the program image
-    return { name: m.symNames[i], start, offset: d - start, size: next - start, module };
+    return { name: this.modSymNames[i], start, offset: d - start, size: next - start, module };
   }
 
   private sizeBig(size: number): bigint {
