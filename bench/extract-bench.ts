@@ -30,7 +30,11 @@ function buildImage(path: string) {
     if (z.type === 'dmesg') {
       putKmsgZone(img, z.offset, z.size, { sec: 1700000000n + BigInt(z.index), nsec: 0, compressed: true, counter: z.index + 1, reason: 2, payload }, 'le', 'lp64');
     } else if (z.type === 'ftrace') {
-      const recs = Array.from({ length: 4000 }, (_, i) => ({ ip: 0xffffffff81000000n + BigInt(i * 32), parent: 0xffffffff81100000n, ts: (BigInt(i * CPUS + z.index) << 8n) | BigInt(z.index) }));
+      const recs = Array.from({ length: 4000 }, (_, i) => ({
+        ip: 0xffffffff81000000n + BigInt(i * 32),
+        parent: 0xffffffff81100000n,
+        ts: (BigInt(i * CPUS + z.index) << 8n) | BigInt(z.index),
+      }));
       putCircularZone(img, z.offset, z.size, 'ftrace', ftraceRecords(recs, 'le', 64), 'le');
     } else {
       putCircularZone(img, z.offset, z.size, z.type as 'pmsg' | 'console', Buffer.from(text.subarray(0, 100000)), 'le');
@@ -65,21 +69,26 @@ async function main() {
     for (const k of ['kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size'] as const) params[k] = { value: 64, source: 'flag' };
     params.cpus = { value: CPUS, source: 'flag' };
     let records = 0;
-    const extractTo = (p: PstoreParams, out: string) => async () => {
+    // A new output folder for every run, as a user would give (a non-empty one is refused).
+    let run = 0;
+    const extractTo = (p: PstoreParams, prefix: string) => async () => {
       const x = await extractPstore(deviceSource(dev, 0, dev.size), { params: p });
-      await writeExtraction(x, out, { device: img, offset: 0, size: dev.size, description: 'bench' });
+      await writeExtraction(x, join(dir, `${prefix}-${run++}`), { device: img, offset: 0, size: dev.size, description: 'bench' });
       records = x.records.length;
     };
     const tRead = await time(readAll);
-    const tGiven = await time(extractTo(params, join(dir, 'out1')));
-    const tAuto = await time(extractTo({}, join(dir, 'out2')));
+    const tGiven = await time(extractTo(params, 'given'));
+    const tAuto = await time(extractTo({}, 'auto'));
     await dev.close();
-    const row = (name: string, ms: number) => console.log(`${name.padEnd(44)} ${ms.toFixed(0).padStart(7)} ms  ${(SIZE / MiB / (ms / 1000)).toFixed(0).padStart(6)} MiB/s  ×${(ms / tRead).toFixed(2)} of read`);
+    const row = (name: string, ms: number) =>
+      console.log(`${name.padEnd(44)} ${ms.toFixed(0).padStart(7)} ms  ${(SIZE / MiB / (ms / 1000)).toFixed(0).padStart(6)} MiB/s  ×${(ms / tRead).toFixed(2)} of read`);
     console.log(`region 128 MiB: ${layout.kmsgCount} compressed kmsg dumps, ${layout.ftraceCount} ftrace zones, pmsg, console (${records} records out)`);
     row('read the region (8 MiB chunks)', tRead);
     row('extract, geometry given', tGiven);
     row('extract, geometry auto-detected', tAuto);
-    console.log(JSON.stringify({ bench: 'extract-128MiB', readMs: tRead, extractGivenMs: tGiven, extractAutoMs: tAuto, ratioGiven: tGiven / tRead, ratioAuto: tAuto / tRead, records }));
+    console.log(
+      JSON.stringify({ bench: 'extract-128MiB', readMs: tRead, extractGivenMs: tGiven, extractAutoMs: tAuto, ratioGiven: tGiven / tRead, ratioAuto: tAuto / tRead, records }),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,29 @@
 // ora and cli-progress are loaded only when a terminal will show them: start-up stays short
 // for scripts and CI, where every command runs without them.
 
+import type cliProgressLib from 'cli-progress';
+
 const interactive = () => process.stderr.isTTY === true && !process.env.CI;
+
+/** The cli-progress module, loaded only when a terminal will show its bars; undefined otherwise. */
+export type ProgressBars = typeof cliProgressLib;
+export async function loadProgressBars(quiet: boolean): Promise<ProgressBars | undefined> {
+  if (quiet || process.stderr.isTTY !== true || process.env.TERM === 'dumb') return undefined;
+  return (await import('cli-progress')).default;
+}
+
+export interface Spinner {
+  text: string;
+  stop(): void;
+  fail(): void;
+}
+
+/** A started ora spinner on a terminal, undefined otherwise (for a phase of unknown length). */
+export async function startSpinner(text: string, quiet: boolean): Promise<Spinner | undefined> {
+  if (quiet || process.stderr.isTTY !== true) return undefined;
+  const { default: ora } = await import('ora');
+  return ora({ text, stream: process.stderr }).start();
+}
 
 export async function withSpinner<T>(text: string, quiet: boolean, fn: () => Promise<T>): Promise<T> {
   if (quiet || !interactive()) return fn();

@@ -7,13 +7,14 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, realpath, stat, unlink } from 'node:fs/promises';
+import { realpath, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
 import { formatBytes } from '../util/format-bytes.js';
 import { CancelledError, CrashcartError, ExitCode, RefusedError, UsageError } from '../errors.js';
 import { WriteGate } from '../gate/write-gate.js';
+import { readFileBounded, STATE_MAX_BYTES } from '../input-limits.js';
 import { formatRescueMap, parseRescueMap, StatusMap } from './ddrescue-map.js';
 import { RateMeter } from './progress.js';
 import { classifyError, withRetry, RetriesExhaustedError } from './retry.js';
@@ -148,13 +149,16 @@ async function earlierRunMap(dev: BlockDevice, output: string, plan: ReadPlan): 
   const { mapPath, size } = plan;
   const haveMap = await exists(mapPath);
   const haveOutput = await exists(output);
-  if (haveMap && !haveOutput) throw new RefusedError(`map ${mapPath} exists but ${output} does not; refusing to overwrite the map of another read (remove it or name another with --map)`);
+  if (haveMap && !haveOutput)
+    throw new RefusedError(`map ${mapPath} exists but ${output} does not; refusing to overwrite the map of another read (remove it or name another with --map)`);
   if (!haveMap || !haveOutput) return undefined;
   if ((await realpath(mapPath)) === (await realpath(output))) throw new RefusedError(`the map and the output are the same file (${output}); name another map with --map`);
-  const parsed = parseRescueMap(await readFile(mapPath, 'utf8'));
+  const parsed = parseRescueMap(readFileBounded(mapPath, STATE_MAX_BYTES, 'map').toString('utf8'));
   const last = parsed.blocks[parsed.blocks.length - 1];
   if (!last || last.pos + last.size !== dev.size) {
-    throw new UsageError(`${mapPath} describes a ${last ? last.pos + last.size : 0}-byte device, but ${dev.info.name} has ${dev.size} bytes; remove the map (and the output) to start over`);
+    throw new UsageError(
+      `${mapPath} describes a ${last ? last.pos + last.size : 0}-byte device, but ${dev.info.name} has ${dev.size} bytes; remove the map (and the output) to start over`,
+    );
   }
   const outSize = (await stat(output)).size;
   if (outSize !== size) throw new UsageError(`${output} is ${outSize} bytes but the range to read is ${size}; remove it and ${mapPath} to start over`);
@@ -242,7 +246,15 @@ class ReadSession {
     if (!force && now - this.lastEvent < this.plan.interval) return;
     this.lastEvent = now;
     const { offset, size } = this.plan;
-    this.emit({ type: 'progress', phase: 'reading', bytes: this.done, total: this.total, badBytes: this.map.count(offset, size, '-'), speed, eta: this.meter.eta(this.total - this.done) });
+    this.emit({
+      type: 'progress',
+      phase: 'reading',
+      bytes: this.done,
+      total: this.total,
+      badBytes: this.map.count(offset, size, '-'),
+      speed,
+      eta: this.meter.eta(this.total - this.done),
+    });
   }
 
   private async put(pos: number, data: Uint8Array): Promise<void> {
@@ -299,7 +311,7 @@ class ReadSession {
   /** Reads the chunk `pos`+`len` block by block, recording the blocks that fail as bad. */
   private async scrape(pos: number, len: number): Promise<void> {
     const bs = Math.max(this.dev.blockSize, this.dev.alignment, 1);
-    for (let p = pos; p < pos + len; ) {
+    for (let p = pos; p < pos + len;) {
       const n = Math.min(bs - (p % bs), pos + len - p);
       try {
         await this.store(p, n, await this.readOne(p, n));
@@ -328,7 +340,7 @@ class ReadSession {
   private async copyArea(area: { pos: number; size: number }): Promise<void> {
     const { chunk } = this.plan;
     const end = area.pos + area.size;
-    for (let pos = area.pos; pos < end; ) {
+    for (let pos = area.pos; pos < end;) {
       const len = Math.min(chunk - (pos % chunk || 0), end - pos);
       await this.readChunk(pos, len);
       pos += len;
@@ -366,7 +378,18 @@ class ReadSession {
       mapSaved
         ? `reading cancelled at offset ${completedTo}; what was read is in ${output} and ${mapPath}; run the same command to continue`
         : `reading cancelled at offset ${completedTo}, and the map ${mapPath} could not be saved: the next run starts over`,
-      { device: this.dev.info.name, output, mapPath, offset, size, position: completedTo, finishedBytes, bytesRead: this.bytesRead, mapSaved, seconds: (performance.now() - t0) / 1000 },
+      {
+        device: this.dev.info.name,
+        output,
+        mapPath,
+        offset,
+        size,
+        position: completedTo,
+        finishedBytes,
+        bytesRead: this.bytesRead,
+        mapSaved,
+        seconds: (performance.now() - t0) / 1000,
+      },
     );
   }
 

@@ -3,12 +3,11 @@
  * TTY (stderr), plain phase lines otherwise, or NDJSON events on stdout with --json, ending in
  * a summary object.
  */
-import cliProgress from 'cli-progress';
-import ora, { type Ora } from 'ora';
+import type cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
 import type { BlockDevice } from '../../blockdev/block-device.js';
 import { formatBytes } from '../../util/format-bytes.js';
-import { CancelledError, CrashcartError, ExitCode, RefusedError, UsageError, type ExitCodeValue } from '../../errors.js';
+import { CrashcartError, ExitCode, RefusedError, UsageError, type ExitCodeValue } from '../../errors.js';
 import { flashImage, type FlashEvent, type FlashResult, type FlashTarget, type FlashTargetResult } from '../../flash/flash.js';
 import { openImageSource, type ImageSource } from '../../flash/source.js';
 import { WriteGate } from '../../gate/write-gate.js';
@@ -17,6 +16,7 @@ import { ResumeJournal, resumeKey } from '../../flash/resume.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
 import { decoderName } from '../../flash/decompress.js';
 import { beginOperation, describeStop, exitCodeFor, InterruptedError, type Operation, type StopReason } from '../cancellation.js';
+import { loadProgressBars, startSpinner, type ProgressBars, type Spinner } from '../progress.js';
 
 export interface FlashArgs {
   image: string;
@@ -46,7 +46,7 @@ export function flashCommand(y: Argv) {
         .option('force-system-disk', { alias: 'allow-system-disk', type: 'boolean', describe: 'allow writing an OS block device that is mounted or holds the running system' })
         .option('retries', { type: 'number', default: 5, describe: 'retries per transfer on transient errors (with back-off)' }),
     async (argv) => {
-      await runFlash(argv as unknown as FlashArgs);
+      await runFlash(argv);
     },
   );
 }
@@ -82,8 +82,10 @@ class Reporter {
   constructor(
     private readonly json: boolean,
     private readonly names: string[],
+    /** Loaded only on a terminal (see ../progress.ts). */
+    private readonly lib: ProgressBars | undefined,
   ) {
-    this.tty = !json && process.stderr.isTTY === true && process.env.TERM !== 'dumb';
+    this.tty = lib !== undefined;
   }
 
   line(obj: object): void {
@@ -111,7 +113,7 @@ class Reporter {
     }
     if (!this.tty) return;
     if (!this.bars) {
-      this.bars = new cliProgress.MultiBar(
+      this.bars = new this.lib!.MultiBar(
         {
           format: '{device} |{bar}| {pct} {phase} {done} {speed} ETA {etaf}',
           hideCursor: true,
@@ -120,7 +122,7 @@ class Reporter {
           barsize: 30,
           stream: process.stderr,
         },
-        cliProgress.Presets.shades_classic,
+        this.lib!.Presets.shades_classic,
       );
     }
     let b = this.bar.get(e.target);
@@ -156,7 +158,9 @@ function printSummary(r: FlashResult, pre: FlashTargetResult[], stoppedBy?: Stop
   for (const t of [...r.targets, ...pre]) {
     if (t.ok) {
       const speed = t.seconds > 0 ? `, ${formatSpeed(t.bytesWritten / t.seconds)}` : '';
-      out.write(`  ok      ${t.device}: ${formatBytes(t.bytesWritten)} written${t.resumedFrom ? ` (resumed at ${t.resumedFrom})` : ''}${t.verified ? ', verified' : ', not verified'}${speed}\n`);
+      out.write(
+        `  ok      ${t.device}: ${formatBytes(t.bytesWritten)} written${t.resumedFrom ? ` (resumed at ${t.resumedFrom})` : ''}${t.verified ? ', verified' : ', not verified'}${speed}\n`,
+      );
     } else if (stoppedBy && t.error?.name === 'CancelledError') {
       const at = t.error.resumeOffset;
       out.write(`  STOPPED ${t.device}: ${at ? `written and flushed up to offset ${at} (${formatBytes(at)}); --resume continues there` : 'nothing flushed yet'}\n`);
@@ -177,7 +181,7 @@ function checkArgs(a: FlashArgs): string[] {
   return specs;
 }
 
-async function openSource(a: FlashArgs, spinner: Ora | undefined): Promise<ImageSource> {
+async function openSource(a: FlashArgs, spinner: Spinner | undefined): Promise<ImageSource> {
   try {
     return await openImageSource(a.image, { bmap: a.bmap === undefined ? undefined : a.bmap === false ? false : String(a.bmap) });
   } catch (e) {
@@ -246,7 +250,13 @@ function startLine(source: ImageSource, targets: FlashTarget[]): object {
     format: source.format,
     decoder: source.sparseRead ? 'bmap ranges read directly' : decoderName(source.format),
     bmap: source.bmap?.path ?? null,
-    devices: targets.map((t) => ({ name: t.device.info.name, model: t.device.info.model ?? null, serial: t.device.info.serial ?? null, size: t.device.size, resumeFrom: t.resumeFrom ?? 0 })),
+    devices: targets.map((t) => ({
+      name: t.device.info.name,
+      model: t.device.info.model ?? null,
+      serial: t.device.info.serial ?? null,
+      size: t.device.size,
+      resumeFrom: t.resumeFrom ?? 0,
+    })),
   };
 }
 
@@ -309,7 +319,16 @@ async function flashWithProgress(a: FlashArgs, source: ImageSource, targets: Fla
 function summarize(result: FlashResult, pre: FlashTargetResult[], stoppedBy: StopReason | undefined, json: boolean, reporter: Reporter, journalPath: string): void {
   const status = stoppedBy ? 'interrupted' : result.ok && pre.length === 0 ? 'ok' : 'failed';
   const exitCode = stoppedBy ? exitCodeFor(stoppedBy) : result.ok && pre.length ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode;
-  if (json) reporter.line({ type: 'summary', status, ...(stoppedBy ? { signal: stoppedBy, journal: journalPath } : {}), ...result, targets: [...result.targets, ...pre], ok: result.ok && pre.length === 0, exitCode });
+  if (json)
+    reporter.line({
+      type: 'summary',
+      status,
+      ...(stoppedBy ? { signal: stoppedBy, journal: journalPath } : {}),
+      ...result,
+      targets: [...result.targets, ...pre],
+      ok: result.ok && pre.length === 0,
+      exitCode,
+    });
   else printSummary(result, pre, stoppedBy);
 }
 
@@ -326,7 +345,10 @@ function throwForOutcome(result: FlashResult, pre: FlashTargetResult[], specs: s
   if (failed.length > 0) {
     let code: ExitCodeValue = result.ok ? (pre[0].error?.exitCode ?? ExitCode.IO) : result.exitCode;
     if (!result.ok && pre.length > 0 && pre.some((p) => p.error?.exitCode !== code)) code = ExitCode.IO;
-    const msg = failed.length === 1 && specs.length === 1 ? (failed[0].error?.message ?? 'flash failed') : `${failed.length} of ${specs.length} destinations failed: ${failed.map((f) => f.device).join(', ')}`;
+    const msg =
+      failed.length === 1 && specs.length === 1
+        ? (failed[0].error?.message ?? 'flash failed')
+        : `${failed.length} of ${specs.length} destinations failed: ${failed.map((f) => f.device).join(', ')}`;
     throw new CrashcartError(msg, code);
   }
 }
@@ -334,8 +356,7 @@ function throwForOutcome(result: FlashResult, pre: FlashTargetResult[], specs: s
 export async function runFlash(a: FlashArgs): Promise<void> {
   const specs = checkArgs(a);
   const json = a.json === true;
-  const spinnerOn = !json && process.stderr.isTTY === true;
-  const spinner = spinnerOn ? ora({ text: `opening ${a.image}`, stream: process.stderr }).start() : undefined;
+  const spinner = await startSpinner(`opening ${a.image}`, json);
   const source = await openSource(a, spinner);
   const opened: Opened[] = [];
   let op: Operation | undefined;
@@ -349,7 +370,11 @@ export async function runFlash(a: FlashArgs): Promise<void> {
     // A refusal is a mistake in the command line: write nothing at all, to any card.
     const refused = opened.find((o) => o.error instanceof RefusedError);
     if (refused) throw refused.error;
-    const reporter = new Reporter(json, opened.map((o) => o.device?.info.name ?? o.spec));
+    const reporter = new Reporter(
+      json,
+      opened.map((o) => o.device?.info.name ?? o.spec),
+      await loadProgressBars(json),
+    );
     const { usable, pre } = sortOpened(opened, specs, reporter);
 
     const journal = new ResumeJournal(undefined, gate);

@@ -2,7 +2,8 @@
  * `crashcart read DEVICE -o FILE`: copies a card (or a byte range) to an image, ddrescue style,
  * and prints the SHA-256 of what was read (`sha256sum` format) on stdout.
  */
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
+import { loadProgressBars } from '../progress.js';
 import type { Argv } from 'yargs';
 import { openDevice } from '../../blockdev/open-device.js';
 import { formatBytes } from '../../util/format-bytes.js';
@@ -68,7 +69,7 @@ export function readCommand(y: Argv) {
         .option('map', { type: 'string', describe: 'ddrescue mapfile (default OUTPUT.map); an existing one with OUTPUT retries only the unfinished areas' })
         .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' }),
     async (argv) => {
-      await runRead(argv as unknown as ReadArgs);
+      await runRead(argv);
     },
   );
 }
@@ -78,7 +79,7 @@ export async function runRead(a: ReadArgs): Promise<void> {
   const size = a.size !== undefined ? parseByteCount(a.size, '--size') : undefined;
   if (a.retries !== undefined && (!Number.isSafeInteger(a.retries) || a.retries < 0)) throw new UsageError('--retries must be a non-negative integer');
   const json = a.json === true;
-  const tty = !json && process.stderr.isTTY === true && process.env.TERM !== 'dumb';
+  const bars = await loadProgressBars(json);
   const dev = await openDevice(a.device, { write: false });
   let bar: cliProgress.SingleBar | undefined;
   // A signal stops the read at a safe point: output synced, map saved (see ../cancellation.ts).
@@ -91,12 +92,20 @@ export async function runRead(a: ReadArgs): Promise<void> {
       }
       if (e.type === 'bad-area') {
         const msg = `unreadable: bytes ${e.start}–${e.end - 1}: ${e.error}`;
-        if (bar) bar.stop(), (bar = undefined);
+        if (bar) (bar.stop(), (bar = undefined));
         process.stderr.write(msg + '\n');
-      } else if (e.type === 'progress' && tty) {
-        const payload = { done: formatBytes(e.bytes).padStart(9), speed: formatSpeed(e.speed).padStart(10), etaf: formatDuration(e.eta), bad: e.badBytes ? ` bad ${formatBytes(e.badBytes)}` : '' };
+      } else if (e.type === 'progress' && bars) {
+        const payload = {
+          done: formatBytes(e.bytes).padStart(9),
+          speed: formatSpeed(e.speed).padStart(10),
+          etaf: formatDuration(e.eta),
+          bad: e.badBytes ? ` bad ${formatBytes(e.badBytes)}` : '',
+        };
         if (!bar) {
-          bar = new cliProgress.SingleBar({ format: 'reading |{bar}| {percentage}% {done} {speed} ETA {etaf}{bad}', hideCursor: true, stream: process.stderr, barsize: 30 }, cliProgress.Presets.shades_classic);
+          bar = new bars.SingleBar(
+            { format: 'reading |{bar}| {percentage}% {done} {speed} ETA {etaf}{bad}', hideCursor: true, stream: process.stderr, barsize: 30 },
+            bars.Presets.shades_classic,
+          );
           bar.start(Math.max(1, e.total), e.bytes, payload);
         } else bar.update(e.bytes, payload);
       }
@@ -124,17 +133,24 @@ export async function runRead(a: ReadArgs): Promise<void> {
           `${describeStop(stoppedBy)}: stopped at offset ${p.position}; ${formatBytes(p.finishedBytes)} of ${formatBytes(p.size)} read so far${p.mapSaved ? `; what was read is in ${p.output}, the map in ${p.mapPath}` : ''}\n`,
         );
       if (p.mapSaved) op.saved();
-      throw new InterruptedError(`read ${describeStop(stoppedBy)}: ${p.mapSaved ? 'stopped at a safe point; run the same command again to continue' : `the map ${p.mapPath} could not be saved; the next run starts over`}`, stoppedBy);
+      throw new InterruptedError(
+        `read ${describeStop(stoppedBy)}: ${p.mapSaved ? 'stopped at a safe point; run the same command again to continue' : `the map ${p.mapPath} could not be saved; the next run starts over`}`,
+        stoppedBy,
+      );
     }
     op.saved();
     bar?.stop();
     bar = undefined;
-    if (json) process.stdout.write(JSON.stringify({ type: 'summary', status: r.badBytes > 0 ? 'failed' : 'ok', ...r, exitCode: r.badBytes > 0 ? ExitCode.IO : ExitCode.OK }) + '\n');
+    if (json)
+      process.stdout.write(JSON.stringify({ type: 'summary', status: r.badBytes > 0 ? 'failed' : 'ok', ...r, exitCode: r.badBytes > 0 ? ExitCode.IO : ExitCode.OK }) + '\n');
     else {
       process.stderr.write(
         `read ${formatBytes(r.size)} from ${r.device} at offset ${r.offset}${r.resumed ? ' (continuing from the map)' : ''} in ${formatDuration(r.seconds)}; map: ${r.mapPath}\n`,
       );
-      if (r.badBytes > 0) process.stderr.write(`${formatBytes(r.badBytes)} in ${r.badRanges.length} area(s) could not be read and are zeros in ${r.output}; run the same command again to retry only those\n`);
+      if (r.badBytes > 0)
+        process.stderr.write(
+          `${formatBytes(r.badBytes)} in ${r.badRanges.length} area(s) could not be read and are zeros in ${r.output}; run the same command again to retry only those\n`,
+        );
       process.stdout.write(`${r.sha256}  ${r.output}\n`);
     }
     if (r.badBytes > 0) throw new CrashcartError(`${r.badBytes} bytes of ${r.device} could not be read`, ExitCode.IO);
