@@ -228,7 +228,10 @@ async function main() {
     sparseCopy(img, sparse, ranges, BS, SIZE);
     const bmapPath = writeBmap(sparse, SIZE, BS, ranges);
     const zst = compress(sparse, 'zstd');
-    for (const [label, path] of [['raw', sparse], ['zstd', zst]] as const) {
+    for (const [label, path] of [
+      ['raw', sparse],
+      ['zstd', zst],
+    ] as const) {
       if (!path) {
         rows.push({ test: `bmap 10% ${label}`, skipped: 'no zstd compressor' });
         continue;
@@ -282,7 +285,12 @@ async function main() {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  for (const r of rows) console.log(Object.entries(r).map(([k, v]) => `${k}=${String(v)}`).join('  '));
+  for (const r of rows)
+    console.log(
+      Object.entries(r)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join('  '),
+    );
   console.log(JSON.stringify({ bench: 'flash', node: process.version, rows }));
 }
 

@@ -23,10 +23,13 @@ const CMDLINE = 'pstore_blk.blkdev=/dev/vda pstore_blk.best_effort=y pstore_blk.
 function buildRegion(): Uint8Array {
   const layout = computeLayout(SIZE, { kmsg: 65536, pmsg: 0, console: 0, ftrace: 0 }, 1);
   const img = new Uint8Array(SIZE);
-  const text = Buffer.from(Array.from({ length: 1000 }, (_, i) => `<6>[ ${String(i).padStart(5)}.000000] kernel: subsystem ${i % 97} reports state ${(i * 2654435761) >>> 0}\n`).join(''));
+  const text = Buffer.from(
+    Array.from({ length: 1000 }, (_, i) => `<6>[ ${String(i).padStart(5)}.000000] kernel: subsystem ${i % 97} reports state ${(i * 2654435761) >>> 0}\n`).join(''),
+  );
   // Window 11: what the 6.1 kernel's crypto deflate writes and reads.
   const payload = new Uint8Array(deflateRawSync(text, { windowBits: 11, level: 6 }));
-  for (const z of layout.zones) putKmsgZone(img, z.offset, z.size, { sec: 1700000000n + BigInt(z.index), nsec: 0, compressed: true, counter: z.index + 1, reason: 2, payload }, 'le', 'lp64');
+  for (const z of layout.zones)
+    putKmsgZone(img, z.offset, z.size, { sec: 1700000000n + BigInt(z.index), nsec: 0, compressed: true, counter: z.index + 1, reason: 2, payload }, 'le', 'lp64');
   return img;
 }
 
@@ -74,7 +77,17 @@ try {
   line('kernel: modprobe + mount pstorefs + read every file', kernel);
   line('crashcart pstore extract (node start included)', cc);
   line('crashcart pstore extract (node start excluded)', cc - node);
-  console.log(JSON.stringify({ bench: 'kernel-vs-crashcart-extract-128MiB', ddMs: dd, kernelMs: kernel, crashcartMs: cc, nodeStartMs: node, ratio: cc / kernel, ratioNoStart: (cc - node) / kernel }));
+  console.log(
+    JSON.stringify({
+      bench: 'kernel-vs-crashcart-extract-128MiB',
+      ddMs: dd,
+      kernelMs: kernel,
+      crashcartMs: cc,
+      nodeStartMs: node,
+      ratio: cc / kernel,
+      ratioNoStart: (cc - node) / kernel,
+    }),
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -110,7 +110,10 @@ async function host(mib: number): Promise<void> {
     const mbs = (bytes: number, s: number) => bytes / 1e6 / s;
     const rows: string[][] = [['device', 'op', 'kernel dd (O_DIRECT)', 'crashcart 120 KiB/cmd', 'ratio', 'crashcart kernel size/cmd', 'ratio']];
     const json: Record<string, unknown> = { mib };
-    for (const [name, label] of [['qemu', 'QEMU usb-storage (xhci, SuperSpeed)'], ['gadget', 'f_mass_storage gadget (dummy_hcd, high speed)']] as const) {
+    for (const [name, label] of [
+      ['qemu', 'QEMU usb-storage (xhci, SuperSpeed)'],
+      ['gadget', 'f_mass_storage gadget (dummy_hcd, high speed)'],
+    ] as const) {
       const bytes = mib * MiB;
       const kr = mbs(bytes, ddSeconds(txt(`${name}-dd-read.txt`)));
       const kr2 = mbs(bytes, ddSeconds(txt(`${name}-dd-read2.txt`)));
@@ -121,8 +124,24 @@ async function host(mib: number): Promise<void> {
       const f = (x: number) => `${x.toFixed(1)} MB/s`;
       const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
       const kb = txt(`${name}-max-sectors-kb`).trim();
-      rows.push([label, 'read', f(kread), f(mbs(bytes, cd.readSeconds)), ratio(mbs(bytes, cd.readSeconds), kread), `${f(mbs(bytes, ck.readSeconds))} (${kb} KiB)`, ratio(mbs(bytes, ck.readSeconds), kread)]);
-      rows.push(['', 'write', f(kw), f(mbs(bytes, cd.writeSeconds)), ratio(mbs(bytes, cd.writeSeconds), kw), `${f(mbs(bytes, ck.writeSeconds))} (${kb} KiB)`, ratio(mbs(bytes, ck.writeSeconds), kw)]);
+      rows.push([
+        label,
+        'read',
+        f(kread),
+        f(mbs(bytes, cd.readSeconds)),
+        ratio(mbs(bytes, cd.readSeconds), kread),
+        `${f(mbs(bytes, ck.readSeconds))} (${kb} KiB)`,
+        ratio(mbs(bytes, ck.readSeconds), kread),
+      ]);
+      rows.push([
+        '',
+        'write',
+        f(kw),
+        f(mbs(bytes, cd.writeSeconds)),
+        ratio(mbs(bytes, cd.writeSeconds), kw),
+        `${f(mbs(bytes, ck.writeSeconds))} (${kb} KiB)`,
+        ratio(mbs(bytes, ck.writeSeconds), kw),
+      ]);
       json[name] = {
         kernelMaxSectorsKiB: Number(kb),
         kernel: { readMBs: kread, readMBsRuns: [kr, kr2], writeMBs: kw },
@@ -132,7 +151,13 @@ async function host(mib: number): Promise<void> {
     }
     const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
     console.log(`USB sequential throughput, ${mib} MiB per run, inside the TCG test VM (kernel read = mean of the runs before and after crashcart)`);
-    for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+    for (const row of rows)
+      console.log(
+        row
+          .map((c, i) => c.padEnd(widths[i]))
+          .join('  ')
+          .trimEnd(),
+      );
     console.log(JSON.stringify(json));
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -13,6 +13,12 @@ console.log(`$ crashcart ${args.slice(1).join(' ')}\n`);
 const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
 if (r.status === 0) {
   console.log('\nFirst lines of the Oops the kernel dumped:\n');
-  console.log(readFileSync('demo-out/pstore/dmesg-pstore_blk-0', 'utf8').split('\n').filter((l) => /BUG|Oops|RIP/.test(l)).slice(0, 4).join('\n'));
+  console.log(
+    readFileSync('demo-out/pstore/dmesg-pstore_blk-0', 'utf8')
+      .split('\n')
+      .filter((l) => /BUG|Oops|RIP/.test(l))
+      .slice(0, 4)
+      .join('\n'),
+  );
 }
 process.exit(r.status ?? 1);

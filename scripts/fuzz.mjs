@@ -240,8 +240,12 @@ for (const target of opts.targets) {
     for (const [k, v] of Object.entries(r.errorKinds)) agg.errorKinds[k] = (agg.errorKinds[k] ?? 0) + v;
   }
   const rate = agg.ms > 0 ? (agg.iterations / agg.ms) * 1000 : 0;
-  const kinds = Object.entries(agg.errorKinds).map(([k, v]) => `${k} ${v}`).join(', ');
-  console.log(`  ${target.padEnd(10)} ${String(agg.iterations).padStart(9)} inputs  ${rate.toFixed(1).padStart(8)}/s  typed errors ${agg.typed}${kinds ? ` (${kinds})` : ''}  failures ${agg.failures.length}${agg.slow.length ? `  slow (not hangs) ${agg.slow.length}` : ''}`);
+  const kinds = Object.entries(agg.errorKinds)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  console.log(
+    `  ${target.padEnd(10)} ${String(agg.iterations).padStart(9)} inputs  ${rate.toFixed(1).padStart(8)}/s  typed errors ${agg.typed}${kinds ? ` (${kinds})` : ''}  failures ${agg.failures.length}${agg.slow.length ? `  slow (not hangs) ${agg.slow.length}` : ''}`,
+  );
   results.push(agg);
 }
 const total = results.reduce((a, r) => a + r.iterations, 0);

@@ -104,7 +104,9 @@ export function readFileBounded(path: string, limit: number, what: string): Buff
 }
 
 function tooLarge(what: string, path: string, size: number, limit: number, atLeast = false): InputLimitError {
-  return new InputLimitError(`${what} ${path}: ${atLeast ? 'more than ' : ''}${atLeast ? formatLimit(limit) : `${size} bytes`} is larger than the ${formatLimit(limit)} limit for this input`);
+  return new InputLimitError(
+    `${what} ${path}: ${atLeast ? 'more than ' : ''}${atLeast ? formatLimit(limit) : `${size} bytes`} is larger than the ${formatLimit(limit)} limit for this input`,
+  );
 }
 
 /**
@@ -178,7 +180,9 @@ export async function readMaybeGzipChunks(path: string, limit: number, what: str
       if (total > limit) {
         fail(
           gz
-            ? new InputLimitError(`${what} ${path}: decompresses to more than the ${formatLimit(limit)} limit for this input (a decompression bomb, or not the file it claims to be)`)
+            ? new InputLimitError(
+                `${what} ${path}: decompresses to more than the ${formatLimit(limit)} limit for this input (a decompression bomb, or not the file it claims to be)`,
+              )
             : tooLarge(what, path, total, limit, true),
         );
         return;

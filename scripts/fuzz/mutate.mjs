@@ -33,9 +33,9 @@ export function strSeed(s) {
 export const INTERESTING8 = [0, 1, 2, 0x0a, 0x20, 0x30, 0x7f, 0x80, 0x81, 0xfe, 0xff, 0x1f, 0x8b, 0x3c, 0x3e];
 /** 32-bit values at the edges of the formats' fields (zone header 12, kmsg header 28/40/52, sectors, 4 KiB, 64 KiB, sign bit). */
 export const INTERESTING32 = [
-  0, 1, 2, 3, 4, 7, 8, 11, 12, 13, 16, 24, 27, 28, 29, 36, 39, 40, 41, 52, 53, 127, 128, 255, 256, 511, 512, 513, 1023, 1024,
-  4083, 4084, 4085, 4095, 4096, 4097, 8192, 16372, 16384, 32768, 65523, 65524, 65535, 65536, 65537, 0x7ffffff, 0x7fffffff,
-  0x80000000, 0x80000001, 0xfffffffe, 0xffffffff, 0x43474244, 0x43474246, 0x43474247, 0x43474243, 0x4dfc3ae5,
+  0, 1, 2, 3, 4, 7, 8, 11, 12, 13, 16, 24, 27, 28, 29, 36, 39, 40, 41, 52, 53, 127, 128, 255, 256, 511, 512, 513, 1023, 1024, 4083, 4084, 4085, 4095, 4096, 4097, 8192, 16372,
+  16384, 32768, 65523, 65524, 65535, 65536, 65537, 0x7ffffff, 0x7fffffff, 0x80000000, 0x80000001, 0xfffffffe, 0xffffffff, 0x43474244, 0x43474246, 0x43474247, 0x43474243,
+  0x4dfc3ae5,
 ];
 
 function dv(b) {

@@ -7,7 +7,10 @@ export function saveInput(outDir, target, seed, iteration, { bin, meta }) {
   mkdirSync(outDir, { recursive: true });
   const base = join(outDir, `${target}-${seed}-${iteration}`);
   writeFileSync(`${base}.bin`, bin);
-  writeFileSync(`${base}.json`, JSON.stringify({ target, seed, iteration, ...meta }, (k, v) => (typeof v === 'bigint' ? v.toString() : v), 1));
+  writeFileSync(
+    `${base}.json`,
+    JSON.stringify({ target, seed, iteration, ...meta }, (k, v) => (typeof v === 'bigint' ? v.toString() : v), 1),
+  );
   return resolve(`${base}.bin`);
 }
 

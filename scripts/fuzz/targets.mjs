@@ -32,7 +32,25 @@ const zb = await imp('test/helpers/zone-builder.js');
 export { CrashcartError };
 
 const SIG = { dmesg: 0x43474244, console: 0x43474246, ftrace: 0x43474247, pmsg: 0x43474243 };
-const TEXT_WORDS = ['Oops', 'Panic', 'BUG:', 'kernel', 'NULL', 'pointer', 'dereference', 'RIP:', 'Call Trace:', '<TASK>', 'psz_zone_write', '[pstore_zone]', 'Kernel Offset: 0x1e000000 from 0xffffffff81000000', '[<c0063b94>] (cpu_startup_entry+0x1b8/0x1e0)', '\n', '\t', ' '];
+const TEXT_WORDS = [
+  'Oops',
+  'Panic',
+  'BUG:',
+  'kernel',
+  'NULL',
+  'pointer',
+  'dereference',
+  'RIP:',
+  'Call Trace:',
+  '<TASK>',
+  'psz_zone_write',
+  '[pstore_zone]',
+  'Kernel Offset: 0x1e000000 from 0xffffffff81000000',
+  '[<c0063b94>] (cpu_startup_entry+0x1b8/0x1e0)',
+  '\n',
+  '\t',
+  ' ',
+];
 
 function words(r, n) {
   let s = '';
@@ -47,7 +65,9 @@ const src = (value, source = 'cmdline') => ({ value, source });
 
 function kernelFixtureDirs() {
   const base = join(root, 'test/fixtures/kernel');
-  return readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(base, d.name));
+  return readdirSync(base, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => join(base, d.name));
 }
 
 /** Byte offsets of the header fields of a zone at `off` (zone header, then kmsg header for each ABI). */
@@ -78,7 +98,12 @@ async function pstoreCorpus() {
     const region = await locatePstoreRegion(dev, { blkdev: params.blkdev?.value });
     const bytes = (await region.source.read(0, region.size)).slice();
     const sizes = normaliseSizes(
-      { kmsg_size: params.kmsg_size?.value ?? 64, pmsg_size: params.pmsg_size?.value ?? 0, console_size: params.console_size?.value ?? 0, ftrace_size: params.ftrace_size?.value ?? 0 },
+      {
+        kmsg_size: params.kmsg_size?.value ?? 64,
+        pmsg_size: params.pmsg_size?.value ?? 0,
+        console_size: params.console_size?.value ?? 0,
+        ftrace_size: params.ftrace_size?.value ?? 0,
+      },
       [],
     );
     const layout = computeLayout(bytes.length, sizes, 2, []);
@@ -140,7 +165,7 @@ function syntheticRegion(r) {
       }));
       zb.putCircularZone(region, z.offset, z.size, 'ftrace', zb.ftraceRecords(recs, e, bits), e);
     } else {
-      const t = z.type === 'pmsg' && r.chance(0.5) ? androidPmsg(r) : Buffer.from(words(r, r.int(3 * z.size / 8)), 'latin1');
+      const t = z.type === 'pmsg' && r.chance(0.5) ? androidPmsg(r) : Buffer.from(words(r, r.int((3 * z.size) / 8)), 'latin1');
       zb.putCircularZone(region, z.offset, z.size, z.type, t, e);
     }
   }
@@ -256,7 +281,13 @@ async function partitionCorpus() {
     const s = im.sector;
     const end = im.bytes.length;
     // MBR entries, both GPT headers and the first entries of both arrays
-    im.hot = [[440, 512], [s, s + 96], [2 * s, 2 * s + 512], [end - s, end - s + 96], [end - 33 * 512, end - 33 * 512 + 512]];
+    im.hot = [
+      [440, 512],
+      [s, s + 96],
+      [2 * s, 2 * s + 512],
+      [end - s, end - s + 96],
+      [end - 33 * 512, end - 33 * 512 + 512],
+    ];
     im.fields = [454, 458, 470, 474, 486, 490, 502, 506];
     for (const h of [s, end - s]) for (const o of [12, 16, 24, 28, 32, 36, 40, 44, 48, 52, 72, 76, 80, 84, 88]) im.fields.push(h + o);
     for (let e = 0; e < 4; e++) for (const o of [32, 36, 40, 44, 48]) im.fields.push(2 * s + e * 128 + o);
@@ -298,7 +329,9 @@ export const partition = {
 
 function bmapCorpus() {
   const dir = join(root, 'test/fixtures/flash');
-  const texts = readdirSync(dir).filter((f) => f.endsWith('.bmap')).map((f) => readFileSync(join(dir, f), 'latin1'));
+  const texts = readdirSync(dir)
+    .filter((f) => f.endsWith('.bmap'))
+    .map((f) => readFileSync(join(dir, f), 'latin1'));
   // a 1.4 variant and one without the file checksum
   texts.push(texts[0].replace('version="2.0"', 'version="1.4"'));
   texts.push(texts[0].replace(/<BmapFileChecksum>[^<]*<\/BmapFileChecksum>/, ''));
@@ -362,9 +395,50 @@ export const bmap = {
 // board profiles
 
 const JSON_VALUES = [
-  null, true, false, 0, -1, 1, 2, 511, 512, 513, 4096, 8192, 8193, 131072, 131073, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, 1e308, -1e308, 0.5, -0.0,
-  '', 'rest', '64MiB', '1 MiB', '0x1000', '99999999999999999999MiB', '1.5K', '-1', 'linux', 'esp', 'pstore', 'nope', 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
-  '/dev/mmcblk0p2', 'PARTLABEL=pstore', 'PARTUUID=00000000-0000-0000-0000-000000000000/PARTNROFF=-5', 'pstore_blk.kmsg_size=99999999999 nr_cpus=0', [], {}, [1, 2], { a: 1 },
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1,
+  2,
+  511,
+  512,
+  513,
+  4096,
+  8192,
+  8193,
+  131072,
+  131073,
+  2 ** 31,
+  2 ** 32,
+  2 ** 53,
+  2 ** 53 + 2,
+  1e308,
+  -1e308,
+  0.5,
+  -0.0,
+  '',
+  'rest',
+  '64MiB',
+  '1 MiB',
+  '0x1000',
+  '99999999999999999999MiB',
+  '1.5K',
+  '-1',
+  'linux',
+  'esp',
+  'pstore',
+  'nope',
+  'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
+  '/dev/mmcblk0p2',
+  'PARTLABEL=pstore',
+  'PARTUUID=00000000-0000-0000-0000-000000000000/PARTNROFF=-5',
+  'pstore_blk.kmsg_size=99999999999 nr_cpus=0',
+  [],
+  {},
+  [1, 2],
+  { a: 1 },
 ];
 
 function mutateJson(v, r, depth = 0) {
@@ -393,7 +467,9 @@ function mutateJson(v, r, depth = 0) {
 
 function profileCorpus() {
   const dir = join(root, 'hw-profiles/boards');
-  const profiles = readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'schema.json').map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
+  const profiles = readdirSync(dir)
+    .filter((f) => f.endsWith('.json') && f !== 'schema.json')
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
   return { profiles };
 }
 
@@ -435,8 +511,54 @@ export const profile = {
 // ------------------------------------------------------------------------------------------
 // kernel command lines
 
-const CMD_VALUES = ['-1', '0', '1', '4', '6', '64', '5000', '131072', '131073', '134217728', '0x7fffffff', '0x80000000', '9223372036854775807', '9223372036854775808', '99999999999999999999', '08', '0x', '+5', '-0x10', '1e3', '', '"', '""', '8192', '8193', 'y', 'deflate', 'zstd', '/dev/mmcblk0p9', 'PARTUUID=1234abcd-02/PARTNROFF=1', '179:9'];
-const CMD_KEYS = ['pstore_blk.kmsg_size', 'pstore_blk.pmsg_size', 'pstore_blk.console_size', 'pstore_blk.ftrace_size', 'pstore_blk.max_reason', 'pstore_blk.blkdev', 'pstore.compress', 'mmcpstore.sector_offset', 'mmcpstore.sector_count', 'nr_cpus', 'possible_cpus', 'pstore-blk.kmsg-size', 'quiet'];
+const CMD_VALUES = [
+  '-1',
+  '0',
+  '1',
+  '4',
+  '6',
+  '64',
+  '5000',
+  '131072',
+  '131073',
+  '134217728',
+  '0x7fffffff',
+  '0x80000000',
+  '9223372036854775807',
+  '9223372036854775808',
+  '99999999999999999999',
+  '08',
+  '0x',
+  '+5',
+  '-0x10',
+  '1e3',
+  '',
+  '"',
+  '""',
+  '8192',
+  '8193',
+  'y',
+  'deflate',
+  'zstd',
+  '/dev/mmcblk0p9',
+  'PARTUUID=1234abcd-02/PARTNROFF=1',
+  '179:9',
+];
+const CMD_KEYS = [
+  'pstore_blk.kmsg_size',
+  'pstore_blk.pmsg_size',
+  'pstore_blk.console_size',
+  'pstore_blk.ftrace_size',
+  'pstore_blk.max_reason',
+  'pstore_blk.blkdev',
+  'pstore.compress',
+  'mmcpstore.sector_offset',
+  'mmcpstore.sector_count',
+  'nr_cpus',
+  'possible_cpus',
+  'pstore-blk.kmsg-size',
+  'quiet',
+];
 
 function cmdlineCorpus() {
   const lines = kernelFixtureDirs().map((d) => readFileSync(join(d, 'cmdline.txt'), 'utf8'));
@@ -483,7 +605,15 @@ function symbolsCorpus() {
     tables.push(text.split('\n'));
   }
   // a System.map-style table (nm -n output with the kallsyms_* table symbols)
-  const sm = ['ffffffff81000000 T _stext', 'ffffffff81000000 T startup_64', 'ffffffff81000100 t foo', 'ffffffff81000200 T kallsyms_names', 'ffffffff81000300 W weak', 'ffffffff81001000 T _etext', 'ffffffff81002000 D _end'];
+  const sm = [
+    'ffffffff81000000 T _stext',
+    'ffffffff81000000 T startup_64',
+    'ffffffff81000100 t foo',
+    'ffffffff81000200 T kallsyms_names',
+    'ffffffff81000300 W weak',
+    'ffffffff81001000 T _etext',
+    'ffffffff81002000 D _end',
+  ];
   tables.push(sm);
   return { tables };
 }
@@ -526,16 +656,36 @@ export const symbols = {
     t.withSlide(0x1000n);
   },
   save: (x) => ({ bin: x.bytes, meta: { opts: { ...x.opts, slide: x.opts.slide?.toString() }, probes: x.probes, dmesg: x.dmesg } }),
-  load: (bin, meta) => ({ bytes: new Uint8Array(bin), opts: { ...meta.opts, slide: meta.opts.slide === undefined ? undefined : BigInt(meta.opts.slide) }, probes: meta.probes, dmesg: meta.dmesg }),
+  load: (bin, meta) => ({
+    bytes: new Uint8Array(bin),
+    opts: { ...meta.opts, slide: meta.opts.slide === undefined ? undefined : BigInt(meta.opts.slide) },
+    probes: meta.probes,
+    dmesg: meta.dmesg,
+  }),
 };
 
 // ------------------------------------------------------------------------------------------
 // kernel configs
 
 const KCONFIG_BASE = [
-  'CONFIG_64BIT=y', 'CONFIG_X86_64=y', 'CONFIG_ARM=y', 'CONFIG_AEABI=y', 'CONFIG_NR_CPUS=4', 'CONFIG_ARM_THUMB=y', 'CONFIG_PSTORE=y', 'CONFIG_PSTORE_BLK=y',
-  'CONFIG_PSTORE_BLK_KMSG_SIZE=64', 'CONFIG_PSTORE_PMSG=y', 'CONFIG_PSTORE_BLK_PMSG_SIZE=64', '# CONFIG_PSTORE_CONSOLE is not set', 'CONFIG_PSTORE_FTRACE=y',
-  'CONFIG_PSTORE_BLK_FTRACE_SIZE=64', 'CONFIG_PSTORE_BLK_MAX_REASON=2', 'CONFIG_PSTORE_BLK_BLKDEV="/dev/mmcblk0p9"', 'CONFIG_PSTORE_COMPRESS_DEFAULT="deflate"', 'CONFIG_CPU_BIG_ENDIAN=y',
+  'CONFIG_64BIT=y',
+  'CONFIG_X86_64=y',
+  'CONFIG_ARM=y',
+  'CONFIG_AEABI=y',
+  'CONFIG_NR_CPUS=4',
+  'CONFIG_ARM_THUMB=y',
+  'CONFIG_PSTORE=y',
+  'CONFIG_PSTORE_BLK=y',
+  'CONFIG_PSTORE_BLK_KMSG_SIZE=64',
+  'CONFIG_PSTORE_PMSG=y',
+  'CONFIG_PSTORE_BLK_PMSG_SIZE=64',
+  '# CONFIG_PSTORE_CONSOLE is not set',
+  'CONFIG_PSTORE_FTRACE=y',
+  'CONFIG_PSTORE_BLK_FTRACE_SIZE=64',
+  'CONFIG_PSTORE_BLK_MAX_REASON=2',
+  'CONFIG_PSTORE_BLK_BLKDEV="/dev/mmcblk0p9"',
+  'CONFIG_PSTORE_COMPRESS_DEFAULT="deflate"',
+  'CONFIG_CPU_BIG_ENDIAN=y',
 ];
 
 export const kconfig = {
@@ -569,7 +719,7 @@ export const selftest = {
     // slow only the first time (FUZZ_SELFTEST_SLOW names a marker file): a busy machine, not a hang
     if (x.n === 6 && process.env.FUZZ_SELFTEST_SLOW && !existsSync(process.env.FUZZ_SELFTEST_SLOW)) {
       writeFileSync(process.env.FUZZ_SELFTEST_SLOW, '');
-      for (const t = Date.now(); Date.now() - t < 2000; );
+      for (const t = Date.now(); Date.now() - t < 2000;);
     }
   },
   save: (x) => ({ bin: Buffer.from([x.n]), meta: {} }),

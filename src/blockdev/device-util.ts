@@ -15,12 +15,7 @@ export function throwIfAborted(opts?: IoOptions): void {
  * Out-of-range requests are IoErrors (the interface promises that for reads past the end);
  * misaligned ones are programming errors and say how to fix them.
  */
-export function checkAccess(
-  dev: Pick<BlockDevice, 'size' | 'alignment' | 'info'>,
-  op: 'read' | 'write',
-  offset: number,
-  length: number,
-): void {
+export function checkAccess(dev: Pick<BlockDevice, 'size' | 'alignment' | 'info'>, op: 'read' | 'write', offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0) {
     throw new IoError(`${op} on ${dev.info.name}: invalid offset ${String(offset)}`, { failure: 'out-of-range' });
   }
@@ -28,17 +23,11 @@ export function checkAccess(
     throw new IoError(`${op} on ${dev.info.name}: invalid length ${String(length)}`, { failure: 'out-of-range' });
   }
   if (offset + length > dev.size) {
-    throw new IoError(
-      `${op} of ${length} bytes at offset ${offset} on ${dev.info.name} goes past the end of the device (size ${dev.size})`,
-      { failure: 'out-of-range' },
-    );
+    throw new IoError(`${op} of ${length} bytes at offset ${offset} on ${dev.info.name} goes past the end of the device (size ${dev.size})`, { failure: 'out-of-range' });
   }
   const a = dev.alignment;
   if (a > 1 && (offset % a !== 0 || length % a !== 0)) {
-    throw new CrashcartError(
-      `${op} of ${length} bytes at offset ${offset} on ${dev.info.name} is not aligned to ${a} bytes (use readRange/writeRange)`,
-      ExitCode.INTERNAL,
-    );
+    throw new CrashcartError(`${op} of ${length} bytes at offset ${offset} on ${dev.info.name} is not aligned to ${a} bytes (use readRange/writeRange)`, ExitCode.INTERNAL);
   }
 }
 

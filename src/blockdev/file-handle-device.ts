@@ -61,15 +61,13 @@ export class FileHandleDevice implements BlockDevice {
       try {
         ({ bytesRead: n } = await this.handle.read(buf, done, want, offset + done));
       } catch (err) {
-        throw new IoError(
-          `read of ${length} bytes at offset ${offset} on ${this.info.name} failed at offset ${offset + done}: ${(err as Error)?.message ?? String(err)}`,
-          { cause: err, failure: failureOfErrno(err) },
-        );
+        throw new IoError(`read of ${length} bytes at offset ${offset} on ${this.info.name} failed at offset ${offset + done}: ${(err as Error)?.message ?? String(err)}`, {
+          cause: err,
+          failure: failureOfErrno(err),
+        });
       }
       if (n === 0) {
-        throw new IoError(
-          `short read on ${this.info.name}: wanted ${length} bytes at offset ${offset}, got only ${done} (truncated image or device shrank?)`,
-        );
+        throw new IoError(`short read on ${this.info.name}: wanted ${length} bytes at offset ${offset}, got only ${done} (truncated image or device shrank?)`);
       }
       done += n;
     }

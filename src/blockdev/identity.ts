@@ -6,7 +6,6 @@ import type { BigIntStats } from 'node:fs';
 import type { DeviceIdentity } from './block-device.js';
 import { devNumber } from '../host/dev-number.js';
 
-
 /** A regular file: its file system's device and its inode (hard links share it). */
 export function fileIdentity(st: BigIntStats): DeviceIdentity {
   return { kind: 'file', key: `${st.dev}:${st.ino}`, fsDevice: devNumber(st.dev) };

@@ -132,4 +132,3 @@ export async function openOsBlockDevice(path: string, opts: OsBlockDeviceOptions
     throw err;
   }
 }
-

@@ -25,10 +25,7 @@ export const FALLBACK_MAX_TRANSFER_BYTES = 64 * 512;
 /** Blocks at the end of the medium accessed one at a time. */
 export const LAST_BUGGY_BLOCKS = 8;
 
-export type UsbDeviceEvent =
-  | BotEvent
-  | ScsiEvent
-  | { type: 'transfer-size-fallback'; fromBytes: number; toBytes: number };
+export type UsbDeviceEvent = BotEvent | ScsiEvent | { type: 'transfer-size-fallback'; fromBytes: number; toBytes: number };
 
 export interface UsbBlockDeviceOptions {
   /** Slot to open. Default 0. */
@@ -159,11 +156,7 @@ export class UsbBlockDevice implements BlockDevice {
   }
 
   /** Splits [lba, lba+blocks) into commands and runs `op` on each. */
-  private async forEachChunk(
-    firstLba: number,
-    blocks: number,
-    op: (lba: number, count: number, index: number) => Promise<void>,
-  ): Promise<void> {
+  private async forEachChunk(firstLba: number, blocks: number, op: (lba: number, count: number, index: number) => Promise<void>): Promise<void> {
     const total = Number(this.state.blocks);
     const buggyFrom = this.quirks.lastSectorBug === false ? total : Math.max(0, total - LAST_BUGGY_BLOCKS);
     let lba = firstLba;

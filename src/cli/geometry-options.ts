@@ -48,7 +48,12 @@ export function withGeometryOptions<T>(y: Argv<T>) {
     .option('profile', { type: 'string', describe: 'board profile name (hw-profiles/boards) or JSON file', group: 'Geometry:' })
     .option('kconfig', { type: 'string', describe: "board kernel's .config or /proc/config.gz, for parameters the command line leaves out", group: 'Geometry:' })
     .option('endian', { type: 'string', choices: ['le', 'be'], describe: 'byte order of the board (default: detected)', group: 'Geometry:' })
-    .option('abi', { type: 'string', choices: ['lp64', 'ilp32', 'i386'], describe: 'struct layout: lp64 (64-bit), ilp32 (32-bit ARM EABI, MIPS o32, PPC32), i386 (i386, ARM OABI); default: detected', group: 'Geometry:' });
+    .option('abi', {
+      type: 'string',
+      choices: ['lp64', 'ilp32', 'i386'],
+      describe: 'struct layout: lp64 (64-bit), ilp32 (32-bit ARM EABI, MIPS o32, PPC32), i386 (i386, ARM OABI); default: detected',
+      group: 'Geometry:',
+    });
 }
 
 export interface ResolvedInputs {
@@ -102,9 +107,7 @@ export function resolveGeometryInputs(a: GeometryArgs): ResolvedInputs {
     layout: (a.abi as KmsgLayoutName | undefined) ?? profile?.abi?.layout ?? kabi.layout,
   };
   const explicitRegion = a.partition !== undefined || a.offset !== undefined || a.size !== undefined || a.blkdev !== undefined;
-  let selector: RegionSelector | undefined = explicitRegion
-    ? regionSelectorFromOptions({ partition: a.partition, offset: a.offset, size: a.size, blkdev: a.blkdev })
-    : undefined;
+  let selector: RegionSelector | undefined = explicitRegion ? regionSelectorFromOptions({ partition: a.partition, offset: a.offset, size: a.size, blkdev: a.blkdev }) : undefined;
   if (!selector && profile?.pstore?.partition !== undefined) selector = { kind: 'partition', partition: profile.pstore.partition };
   return { params, abi, selector, profile };
 }

@@ -39,9 +39,7 @@ async function run(argv: string[]): Promise<number> {
     .scriptName('crashcart')
     .usage('$0 <command> [options]')
     .command('pstore', 'Linux pstore/blk regions: extract, layout, format, clear', (y) =>
-      [pstoreExtractCommand, pstoreLayoutCommand, pstoreFormatCommand, pstoreClearCommand]
-        .reduce((acc, add) => add(acc), y)
-        .demandCommand(1, 'name a pstore subcommand'),
+      [pstoreExtractCommand, pstoreLayoutCommand, pstoreFormatCommand, pstoreClearCommand].reduce((acc, add) => add(acc), y).demandCommand(1, 'name a pstore subcommand'),
     )
     .command(listCommand)
     .command(waitCommand)

@@ -12,6 +12,7 @@ import { registerExitCleanup, type StopReason } from './cancellation.js';
 registerUsbDeviceOpener();
 registerExitCleanup(async (reason: StopReason) => {
   if (openUsbTransportCount() === 0) return;
-  if (reason !== 'EPIPE') process.stderr.write(`crashcart: ${reason === 'SIGINT' ? 'interrupted' : reason === 'SIGTERM' ? 'terminated' : 'hung up'}; handing the USB reader back to the kernel driver\n`);
+  if (reason !== 'EPIPE')
+    process.stderr.write(`crashcart: ${reason === 'SIGINT' ? 'interrupted' : reason === 'SIGTERM' ? 'terminated' : 'hung up'}; handing the USB reader back to the kernel driver\n`);
   await closeAllUsbTransports();
 });

@@ -144,7 +144,10 @@ function attr(attrs: string, name: string): string | undefined {
 }
 
 /** The root element's version and the image geometry, checked for consistency. */
-function parseHeader(xml: string, path: string): { version: string; major: number; minor: number; imageSize: number; blockSize: number; blocksCount: number; mappedBlocksCount: number } {
+function parseHeader(
+  xml: string,
+  path: string,
+): { version: string; major: number; minor: number; imageSize: number; blockSize: number; blocksCount: number; mappedBlocksCount: number } {
   const root = findOpen(xml, 'bmap', 0);
   if (!root) throw new SourceError(`${path} is not a bmap file (no <bmap> element)`);
   const version = attr(root.attrs, 'version');
@@ -234,7 +237,7 @@ function parseBlockMap(
   let mapped = 0;
   let mappedBytes = 0;
   let prevLast = -1;
-  for (let from = 0; ; ) {
+  for (let from = 0; ;) {
     const open = findOpen(mapXml, 'Range', from);
     const close = open && findClose(mapXml, 'Range', open.end);
     if (!open || !close) break;

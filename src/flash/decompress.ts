@@ -83,10 +83,7 @@ function sourceError(path: string, format: ImageFormat, err: unknown, outBytes: 
   if (code && /^E[A-Z]+$/.test(code)) {
     return new SourceError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
-  return new SourceError(
-    `${path}: ${format} decompression failed after ${outBytes} bytes of output: ${describe(format, err)}`,
-    { cause: err },
-  );
+  return new SourceError(`${path}: ${format} decompression failed after ${outBytes} bytes of output: ${describe(format, err)}`, { cause: err });
 }
 
 type ZstdFactory = () => Transform;
@@ -157,7 +154,7 @@ async function* gzipThenTail(path: string, decoded: AsyncIterable<Uint8Array>, g
     const size = (await fh.stat()).size;
     if (used >= size) return;
     const buf = new Uint8Array(64 * 1024);
-    for (let pos = used; pos < size; ) {
+    for (let pos = used; pos < size;) {
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
       if (bytesRead === 0) break;
       const i = buf.subarray(0, bytesRead).findIndex((b) => b !== 0);
@@ -199,7 +196,9 @@ async function* xzCheckGate(input: AsyncIterable<Uint8Array>, onWarning?: (messa
         onWarning?.('the xz file records no integrity check (made with xz --check=none): corruption in it can go undetected');
       } else if (check !== 1 && check !== 4) {
         const name = XZ_CHECKS[check] ?? `type ${check}`;
-        throw new Error(`the xz stream uses ${name} integrity checks, which this decoder cannot verify; recompress it with xz --check=crc64 (or crc32), or decompress it first (xz -dk)`);
+        throw new Error(
+          `the xz stream uses ${name} integrity checks, which this decoder cannot verify; recompress it with xz --check=crc64 (or crc32), or decompress it first (xz -dk)`,
+        );
       }
     }
     yield head;
@@ -362,7 +361,7 @@ async function pumpInto(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWriteStr
   try {
     const slicer = new AdaptiveSlicer();
     for await (const c of input) {
-      for (let i = 0; i < c.length; ) {
+      for (let i = 0; i < c.length;) {
         if (out.failed !== undefined) return;
         const n = Math.min(slicer.size, c.length - i);
         out.produced = 0;
@@ -416,7 +415,7 @@ async function* viaTransform(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWri
 export async function* decompressFile(path: string, format: ImageFormat, opts: DecompressOptions = {}): AsyncGenerator<Uint8Array> {
   let out = 0;
   try {
-    const input = counted(path, opts, format === 'raw' ? opts.start ?? 0 : 0);
+    const input = counted(path, opts, format === 'raw' ? (opts.start ?? 0) : 0);
     let stream: AsyncIterable<Uint8Array>;
     switch (format) {
       case 'raw':

@@ -389,7 +389,7 @@ export class Destination {
     let done = 0;
     this.progress('verifying', 0, total, true);
     const bad: MismatchRange[] = [];
-    for (let i = 0; i < digests.length; ) {
+    for (let i = 0; i < digests.length;) {
       const { j, len } = contiguousBatch(digests, i);
       const start = digests[i].start;
       const buf = await this.readBack(start, len);

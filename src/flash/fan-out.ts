@@ -43,7 +43,11 @@ export class FanOut {
   private dropOverrun(end: number): void {
     for (const d of this.dests.filter((d) => d.live)) {
       if (end > d.dev.size) {
-        d.fail(new RefusedError(`${d.name}: the image is larger than the card (${d.dev.size} bytes, ${formatBytes(d.dev.size)}): the data goes on past its end; the first MiB was not written, so the card will not boot`));
+        d.fail(
+          new RefusedError(
+            `${d.name}: the image is larger than the card (${d.dev.size} bytes, ${formatBytes(d.dev.size)}): the data goes on past its end; the first MiB was not written, so the card will not boot`,
+          ),
+        );
       }
     }
   }

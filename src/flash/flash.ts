@@ -181,7 +181,10 @@ function preflight(source: ImageSource, dests: Destination[], emit: (e: FlashEve
   const need = requiredSize(source);
   for (const d of dests) d.preflight(need);
   if (!need) {
-    emit({ type: 'warning', message: `${source.path}: the ${source.format} container does not record the image size; a card that is too small is detected when the data reaches its end (the first MiB is written last, so such a card will not boot)` });
+    emit({
+      type: 'warning',
+      message: `${source.path}: the ${source.format} container does not record the image size; a card that is too small is detected when the data reaches its end (the first MiB is written last, so such a card will not boot)`,
+    });
   }
 }
 

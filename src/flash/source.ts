@@ -103,7 +103,7 @@ async function matchingBmap(path: string, opts: ImageSourceOptions, format: Imag
 
 /** Fills `buf` from the raw image at `pos`; the bmap maps bytes up to `end`. */
 async function readMapped(fh: FileHandle, path: string, buf: Uint8Array, pos: number, end: number): Promise<void> {
-  for (let got = 0; got < buf.length; ) {
+  for (let got = 0; got < buf.length;) {
     let n: number;
     try {
       ({ bytesRead: n } = await fh.read(buf, got, buf.length - got, pos + got));
@@ -121,7 +121,7 @@ async function* mappedExtents(fh: FileHandle, path: string, bmap: Bmap, eo: Exte
   let consumed = 0;
   for (const r of bmap.ranges) {
     const { start, end } = rangeBytes(bmap, r);
-    for (let pos = start; pos < end; ) {
+    for (let pos = start; pos < end;) {
       eo.signal?.throwIfAborted();
       const want = Math.min(chunk - (pos % chunk), end - pos);
       const buf = new Uint8Array(want);

@@ -90,7 +90,11 @@ const isSkippable = (magic: number) => magic >= 0x184d2a50 && magic <= 0x184d2a5
 /** The next frame's magic number; `frames` frames came before it. */
 async function frameMagic(cur: ByteCursor, frames: number): Promise<number> {
   if (!(await cur.need(4))) {
-    throw new Error(frames === 0 ? 'truncated (the file ends inside the first frame header)' : `${cur.available} byte(s) after the last frame are not a zstd frame (truncated frame or trailing garbage)`);
+    throw new Error(
+      frames === 0
+        ? 'truncated (the file ends inside the first frame header)'
+        : `${cur.available} byte(s) after the last frame are not a zstd frame (truncated frame or trailing garbage)`,
+    );
   }
   return u32(cur.peek(4), 0);
 }
@@ -221,7 +225,7 @@ async function feedBlock(cur: ByteCursor, dec: FrameDecoder, what: string): Prom
 async function* decodeFrame(cur: ByteCursor, header: FrameHeader, what: string): AsyncGenerator<Uint8Array> {
   const dec = new FrameDecoder(header, what);
   // One block at a time, its output handed on before the next is decoded.
-  for (let last = false; !last; ) {
+  for (let last = false; !last;) {
     last = await feedBlock(cur, dec, what);
     if (dec.hasOutput) yield* dec.drain();
   }
@@ -256,7 +260,9 @@ export async function* zstdVerifiedStream(input: AsyncIterable<Uint8Array>, opts
     }
     if (magic !== ZSTD_MAGIC) {
       throw new Error(
-        frames === 0 ? `not a zstd frame at byte ${frameAt}` : `the data at byte ${frameAt}, after the last complete zstd frame, is not a zstd frame (trailing garbage or a damaged frame)`,
+        frames === 0
+          ? `not a zstd frame at byte ${frameAt}`
+          : `the data at byte ${frameAt}, after the last complete zstd frame, is not a zstd frame (trailing garbage or a damaged frame)`,
       );
     }
     const header = await readFrameHeader(cur, what);

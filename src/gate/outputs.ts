@@ -119,7 +119,8 @@ export async function prepareOutputDir(dir: string, opts: { replace?: boolean } 
   const entries = await readdir(dir);
   if (entries.length === 0) return;
   if (!opts.replace) throw new RefusedError(`output folder ${dir} is not empty; choose a new folder, or pass --replace to replace an earlier extraction there`);
-  if (!(await isExtraction(dir))) throw new RefusedError(`output folder ${dir} does not hold an earlier crashcart extraction (no index.json of ours); refusing to delete what is in it`);
+  if (!(await isExtraction(dir)))
+    throw new RefusedError(`output folder ${dir} does not hold an earlier crashcart extraction (no index.json of ours); refusing to delete what is in it`);
   for (const e of entries) await rm(join(dir, e), { recursive: true, force: true });
 }
 

@@ -157,7 +157,8 @@ export class WriteGate {
     }
     if (opts.targets === false) return;
     for (const t of this.targets) {
-      if (footprintsConflict(fp, t.footprint)) throw new RefusedError(`${name} is already ${t.role} of this command (${t.name}), or shares storage with it; refusing to write it twice`);
+      if (footprintsConflict(fp, t.footprint))
+        throw new RefusedError(`${name} is already ${t.role} of this command (${t.name}), or shares storage with it; refusing to write it twice`);
     }
   }
 
@@ -174,7 +175,9 @@ export class WriteGate {
     }
     const report = await systemDiskCheck(real, this.opts);
     if (report.inUse && !this.opts.allowSystemDisk) {
-      throw new RefusedError(`${name} is a disk this system uses: ${report.reasons.join('; ')}; refusing to write (unmount it first, or pass ${SYSTEM_DISK_FLAG} if you really mean it)`);
+      throw new RefusedError(
+        `${name} is a disk this system uses: ${report.reasons.join('; ')}; refusing to write (unmount it first, or pass ${SYSTEM_DISK_FLAG} if you really mean it)`,
+      );
     }
   }
 }

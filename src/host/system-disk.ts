@@ -47,7 +47,17 @@ export interface SystemDiskReport {
 
 export async function systemDiskCheck(path: string, paths: SystemPaths = {}, depth = 0): Promise<SystemDiskReport> {
   const node = await describeBlockNode(path, paths);
-  const report: SystemDiskReport = { path, isBlockDevice: node.name !== undefined, partitions: [], holders: [], mounts: [], swaps: [], holdsRoot: false, inUse: false, reasons: [] };
+  const report: SystemDiskReport = {
+    path,
+    isBlockDevice: node.name !== undefined,
+    partitions: [],
+    holders: [],
+    mounts: [],
+    swaps: [],
+    holdsRoot: false,
+    inUse: false,
+    reasons: [],
+  };
   if (node.name === undefined) return report;
   report.name = node.name;
   report.disk = node.disk;
@@ -160,7 +170,8 @@ async function readMountTable(proc: string): Promise<{ mounts: MountEntry[]; unk
 
 function reasonsFor(report: SystemDiskReport, backing: { file: string; report: SystemDiskReport } | undefined): string[] {
   const reasons: string[] = [];
-  if (backing?.report.inUse) reasons.push(`${report.path} is a loop device backed by ${backing.file}, on ${backing.report.path}, a disk this system uses (${backing.report.reasons.join('; ')})`);
+  if (backing?.report.inUse)
+    reasons.push(`${report.path} is a loop device backed by ${backing.file}, on ${backing.report.path}, a disk this system uses (${backing.report.reasons.join('; ')})`);
   if (report.holdsRoot) reasons.push(`${report.path} holds the root file system /`);
   for (const m of report.mounts) {
     if (m.mountPoint !== '/') reasons.push(`${m.source} is mounted on ${m.mountPoint}`);

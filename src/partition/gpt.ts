@@ -32,9 +32,7 @@ export interface GptHeader {
   entryArrayCrc: number;
 }
 
-type HeaderResult =
-  | { ok: true; header: GptHeader; entries: Uint8Array }
-  | { ok: false; reason: string; header?: GptHeader; signature: boolean };
+type HeaderResult = { ok: true; header: GptHeader; entries: Uint8Array } | { ok: false; reason: string; header?: GptHeader; signature: boolean };
 
 function u64(dv: DataView, off: number): number {
   const v = dv.getBigUint64(off, true);
@@ -42,9 +40,12 @@ function u64(dv: DataView, off: number): number {
 }
 
 /** Decodes a GPT header sector; returns the reason it is unusable, or the header. */
-export function decodeGptHeader(buf: Uint8Array, lba: number, sectorSize: number, lastLba: number):
-  | { ok: true; header: GptHeader }
-  | { ok: false; reason: string; signature: boolean } {
+export function decodeGptHeader(
+  buf: Uint8Array,
+  lba: number,
+  sectorSize: number,
+  lastLba: number,
+): { ok: true; header: GptHeader } | { ok: false; reason: string; signature: boolean } {
   if (buf.length < 92 || new TextDecoder('latin1').decode(buf.subarray(0, 8)) !== SIGNATURE) {
     return { ok: false, reason: 'no GPT signature', signature: false };
   }
@@ -211,9 +212,7 @@ export async function parseGpt(dev: BlockDevice, opts: GptParseOptions = {}): Pr
   }
   if (protective || sawSignature) {
     const detail = failures.length > 0 ? failures.join(' | ') : 'device too small';
-    throw new BadInputError(
-      `${dev.info.name}: ${protective ? 'protective MBR found' : 'GPT signature found'} but no valid GPT header (${detail})`,
-    );
+    throw new BadInputError(`${dev.info.name}: ${protective ? 'protective MBR found' : 'GPT signature found'} but no valid GPT header (${detail})`);
   }
   return null;
 }

@@ -118,9 +118,7 @@ export function parseBlkdevSpec(input: string): BlkdevSpec {
   }
   m = /^((?:mmcblk|loop|nbd|md)\d+|nvme\d+n\d+|(?:s|v|h|xv)d[a-z]+)$/.exec(name);
   if (m) return { kind: 'disk', text, disk: m[1] };
-  throw new UsageError(
-    `unrecognised blkdev "${text}": expected /dev/mmcblkNpM, /dev/sdXN, /dev/vdXN, /dev/nvmeNnMpK, /dev/block/…, PARTLABEL=name or PARTUUID=uuid[/PARTNROFF=n]`,
-  );
+  throw new UsageError(`unrecognised blkdev "${text}": expected /dev/mmcblkNpM, /dev/sdXN, /dev/vdXN, /dev/nvmeNnMpK, /dev/block/…, PARTLABEL=name or PARTUUID=uuid[/PARTNROFF=n]`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,9 +202,7 @@ export function findPartitionByName(table: PartitionTable, name: string): Partit
   const cands = exact.length > 1 ? exact : table.partitions.filter((p) => p.name !== undefined && p.name.toLowerCase() === name.toLowerCase());
   if (cands.length === 1) return cands[0];
   if (cands.length > 1) {
-    throw new UsageError(
-      `partition name "${name}" is ambiguous: ${cands.map((p) => `${p.number} "${p.name}"`).join(', ')}; select it by number instead`,
-    );
+    throw new UsageError(`partition name "${name}" is ambiguous: ${cands.map((p) => `${p.number} "${p.name}"`).join(', ')}; select it by number instead`);
   }
   if (table.kind === 'mbr') throw new UsageError(`MBR partitions have no names; "${name}" cannot be found (${listPartitions(table)})`);
   throw new UsageError(`no partition named "${name}" (${listPartitions(table)})`);
@@ -214,9 +210,7 @@ export function findPartitionByName(table: PartitionTable, name: string): Partit
 
 function partitionRegion(dev: BlockDevice, p: Partition, prefix = ''): SelectedRegion {
   if (p.start + p.size > dev.size) {
-    throw new BadInputError(
-      `partition ${p.number} (offset ${p.start}, size ${p.size}) extends past the end of ${dev.info.name} (size ${dev.size}); is the image truncated?`,
-    );
+    throw new BadInputError(`partition ${p.number} (offset ${p.start}, size ${p.size}) extends past the end of ${dev.info.name} (size ${dev.size}); is the image truncated?`);
   }
   const device = new RegionDevice(dev, p.start, p.size, `${dev.info.name}#${p.number}`);
   return { device, description: prefix + describePartition(p), partition: p };

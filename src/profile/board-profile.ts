@@ -206,7 +206,8 @@ function checkTopLevel(o: Obj, path: string, f: Findings): { name?: string; note
   f.known(o, '', TOP_FIELDS);
   const name = typeof o.name === 'string' && PROFILE_NAME.test(o.name) ? o.name : undefined;
   if (!name) f.err('name', 'must be a lowercase identifier (letters, digits, ".", "_", "-")');
-  else if (path.endsWith('.json') && basename(path, '.json') !== name) f.warn('name', `"${name}" differs from the file name ${basename(path)}; --profile ${basename(path, '.json')} will not find it by name`);
+  else if (path.endsWith('.json') && basename(path, '.json') !== name)
+    f.warn('name', `"${name}" differs from the file name ${basename(path)}; --profile ${basename(path, '.json')} will not find it by name`);
   if (o.description !== undefined && typeof o.description !== 'string') f.err('description', 'must be a string');
   let notes: string[] | undefined;
   if (o.notes !== undefined) {
@@ -507,7 +508,8 @@ function checkCmdlineAgrees(pstore: BoardPstore, cmdParams: PstoreParams, f: Fin
     const c = cmdParams[k]?.value;
     if (c !== undefined && pstore[k] !== undefined && c !== pstore[k]) f.err(`pstore.${k}`, `is ${pstore[k]} but cmdline says ${c}`);
   }
-  if (pstore.compress && cmdParams.compress && pstore.compress !== cmdParams.compress.value) f.err('pstore.compress', `is "${pstore.compress}" but cmdline says "${cmdParams.compress.value}"`);
+  if (pstore.compress && cmdParams.compress && pstore.compress !== cmdParams.compress.value)
+    f.err('pstore.compress', `is "${pstore.compress}" but cmdline says "${cmdParams.compress.value}"`);
 }
 
 function findPstorePartition(sel: string | number, partitions: BoardPartition[], f: Findings): PstorePartition | undefined {

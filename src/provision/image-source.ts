@@ -78,7 +78,9 @@ async function walkImage(src: ImageSource, visit: (offset: number, bytes: Uint8A
       p = e;
       if (e === r.end) {
         if (hash && r.checksum && hash.digest('hex') !== r.checksum) {
-          throw new BadInputError(`image ${src.path}: bytes ${r.start}–${r.end - 1} do not match their ${bmap.checksumType} checksum in the bmap; the image or the bmap is damaged`);
+          throw new BadInputError(
+            `image ${src.path}: bytes ${r.start}–${r.end - 1} do not match their ${bmap.checksumType} checksum in the bmap; the image or the bmap is damaged`,
+          );
         }
         hash = undefined;
         ri++;
@@ -101,10 +103,7 @@ function asInputError(e: unknown, what: string): never {
  * Measures an image (decompressing it), checks its bmap and, with `compareWith`, whether the
  * device already holds it at `offset`. Refuses images larger than `capacity`.
  */
-export async function inspectImage(
-  spec: ImageSpec,
-  opts: IoOptions & { capacity?: number; compareWith?: { dev: BlockDevice; offset: number } } = {},
-): Promise<ImageInfo> {
+export async function inspectImage(spec: ImageSpec, opts: IoOptions & { capacity?: number; compareWith?: { dev: BlockDevice; offset: number } } = {}): Promise<ImageInfo> {
   let src: ImageSource;
   try {
     src = await openSource(spec);

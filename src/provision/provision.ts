@@ -11,7 +11,18 @@ import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
 import { formatBytes } from '../util/format-bytes.js';
 import { BadInputError, CrashcartError, NoPstoreError, UsageError, WriteProtectedError } from '../errors.js';
-import { compareGpt, encodeGpt, layoutPartitions, minimumDeviceSize, resolveGpt, writeGpt, type GptLayout, type GptMatch, type PartitionRequest, type ResolvedGpt } from '../partition/gpt-write.js';
+import {
+  compareGpt,
+  encodeGpt,
+  layoutPartitions,
+  minimumDeviceSize,
+  resolveGpt,
+  writeGpt,
+  type GptLayout,
+  type GptMatch,
+  type PartitionRequest,
+  type ResolvedGpt,
+} from '../partition/gpt-write.js';
 import { readPartitionTable } from '../partition/partition-table.js';
 import type { PartitionTable } from '../partition/types.js';
 import { allProfileParams, partitionRequests, type BoardProfile } from '../profile/board-profile.js';
@@ -294,10 +305,7 @@ async function planImages(
     if (!path) continue;
     const bmap = over ? over.bmap : bp.bmap;
     const part = table.partitions[i];
-    const info = await inspectImage(
-      { path, bmapPath: bmap },
-      { capacity: part.size, ...(table.kept ? { compareWith: { dev, offset: part.start } } : {}), signal: opts.signal },
-    );
+    const info = await inspectImage({ path, bmapPath: bmap }, { capacity: part.size, ...(table.kept ? { compareWith: { dev, offset: part.start } } : {}), signal: opts.signal });
     imageInfos.set(part.number, info);
     const skip = info.identical === true;
     images.push({
@@ -383,13 +391,7 @@ async function planPstore(
  * Step 4, records at risk under the old table: a new table cuts away the card's old pstore region,
  * wherever it was; its records join `risks` unless step 3 already covers that region.
  */
-async function planOldTableRecords(
-  dev: BlockDevice,
-  abi: AbiHint,
-  pstore: PlannedPstore | undefined,
-  notes: string[],
-  risks: PlanInternals['extractions'],
-): Promise<void> {
+async function planOldTableRecords(dev: BlockDevice, abi: AbiHint, pstore: PlannedPstore | undefined, notes: string[], risks: PlanInternals['extractions']): Promise<void> {
   try {
     const old = await locatePstoreRegion(dev, { purpose: 'read' });
     const dup = risks.some((r) => r.risk.offset === old.offset && r.risk.size === old.size);
@@ -499,7 +501,10 @@ export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts
 
   // 1. save what would be destroyed
   if (inner.extractions.length > 0 && !opts.discardRecords) {
-    if (!opts.backupDir) throw new UsageError(`the card holds ${inner.extractions.reduce((a, e) => a + e.risk.records.length, 0)} pstore record(s) that provisioning would destroy: give a backup folder or discard them explicitly`);
+    if (!opts.backupDir)
+      throw new UsageError(
+        `the card holds ${inner.extractions.reduce((a, e) => a + e.risk.records.length, 0)} pstore record(s) that provisioning would destroy: give a backup folder or discard them explicitly`,
+      );
     // A folder of this run's own: never merged into an earlier backup.
     const base = await createRunDir(opts.backupDir, `crashcart-backup-${new Date().toISOString().replace(/[:.]/g, '-')}`);
     for (const [i, { risk, x }] of inner.extractions.entries()) {

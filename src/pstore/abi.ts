@@ -62,7 +62,12 @@ export const KMSG_LAYOUTS: Record<KmsgLayoutName, KmsgHeaderLayout> = {
     magic: H + 0,
     tvSec: H + 8,
     tvNsec: () => H + 16,
-    zeroRanges: () => [[H + 4, H + 8], [H + 20, H + 24], [H + 25, H + 28], [H + 36, H + 40]],
+    zeroRanges: () => [
+      [H + 4, H + 8],
+      [H + 20, H + 24],
+      [H + 25, H + 28],
+      [H + 36, H + 40],
+    ],
     compressed: H + 24,
     counter: H + 28,
     reason: H + 32,

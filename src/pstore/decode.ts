@@ -470,7 +470,10 @@ function recoverFtrace(rc: Recovery, linear: Map<Zone, Uint8Array>, abi: Detecte
   const ftraceZones = rc.layout.zones.filter((z) => z.type === 'ftrace' && linear.has(z));
   if (ftraceZones.length === 0) return null;
   const ftraceFormat = detectFtraceFormat(ftraceZones, linear, abi, opts);
-  const merged = combineFtraceZones(ftraceZones.map((z) => linear.get(z)!), ftraceFormat);
+  const merged = combineFtraceZones(
+    ftraceZones.map((z) => linear.get(z)!),
+    ftraceFormat,
+  );
   if (merged.length > 0) {
     const text = renderFtrace(merged, ftraceFormat, opts.symbols);
     rc.records.push({

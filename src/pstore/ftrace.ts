@@ -99,9 +99,7 @@ export function renderFtrace(merged: Uint8Array, f: FtraceFormat, symbols: Symbo
   const lines: string[] = [];
   for (let off = merged.length % rs; off + rs <= merged.length; off += rs) {
     const r = recordAt(merged, off, f);
-    lines.push(
-      `CPU:${ftraceCpu(r, f)} ts:${ftraceTimestamp(r, f)} ${hex08(r.ip)}  ${hex08(r.parentIp)}  ${symbols.ps(r.ip)} <- ${symbols.pS(r.parentIp)}\n`,
-    );
+    lines.push(`CPU:${ftraceCpu(r, f)} ts:${ftraceTimestamp(r, f)} ${hex08(r.ip)}  ${hex08(r.parentIp)}  ${symbols.ps(r.ip)} <- ${symbols.pS(r.parentIp)}\n`);
   }
   return lines.join('');
 }

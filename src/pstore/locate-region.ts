@@ -80,7 +80,9 @@ export async function locatePstoreRegion(dev: BlockDevice, opts: LocateOptions =
     throw e;
   }
   if (region.offset + region.size > dev.size) {
-    throw new BadInputError(`${region.description} runs ${formatBytes(region.offset + region.size - dev.size)} past the end of ${dev.info.name} (truncated image?); refusing to write there`);
+    throw new BadInputError(
+      `${region.description} runs ${formatBytes(region.offset + region.size - dev.size)} past the end of ${dev.info.name} (truncated image?); refusing to write there`,
+    );
   }
   return region;
 }
@@ -92,7 +94,8 @@ async function locate(dev: BlockDevice, opts: LocateOptions, policy: { refuseGue
     table = await readPartitionTable(dev);
   } catch (e) {
     if (!(e instanceof BadInputError)) throw e;
-    if (policy.refuseGuesses) throw new BadInputError(`the partition table of ${dev.info.name} is damaged (${e.message}); refusing to write to a region that is only a guess: ${EXPLICIT_HINT}`);
+    if (policy.refuseGuesses)
+      throw new BadInputError(`the partition table of ${dev.info.name} is damaged (${e.message}); refusing to write to a region that is only a guess: ${EXPLICIT_HINT}`);
     warnings.push(`partition table unreadable (${e.message}); treating the device as unpartitioned`);
   }
   if (table) warnings.push(...table.warnings);
@@ -102,7 +105,9 @@ async function locate(dev: BlockDevice, opts: LocateOptions, policy: { refuseGue
     const spec = parseBlkdevSpec(opts.blkdev);
     // A partition name on an unpartitioned image means the image *is* that partition.
     if (spec.kind !== 'disk' && !table && policy.refuseGuesses) {
-      throw new BadInputError(`blkdev=${opts.blkdev} names a partition but ${dev.info.name} has no partition table; refusing to guess where it is: ${EXPLICIT_HINT} (for an image of that partition alone: --offset 0 --size ${dev.size})`);
+      throw new BadInputError(
+        `blkdev=${opts.blkdev} names a partition but ${dev.info.name} has no partition table; refusing to guess where it is: ${EXPLICIT_HINT} (for an image of that partition alone: --offset 0 --size ${dev.size})`,
+      );
     }
     if (spec.kind === 'disk' || !table) {
       sel = { kind: 'whole' };
@@ -135,7 +140,10 @@ async function locate(dev: BlockDevice, opts: LocateOptions, policy: { refuseGue
   } else {
     if (policy.refuseGuesses && !sel) {
       const what = await formattedAs(dev);
-      if (what) throw new BadInputError(`${dev.info.name} has no partition table but holds ${what}; refusing to treat the whole device as the pstore region: ${EXPLICIT_HINT}, or --blkdev naming the disk`);
+      if (what)
+        throw new BadInputError(
+          `${dev.info.name} has no partition table but holds ${what}; refusing to treat the whole device as the pstore region: ${EXPLICIT_HINT}, or --blkdev naming the disk`,
+        );
     }
     region = { source: deviceSource(dev, 0, dev.size), offset: 0, size: dev.size, description: `whole device: size ${dev.size} (${formatBytes(dev.size)})`, table, warnings };
   }

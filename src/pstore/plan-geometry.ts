@@ -35,7 +35,7 @@ export function planGeometry(regionSize: number, params: PstoreParams): PlannedG
     ftrace_size: get('ftrace_size'),
     cpus: params.cpus ?? { value: 1, source: 'default' as const },
   };
-  if (values.ftrace_size.value > 0 && !params.cpus) assumptions.push('cpus not given: the ftrace area is split for 1 CPU; pass --cpus with the board kernel\'s possible-CPU count');
+  if (values.ftrace_size.value > 0 && !params.cpus) assumptions.push("cpus not given: the ftrace area is split for 1 CPU; pass --cpus with the board kernel's possible-CPU count");
   const warnings: string[] = [];
   const sizes = normaliseSizes(
     { kmsg_size: values.kmsg_size.value, pmsg_size: values.pmsg_size.value, console_size: values.console_size.value, ftrace_size: values.ftrace_size.value },

@@ -33,7 +33,6 @@ for (const [type, id] of TYPES) {
   SIGS.set(bswap(sig), { type, endian: HOST_LE ? 'be' : 'le' });
 }
 
-
 /** Scans the first min(available, 128 MiB) bytes. `limit` caps the number of hits kept. */
 export async function scanSignatures(src: RegionSource, limit = 4096): Promise<FoundSignature[]> {
   const found: FoundSignature[] = [];
@@ -43,10 +42,7 @@ export async function scanSignatures(src: RegionSource, limit = 4096): Promise<F
     const want = Math.min(CHUNK + ZONE_HEADER_SIZE + 4, end - base);
     const bytes = await src.read(base, want);
     const words = Math.floor(bytes.length / 4);
-    const w =
-      bytes.byteOffset % 4 === 0
-        ? new Uint32Array(bytes.buffer, bytes.byteOffset, words)
-        : new Uint32Array(bytes.slice(0, words * 4).buffer);
+    const w = bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, words) : new Uint32Array(bytes.slice(0, words * 4).buffer);
     const scanWords = Math.min(words, CHUNK / 4);
     for (let i = 0; i < scanWords; i++) {
       const v = w[i];

@@ -110,7 +110,9 @@ export async function waitForCard(opts: WaitOptions): Promise<WaitResult> {
       if (deadline !== undefined && now >= deadline) {
         const what = opts.event === 'insert' ? 'no card was inserted' : 'the card was not removed';
         const where = opts.selector ? ` in ${formatUsbSelector(opts.selector)}` : '';
-        const state = all.length ? all.map((s) => `${s.selector} ${s.state === 'present' ? 'has a card' : s.state === 'absent' ? 'is empty' : `unknown (${s.error})`}`).join(', ') : 'no reader present';
+        const state = all.length
+          ? all.map((s) => `${s.selector} ${s.state === 'present' ? 'has a card' : s.state === 'absent' ? 'is empty' : `unknown (${s.error})`}`).join(', ')
+          : 'no reader present';
         throw new WaitTimeoutError(`timed out after ${((now - started) / 1000).toFixed(1)} s: ${what}${where} (${state})`);
       }
       await abortableSleep(deadline === undefined ? interval : Math.min(interval, deadline - now), opts.signal);

@@ -123,7 +123,17 @@ async function openOn(t: UsbTransport, d: UsbDeviceInfo, lun: number, quirks: Re
   const name = slotSelector(d, lun);
   let dev: UsbBlockDevice;
   try {
-    dev = await UsbBlockDevice.open(t, { lun, quirks, readOnly: !opts.write, name, bot: opts.bot, scsi: opts.scsi, onEvent: opts.onEvent, signal: opts.signal, maxTransferBytes: opts.maxTransferBytes });
+    dev = await UsbBlockDevice.open(t, {
+      lun,
+      quirks,
+      readOnly: !opts.write,
+      name,
+      bot: opts.bot,
+      scsi: opts.scsi,
+      onEvent: opts.onEvent,
+      signal: opts.signal,
+      maxTransferBytes: opts.maxTransferBytes,
+    });
   } catch (e) {
     // UsbBlockDevice.open has closed the transport.
     if (e instanceof NoMediumError) throw new IoError(`${name}: no card in the slot`, { cause: e });

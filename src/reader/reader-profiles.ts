@@ -117,7 +117,9 @@ export function defaultReaderProfileDir(): string {
 export function loadReaderProfiles(dir = defaultReaderProfileDir()): ReaderProfile[] {
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
+    names = readdirSync(dir)
+      .filter((n) => n.endsWith('.json'))
+      .sort();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw e;
@@ -137,10 +139,7 @@ export function loadReaderProfiles(dir = defaultReaderProfileDir()): ReaderProfi
 
 export function profileMatches(m: ReaderMatch, vendorId: number, productId: number, revision: number): boolean {
   return (
-    m.vendorId === vendorId &&
-    m.productId === productId &&
-    (m.revisionMin === undefined || revision >= m.revisionMin) &&
-    (m.revisionMax === undefined || revision <= m.revisionMax)
+    m.vendorId === vendorId && m.productId === productId && (m.revisionMin === undefined || revision >= m.revisionMin) && (m.revisionMax === undefined || revision <= m.revisionMax)
   );
 }
 
@@ -148,15 +147,12 @@ export function profileMatches(m: ReaderMatch, vendorId: number, productId: numb
  * Merged quirks of every matching profile; profiles with a revision range override the
  * VID:PID-only ones.
  */
-export function quirksFor(
-  profiles: readonly ReaderProfile[],
-  vendorId: number,
-  productId: number,
-  revision: number,
-): { quirks: ReaderQuirks; matched: ReaderProfile[] } {
+export function quirksFor(profiles: readonly ReaderProfile[], vendorId: number, productId: number, revision: number): { quirks: ReaderQuirks; matched: ReaderProfile[] } {
   const matched = profiles
     .filter((p) => profileMatches(p.match, vendorId, productId, revision))
-    .sort((a, b) => Number(a.match.revisionMin !== undefined || a.match.revisionMax !== undefined) - Number(b.match.revisionMin !== undefined || b.match.revisionMax !== undefined));
+    .sort(
+      (a, b) => Number(a.match.revisionMin !== undefined || a.match.revisionMax !== undefined) - Number(b.match.revisionMin !== undefined || b.match.revisionMax !== undefined),
+    );
   const quirks: ReaderQuirks = {};
   for (const p of matched) Object.assign(quirks, p.quirks);
   return { quirks, matched };

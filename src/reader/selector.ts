@@ -93,9 +93,7 @@ export function resolveUsbSelector(sel: UsbSelector, devices: readonly UsbDevice
   if (found.length === 0) {
     const readers = devices.filter((d) => botInterfaceOf(d));
     throw new UsageError(
-      readers.length === 0
-        ? `${text}: no USB mass-storage reader found`
-        : `${text}: no such reader; present:\n  ${readers.map(describeCandidate).join('\n  ')}`,
+      readers.length === 0 ? `${text}: no USB mass-storage reader found` : `${text}: no such reader; present:\n  ${readers.map(describeCandidate).join('\n  ')}`,
     );
   }
   throw new UsageError(`${text} is ambiguous, ${found.length} readers match:\n  ${found.map(describeCandidate).join('\n  ')}\nuse a port path (usb:PORT) to pick one`);

@@ -134,13 +134,7 @@ export class ScsiLun {
       try {
         r = await this.bot.execute({ lun: this.lun, cdb: c, inLength: opts.inLength, data: opts.data, timeoutMs: opts.timeoutMs, signal: opts.signal });
       } catch (e) {
-        if (
-          e instanceof BotTransportError &&
-          e.recovered &&
-          transportTries < this.o.transportRetries &&
-          (e.reason !== 'timeout' || retryTimeouts) &&
-          !opts.signal?.aborted
-        ) {
+        if (e instanceof BotTransportError && e.recovered && transportTries < this.o.transportRetries && (e.reason !== 'timeout' || retryTimeouts) && !opts.signal?.aborted) {
           transportTries++;
           this.onEvent?.({ type: 'retry', reason: `transport: ${e.reason}`, opcode, attempt: transportTries });
           continue;

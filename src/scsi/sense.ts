@@ -107,7 +107,7 @@ export function parseSense(b: Uint8Array): SenseData | undefined {
     const sense: SenseData = { responseCode: code, deferred: code === 0x73, key: b[1] & 0x0f, asc: b[2], ascq: b[3] };
     // Walk the descriptors for an INFORMATION descriptor (type 00h, VALID bit in byte 2).
     const end = Math.min(b.length, 8 + (b.length > 7 ? b[7] : 0));
-    for (let at = 8; at + 2 <= end; ) {
+    for (let at = 8; at + 2 <= end;) {
       const type = b[at];
       const len = b[at + 1];
       if (type === 0x00 && len >= 0x0a && at + 12 <= b.length && b[at + 2] & 0x80) {

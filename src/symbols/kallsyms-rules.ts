@@ -56,13 +56,7 @@ function kallsymsIgnores(name: string, type: string): boolean {
 /** scripts/kallsyms.c `may_be_linker_script_provide_symbol()`. */
 function linkerProvided(name: string): boolean {
   if (name.length < 8 || !name.startsWith('__')) return false;
-  return (
-    name.startsWith('start_', 2) ||
-    name.startsWith('stop_', 2) ||
-    name.startsWith('end_', 2) ||
-    name.endsWith('_start') ||
-    name.endsWith('_end')
-  );
+  return name.startsWith('start_', 2) || name.startsWith('stop_', 2) || name.startsWith('end_', 2) || name.endsWith('_start') || name.endsWith('_end');
 }
 
 function leadingUnderscores(name: string): number {

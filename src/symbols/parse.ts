@@ -152,15 +152,20 @@ function parseLine(b: Uint8Array, i: number, e: number, out: Parsed): void {
     }
   }
   // type, name, optional [module]; a fifth field is an error
-  let t0 = -1, t1 = -1, n0 = -1, n1 = -1, m0 = -1, m1 = -1;
+  let t0 = -1,
+    t1 = -1,
+    n0 = -1,
+    n1 = -1,
+    m0 = -1,
+    m1 = -1;
   for (let field = 0; !bad; field++) {
     while (i < e && isBlank(b[i])) i++;
     if (i === e) break;
     const s = i;
     while (i < e && !isBlank(b[i])) i++;
-    if (field === 0) (t0 = s), (t1 = i);
-    else if (field === 1) (n0 = s), (n1 = i);
-    else if (field === 2) (m0 = s), (m1 = i);
+    if (field === 0) ((t0 = s), (t1 = i));
+    else if (field === 1) ((n0 = s), (n1 = i));
+    else if (field === 2) ((m0 = s), (m1 = i));
     else bad = true;
   }
   if (bad || n0 < 0 || t1 - t0 !== 1) {
@@ -174,7 +179,8 @@ function parseLine(b: Uint8Array, i: number, e: number, out: Parsed): void {
       return;
     }
     module = latin1(b, m0 + 1, m1 - 1);
-    if (module === out.lastModule) module = out.lastModule; // one string per run of a module's lines
+    if (module === out.lastModule)
+      module = out.lastModule; // one string per run of a module's lines
     else out.lastModule = module;
   }
   if (digits > out.maxDigits) out.maxDigits = digits;

@@ -322,15 +322,7 @@ export class BotDriver {
     const { cmd, expected, directionIn } = x;
     const moved = directionIn ? data.length : stalled ? 0 : expected;
     let residue = Math.min(csw.residue, expected);
-    if (
-      !this.ignoreResidue &&
-      csw.status === 0 &&
-      directionIn &&
-      expected > 0 &&
-      data.length === expected &&
-      csw.residue !== 0 &&
-      (cmd.cdb[0] === 0x12 || cmd.cdb[0] === 0x25)
-    ) {
+    if (!this.ignoreResidue && csw.status === 0 && directionIn && expected > 0 && data.length === expected && csw.residue !== 0 && (cmd.cdb[0] === 0x12 || cmd.cdb[0] === 0x25)) {
       // Full INQUIRY / READ CAPACITY data with a non-zero residue: this device gets residue wrong.
       this.ignoreResidue = true;
       this.onEvent?.({ type: 'ignore-residue-detected' });

@@ -5,13 +5,7 @@
 import { CrashcartError, ExitCode, IoError } from '../errors.js';
 
 /** How a single USB transfer failed, independent of the binding that reported it. */
-export type TransferErrorKind =
-  | 'stall'
-  | 'timeout'
-  | 'babble'
-  | 'disconnected'
-  | 'cancelled'
-  | 'io';
+export type TransferErrorKind = 'stall' | 'timeout' | 'babble' | 'disconnected' | 'cancelled' | 'io';
 
 /** A USB transfer (bulk or control) failed. `kind` drives the BOT state machine. */
 export class UsbTransferError extends IoError {
@@ -34,14 +28,7 @@ export class DeviceGoneError extends IoError {
  * error, timeout, babble). `recovered` tells whether reset recovery brought the device back to a
  * state where the next command can be sent; `reason` is what went wrong.
  */
-export type BotFailure =
-  | 'phase-error'
-  | 'invalid-csw'
-  | 'timeout'
-  | 'babble'
-  | 'cbw-failed'
-  | 'csw-failed'
-  | 'data-failed';
+export type BotFailure = 'phase-error' | 'invalid-csw' | 'timeout' | 'babble' | 'cbw-failed' | 'csw-failed' | 'data-failed';
 
 export class BotTransportError extends IoError {
   readonly reason: BotFailure;

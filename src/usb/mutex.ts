@@ -12,4 +12,3 @@ export class Mutex {
     return result;
   }
 }
-

@@ -99,7 +99,7 @@ async function loadUsb(): Promise<NodeUsbModule> {
 }
 
 const UDEV_HINT =
-  'grant your user read/write access to the reader\'s /dev/bus/usb node, e.g. a udev rule ' +
+  "grant your user read/write access to the reader's /dev/bus/usb node, e.g. a udev rule " +
   'SUBSYSTEM=="usb", ATTR{idVendor}=="VVVV", ATTR{idProduct}=="PPPP", MODE="0660", GROUP="plugdev" ' +
   '(`crashcart udev-rule` prints one for your readers), or run as root';
 
@@ -410,7 +410,9 @@ export class NodeUsbTransport implements UsbTransport {
     const deadline = Date.now() + Math.max(opts.timeoutMs, 5_000);
     while (Date.now() < deadline) {
       const list = await usb.getDevices().catch(() => [] as NativeDevice[]);
-      const again = list.find((d) => formatPortPath(busNumberOf(d.bus), d.ports ?? []) === this.device.portPath && d.vendorId === this.device.vendorId && d.productId === this.device.productId);
+      const again = list.find(
+        (d) => formatPortPath(busNumberOf(d.bus), d.ports ?? []) === this.device.portPath && d.vendorId === this.device.vendorId && d.productId === this.device.productId,
+      );
       if (again) {
         await this.dev.close().catch(() => undefined);
         this.dev = again;

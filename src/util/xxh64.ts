@@ -51,9 +51,24 @@ function sleb(v: bigint): number[] {
  * stores the lanes back.
  */
 function moduleBytes(): Uint8Array {
-  const I32_CONST = 0x41, I64_CONST = 0x42, I64_LOAD = 0x29, I64_STORE = 0x37;
-  const LOCAL_GET = 0x20, LOCAL_SET = 0x21, I32_AND = 0x71, I32_ADD = 0x6a, I32_GE_U = 0x4f;
-  const I64_MUL = 0x7e, I64_ADD = 0x7c, I64_ROTL = 0x89, BLOCK = 0x02, LOOP = 0x03, BR_IF = 0x0d, BR = 0x0c, END = 0x0b, VOID = 0x40;
+  const I32_CONST = 0x41,
+    I64_CONST = 0x42,
+    I64_LOAD = 0x29,
+    I64_STORE = 0x37;
+  const LOCAL_GET = 0x20,
+    LOCAL_SET = 0x21,
+    I32_AND = 0x71,
+    I32_ADD = 0x6a,
+    I32_GE_U = 0x4f;
+  const I64_MUL = 0x7e,
+    I64_ADD = 0x7c,
+    I64_ROTL = 0x89,
+    BLOCK = 0x02,
+    LOOP = 0x03,
+    BR_IF = 0x0d,
+    BR = 0x0c,
+    END = 0x0b,
+    VOID = 0x40;
   // locals: 0 len (param), 1 p, 2 end, 3..6 v1..v4
   const code: number[] = [];
   for (let k = 0; k < 4; k++) code.push(I32_CONST, 0, I64_LOAD, 3, ...uleb(8 * k), LOCAL_SET, 3 + k);
@@ -76,7 +91,14 @@ function moduleBytes(): Uint8Array {
   const name = (s: string) => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
   const pages = Math.ceil((DATA_AT + SLICE) / 65536);
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, [1, 0x60, 1, 0x7f, 0]), // type 0: (i32) -> ()
     ...section(3, [1, 0]), // one function of type 0
     ...section(5, [1, 0, ...uleb(pages)]), // one memory
@@ -119,7 +141,7 @@ export class Xxh64 {
   private v1 = (P1 + P2) & M64;
   private v2 = P2;
   private v3 = 0n;
-  private v4 = (-P1) & M64;
+  private v4 = -P1 & M64;
   private total = 0;
   /** Input not yet run through the lanes (< 32 bytes). */
   private readonly tail = new Uint8Array(32);
@@ -168,7 +190,7 @@ export class Xxh64 {
     let h: bigint;
     if (this.total >= 32) {
       h = (rotl(this.v1, 1n) + rotl(this.v2, 7n) + rotl(this.v3, 12n) + rotl(this.v4, 18n)) & M64;
-      for (const v of [this.v1, this.v2, this.v3, this.v4]) h = (((h ^ round(0n, v)) * P1) + P4) & M64;
+      for (const v of [this.v1, this.v2, this.v3, this.v4]) h = ((h ^ round(0n, v)) * P1 + P4) & M64;
     } else {
       h = P5;
     }
@@ -176,9 +198,9 @@ export class Xxh64 {
     const t = this.tail;
     const dv = new DataView(t.buffer, t.byteOffset, this.tailLen);
     let p = 0;
-    for (; p + 8 <= this.tailLen; p += 8) h = ((rotl(h ^ round(0n, dv.getBigUint64(p, true)), 27n) * P1) + P4) & M64;
+    for (; p + 8 <= this.tailLen; p += 8) h = (rotl(h ^ round(0n, dv.getBigUint64(p, true)), 27n) * P1 + P4) & M64;
     if (p + 4 <= this.tailLen) {
-      h = ((rotl(h ^ ((BigInt(dv.getUint32(p, true)) * P1) & M64), 23n) * P2) + P3) & M64;
+      h = (rotl(h ^ ((BigInt(dv.getUint32(p, true)) * P1) & M64), 23n) * P2 + P3) & M64;
       p += 4;
     }
     for (; p < this.tailLen; p++) h = (rotl(h ^ ((BigInt(t[p]) * P5) & M64), 11n) * P1) & M64;

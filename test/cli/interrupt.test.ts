@@ -284,9 +284,18 @@ test('pstore format interrupted by SIGTERM: exit 143, interrupted summary, what 
   assert.deepEqual([summary.type, summary.status, summary.signal, summary.exitCode], ['summary', 'interrupted', 'SIGTERM', 143]);
   assert.match(r.stderr, /format terminated \(SIGTERM\): stopped between writes/);
   const after = await readFile(card);
-  assert.ok(after.subarray(0, 3 * MiB).every((b) => b === 0), 'the completed writes are on the card');
-  assert.ok(after.subarray(after.length - MiB).every((b) => b === 0xa5), 'stopped before the end');
+  assert.ok(
+    after.subarray(0, 3 * MiB).every((b) => b === 0),
+    'the completed writes are on the card',
+  );
+  assert.ok(
+    after.subarray(after.length - MiB).every((b) => b === 0xa5),
+    'stopped before the end',
+  );
   const again = await runToEnd(args, { CRASHCART_TEST_DELAY_MS: '0' });
   assert.equal(again.code, 0, again.stderr);
-  assert.ok((await readFile(card)).every((b) => b === 0), 'the region is formatted');
+  assert.ok(
+    (await readFile(card)).every((b) => b === 0),
+    'the region is formatted',
+  );
 });

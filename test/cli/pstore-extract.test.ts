@@ -31,7 +31,10 @@ describe('crashcart pstore extract', () => {
     assert.equal(r.status, 0, r.stderr);
     const ix = JSON.parse(r.stdout);
     assert.equal(ix.region.offset, 2 * 1024 * 1024);
-    assert.deepEqual(ix.records.map((x: { file: string }) => x.file), ['dmesg-pstore_blk-0', 'dmesg-pstore_blk-1']);
+    assert.deepEqual(
+      ix.records.map((x: { file: string }) => x.file),
+      ['dmesg-pstore_blk-0', 'dmesg-pstore_blk-1'],
+    );
     assert.equal(ix.records[0].algorithm, 'deflate');
     assert.equal(ix.geometry.kmsg_size.source, 'cmdline');
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')), ix);
@@ -101,7 +104,20 @@ describe('crashcart pstore extract on a truncated card image', () => {
     const full = readFileSync(fixtureImage('c61-none-rr'));
     const cut = join(tmp, 'cut2.img');
     writeFileSync(cut, full.subarray(0, 300000));
-    const r = run('pstore', 'extract', cut, '-o', join(tmp, 'cut2'), '--offset', '0', '--size', '1M', '--cmdline', readFileSync(join(kernelFixturesDir, 'c61-none-rr/cmdline.txt'), 'utf8'), '--json');
+    const r = run(
+      'pstore',
+      'extract',
+      cut,
+      '-o',
+      join(tmp, 'cut2'),
+      '--offset',
+      '0',
+      '--size',
+      '1M',
+      '--cmdline',
+      readFileSync(join(kernelFixturesDir, 'c61-none-rr/cmdline.txt'), 'utf8'),
+      '--json',
+    );
     assert.equal(r.status, 0, r.stderr);
     const ix = JSON.parse(r.stdout);
     assert.equal(ix.geometry.kmsgZones, 12);

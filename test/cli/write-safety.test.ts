@@ -226,7 +226,7 @@ describe('outputs never clobber', () => {
     assert.deepEqual(readdirSync(fresh).sort(), files);
   });
 
-  it('a reused --backup folder keeps the first card\'s records: each run gets a folder of its own', () => {
+  it("a reused --backup folder keeps the first card's records: each run gets a folder of its own", () => {
     const a = caseDir();
     const b = caseDir();
     const backup = join(tmp, 'shared-backup');

@@ -9,22 +9,46 @@ type Schema = Record<string, unknown>;
 /** Keywords that only annotate. */
 const ANNOTATIONS = new Set(['$schema', '$id', '$comment', '$defs', 'title', 'description']);
 const ASSERTIONS = new Set([
-  'type', 'enum', 'const', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'minItems', 'maxItems',
-  'items', 'properties', 'additionalProperties', 'required', 'dependentRequired', 'oneOf', 'anyOf', '$ref',
+  'type',
+  'enum',
+  'const',
+  'pattern',
+  'minLength',
+  'maxLength',
+  'minimum',
+  'maximum',
+  'minItems',
+  'maxItems',
+  'items',
+  'properties',
+  'additionalProperties',
+  'required',
+  'dependentRequired',
+  'oneOf',
+  'anyOf',
+  '$ref',
 ]);
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function typeMatches(type: string, v: unknown): boolean {
   switch (type) {
-    case 'object': return isObject(v);
-    case 'array': return Array.isArray(v);
-    case 'string': return typeof v === 'string';
-    case 'integer': return Number.isInteger(v);
-    case 'number': return typeof v === 'number' && Number.isFinite(v);
-    case 'boolean': return typeof v === 'boolean';
-    case 'null': return v === null;
-    default: throw new Error(`json-schema-subset: unknown type "${type}"`);
+    case 'object':
+      return isObject(v);
+    case 'array':
+      return Array.isArray(v);
+    case 'string':
+      return typeof v === 'string';
+    case 'integer':
+      return Number.isInteger(v);
+    case 'number':
+      return typeof v === 'number' && Number.isFinite(v);
+    case 'boolean':
+      return typeof v === 'boolean';
+    case 'null':
+      return v === null;
+    default:
+      throw new Error(`json-schema-subset: unknown type "${type}"`);
   }
 }
 
@@ -73,7 +97,10 @@ function validate(root: Schema, schema: Schema, v: unknown, at: string, out: str
   }
   if (Array.isArray(v)) validateArray(root, schema, v, at, out, fail);
   if (isObject(v)) validateObject(root, schema, v, at, out, fail);
-  for (const [kw, want] of [['oneOf', 1], ['anyOf', 0]] as const) {
+  for (const [kw, want] of [
+    ['oneOf', 1],
+    ['anyOf', 0],
+  ] as const) {
     if (schema[kw] === undefined) continue;
     const passing = (schema[kw] as Schema[]).filter((s) => subschemaPasses(root, s, v)).length;
     if (want === 1 ? passing !== 1 : passing === 0) fail(`${kw} (${passing} of ${(schema[kw] as Schema[]).length} match)`);

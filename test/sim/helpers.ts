@@ -11,10 +11,7 @@ export function botOver(sim: SimReader, events: BotEvent[] = []): BotDriver {
   return new BotDriver(sim, { ...FAST_BOT, onEvent: (e) => events.push(e) });
 }
 
-export async function openSim(
-  simOpts: SimReaderOptions = {},
-  devOpts: UsbBlockDeviceOptions = {},
-): Promise<{ sim: SimReader; dev: UsbBlockDevice; events: UsbDeviceEvent[] }> {
+export async function openSim(simOpts: SimReaderOptions = {}, devOpts: UsbBlockDeviceOptions = {}): Promise<{ sim: SimReader; dev: UsbBlockDevice; events: UsbDeviceEvent[] }> {
   const sim = new SimReader(simOpts);
   const events: UsbDeviceEvent[] = [];
   const dev = await UsbBlockDevice.open(sim, {

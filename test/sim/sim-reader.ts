@@ -389,7 +389,10 @@ export class SimReader implements UsbTransport {
 
   private takeFault(cbw: Cbw): Fault | undefined {
     const i = this.faults.findIndex(
-      (f) => (f.opcode === undefined ? cbw.cdb[0] !== 0x03 : f.opcode === cbw.cdb[0]) && (f.minLength === undefined || cbw.dataTransferLength >= f.minLength) && (f.lun === undefined || f.lun === cbw.lun),
+      (f) =>
+        (f.opcode === undefined ? cbw.cdb[0] !== 0x03 : f.opcode === cbw.cdb[0]) &&
+        (f.minLength === undefined || cbw.dataTransferLength >= f.minLength) &&
+        (f.lun === undefined || f.lun === cbw.lun),
     );
     if (i < 0) return undefined;
     const f = this.faults[i];

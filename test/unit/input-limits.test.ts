@@ -66,7 +66,10 @@ describe('readFileBounded', () => {
     assert.ok(performance.now() - t0 < 500);
   });
   it('a missing file is a usage error naming it', () => {
-    assert.throws(() => readFileBounded(join(tmp, 'nope'), 10, '--thing'), (e) => e instanceof UsageError && /--thing .*nope: ENOENT/.test(e.message));
+    assert.throws(
+      () => readFileBounded(join(tmp, 'nope'), 10, '--thing'),
+      (e) => e instanceof UsageError && /--thing .*nope: ENOENT/.test(e.message),
+    );
   });
 });
 
@@ -75,14 +78,20 @@ describe('gzip with a hard output cap', () => {
     const b = bomb(new Uint8Array(1 << 20), 8); // 8 MiB
     assert.throws(() => gunzipBounded(b, 1 << 20, 'x.gz'), isLimit(/x\.gz: decompresses to more than the 1 MiB limit/));
     assert.equal(gunzipBounded(b, 8 << 20, 'x.gz').length, 8 << 20);
-    assert.throws(() => gunzipBounded(Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3]), 100, 'x.gz'), (e) => e instanceof BadInputError && !(e instanceof InputLimitError));
+    assert.throws(
+      () => gunzipBounded(Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3]), 100, 'x.gz'),
+      (e) => e instanceof BadInputError && !(e instanceof InputLimitError),
+    );
   });
   it('streamed: stops at the cap and names the file', async () => {
     const p = join(tmp, 'bomb.gz');
     writeFileSync(p, bomb(new Uint8Array(1 << 20), 8));
     await assert.rejects(readMaybeGzipChunks(p, 2 << 20, '--symbols'), isLimit(/--symbols .*bomb\.gz: decompresses to more than the 2 MiB limit/));
     const chunks = await readMaybeGzipChunks(p, 8 << 20, '--symbols');
-    assert.equal(chunks.reduce((a, c) => a + c.length, 0), 8 << 20);
+    assert.equal(
+      chunks.reduce((a, c) => a + c.length, 0),
+      8 << 20,
+    );
   });
 });
 
@@ -127,11 +136,15 @@ describe('other inputs', () => {
     assert.throws(() => parseBmap(new Uint8Array(BMAP_MAX_BYTES + 1), 'm.bmap'), isLimit(/m\.bmap: .* larger than the 32 MiB limit/));
   });
   it('bmap: unclosed tags, comments and quotes cost linear time', () => {
-    const head = '<bmap version="2.0"><ImageSize>4096</ImageSize><BlockSize>4096</BlockSize><BlocksCount>1</BlocksCount><MappedBlocksCount>1</MappedBlocksCount><ChecksumType>sha256</ChecksumType><BlockMap>';
+    const head =
+      '<bmap version="2.0"><ImageSize>4096</ImageSize><BlockSize>4096</BlockSize><BlocksCount>1</BlocksCount><MappedBlocksCount>1</MappedBlocksCount><ChecksumType>sha256</ChecksumType><BlockMap>';
     for (const filler of ['<Range>', '<!--', '<Range chksum="', '</Range ', '<ImageSize ']) {
       const xml = Buffer.from(head + filler.repeat(Math.floor((4 << 20) / filler.length)));
       const t0 = performance.now();
-      assert.throws(() => parseBmap(xml, 'slow.bmap'), (e) => e instanceof SourceError);
+      assert.throws(
+        () => parseBmap(xml, 'slow.bmap'),
+        (e) => e instanceof SourceError,
+      );
       assert.ok(performance.now() - t0 < 3000, `${filler}: ${performance.now() - t0} ms`);
     }
   });
@@ -144,7 +157,10 @@ describe('other inputs', () => {
 describe('bmap file checksum', () => {
   it('an upper-case checksum after non-ASCII comment text is found where it is (regression: toLowerCase() shifted it, RangeError)', async () => {
     const { createHash } = await import('node:crypto');
-    const head = '<?xml version="1.0" ?>\n<!-- ' + '\u0130'.repeat(200) + ' -->\n<bmap version="1.3">\n<ImageSize>4096</ImageSize>\n<BlockSize>4096</BlockSize>\n<BlocksCount>1</BlocksCount>\n<MappedBlocksCount>1</MappedBlocksCount>\n<BlockMap>\n<Range>0</Range>\n</BlockMap>\n<BmapFileSHA1>';
+    const head =
+      '<?xml version="1.0" ?>\n<!-- ' +
+      '\u0130'.repeat(200) +
+      ' -->\n<bmap version="1.3">\n<ImageSize>4096</ImageSize>\n<BlockSize>4096</BlockSize>\n<BlocksCount>1</BlocksCount>\n<MappedBlocksCount>1</MappedBlocksCount>\n<BlockMap>\n<Range>0</Range>\n</BlockMap>\n<BmapFileSHA1>';
     const tail = '</BmapFileSHA1>\n</bmap>\n';
     const zero = Buffer.from(head + '0'.repeat(40) + tail, 'utf8');
     const sum = createHash('sha1').update(zero).digest('hex').toUpperCase();
@@ -152,6 +168,9 @@ describe('bmap file checksum', () => {
     assert.equal(b.mappedBlocksCount, 1);
     // a checksum text that is nowhere in the file as such is a SourceError, not a RangeError
     const bad = Buffer.from(head + 'ABC' + tail, 'utf8');
-    assert.throws(() => parseBmap(bad, 'bad.bmap'), (e) => e instanceof SourceError);
+    assert.throws(
+      () => parseBmap(bad, 'bad.bmap'),
+      (e) => e instanceof SourceError,
+    );
   });
 });

@@ -98,7 +98,11 @@ test('flash .zst + bmap onto QEMU usb-storage and the f_mass_storage gadget at o
     const o = outputs(r);
 
     // flash: one decompression pass, both cards written and verified
-    const lines = o.ok('flash').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = o
+      .ok('flash')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const summary = lines.at(-1);
     assert.equal(summary.image.format, 'zstd', JSON.stringify(summary.image));
     assert.equal(summary.image.size, imageSize);
@@ -116,8 +120,16 @@ test('flash .zst + bmap onto QEMU usb-storage and the f_mass_storage gadget at o
 
     // read back through crashcart: the reported sha256, the file, and the card's backing file agree
     const want = sha256(expected);
-    for (const [name, backing] of [['q', await readFile(cardQ)], ['g', r.outputs.get('gcard-after.img')]] as const) {
-      const rs = o.ok(`read-${name}`).trim().split('\n').map((l) => JSON.parse(l)).at(-1);
+    for (const [name, backing] of [
+      ['q', await readFile(cardQ)],
+      ['g', r.outputs.get('gcard-after.img')],
+    ] as const) {
+      const rs = o
+        .ok(`read-${name}`)
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .at(-1);
       const img = r.outputs.get(`read-${name}.img`);
       assert.ok(img, `read-${name}.img saved`);
       assert.equal(img.length, CARD_SIZE);

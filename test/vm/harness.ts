@@ -169,7 +169,10 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
       })
       .join('');
     // the current init and helpers replace the provisioned copies (edits apply without re-provisioning)
-    for (const [src, dst] of [['init.sh', '/init'], ['vm-lib.sh', '/bin/vm-lib.sh']] as const) {
+    for (const [src, dst] of [
+      ['init.sh', '/init'],
+      ['vm-lib.sh', '/bin/vm-lib.sh'],
+    ] as const) {
       const p = join(VM_SOURCE_DIR, src);
       if (existsSync(p)) extra.set(dst, await readFile(p));
     }
@@ -201,14 +204,26 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
       .join(' ');
 
     const args = [
-      '-accel', 'tcg',
-      '-m', String(opts.memoryMiB ?? 512),
-      '-smp', String(opts.cpus ?? 1),
-      '-nodefaults', '-no-reboot', '-display', 'none', '-monitor', 'none',
-      '-serial', 'stdio',
-      '-kernel', env.bootKernel,
-      '-initrd', initrd,
-      '-append', append,
+      '-accel',
+      'tcg',
+      '-m',
+      String(opts.memoryMiB ?? 512),
+      '-smp',
+      String(opts.cpus ?? 1),
+      '-nodefaults',
+      '-no-reboot',
+      '-display',
+      'none',
+      '-monitor',
+      'none',
+      '-serial',
+      'stdio',
+      '-kernel',
+      env.bootKernel,
+      '-initrd',
+      initrd,
+      '-append',
+      append,
     ];
     const disks = opts.disks ?? [];
     if (disks.length > 16) throw new Error('at most 16 disks');
@@ -216,14 +231,13 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
     disks.forEach((d, i) => {
       if (d.serial !== undefined && !/^[A-Za-z0-9_.-]{1,20}$/.test(d.serial)) throw new Error(`bad disk serial ${d.serial}`);
       args.push(
-        '-drive', `file=${qemuPath(d.path)},format=${d.format ?? 'raw'},if=none,id=disk${i}${d.readonly ? ',readonly=on' : ''}`,
-        '-device', `virtio-blk-pci,drive=disk${i},addr=${hex(4 + i)}${d.serial ? `,serial=${d.serial}` : ''}`,
+        '-drive',
+        `file=${qemuPath(d.path)},format=${d.format ?? 'raw'},if=none,id=disk${i}${d.readonly ? ',readonly=on' : ''}`,
+        '-device',
+        `virtio-blk-pci,drive=disk${i},addr=${hex(4 + i)}${d.serial ? `,serial=${d.serial}` : ''}`,
       );
     });
-    args.push(
-      '-drive', `file=${qemuPath(outImg)},format=raw,if=none,id=out`,
-      '-device', `virtio-blk-pci,drive=out,addr=${hex(0x18)},serial=${OUTPUT_SERIAL}`,
-    );
+    args.push('-drive', `file=${qemuPath(outImg)},format=raw,if=none,id=out`, '-device', `virtio-blk-pci,drive=out,addr=${hex(0x18)},serial=${OUTPUT_SERIAL}`);
     if (opts.virtfsHostRoot) {
       args.push('-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap');
     }
@@ -231,10 +245,10 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
       args.push('-device', `qemu-xhci,id=xhci,addr=${hex(0x19)}`);
       opts.usb.disks.forEach((d, i) => {
         args.push(
-          '-drive', `file=${qemuPath(d.path)},format=${d.format ?? 'raw'},if=none,id=usb${i}${d.readonly ? ',readonly=on' : ''}`,
+          '-drive',
+          `file=${qemuPath(d.path)},format=${d.format ?? 'raw'},if=none,id=usb${i}${d.readonly ? ',readonly=on' : ''}`,
           '-device',
-          `usb-storage,bus=xhci.0,drive=usb${i},removable=${d.removable === false ? 'off' : 'on'}` +
-            (d.serial ? `,serial=${d.serial}` : ''),
+          `usb-storage,bus=xhci.0,drive=usb${i},removable=${d.removable === false ? 'off' : 'on'}` + (d.serial ? `,serial=${d.serial}` : ''),
         );
       });
     }
@@ -284,10 +298,7 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
     const meta = (name: string): Buffer | undefined => files.get(`.vm/${name}`);
     const statusText = meta('status')?.toString('utf8').trim();
     if (statusText === undefined || !/^\d+$/.test(statusText)) {
-      throw new VmError(
-        `VM stopped without reporting a scenario status (kernel panic or crash?)\n--- serial (tail) ---\n${tail(serial)}`,
-        serial,
-      );
+      throw new VmError(`VM stopped without reporting a scenario status (kernel panic or crash?)\n--- serial (tail) ---\n${tail(serial)}`, serial);
     }
     const outputs = new Map<string, Buffer>();
     for (const [k, v] of files) if (!k.startsWith('.vm/')) outputs.set(k, v);

@@ -89,23 +89,23 @@ test('oops waits for the kernel to write: without pstorefs mounted nothing reach
     assert.match(r.scriptLog, /Oops 2: nothing written to \/dev\/vda within 4 s/);
     assert.match(r.dmesg, /\[oops2\]/);
     const image = await readFile(disk);
-    assert.ok(image.every((b) => b === 0), 'the region was written although pstorefs was never mounted');
+    assert.ok(
+      image.every((b) => b === 0),
+      'the region was written although pstorefs was never mounted',
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });
 
 test('a failing scenario is reported with its status and output', async () => {
-  await assert.rejects(
-    runVm({ script: 'echo about to fail; false; echo not reached', timeoutMs: 60_000 }),
-    (e: unknown) => {
-      assert.ok(e instanceof VmError);
-      assert.equal(e.result?.exitStatus, 1);
-      assert.match(e.result!.scriptLog, /about to fail/);
-      assert.doesNotMatch(e.result!.scriptLog, /not reached/);
-      return true;
-    },
-  );
+  await assert.rejects(runVm({ script: 'echo about to fail; false; echo not reached', timeoutMs: 60_000 }), (e: unknown) => {
+    assert.ok(e instanceof VmError);
+    assert.equal(e.result?.exitStatus, 1);
+    assert.match(e.result!.scriptLog, /about to fail/);
+    assert.doesNotMatch(e.result!.scriptLog, /not reached/);
+    return true;
+  });
   const r = await runVm({ script: 'exit 3', allowFailure: true, timeoutMs: 60_000 });
   assert.equal(r.exitStatus, 3);
 });
@@ -123,15 +123,12 @@ test('guest watchdog ends a hanging scenario and outputs are still saved', async
 
 test('host-side timeout kills QEMU and reports the serial log', async () => {
   // the guest watchdog is longer than the host limit, so only the host limit can end this run
-  await assert.rejects(
-    runVm({ script: 'echo still-running; sleep 600', timeoutMs: 25_000, scriptTimeoutMs: 600_000 }),
-    (e: unknown) => {
-      assert.ok(e instanceof VmError);
-      assert.match(e.message, /timed out after 25000 ms/);
-      assert.match(e.serialLog, /still-running/);
-      return true;
-    },
-  );
+  await assert.rejects(runVm({ script: 'echo still-running; sleep 600', timeoutMs: 25_000, scriptTimeoutMs: 600_000 }), (e: unknown) => {
+    assert.ok(e instanceof VmError);
+    assert.match(e.message, /timed out after 25000 ms/);
+    assert.match(e.serialLog, /still-running/);
+    return true;
+  });
 });
 
 test('files in, files out: disks by serial, extra files, save_file', async () => {
@@ -144,7 +141,10 @@ test('files in, files out: disks by serial, extra files, save_file', async () =>
     for (let i = 0; i < bData.length; i++) bData[i] = (i * 7 + 3) & 0xff;
     await writeFile(b, bData);
     const r = await runVm({
-      disks: [{ path: a, serial: 'alpha' }, { path: b, serial: 'beta' }],
+      disks: [
+        { path: a, serial: 'alpha' },
+        { path: b, serial: 'beta' },
+      ],
       files: { '/data/in.txt': 'hello from the host\n' },
       env: { GREETING: "it's here" },
       timeoutMs: 60_000,

@@ -78,7 +78,12 @@ test('qemu-x86_64 profile: provision â†’ kernel sees the partitions and image â†
         oops 1
       `,
     });
-    const seen = boot1.outputs.get('partitions')!.toString().trim().split('\n').map((l) => l.split(' '));
+    const seen = boot1.outputs
+      .get('partitions')!
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '));
     assert.deepEqual(
       seen.map(([n, start, size, name]) => ({ number: Number(n), start: Number(start) * 512, size: Number(size) * 512, name })),
       parts.map((p) => ({ number: p.number, start: p.start, size: p.size, name: p.name })),
@@ -105,7 +110,10 @@ test('qemu-x86_64 profile: provision â†’ kernel sees the partitions and image â†
     assert.match(kernel.get('dmesg-pstore_blk-0')!.toString(), /crashcart test oops module 1: dereferencing NULL/);
     const out = join(dir, 'extract');
     const ix = JSON.parse(crashcart('pstore', 'extract', disk, '--profile', 'qemu-x86_64', '-o', out, '--json'));
-    assert.deepEqual((await readdir(out)).filter((f) => f !== 'index.json' && f !== 'raw'), ['dmesg-pstore_blk-0']);
+    assert.deepEqual(
+      (await readdir(out)).filter((f) => f !== 'index.json' && f !== 'raw'),
+      ['dmesg-pstore_blk-0'],
+    );
     assert.ok((await readFile(join(out, 'dmesg-pstore_blk-0'))).equals(kernel.get('dmesg-pstore_blk-0')!), 'crashcart extracts exactly what the kernel reads back');
     assert.equal(ix.records.length, 1);
     t.diagnostic(`scenario run time ${((Date.now() - started) / 1000).toFixed(1)} s (2 boots)`);

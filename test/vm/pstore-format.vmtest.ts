@@ -58,7 +58,8 @@ async function runScenario(t: { diagnostic(s: string): void }, s: Scenario) {
     assert.deepEqual((await readdir(join(dir, 'backup'))).filter((f) => f !== 'index.json' && f !== 'raw').sort(), [...fmt.records].sort());
     const cmdline = `${fmt.cmdline} ${s.extra}`;
     // A boot that only registers pstore_blk and saves what the kernel shows in /sys/fs/pstore.
-    const kernelReadout = async () => readout((await runVm({ disks: [{ path: disk, serial: 'card' }], cmdline, timeoutMs: 120_000, script: 'load_pstore_blk\nmount_pstore\nsave_pstore\n' })).outputs);
+    const kernelReadout = async () =>
+      readout((await runVm({ disks: [{ path: disk, serial: 'card' }], cmdline, timeoutMs: 120_000, script: 'load_pstore_blk\nmount_pstore\nsave_pstore\n' })).outputs);
     t.diagnostic(`${s.name}: board command line: ${cmdline}`);
 
     // 2. Boot 1: the kernel registers on the formatted region, shows nothing, takes two Oopses.

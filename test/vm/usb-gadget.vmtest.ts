@@ -132,7 +132,10 @@ test('f_mass_storage gadget: pstore extract, write/read back, eject/insert under
     { sel: `usb:${port}`, id: '1d6b:0104', serial: '0123456789', product: 'test card reader', manufacturer: 'crashcart', speed: 'high', driver: 'usb-storage' },
   );
   assert.equal(g.slots.length, 1);
-  assert.deepEqual({ present: g.slots[0].present, size: g.slots[0].size, wp: g.slots[0].writeProtected, removable: g.slots[0].removable }, { present: true, size: fixture.length, wp: false, removable: true });
+  assert.deepEqual(
+    { present: g.slots[0].present, size: g.slots[0].size, wp: g.slots[0].writeProtected, removable: g.slots[0].removable },
+    { present: true, size: fixture.length, wp: false, removable: true },
+  );
 
   // info through the bare selector (the only card): whole-device pstore region
   const info = o.json('info-json');
@@ -167,7 +170,10 @@ test('f_mass_storage gadget: pstore extract, write/read back, eject/insert under
   const removed = o.json('wait-remove');
   assert.equal(removed.event, 'remove');
   assert.equal(removed.already, false);
-  assert.deepEqual(removed.slots.map((s: any) => s.selector), [`usb:${port}@lun=0`]);
+  assert.deepEqual(
+    removed.slots.map((s: any) => s.selector),
+    [`usb:${port}@lun=0`],
+  );
   assert.equal(o.rc('info-empty'), 3);
   assert.match(o.err('info-empty'), /no card in the slot/);
   assert.equal(o.rc('wait-insert-timeout'), 7);
@@ -192,7 +198,10 @@ test('f_mass_storage gadget: pstore extract, write/read back, eject/insert under
   assert.equal(two.readers.length, 1);
   assert.deepEqual(
     two.readers[0].slots.map((s: any) => [s.selector.replace(/^usb:[\d.-]+/, ''), s.present, s.size]),
-    [['@lun=0', true, fixture.length], ['@lun=1', true, SLOT1_SIZE]],
+    [
+      ['@lun=0', true, fixture.length],
+      ['@lun=1', true, SLOT1_SIZE],
+    ],
   );
   assert.equal(o.rc('two-ambiguous'), 2);
   assert.match(o.err('two-ambiguous'), /usb is ambiguous, 2 cards are present/);

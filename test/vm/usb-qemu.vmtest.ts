@@ -22,7 +22,12 @@ test('QEMU usb-storage: list, info, pstore extract, write/read back, wait, ambig
     await createRawImage(cardB, BLANK_SIZE);
     const r = await runVm({
       virtfsHostRoot: true,
-      usb: { disks: [{ path: cardA, serial: 'CARD0001' }, { path: cardB, serial: 'CARD0002' }] },
+      usb: {
+        disks: [
+          { path: cardA, serial: 'CARD0001' },
+          { path: cardB, serial: 'CARD0002' },
+        ],
+      },
       env: { REPO: repoRoot, CMDLINE_A: fixtureCmdline('stock61-gpt') },
       timeoutMs: 720_000,
       script: `${USB_PRELUDE}
@@ -106,7 +111,10 @@ test('QEMU usb-storage: list, info, pstore extract, write/read back, wait, ambig
     assert.equal(info.writeProtected, false);
     assert.equal(info.usb.port, p1);
     assert.equal(info.partitionTable.kind, 'gpt');
-    assert.deepEqual(info.partitionTable.partitions.map((p: any) => p.name), ['boot', 'pstore']);
+    assert.deepEqual(
+      info.partitionTable.partitions.map((p: any) => p.name),
+      ['boot', 'pstore'],
+    );
     assert.equal(info.pstore.found, true);
     assert.equal(info.pstore.region.partition, 2);
     assert.equal(info.pstore.signatures.byType.dmesg, 2);
@@ -133,7 +141,10 @@ test('QEMU usb-storage: list, info, pstore extract, write/read back, wait, ambig
     for (const [i, reg] of rwRegions(BLANK_SIZE).entries()) {
       assert.ok(img.subarray(reg.offset, reg.offset + reg.length).equals(Buffer.from(rwPattern(reg.length, 7, i))), `region ${i} on the image`);
     }
-    assert.ok(img.subarray(64 * 1024, 1024 * 1024).every((x) => x === 0), 'nothing written between the regions');
+    assert.ok(
+      img.subarray(64 * 1024, 1024 * 1024).every((x) => x === 0),
+      'nothing written between the regions',
+    );
     assert.ok(r.outputs.get('kernel-view')!.equals(Buffer.from(rwPattern(65536, 7, 0))), 'the kernel reads what crashcart wrote');
 
     // control-transfer STALL as usb@3 reports it, mapped to a stall

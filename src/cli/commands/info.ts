@@ -31,9 +31,11 @@ export interface DeviceInfoReport {
     inquiry: { vendor: string; product: string; revision: string };
     transferBytes: number;
   };
-  partitionTable: (Pick<PartitionTable, 'kind' | 'sectorSize' | 'diskGuid' | 'diskSignature' | 'warnings'> & {
-    partitions: { number: number; start: number; size: number; name?: string; type?: string; uuid?: string }[];
-  }) | null;
+  partitionTable:
+    | (Pick<PartitionTable, 'kind' | 'sectorSize' | 'diskGuid' | 'diskSignature' | 'warnings'> & {
+        partitions: { number: number; start: number; size: number; name?: string; type?: string; uuid?: string }[];
+      })
+    | null;
   partitionTableError?: string;
   pstore: {
     found: boolean;
@@ -126,7 +128,10 @@ export function formatDeviceInfo(r: DeviceInfoReport): string {
   add('write', r.writeProtected === null ? 'protection unknown for this kind of device' : r.writeProtected ? 'write-protected' : 'writable');
   if (r.usb) {
     const q = r.usb.inquiry;
-    add('reader', `usb:${r.usb.port} ${r.usb.id}, slot ${r.usb.lun} of ${r.usb.luns}, INQUIRY "${q.vendor}" "${q.product}" "${q.revision}", ${formatBytes(r.usb.transferBytes)} per command`);
+    add(
+      'reader',
+      `usb:${r.usb.port} ${r.usb.id}, slot ${r.usb.lun} of ${r.usb.luns}, INQUIRY "${q.vendor}" "${q.product}" "${q.revision}", ${formatBytes(r.usb.transferBytes)} per command`,
+    );
   }
   const t = r.partitionTable;
   if (r.partitionTableError) add('partitions', `unreadable: ${r.partitionTableError}`);
@@ -134,14 +139,18 @@ export function formatDeviceInfo(r: DeviceInfoReport): string {
   else {
     add('partitions', `${t.kind.toUpperCase()}${t.diskGuid ? ` ${t.diskGuid}` : ''}${t.diskSignature ? ` signature ${t.diskSignature}` : ''}, ${t.partitions.length} partition(s)`);
     for (const p of t.partitions) {
-      lines.push(`  ${String(p.number).padStart(3)}  offset ${String(p.start).padStart(12)}  size ${String(p.size).padStart(12)} (${formatBytes(p.size)})${p.name ? `  "${p.name}"` : ''}${p.type ? `  ${p.type}` : ''}`);
+      lines.push(
+        `  ${String(p.number).padStart(3)}  offset ${String(p.start).padStart(12)}  size ${String(p.size).padStart(12)} (${formatBytes(p.size)})${p.name ? `  "${p.name}"` : ''}${p.type ? `  ${p.type}` : ''}`,
+      );
     }
     for (const w of t.warnings) lines.push(`  warning: ${w}`);
   }
   const ps = r.pstore;
   if (ps.error) add('pstore', `not found: ${ps.error}`);
   else if (ps.found && ps.region && ps.signatures) {
-    const types = Object.entries(ps.signatures.byType).map(([k, n]) => `${n} ${k}`).join(', ');
+    const types = Object.entries(ps.signatures.byType)
+      .map(([k, n]) => `${n} ${k}`)
+      .join(', ');
     add('pstore', `${ps.region.description}`);
     lines.push(`           ${ps.signatures.total} zone signature(s): ${types}${ps.signatures.endian ? `, ${ps.signatures.endian === 'le' ? 'little' : 'big'}-endian` : ''}`);
   } else add('pstore', `no pstore/blk zone signatures in ${ps.region?.description ?? 'the device'}`);

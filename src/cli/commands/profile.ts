@@ -90,10 +90,16 @@ export function describeProfile(p: BoardProfile): string[] {
     out.push(`  #  ${'name'.padEnd(nameW)}  ${'type'.padEnd(18)}  ${'size'.padStart(9)}  image`);
     p.partitions.forEach((q, i) => {
       const type = q.typeAlias ?? q.type;
-      const extra = [q.start !== undefined ? `start ${formatBytes(q.start)}` : '', q.attributes?.length ? `attributes ${q.attributes.join(',')}` : '', q.uuid ? `uuid ${q.uuid}` : '']
+      const extra = [
+        q.start !== undefined ? `start ${formatBytes(q.start)}` : '',
+        q.attributes?.length ? `attributes ${q.attributes.join(',')}` : '',
+        q.uuid ? `uuid ${q.uuid}` : '',
+      ]
         .filter(Boolean)
         .join(', ');
-      out.push(`  ${String(i + 1).padStart(1)}  ${q.name.padEnd(nameW)}  ${type.padEnd(18)}  ${sizeText(q.size).padStart(9)}  ${q.image ?? '-'}${q.bmap ? ` (bmap ${q.bmap})` : ''}${extra ? `  [${extra}]` : ''}`);
+      out.push(
+        `  ${String(i + 1).padStart(1)}  ${q.name.padEnd(nameW)}  ${type.padEnd(18)}  ${sizeText(q.size).padStart(9)}  ${q.image ?? '-'}${q.bmap ? ` (bmap ${q.bmap})` : ''}${extra ? `  [${extra}]` : ''}`,
+      );
     });
   }
   if (p.pstore) {
@@ -139,6 +145,8 @@ async function runValidate(a: ProfileArgs): Promise<void> {
   }
   if (a.json) return;
   const p = r.profile;
-  print(`${path}: valid profile "${p.name}"${p.partitions ? `, ${p.partitions.length} partitions` : ''}${p.pstore ? `, pstore on ${p.pstore.partition ?? 'the whole device'}` : ''}`);
+  print(
+    `${path}: valid profile "${p.name}"${p.partitions ? `, ${p.partitions.length} partitions` : ''}${p.pstore ? `, pstore on ${p.pstore.partition ?? 'the whole device'}` : ''}`,
+  );
   for (const w of r.warnings) print(`warning: ${w}`);
 }

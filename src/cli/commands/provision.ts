@@ -29,20 +29,24 @@ export const provisionCommand: CommandModule<object, ProvisionArgs> = {
   command: 'provision <device>',
   describe: 'make a card board-ready from a profile: GPT, partition images, formatted pstore partition, kernel command line (idempotent)',
   builder: (c: Argv) =>
-      c
-        .positional('device', { type: 'string', demandOption: true, describe: 'image, /dev/sdX or usb:…' })
-        .option('profile', { type: 'string', demandOption: true, describe: 'board profile name (crashcart profile list) or JSON file' })
-        .option('dry-run', { type: 'boolean', describe: 'print the plan and write nothing' })
-        .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
-        .option('json', { type: 'boolean', describe: 'print the plan and result as JSON' })
-        .option('replace-table', { type: 'boolean', describe: 'replace a partition table that differs from the profile (records are backed up first)' })
-        .option('image', { type: 'string', array: true, describe: 'NAME=FILE: write FILE (raw, gz, xz, zst, bz2) into partition NAME (overrides the profile)' })
-        .option('bmap', { type: 'string', array: true, describe: 'NAME=FILE: bmap file for the image of partition NAME' })
-        .option('guid-seed', { type: 'string', describe: 'derive new partition GUIDs from this text (reproducible cards) instead of random ones' })
-        .option('reformat-pstore', { type: 'boolean', describe: 'format the pstore partition even when it holds records of the board (backed up first)' })
-        .option('backup', { type: 'string', describe: 'folder for pstore records provisioning would destroy (default: ./crashcart-backup-…)' })
-        .option('discard-records', { type: 'boolean', describe: 'destroy such records without backing them up' })
-        .option('force-system-disk', { alias: 'allow-system-disk', type: 'boolean', describe: 'allow writing to a disk this system uses (mounted, swap, root); inputs stay protected' }),
+    c
+      .positional('device', { type: 'string', demandOption: true, describe: 'image, /dev/sdX or usb:…' })
+      .option('profile', { type: 'string', demandOption: true, describe: 'board profile name (crashcart profile list) or JSON file' })
+      .option('dry-run', { type: 'boolean', describe: 'print the plan and write nothing' })
+      .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
+      .option('json', { type: 'boolean', describe: 'print the plan and result as JSON' })
+      .option('replace-table', { type: 'boolean', describe: 'replace a partition table that differs from the profile (records are backed up first)' })
+      .option('image', { type: 'string', array: true, describe: 'NAME=FILE: write FILE (raw, gz, xz, zst, bz2) into partition NAME (overrides the profile)' })
+      .option('bmap', { type: 'string', array: true, describe: 'NAME=FILE: bmap file for the image of partition NAME' })
+      .option('guid-seed', { type: 'string', describe: 'derive new partition GUIDs from this text (reproducible cards) instead of random ones' })
+      .option('reformat-pstore', { type: 'boolean', describe: 'format the pstore partition even when it holds records of the board (backed up first)' })
+      .option('backup', { type: 'string', describe: 'folder for pstore records provisioning would destroy (default: ./crashcart-backup-…)' })
+      .option('discard-records', { type: 'boolean', describe: 'destroy such records without backing them up' })
+      .option('force-system-disk', {
+        alias: 'allow-system-disk',
+        type: 'boolean',
+        describe: 'allow writing to a disk this system uses (mounted, swap, root); inputs stay protected',
+      }),
   handler: async (argv) => runProvision(argv),
 };
 
@@ -64,7 +68,7 @@ export function describePlan(plan: ProvisionPlan): string[] {
   const t = plan.table;
   const what: Record<typeof t.action, string> = {
     keep: 'keep: the card already has this layout',
-    repair: 'repair: same partitions, the table is rewritten with the card\'s GUIDs',
+    repair: "repair: same partitions, the table is rewritten with the card's GUIDs",
     write: 'write a new GPT',
     replace: 'REPLACE the partition table',
   };
@@ -73,10 +77,14 @@ export function describePlan(plan: ProvisionPlan): string[] {
   const nameW = Math.max(4, ...t.partitions.map((p) => p.name.length));
   out.push(`  #  ${'name'.padEnd(nameW)}  ${'type'.padEnd(18)}  ${'start'.padStart(10)}  ${'size'.padStart(10)}  PARTUUID`);
   for (const p of t.partitions) {
-    out.push(`  ${String(p.number).padStart(1)}  ${p.name.padEnd(nameW)}  ${(p.typeAlias ?? p.type).padEnd(18)}  ${formatBytes(p.start).padStart(10)}  ${formatBytes(p.size).padStart(10)}  ${p.uuid.toLowerCase()}`);
+    out.push(
+      `  ${String(p.number).padStart(1)}  ${p.name.padEnd(nameW)}  ${(p.typeAlias ?? p.type).padEnd(18)}  ${formatBytes(p.start).padStart(10)}  ${formatBytes(p.size).padStart(10)}  ${p.uuid.toLowerCase()}`,
+    );
   }
   for (const i of plan.images) {
-    out.push(`image      ${i.action === 'write' ? 'write' : 'skip '} ${i.path}${i.bmap ? ` (bmap ${i.bmap})` : ''} → partition ${i.partition} "${i.name}": ${i.format}, ${formatBytes(i.size)}${i.bmap ? `, ${formatBytes(i.dataBytes)} mapped` : ''} — ${i.reason}`);
+    out.push(
+      `image      ${i.action === 'write' ? 'write' : 'skip '} ${i.path}${i.bmap ? ` (bmap ${i.bmap})` : ''} → partition ${i.partition} "${i.name}": ${i.format}, ${formatBytes(i.size)}${i.bmap ? `, ${formatBytes(i.dataBytes)} mapped` : ''} — ${i.reason}`,
+    );
   }
   if (plan.pstore) {
     const ps = plan.pstore;
@@ -85,7 +93,8 @@ export function describePlan(plan: ProvisionPlan): string[] {
     if (ps.action === 'format') out.push(`           ${ps.zeroBytes} zero bytes${ps.headers ? ` and ${ps.headers} erased zone headers` : ''}`);
     out.push(...zoneTable(ps.layout).map((r) => `         ${r}`));
   }
-  for (const r of plan.recordsAtRisk) out.push(`records    ${r.records.length} record(s) in ${r.description} will be backed up before they are overwritten: ${r.records.join(', ')}`);
+  for (const r of plan.recordsAtRisk)
+    out.push(`records    ${r.records.length} record(s) in ${r.description} will be backed up before they are overwritten: ${r.records.join(', ')}`);
   for (const n of plan.notes) out.push(`note: ${n}`);
   if (plan.cmdline) out.push(`cmdline    ${plan.cmdline}`);
   out.push(plan.changes ? `plan       write ${plan.bytesToWrite} bytes (${formatBytes(plan.bytesToWrite)})` : 'plan       nothing to write');

@@ -47,7 +47,14 @@ async function runClear(a: ClearArgs): Promise<void> {
     const backup = plan.records.length && !noBackup ? (typeof a.backup === 'string' ? a.backup : defaultBackupDir(dev)) : undefined;
     out(`region   ${region.description}`);
     out(`erase    ${plan.records.length ? plan.records.join(', ') : 'nothing: the region holds no records'}`);
-    const summary = { device: a.device, region: { offset: region.offset, size: region.size }, records: plan.records, zonesWritten: plan.writes.length, backup: backup ?? null, dryRun: !!a['dry-run'] };
+    const summary = {
+      device: a.device,
+      region: { offset: region.offset, size: region.size },
+      records: plan.records,
+      zonesWritten: plan.writes.length,
+      backup: backup ?? null,
+      dryRun: !!a['dry-run'],
+    };
     if (a['dry-run'] || plan.records.length === 0) {
       if (a['dry-run']) out('dry run: nothing written');
       if (a.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');

@@ -63,13 +63,25 @@ async function runFormat(a: FormatArgs): Promise<void> {
     out(`board    ${cmdline}`);
     if (backup) out(`backup   the records go to ${backup} before anything is written`);
     else if (records.length) out('backup   none: --discard-records');
-    const summary = { device: a.device, region: { offset: region.offset, size: region.size, description: region.description }, zeroBytes: plan.zeroBytes, headers: plan.headers.length, records: records.map((r) => r.file), backup: backup ?? null, cmdline, dryRun: !!a['dry-run'] };
+    const summary = {
+      device: a.device,
+      region: { offset: region.offset, size: region.size, description: region.description },
+      zeroBytes: plan.zeroBytes,
+      headers: plan.headers.length,
+      records: records.map((r) => r.file),
+      backup: backup ?? null,
+      cmdline,
+      dryRun: !!a['dry-run'],
+    };
     if (a['dry-run']) {
       out('dry run: nothing written');
       if (a.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
       return;
     }
-    await confirm(`Format ${region.description} of ${describeDevice(dev)}?${records.length ? ` ${records.length} record(s) will be ${backup ? `backed up to ${backup}` : 'DISCARDED'}.` : ''}`, !!a.yes);
+    await confirm(
+      `Format ${region.description} of ${describeDevice(dev)}?${records.length ? ` ${records.length} record(s) will be ${backup ? `backed up to ${backup}` : 'DISCARDED'}.` : ''}`,
+      !!a.yes,
+    );
     if (backup && existing) {
       const saved = await backupRecords(existing, backup, region, dev);
       summary.backup = saved;

@@ -32,7 +32,7 @@ export function pstoreLayoutCommand(y: Argv) {
 export function zoneTable(layout: Layout): string[] {
   const rows: string[] = [];
   const hex = (n: number) => `0x${n.toString(16)}`;
-  for (let i = 0; i < layout.zones.length; ) {
+  for (let i = 0; i < layout.zones.length;) {
     const z = layout.zones[i];
     let j = i;
     while (j + 1 < layout.zones.length && layout.zones[j + 1].type === z.type && layout.zones[j + 1].size === z.size) j++;

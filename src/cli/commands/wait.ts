@@ -28,7 +28,8 @@ export function formatWaitResult(r: WaitResult): string {
 /** Parses and checks the arguments into waitForCard options (everything but the host). */
 export function waitOptionsFrom(a: WaitArgs): WaitOptions {
   if (a.insert && a.remove) throw new UsageError('--insert and --remove exclude each other');
-  if (a.selector !== undefined && !isUsbSelector(a.selector)) throw new UsageError(`wait: ${JSON.stringify(a.selector)} is not a USB selector (usb, usb:PORT, usb:VID:PID, usb:serial=…, optionally @lun=N)`);
+  if (a.selector !== undefined && !isUsbSelector(a.selector))
+    throw new UsageError(`wait: ${JSON.stringify(a.selector)} is not a USB selector (usb, usb:PORT, usb:VID:PID, usb:serial=…, optionally @lun=N)`);
   if (a.timeout !== undefined && !(Number.isFinite(a.timeout) && a.timeout >= 0)) throw new UsageError('--timeout must be a number of seconds ≥ 0');
   // Node timers hold at most 2^31-1 ms (~24.8 days); a longer sleep would fire at once and poll in a busy loop.
   if (a.interval !== undefined && !(Number.isFinite(a.interval) && a.interval >= 0.05 && a.interval <= 3600)) throw new UsageError('--interval must be from 0.05 to 3600 seconds');

@@ -32,9 +32,7 @@ export interface CodecAttempt {
   error: string;
 }
 
-export type DecompressResult =
-  | { ok: true; algorithm: CodecName; data: Uint8Array; attempts: CodecAttempt[] }
-  | { ok: false; attempts: CodecAttempt[] };
+export type DecompressResult = { ok: true; algorithm: CodecName; data: Uint8Array; attempts: CodecAttempt[] } | { ok: false; attempts: CodecAttempt[] };
 
 const DECODERS: Record<CodecName, (input: Uint8Array, opts: DecodeOptions) => Uint8Array> = {
   zstd: zstdDecompress,
@@ -46,9 +44,7 @@ const DECODERS: Record<CodecName, (input: Uint8Array, opts: DecodeOptions) => Ui
 
 /** The order in which detectAndDecompress tries the codecs for this payload. */
 export function detectionOrder(payload: Uint8Array): CodecName[] {
-  return hasZstdMagic(payload)
-    ? ['zstd', 'deflate', 'lz4', 'lzo', '842']
-    : ['deflate', 'lz4', 'lzo', '842', 'zstd'];
+  return hasZstdMagic(payload) ? ['zstd', 'deflate', 'lz4', 'lzo', '842'] : ['deflate', 'lz4', 'lzo', '842', 'zstd'];
 }
 
 /**
@@ -71,10 +67,7 @@ export function detectAndDecompress(payload: Uint8Array, opts?: DetectOptions): 
       const data = DECODERS[algorithm](payload, { maxOutput });
       return { ok: true, algorithm, data, attempts };
     } catch (e) {
-      const error =
-        e instanceof CodecError
-          ? e.message
-          : `internal decoder error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`;
+      const error = e instanceof CodecError ? e.message : `internal decoder error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`;
       attempts.push({ algorithm, error });
     }
   }

@@ -16,11 +16,21 @@ function pattern(n: number): Uint8Array {
 class Spy implements BlockDevice {
   calls: string[] = [];
   constructor(private readonly inner: BlockDevice) {}
-  get info() { return this.inner.info; }
-  get size() { return this.inner.size; }
-  get blockSize() { return this.inner.blockSize; }
-  get alignment() { return this.inner.alignment; }
-  get readOnly() { return this.inner.readOnly; }
+  get info() {
+    return this.inner.info;
+  }
+  get size() {
+    return this.inner.size;
+  }
+  get blockSize() {
+    return this.inner.blockSize;
+  }
+  get alignment() {
+    return this.inner.alignment;
+  }
+  get readOnly() {
+    return this.inner.readOnly;
+  }
   read(offset: number, length: number, opts?: IoOptions) {
     this.calls.push(`r${offset}+${length}`);
     return this.inner.read(offset, length, opts);
@@ -29,8 +39,12 @@ class Spy implements BlockDevice {
     this.calls.push(`w${offset}+${data.length}`);
     return this.inner.write(offset, data, opts);
   }
-  flush(opts?: IoOptions) { return this.inner.flush(opts); }
-  close() { return this.inner.close(); }
+  flush(opts?: IoOptions) {
+    return this.inner.flush(opts);
+  }
+  close() {
+    return this.inner.close();
+  }
 }
 
 test('MemoryDevice reads copies and writes through', async () => {
@@ -112,7 +126,10 @@ test('RegionDevice translates offsets and confines I/O to its range', async () =
 
 test('RegionDevice: bounds and alignment are checked, read-only is inherited', async () => {
   const parent = new MemoryDevice(new Uint8Array(65536), { alignment: 4096, readOnly: true, name: 'usb' });
-  assert.throws(() => new RegionDevice(parent, 512, 4096), (e: unknown) => e instanceof UsageError && /not aligned to the 4096-byte blocks of usb/.test(e.message));
+  assert.throws(
+    () => new RegionDevice(parent, 512, 4096),
+    (e: unknown) => e instanceof UsageError && /not aligned to the 4096-byte blocks of usb/.test(e.message),
+  );
   assert.throws(() => new RegionDevice(parent, 4096, 100), UsageError);
   assert.throws(() => new RegionDevice(parent, 61440, 8192), /runs past the end of usb/);
   assert.throws(() => new RegionDevice(parent, -4096, 4096), UsageError);

@@ -37,7 +37,10 @@ test('a regular file opens as an image, read-only unless asked', async () => {
 
 test('usb: specs fail clearly until a USB opener is registered', async () => {
   unregisterDeviceOpener('usb:'); // in case a backend registered itself in this process
-  await assert.rejects(openDevice('usb:1-1.4'), (e: unknown) => e instanceof UsageError && /USB readers are not registered in this program \(call registerUsbDeviceOpener\(\)/.test(e.message));
+  await assert.rejects(
+    openDevice('usb:1-1.4'),
+    (e: unknown) => e instanceof UsageError && /USB readers are not registered in this program \(call registerUsbDeviceOpener\(\)/.test(e.message),
+  );
 });
 
 test('registered openers receive the spec and options', async () => {

@@ -48,7 +48,11 @@ before(async () => {
       await symlink(join(d, p), join(sys, 'class', 'block', p));
     }
   };
-  await disk('sdz', '8:0', 8192, [['sdz1', '8:1'], ['sdz2', '8:2'], ['sdz3', '8:3']]);
+  await disk('sdz', '8:0', 8192, [
+    ['sdz1', '8:1'],
+    ['sdz2', '8:2'],
+    ['sdz3', '8:3'],
+  ]);
   await disk('sdy', '8:16', 8192, [['sdy1', '8:17']]);
   await disk('sdw', '8:32', 8192, []);
   await put(join(blk, 'sdw', 'ro'), '1\n');
@@ -132,7 +136,10 @@ test('systemDiskCheck: mount matched by device number; idle disk; unknown mount 
   const y = await systemDiskCheck(join(devDir, 'sdy'), { sysRoot: sys, procRoot: proc });
   assert.equal(y.inUse, true);
   assert.equal(y.holdsRoot, false);
-  assert.deepEqual(y.mounts.map((m) => [m.mountPoint, m.device]), [['/mnt/other', 'sdy1']]);
+  assert.deepEqual(
+    y.mounts.map((m) => [m.mountPoint, m.device]),
+    [['/mnt/other', 'sdy1']],
+  );
 
   const w = await systemDiskCheck(join(devDir, 'sdw'), { sysRoot: sys, procRoot: proc });
   assert.equal(w.inUse, false);

@@ -18,12 +18,26 @@ test('list: readers with their slots; an unreachable reader carries its error; t
   broken.vanish();
   const keyboard: UsbDeviceInfo = { ...two.device, ports: [3], portPath: '1-3', massStorage: [] };
   const readers = await collectReaders({ ...fast, host: new SimHost([two, broken], [keyboard]) });
-  assert.deepEqual(readers.map((r) => r.selector), ['usb:1-1.4', 'usb:1-2']);
+  assert.deepEqual(
+    readers.map((r) => r.selector),
+    ['usb:1-1.4', 'usb:1-2'],
+  );
   const r = readers[0];
   assert.equal(r.serial, 'SER1');
   assert.equal(r.id.length, 9);
   assert.equal(r.slots.length, 2);
-  assert.deepEqual(r.slots[0], { lun: 0, selector: 'usb:1-1.4@lun=0', present: true, size: 1 << 20, blockSize: 512, writeProtected: false, vendor: 'CRASHCRT', product: 'Sim Card Reader', revision: '1.00', removable: true });
+  assert.deepEqual(r.slots[0], {
+    lun: 0,
+    selector: 'usb:1-1.4@lun=0',
+    present: true,
+    size: 1 << 20,
+    blockSize: 512,
+    writeProtected: false,
+    vendor: 'CRASHCRT',
+    product: 'Sim Card Reader',
+    revision: '1.00',
+    removable: true,
+  });
   assert.deepEqual({ present: r.slots[1].present, sel: r.slots[1].selector }, { present: false, sel: 'usb:1-1.4@lun=1' });
   assert.equal(readers[1].revision, '1.41');
   assert.deepEqual(readers[1].profiles, ['Alcor Micro AU6387 (revision 0141)']);
@@ -51,9 +65,22 @@ test('info: capacity, WP, reader details, partition table and the pstore region 
     assert.equal(r.device, 'usb:1-9@lun=0');
     assert.equal(r.size, disk.length);
     assert.equal(r.writeProtected, false);
-    assert.deepEqual(r.usb, { port: '1-9', id: r.usb!.id, lun: 0, luns: 1, inquiry: { vendor: 'CRASHCRT', product: 'Sim Card Reader', revision: '1.00' }, transferBytes: 240 * 512 });
+    assert.deepEqual(r.usb, {
+      port: '1-9',
+      id: r.usb!.id,
+      lun: 0,
+      luns: 1,
+      inquiry: { vendor: 'CRASHCRT', product: 'Sim Card Reader', revision: '1.00' },
+      transferBytes: 240 * 512,
+    });
     assert.equal(r.partitionTable?.kind, 'gpt');
-    assert.deepEqual(r.partitionTable?.partitions.map((p) => [p.number, p.name, p.start]), [[1, 'boot', 1 << 20], [2, 'pstore', 2 << 20]]);
+    assert.deepEqual(
+      r.partitionTable?.partitions.map((p) => [p.number, p.name, p.start]),
+      [
+        [1, 'boot', 1 << 20],
+        [2, 'pstore', 2 << 20],
+      ],
+    );
     assert.deepEqual(r.pstore.region?.partition, 2);
     assert.deepEqual(r.pstore.signatures, { total: 2, byType: { dmesg: 2 }, endian: 'le' });
     const text = formatDeviceInfo(r);
@@ -90,8 +117,12 @@ test('udev rules: one line per VID:PID, generic class-08 rule without readers, c
   ]);
   assert.match(text, /# 058f:6387 Generic Mass Storage\n/);
   assert.match(text, /sudo udevadm control --reload/);
-  const generic = udevRules([], { group: 'dialout', mode: '660' }).split('\n').filter((l) => l && !l.startsWith('#'));
-  assert.deepEqual(generic, ['SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", IMPORT{builtin}="usb_id", ENV{ID_USB_INTERFACES}=="*:080650:*", MODE="0660", GROUP="dialout", TAG+="uaccess"']);
+  const generic = udevRules([], { group: 'dialout', mode: '660' })
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'));
+  assert.deepEqual(generic, [
+    'SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", IMPORT{builtin}="usb_id", ENV{ID_USB_INTERFACES}=="*:080650:*", MODE="0660", GROUP="dialout", TAG+="uaccess"',
+  ]);
   assert.throws(() => udevRules([], { group: 'a b' }), RangeError);
   assert.throws(() => udevRules([], { mode: '999' }), RangeError);
 });

@@ -1,16 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BadInputError, ExitCode } from '../../../src/errors.js';
-import {
-  CodecError,
-  crc32be,
-  detectAndDecompress,
-  inflateRaw,
-  lz4DecompressBlock,
-  lzo1xDecompress,
-  sw842Decompress,
-  zstdDecompress,
-} from '../../../src/pstore/codecs/index.js';
+import { CodecError, crc32be, detectAndDecompress, inflateRaw, lz4DecompressBlock, lzo1xDecompress, sw842Decompress, zstdDecompress } from '../../../src/pstore/codecs/index.js';
 import { xxh64 } from '../../../src/util/xxh64.js';
 import { fixture, sameBytes } from './helpers.js';
 
@@ -186,5 +177,8 @@ test('deflate: reasons for truncation, corruption and trailing data', () => {
 test('detectAndDecompress on real-looking but uncompressed pstore text fails with reasons', () => {
   const r = detectAndDecompress(enc('Oops: Total 1 times\nOops#1 Part1\n<4>[   10.000000] BUG: kernel NULL pointer dereference\n'));
   assert.equal(r.ok, false);
-  assert.deepEqual(r.attempts.map((a) => a.algorithm), ['deflate', 'lz4', 'lzo', '842', 'zstd']);
+  assert.deepEqual(
+    r.attempts.map((a) => a.algorithm),
+    ['deflate', 'lz4', 'lzo', '842', 'zstd'],
+  );
 });

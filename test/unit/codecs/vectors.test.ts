@@ -1,14 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  detectAndDecompress,
-  inflateRaw,
-  lz4DecompressBlock,
-  lzo1xDecompress,
-  sw842Decompress,
-  zstdDecompress,
-  type CodecName,
-} from '../../../src/pstore/codecs/index.js';
+import { detectAndDecompress, inflateRaw, lz4DecompressBlock, lzo1xDecompress, sw842Decompress, zstdDecompress, type CodecName } from '../../../src/pstore/codecs/index.js';
 import { SAMPLES, VARIANTS, fixture, sameBytes } from './helpers.js';
 
 const DIRECT: Record<CodecName, (b: Uint8Array) => Uint8Array> = {
@@ -58,10 +50,16 @@ test('the lzorle vectors really carry the bitstream-version prefix and zero runs
 test('detection reports earlier candidates that failed, in order', () => {
   const lz4 = detectAndDecompress(fixture('vectors/dmesg.lz4'));
   assert.ok(lz4.ok);
-  assert.deepEqual(lz4.attempts.map((a) => a.algorithm), ['deflate']);
+  assert.deepEqual(
+    lz4.attempts.map((a) => a.algorithm),
+    ['deflate'],
+  );
   const sw = detectAndDecompress(fixture('vectors/dmesg.842'));
   assert.ok(sw.ok);
-  assert.deepEqual(sw.attempts.map((a) => a.algorithm), ['deflate', 'lz4', 'lzo']);
+  assert.deepEqual(
+    sw.attempts.map((a) => a.algorithm),
+    ['deflate', 'lz4', 'lzo'],
+  );
   for (const a of sw.attempts) assert.ok(a.error.length > 0);
   const z = detectAndDecompress(fixture('vectors/dmesg.zst'));
   assert.ok(z.ok);
@@ -72,10 +70,16 @@ test('only: restricts the candidates', () => {
   const deflate = fixture('vectors/dmesg.deflate-w11');
   const r = detectAndDecompress(deflate, { only: ['lz4'] });
   assert.equal(r.ok, false);
-  assert.deepEqual(r.attempts.map((a) => a.algorithm), ['lz4']);
+  assert.deepEqual(
+    r.attempts.map((a) => a.algorithm),
+    ['lz4'],
+  );
   const r2 = detectAndDecompress(fixture('vectors/dmesg.842'), { only: ['842', 'lz4'] });
   assert.ok(r2.ok);
   assert.equal(r2.algorithm, '842');
-  assert.deepEqual(r2.attempts.map((a) => a.algorithm), ['lz4']);
+  assert.deepEqual(
+    r2.attempts.map((a) => a.algorithm),
+    ['lz4'],
+  );
   assert.throws(() => detectAndDecompress(deflate, { only: ['gzip' as CodecName] }), RangeError);
 });

@@ -77,14 +77,20 @@ for (const n of [1, 5, 17]) {
     const cps = events.filter((e): e is Extract<FlashEvent, { type: 'checkpoint' }> => e.type === 'checkpoint');
     assert.equal(cps[cps.length - 1]?.offset, lastEnd, 'a checkpoint reports it (the CLI journals it)');
     // The head (boot sector) is never written by a stopped flash.
-    assert.ok(mem.data.subarray(0, HEAD).every((b) => b === 0xa5), 'head held back');
+    assert.ok(
+      mem.data.subarray(0, HEAD).every((b) => b === 0xa5),
+      'head held back',
+    );
     assert.ok(Buffer.from(mem.data.subarray(HEAD, lastEnd)).equals(Buffer.from(img.subarray(HEAD, lastEnd))), 'everything below the resume point is on the card');
 
     const again = new CountingDevice(mem, 'card');
     const r2 = await flashMem(again, { resumeFrom: lastEnd });
     assert.equal(r2.exitCode, 0, JSON.stringify(r2.targets[0].error));
     assert.equal(r2.targets[0].verified, true);
-    assert.ok(again.writes.every((w) => w.offset >= lastEnd || w.offset < HEAD), 'nothing below the resume point rewritten');
+    assert.ok(
+      again.writes.every((w) => w.offset >= lastEnd || w.offset < HEAD),
+      'nothing below the resume point rewritten',
+    );
     assert.equal(sha(mem.data.subarray(0, img.length)), sha(img));
   });
 }
@@ -100,7 +106,10 @@ test('flash: after a failed verification the resume point is the first differing
   const fixedUp = new CountingDevice(mem, 'card');
   const r2 = await flashMem(fixedUp, { resumeFrom: r.targets[0].error?.resumeOffset });
   assert.equal(r2.exitCode, 0, JSON.stringify(r2.targets[0].error));
-  assert.ok(fixedUp.writes.some((w) => w.offset <= bad.corruptAt! && w.offset + w.length > bad.corruptAt!), 'the bad chunk was rewritten');
+  assert.ok(
+    fixedUp.writes.some((w) => w.offset <= bad.corruptAt! && w.offset + w.length > bad.corruptAt!),
+    'the bad chunk was rewritten',
+  );
   assert.equal(sha(mem.data.subarray(0, img.length)), sha(img));
 });
 

@@ -26,14 +26,23 @@ test('flash --json: NDJSON events and a summary; cards hold the image', async (t
   const b = await card(dir, 'b.img');
   const r = cli(['flash', fixture('disk.img.zst'), a, b, '--yes', '--json', '--no-bmap'], { XDG_STATE_HOME: dir });
   assert.equal(r.code, 0, r.stderr);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines[0].type, 'start');
   assert.ok(lines.some((l) => l.type === 'phase' && l.phase === 'verifying'));
   assert.ok(lines.some((l) => l.type === 'progress' && typeof l.speed === 'number' && 'eta' in l));
   const summary = lines[lines.length - 1] as { type: string; ok: boolean; exitCode: number; targets: { ok: boolean; verified: boolean }[]; image: { sha256: string } };
   assert.equal(summary.type, 'summary');
   assert.equal(summary.ok, true);
-  assert.deepEqual(summary.targets.map((x) => [x.ok, x.verified]), [[true, true], [true, true]]);
+  assert.deepEqual(
+    summary.targets.map((x) => [x.ok, x.verified]),
+    [
+      [true, true],
+      [true, true],
+    ],
+  );
   assert.equal(summary.image.sha256, createHash('sha256').update(DISK()).digest('hex'));
   for (const c of [a, b]) assert.ok((await readFile(c)).subarray(0, DISK().length).equals(Buffer.from(DISK())));
 });

@@ -22,7 +22,11 @@ async function flashTo(image: string, cards: string[], src: ImageSourceOptions =
   const source = await openImageSource(image, src);
   const devs = await Promise.all(cards.map((c) => openImageFile(c, { write: true })));
   try {
-    return await flashImage(source, devs.map((device) => ({ device })), { retryDelayMs: 1, ...opts });
+    return await flashImage(
+      source,
+      devs.map((device) => ({ device })),
+      { retryDelayMs: 1, ...opts },
+    );
   } finally {
     for (const d of devs) await d.close();
     await source.close();
@@ -32,7 +36,10 @@ async function flashTo(image: string, cards: string[], src: ImageSourceOptions =
 /** The card holds the whole image, and FILL after it. */
 function assertFull(card: Uint8Array, img: Uint8Array): void {
   assert.ok(Buffer.from(card.subarray(0, img.length)).equals(Buffer.from(img)), 'image bytes on the card');
-  assert.ok(card.subarray(img.length).every((b) => b === FILL), 'bytes after the image untouched');
+  assert.ok(
+    card.subarray(img.length).every((b) => b === FILL),
+    'bytes after the image untouched',
+  );
 }
 
 /** Mapped ranges hold the image; holes keep their old content. */
@@ -41,7 +48,10 @@ async function assertMapped(card: Uint8Array, img: Uint8Array): Promise<void> {
   let pos = 0;
   for (const r of b.ranges) {
     const { start, end } = rangeBytes(b, r);
-    assert.ok(card.subarray(pos, start).every((x) => x === FILL), `hole ${pos}-${start} untouched`);
+    assert.ok(
+      card.subarray(pos, start).every((x) => x === FILL),
+      `hole ${pos}-${start} untouched`,
+    );
     assert.ok(Buffer.from(card.subarray(start, end)).equals(Buffer.from(img.subarray(start, end))), `range ${r.first}-${r.last}`);
     pos = end;
   }
@@ -92,7 +102,10 @@ test('bmap checksum mismatch in the image data is caught, and the first MiB is n
   assert.equal(r.exitCode, 10);
   assert.match(r.targets[0].error?.message ?? '', /checksum mismatch for blocks 256-319 \(bytes 1048576–1310719\)/);
   const after = new Uint8Array(await readFile(card));
-  assert.ok(after.subarray(0, 1048576).every((b) => b === FILL), 'the first MiB (boot area) stays unwritten');
+  assert.ok(
+    after.subarray(0, 1048576).every((b) => b === FILL),
+    'the first MiB (boot area) stays unwritten',
+  );
 });
 
 test('several cards from one pass: a failing card does not stop the others', async (t) => {
@@ -106,7 +119,10 @@ test('several cards from one pass: a failing card does not stop the others', asy
   const r = await flashImage(source, [{ device: devs[0] }, { device: broken }, { device: devs[2] }], { onEvent: (e) => events.push(e), retryDelayMs: 1 });
   for (const d of devs) await d.close();
   await source.close();
-  assert.deepEqual(r.targets.map((x) => x.ok), [true, false, true]);
+  assert.deepEqual(
+    r.targets.map((x) => x.ok),
+    [true, false, true],
+  );
   assert.match(r.targets[1].error?.message ?? '', /controller fault/);
   assertFull(new Uint8Array(await readFile(cards[0])), DISK());
   assertFull(new Uint8Array(await readFile(cards[2])), DISK());
@@ -123,8 +139,14 @@ test('the first MiB is written last', async () => {
   const headWrites = dev.writes.map((w, i) => ({ ...w, i })).filter((w) => w.offset < 1048576);
   assert.ok(headWrites.length > 0);
   const firstHead = Math.min(...headWrites.map((w) => w.i));
-  assert.ok(dev.writes.slice(0, firstHead).some((w) => w.offset >= 2 * 1048576), 'data beyond 1 MiB was written before');
-  assert.ok(dev.writes.slice(firstHead).every((w) => w.offset < 1048576), 'nothing after the head');
+  assert.ok(
+    dev.writes.slice(0, firstHead).some((w) => w.offset >= 2 * 1048576),
+    'data beyond 1 MiB was written before',
+  );
+  assert.ok(
+    dev.writes.slice(firstHead).every((w) => w.offset < 1048576),
+    'nothing after the head',
+  );
 });
 
 test('image larger than the card: refused before anything is written', async (t) => {
@@ -134,7 +156,10 @@ test('image larger than the card: refused before anything is written', async (t)
     const r = await flashTo(fixture(name), [card], { bmap: false });
     assert.equal(r.exitCode, 12, name);
     assert.match(r.targets[0].error?.message ?? '', /needs .*3146728 bytes.*holds only 2097152 bytes .*; nothing was written/, name);
-    assert.ok(new Uint8Array(await readFile(card)).every((b) => b === FILL), `${name}: card untouched`);
+    assert.ok(
+      new Uint8Array(await readFile(card)).every((b) => b === FILL),
+      `${name}: card untouched`,
+    );
   }
 });
 
@@ -201,7 +226,10 @@ test('transient write errors are retried with back-off', async () => {
   assert.equal(r.exitCode, 0);
   const retries = events.filter((e) => e.type === 'retry');
   assert.equal(retries.length, 2);
-  assert.deepEqual(retries.map((e) => (e as { delayMs: number }).delayMs), [1, 2]);
+  assert.deepEqual(
+    retries.map((e) => (e as { delayMs: number }).delayMs),
+    [1, 2],
+  );
   const img = DISK();
   assert.ok(Buffer.from(mem.subarray(0, img.length)).equals(Buffer.from(img)));
 });

@@ -54,7 +54,10 @@ test('content beats the name: a gzip file named .xz is read as gzip', async (t) 
 });
 
 test('known but unsupported containers and a bmap given as the image are refused with a reason', () => {
-  assert.throws(() => sniffFormat(Uint8Array.from([0x50, 0x4b, 3, 4, 0, 0]), 'x.zip'), (e: unknown) => e instanceof SourceError && /zip archive/.test((e as Error).message));
+  assert.throws(
+    () => sniffFormat(Uint8Array.from([0x50, 0x4b, 3, 4, 0, 0]), 'x.zip'),
+    (e: unknown) => e instanceof SourceError && /zip archive/.test((e as Error).message),
+  );
   assert.throws(() => sniffFormat(Uint8Array.from([0x3a, 0xff, 0x26, 0xed]), 's.img'), /Android sparse/);
   const xml = new TextEncoder().encode('<?xml version="1.0" ?>\n<!-- c -->\n<bmap version="2.0">');
   assert.throws(() => sniffFormat(xml, 'a.bmap'), /bmap file, not an image/);
@@ -82,7 +85,16 @@ test('bmap 2.0 from bmaptool: ranges, sha256 checksums, sizes', async () => {
   assert.equal(b.checksumType, 'sha256');
   assert.equal(b.imageSize, DISK().length);
   assert.equal(b.blockSize, 4096);
-  assert.deepEqual(b.ranges.map((r) => [r.first, r.last]), [[0, 15], [256, 319], [512, 512], [514, 515], [768, 768]]);
+  assert.deepEqual(
+    b.ranges.map((r) => [r.first, r.last]),
+    [
+      [0, 15],
+      [256, 319],
+      [512, 512],
+      [514, 515],
+      [768, 768],
+    ],
+  );
   assert.ok(b.ranges.every((r) => r.checksum && r.checksum.length === 64));
   // The last block is partial: the image ends 1000 bytes into block 768.
   assert.deepEqual(rangeBytes(b, b.ranges[4]), { start: 768 * 4096, end: DISK().length });
@@ -112,7 +124,9 @@ test('a bmap whose own checksum does not match is rejected', async () => {
 
 test('inconsistent bmaps are rejected: counts, overlapping ranges, future versions', () => {
   const mk = (ver: string, mapped: number, ranges: string) =>
-    new TextEncoder().encode(`<bmap version="${ver}"><ImageSize>16384</ImageSize><BlockSize>4096</BlockSize><BlocksCount>4</BlocksCount><MappedBlocksCount>${mapped}</MappedBlocksCount><BlockMap>${ranges}</BlockMap></bmap>`);
+    new TextEncoder().encode(
+      `<bmap version="${ver}"><ImageSize>16384</ImageSize><BlockSize>4096</BlockSize><BlocksCount>4</BlocksCount><MappedBlocksCount>${mapped}</MappedBlocksCount><BlockMap>${ranges}</BlockMap></bmap>`,
+    );
   assert.throws(() => parseBmap(mk('1.0', 3, '<Range>0-1</Range>')), /MappedBlocksCount/);
   assert.throws(() => parseBmap(mk('1.0', 3, '<Range>0-1</Range><Range>1</Range>')), /overlaps/);
   assert.throws(() => parseBmap(mk('1.0', 1, '<Range>4</Range>')), /runs past/);

@@ -40,7 +40,10 @@ export class FaultyDevice implements BlockDevice {
   readonly writes: { offset: number; length: number }[] = [];
   faults: Fault[] = [];
   corruptAt?: number;
-  constructor(readonly inner: BlockDevice, name = 'faulty') {
+  constructor(
+    readonly inner: BlockDevice,
+    name = 'faulty',
+  ) {
     this.info = { ...inner.info, name };
   }
   get size() {

@@ -179,7 +179,18 @@ for (const set of SETS) {
 
   test(`${set.name}: files cut short anywhere, trailers included, are caught`, async (t) => {
     const dir = tempDir(t);
-    for (const name of ['data.gz', 'data.multi.gz', 'data.zst', 'data.multi.zst', 'data.nocheck.zst', 'data.crc32.xz', 'data.crc64.xz', 'data.none.xz', 'data.bz2', 'data.multi.bz2']) {
+    for (const name of [
+      'data.gz',
+      'data.multi.gz',
+      'data.zst',
+      'data.multi.zst',
+      'data.nocheck.zst',
+      'data.crc32.xz',
+      'data.crc64.xz',
+      'data.none.xz',
+      'data.bz2',
+      'data.multi.bz2',
+    ]) {
       const b = f(name);
       for (const keep of [6, 12, 40, Math.floor(b.length / 2), b.length - 9, b.length - 6, b.length - 3, b.length - 1]) {
         await assertCorrupt(dir, `${name}-cut-${keep}`, b.subarray(0, keep), /truncated|corrupt/);
@@ -326,7 +337,10 @@ test('flash: an image that fails its own check after data was written fails with
     // the whole image was decoded before the check failed, so everything past the held-back
     // first MiB was written; the first MiB never is, so the card cannot boot a damaged image
     if (d.name.endsWith('.zst')) assert.ok(tr.bytesWritten > 0, 'bytes were written before the check failed');
-    assert.ok(written.subarray(0, MiB).every((b) => b === FILL), `${d.name}: the first MiB was not written`);
+    assert.ok(
+      written.subarray(0, MiB).every((b) => b === FILL),
+      `${d.name}: the first MiB was not written`,
+    );
   }
 });
 
@@ -373,7 +387,10 @@ test('flash: a bzip2 file cut inside its header or holding an empty stream is ne
     assert.equal(r.image.format, 'bzip2', name);
     assert.equal(r.exitCode, 10, name);
     assert.equal(r.targets[0].verified, false, name);
-    assert.ok((await readFile(c)).every((b) => b === FILL), `${name}: nothing written`);
+    assert.ok(
+      (await readFile(c)).every((b) => b === FILL),
+      `${name}: nothing written`,
+    );
   }
 });
 
@@ -393,8 +410,14 @@ test('provisioning gets the same checks: a partition image failing its checksum 
   await assert.rejects(inspectImage({ path: img }), (e: unknown) => e instanceof BadInputError && /content checksum mismatch/.test((e as Error).message));
   const dev = new MemoryDevice(new Uint8Array(8 * MiB).fill(FILL), { name: 'card' });
   const info = { path: img, format: 'zstd' as const, size: DISK().length, dataBytes: DISK().length };
-  await assert.rejects(writeImage(dev, MiB, { path: img }, info, { capacity: 4 * MiB }), (e: unknown) => e instanceof CrashcartError && (e.exitCode as number) === 10 && /content checksum mismatch/.test((e as Error).message));
-  assert.ok(dev.data.subarray(MiB, 2 * MiB).every((b) => b === FILL), 'the partition start was not written');
+  await assert.rejects(
+    writeImage(dev, MiB, { path: img }, info, { capacity: 4 * MiB }),
+    (e: unknown) => e instanceof CrashcartError && (e.exitCode as number) === 10 && /content checksum mismatch/.test((e as Error).message),
+  );
+  assert.ok(
+    dev.data.subarray(MiB, 2 * MiB).every((b) => b === FILL),
+    'the partition start was not written',
+  );
 });
 
 test('CLI: flashing a .zst whose content checksum fails exits 10 and nowhere says verified', async (t) => {
@@ -409,9 +432,17 @@ test('CLI: flashing a .zst whose content checksum fails exits 10 and nowhere say
   assert.doesNotMatch(r.stdout + r.stderr, /(?<!not )verified/);
   r = cli(['flash', img, await card(dir, 'b.img'), '--yes', '--no-bmap', '--json']);
   assert.equal(r.status, 10, r.stderr);
-  const summary = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { type: string; ok: boolean; exitCode: number; targets: { ok: boolean; verified: boolean; error?: { name: string } }[] };
+  const summary = JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
+    type: string;
+    ok: boolean;
+    exitCode: number;
+    targets: { ok: boolean; verified: boolean; error?: { name: string } }[];
+  };
   assert.equal(summary.type, 'summary');
   assert.equal(summary.ok, false);
   assert.equal(summary.exitCode, 10);
-  assert.deepEqual(summary.targets.map((x) => [x.ok, x.verified, x.error?.name]), [[false, false, 'SourceError']]);
+  assert.deepEqual(
+    summary.targets.map((x) => [x.ok, x.verified, x.error?.name]),
+    [[false, false, 'SourceError']],
+  );
 });

@@ -99,7 +99,10 @@ test('zstd frames are decoded a block at a time, whatever the read sizes', async
     }
     assert.ok(Buffer.concat(out).equals(want), `step ${step}: decoded output`);
     assert.ok(most <= 4 * 128 * 1024 || step >= 4096, `step ${step}: ${most} bytes decoded without reading input`);
-    assert.ok(out.every((c) => c.length <= 128 * 1024), `step ${step}: one block per output chunk`);
+    assert.ok(
+      out.every((c) => c.length <= 128 * 1024),
+      `step ${step}: one block per output chunk`,
+    );
   }
 });
 

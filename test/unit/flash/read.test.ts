@@ -61,7 +61,10 @@ test('unreadable sectors are retried, skipped, zero-filled and mapped as bad; a 
   assert.equal(r.sha256, sha(want));
   assert.ok(events.some((e) => e.type === 'bad-area' && e.start === badAt));
   const map = parseRescueMap(await readFile(`${out}.map`, 'utf8'));
-  assert.deepEqual(map.blocks.filter((b) => b.status === '-'), [{ pos: badAt, size: 1024, status: '-' }]);
+  assert.deepEqual(
+    map.blocks.filter((b) => b.status === '-'),
+    [{ pos: badAt, size: 1024, status: '-' }],
+  );
 
   // The sectors come back (a cleaned contact): only they are read again.
   dev.faults = [];
@@ -110,13 +113,29 @@ test('ddrescue mapfiles: parse what ddrescue writes, format round-trips, status 
 `;
   const m = parseRescueMap(text);
   assert.equal(m.currentPos, 0x100000);
-  assert.deepEqual(m.blocks.map((b) => b.status), ['+', '-', '*']);
+  assert.deepEqual(
+    m.blocks.map((b) => b.status),
+    ['+', '-', '*'],
+  );
   assert.deepEqual(parseRescueMap(formatRescueMap(m)), m);
   assert.throws(() => parseRescueMap('0x0 +\n0x0 0x10 +\n0x20 0x10 +\n'), /does not follow/);
   const s = new StatusMap(100);
   s.set(10, 20, '+');
   s.set(30, 10, '+');
   s.set(15, 2, '-');
-  assert.deepEqual(s.blocks.map((b) => [b.pos, b.size, b.status]), [[0, 10, '?'], [10, 5, '+'], [15, 2, '-'], [17, 23, '+'], [40, 60, '?']]);
-  assert.deepEqual(s.pending(0, 100), [{ pos: 0, size: 10 }, { pos: 15, size: 2 }, { pos: 40, size: 60 }]);
+  assert.deepEqual(
+    s.blocks.map((b) => [b.pos, b.size, b.status]),
+    [
+      [0, 10, '?'],
+      [10, 5, '+'],
+      [15, 2, '-'],
+      [17, 23, '+'],
+      [40, 60, '?'],
+    ],
+  );
+  assert.deepEqual(s.pending(0, 100), [
+    { pos: 0, size: 10 },
+    { pos: 15, size: 2 },
+    { pos: 40, size: 60 },
+  ]);
 });

@@ -45,12 +45,25 @@ test('Rechunker: pieces of any size come out as fixed-size chunks at the right o
 function bmapOf(ranges: Bmap['ranges'], imageSize: number, checksumType?: string): Bmap {
   const blockSize = 4096;
   const mapped = ranges.reduce((n, r) => n + r.last - r.first + 1, 0);
-  return { path: 'x.bmap', version: '2.0', imageSize, blockSize, blocksCount: Math.ceil(imageSize / blockSize), mappedBlocksCount: mapped, checksumType, ranges, mappedBytes: mapped * blockSize };
+  return {
+    path: 'x.bmap',
+    version: '2.0',
+    imageSize,
+    blockSize,
+    blocksCount: Math.ceil(imageSize / blockSize),
+    mappedBlocksCount: mapped,
+    checksumType,
+    ranges,
+    mappedBytes: mapped * blockSize,
+  };
 }
 
 test('BmapRangeSelector: only mapped ranges pass, split across chunk boundaries, and their checksums are checked', async () => {
   const image = bytes(4096 * 8, 7);
-  const sha = (a: number, b: number) => createHash('sha256').update(image.subarray(a * 4096, (b + 1) * 4096)).digest('hex');
+  const sha = (a: number, b: number) =>
+    createHash('sha256')
+      .update(image.subarray(a * 4096, (b + 1) * 4096))
+      .digest('hex');
   const bmap = bmapOf(
     [
       { first: 1, last: 2, checksum: sha(1, 2) },

@@ -20,7 +20,11 @@ const BLOCKS = 8192; // 4 MiB card
 const WRITE10 = 0x2a;
 const FAST: FlashOptions = { retryDelayMs: 1, chunkSize: 64 * 1024, checkpointBytes: 256 * 1024 };
 
-async function flashSim(image: string, card: MemoryCard, opts: FlashOptions & { bmap?: string | false; resumeFrom?: number; onWrite?: (n: number, vanish: () => void) => void } = {}) {
+async function flashSim(
+  image: string,
+  card: MemoryCard,
+  opts: FlashOptions & { bmap?: string | false; resumeFrom?: number; onWrite?: (n: number, vanish: () => void) => void } = {},
+) {
   let writes = 0;
   let simRef: { vanish(): void } | undefined;
   const { sim, dev } = await openSim({
@@ -89,7 +93,7 @@ test('usb: reader unplugged mid-write → clear error with the last flushed offs
   assert.match(err?.message ?? '', /went away while writing at offset \d+/);
   assert.match(err?.message ?? '', /--resume/);
   const resumeAt = err?.resumeOffset ?? 0;
-  assert.equal(resumeAt, 1024 * 1024 + 512 * 1024, "two checkpoints of 256 KiB were flushed before write 10");
+  assert.equal(resumeAt, 1024 * 1024 + 512 * 1024, 'two checkpoints of 256 KiB were flushed before write 10');
   assert.equal(resumeAt % (64 * 1024), 0);
   const img = DISK();
   // Everything up to the resume point (outside the held-back first MiB) is on the card.

@@ -31,7 +31,14 @@ async function spellings(dir: string, file: string): Promise<string[]> {
   await symlink(file, join(dir, 'pci-0000:00:17.0-ata-1'));
   await mkdir(join(dir, 'sub'));
   await symlink('..', join(dir, 'sub', 'up'));
-  return [file, join(dir, 'via-symlink.img'), join(dir, 'hard-link.img'), join(dir, 'pci-0000:00:17.0-ata-1'), relative(process.cwd(), file), join(dir, 'sub', 'up', 'sub', '..', 'card.img')];
+  return [
+    file,
+    join(dir, 'via-symlink.img'),
+    join(dir, 'hard-link.img'),
+    join(dir, 'pci-0000:00:17.0-ata-1'),
+    relative(process.cwd(), file),
+    join(dir, 'sub', 'up', 'sub', '..', 'card.img'),
+  ];
 }
 
 test('a target that is an input is refused under every spelling; another file passes', async (t) => {

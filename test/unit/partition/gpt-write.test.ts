@@ -40,7 +40,7 @@ function layoutFor(size: number, ss = 512): GptLayout {
   return { sectorSize: ss, partitions: layoutPartitions(REQUESTS, { sectorSize: ss, deviceSize: size }) };
 }
 
-test('GUID bytes: mixed-endian encoding round-trips through the reader\'s formatter', () => {
+test("GUID bytes: mixed-endian encoding round-trips through the reader's formatter", () => {
   const g = '0FC63DAF-8483-4772-8E79-3D69D8477DE4';
   const b = guidToBytes(g);
   assert.deepEqual([...b.subarray(0, 4)], [0xaf, 0x3d, 0xc6, 0x0f]);
@@ -69,8 +69,17 @@ test('layout: partitions start on 1 MiB boundaries, "rest" ends on one, sizes ar
     ],
   );
   // explicit start; gap before it is kept
-  const withStart = layoutPartitions([{ name: 'a', typeGuid: LINUX, size: MiB, start: 4 * MiB }, { name: 'b', typeGuid: LINUX, size: MiB }], { sectorSize: 512, deviceSize: 16 * MiB });
-  assert.deepEqual(withStart.map((p) => p.firstLba), [8192, 10240]);
+  const withStart = layoutPartitions(
+    [
+      { name: 'a', typeGuid: LINUX, size: MiB, start: 4 * MiB },
+      { name: 'b', typeGuid: LINUX, size: MiB },
+    ],
+    { sectorSize: 512, deviceSize: 16 * MiB },
+  );
+  assert.deepEqual(
+    withStart.map((p) => p.firstLba),
+    [8192, 10240],
+  );
   // 4Kn: LBAs in 4096-byte sectors
   const k4 = layoutPartitions(REQUESTS, { sectorSize: 4096, deviceSize: 64 * MiB });
   assert.equal(k4[0].firstLba, 256);
@@ -79,17 +88,37 @@ test('layout: partitions start on 1 MiB boundaries, "rest" ends on one, sizes ar
 
 test('layout: overlaps, "rest" in the middle and too-small devices are refused with numbers', () => {
   assert.throws(
-    () => layoutPartitions([{ name: 'a', typeGuid: LINUX, size: 4 * MiB }, { name: 'b', typeGuid: LINUX, size: MiB, start: 2 * MiB }], { sectorSize: 512, deviceSize: 64 * MiB }),
+    () =>
+      layoutPartitions(
+        [
+          { name: 'a', typeGuid: LINUX, size: 4 * MiB },
+          { name: 'b', typeGuid: LINUX, size: MiB, start: 2 * MiB },
+        ],
+        { sectorSize: 512, deviceSize: 64 * MiB },
+      ),
     (e: unknown) => e instanceof BadInputError && /partition 2 "b": start 2097152 .* overlaps partition 1 "a"/.test(e.message),
   );
-  assert.throws(() => layoutPartitions([{ name: 'a', typeGuid: LINUX, size: 'rest' }, { name: 'b', typeGuid: LINUX, size: MiB }], { sectorSize: 512, deviceSize: 64 * MiB }), /only the last partition/);
+  assert.throws(
+    () =>
+      layoutPartitions(
+        [
+          { name: 'a', typeGuid: LINUX, size: 'rest' },
+          { name: 'b', typeGuid: LINUX, size: MiB },
+        ],
+        { sectorSize: 512, deviceSize: 64 * MiB },
+      ),
+    /only the last partition/,
+  );
   const need = minimumDeviceSize(REQUESTS, 512);
   assert.equal(need, MiB + 8 * MiB + 2 * MiB + MiB + 33 * 512);
   assert.throws(
     () => layoutPartitions(REQUESTS.slice(0, 2), { sectorSize: 512, deviceSize: 8 * MiB }),
     (e: unknown) => e instanceof BadInputError && /needs a device of at least \d+ bytes/.test(e.message),
   );
-  assert.throws(() => layoutPartitions([{ name: 'a', typeGuid: LINUX, size: 1000 }], { sectorSize: 512, deviceSize: 8 * MiB }), /not a positive multiple of the 512-byte sector size/);
+  assert.throws(
+    () => layoutPartitions([{ name: 'a', typeGuid: LINUX, size: 1000 }], { sectorSize: 512, deviceSize: 8 * MiB }),
+    /not a positive multiple of the 512-byte sector size/,
+  );
 });
 
 test('written GPT: our reader finds every partition, GUID and attribute; headers and CRCs are where the spec puts them', async () => {
@@ -133,7 +162,10 @@ test('the backup copy alone is valid: with the primary header destroyed the read
   const t = await parseGpt(dev);
   assert.ok(t);
   assert.equal(t.header, 'backup');
-  assert.deepEqual(t.partitions.map((p) => p.name), ['esp', 'pstore', 'rootfs']);
+  assert.deepEqual(
+    t.partitions.map((p) => p.name),
+    ['esp', 'pstore', 'rootfs'],
+  );
 });
 
 test('4Kn devices get a table in 4096-byte sectors that the reader accepts', async () => {
@@ -143,17 +175,23 @@ test('4Kn devices get a table in 4096-byte sectors that the reader accepts', asy
   assert.ok(t);
   assert.equal(t.sectorSize, 4096);
   assert.deepEqual(t.warnings, []);
-  assert.deepEqual(t.partitions.map((p) => [p.name, p.start, p.size]), [
-    ['esp', MiB, 8 * MiB],
-    ['pstore', 9 * MiB, 2 * MiB],
-    ['rootfs', 11 * MiB, 64 * MiB - 12 * MiB],
-  ]);
+  assert.deepEqual(
+    t.partitions.map((p) => [p.name, p.start, p.size]),
+    [
+      ['esp', MiB, 8 * MiB],
+      ['pstore', 9 * MiB, 2 * MiB],
+      ['rootfs', 11 * MiB, 64 * MiB - 12 * MiB],
+    ],
+  );
 });
 
 test('same seed, same bytes; the protective MBR caps its size at 2^32-1 sectors on huge disks', () => {
   const a = encodeGpt(resolveGpt(layoutFor(64 * MiB), 64 * MiB, { guidSeed: 's' }));
   const b = encodeGpt(resolveGpt(layoutFor(64 * MiB), 64 * MiB, { guidSeed: 's' }));
-  assert.deepEqual(a.map((w) => [w.offset, Buffer.from(w.bytes).toString('hex')]), b.map((w) => [w.offset, Buffer.from(w.bytes).toString('hex')]));
+  assert.deepEqual(
+    a.map((w) => [w.offset, Buffer.from(w.bytes).toString('hex')]),
+    b.map((w) => [w.offset, Buffer.from(w.bytes).toString('hex')]),
+  );
   const huge = 3 * 1024 ** 4;
   const mbr = encodeProtectiveMbr(resolveGpt({ sectorSize: 512, partitions: [] }, huge));
   assert.equal(new DataView(mbr.buffer).getUint32(446 + 12, true), 0xffffffff);
@@ -163,8 +201,14 @@ test('resolveGpt refuses overlapping entries, duplicate numbers and long names',
   const base = { sectorSize: 512, partitions: [{ number: 1, name: 'a', typeGuid: LINUX, firstLba: 2048, lastLba: 4095 }] };
   assert.throws(() => resolveGpt({ ...base, partitions: [...base.partitions, { number: 2, name: 'b', typeGuid: LINUX, firstLba: 4000, lastLba: 5000 }] }, 8 * MiB), /overlap/);
   assert.throws(() => resolveGpt({ ...base, partitions: [...base.partitions, { number: 1, name: 'b', typeGuid: LINUX, firstLba: 5000, lastLba: 6000 }] }, 8 * MiB), /used twice/);
-  assert.throws(() => resolveGpt({ sectorSize: 512, partitions: [{ number: 1, name: 'x'.repeat(37), typeGuid: LINUX, firstLba: 2048, lastLba: 4095 }] }, 8 * MiB), /longer than 36/);
-  assert.throws(() => resolveGpt({ sectorSize: 512, partitions: [{ number: 1, name: 'a', typeGuid: LINUX, firstLba: 2048, lastLba: 16383 }] }, 8 * MiB), /outside the usable range/);
+  assert.throws(
+    () => resolveGpt({ sectorSize: 512, partitions: [{ number: 1, name: 'x'.repeat(37), typeGuid: LINUX, firstLba: 2048, lastLba: 4095 }] }, 8 * MiB),
+    /longer than 36/,
+  );
+  assert.throws(
+    () => resolveGpt({ sectorSize: 512, partitions: [{ number: 1, name: 'a', typeGuid: LINUX, firstLba: 2048, lastLba: 16383 }] }, 8 * MiB),
+    /outside the usable range/,
+  );
 });
 
 test('writeGpt refuses read-only devices without touching them', async () => {
@@ -211,7 +255,11 @@ test('compareGpt: match, no table, MBR, other partitions, and a damaged backup t
   assert.match(c4.differences[0], /MBR partition table with 1 partition/);
 });
 
-async function writtenImage(size: number, requests: PartitionRequest[], seed: string): Promise<{ path: string; dir: string; layout: GptLayout; g: Awaited<ReturnType<typeof writeGpt>> }> {
+async function writtenImage(
+  size: number,
+  requests: PartitionRequest[],
+  seed: string,
+): Promise<{ path: string; dir: string; layout: GptLayout; g: Awaited<ReturnType<typeof writeGpt>> }> {
   const dir = mkdtempSync(join(tmpdir(), 'crashcart-gptw-'));
   const path = join(dir, 'disk.img');
   writeFileSync(path, '');
@@ -232,7 +280,10 @@ const MANY: PartitionRequest[] = [
 ];
 
 test('sfdisk --json reads back the partitions crashcart wrote', { skip: SKIP_SFDISK }, async () => {
-  for (const [size, reqs] of [[64 * MiB, REQUESTS], [300 * MiB, MANY]] as const) {
+  for (const [size, reqs] of [
+    [64 * MiB, REQUESTS],
+    [300 * MiB, MANY],
+  ] as const) {
     const { path, dir, g } = await writtenImage(size, reqs, `sf-${size}`);
     try {
       const { table, stderr } = sfdiskJson(path);
@@ -243,7 +294,14 @@ test('sfdisk --json reads back the partitions crashcart wrote', { skip: SKIP_SFD
       assert.equal(table.lastlba, size / 512 - 34);
       assert.deepEqual(
         table.partitions.map((p) => ({ start: p.start, size: p.size, type: p.type, uuid: p.uuid, name: p.name ?? '', legacyBoot: /LegacyBIOSBootable/.test(p.attrs ?? '') })),
-        g.partitions.map((p) => ({ start: p.firstLba, size: p.lastLba - p.firstLba + 1, type: p.typeGuid, uuid: p.uuid, name: p.name, legacyBoot: (p.attributeBits ?? []).includes(2) })),
+        g.partitions.map((p) => ({
+          start: p.firstLba,
+          size: p.lastLba - p.firstLba + 1,
+          type: p.typeGuid,
+          uuid: p.uuid,
+          name: p.name,
+          legacyBoot: (p.attributeBits ?? []).includes(2),
+        })),
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -252,7 +310,10 @@ test('sfdisk --json reads back the partitions crashcart wrote', { skip: SKIP_SFD
 });
 
 test('sgdisk --verify finds no problems in the table crashcart wrote', { skip: SKIP_SGDISK }, async () => {
-  for (const [size, reqs] of [[64 * MiB, REQUESTS], [300 * MiB, MANY]] as const) {
+  for (const [size, reqs] of [
+    [64 * MiB, REQUESTS],
+    [300 * MiB, MANY],
+  ] as const) {
     const { path, dir } = await writtenImage(size, reqs, `sg-${size}`);
     try {
       const v = sgdiskVerify(path);

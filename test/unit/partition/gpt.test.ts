@@ -164,7 +164,10 @@ test('entries with an inverted LBA range are skipped with a warning; overlaps ar
   const t = await parseGpt(new MemoryDevice(img));
   assert.ok(t);
   assert.equal(t.header, 'primary');
-  assert.deepEqual(t.partitions.map((p) => p.number), [1, 2, 4, 7]);
+  assert.deepEqual(
+    t.partitions.map((p) => p.number),
+    [1, 2, 4, 7],
+  );
   const w = t.warnings.join('\n');
   assert.match(w, /GPT entry 3 has an invalid LBA range \(7000–6000\); ignored/);
   assert.match(w, /partitions 4 and 1 overlap/);
@@ -192,7 +195,13 @@ test('damaged tables never crash: random byte flips give a table or a typed erro
     const flips = 1 + Math.floor(rnd() * 8);
     for (let i = 0; i < flips; i++) {
       // Hit the MBR, both headers and both entry arrays.
-      const regions = [[0, 512], [512, 1024], [1024, 1024 + 16384], [8191 * 512, 8192 * 512], [8159 * 512, 8191 * 512]];
+      const regions = [
+        [0, 512],
+        [512, 1024],
+        [1024, 1024 + 16384],
+        [8191 * 512, 8192 * 512],
+        [8159 * 512, 8191 * 512],
+      ];
       const [a, b] = regions[Math.floor(rnd() * regions.length)];
       img[a + Math.floor(rnd() * (b - a))] = Math.floor(rnd() * 256);
     }

@@ -53,7 +53,10 @@ test('an EBR chain that loops is cut with a warning', async () => {
   dv.setUint32(last + 12, 100, true);
   const t = await parseMbr(new MemoryDevice(img));
   assert.ok(t);
-  assert.deepEqual(t.partitions.map((p) => p.number), [1, 2, 3, 5, 6, 7]);
+  assert.deepEqual(
+    t.partitions.map((p) => p.number),
+    [1, 2, 3, 5, 6, 7],
+  );
   assert.match(t.warnings.join('\n'), /EBR chain loops back to sector 6144/);
 });
 
@@ -62,7 +65,10 @@ test('an EBR without signature stops the chain with a warning', async () => {
   const ebrs = ebrSectors(img);
   img[ebrs[1] * 512 + 510] = 0;
   const t = await parseMbr(new MemoryDevice(img));
-  assert.deepEqual(t?.partitions.map((p) => p.number), [1, 2, 3, 5]);
+  assert.deepEqual(
+    t?.partitions.map((p) => p.number),
+    [1, 2, 3, 5],
+  );
   assert.equal(ebrs[1], 10240);
   assert.match(t?.warnings.join('\n') ?? '', /EBR at sector 10240 has no 0x55AA signature/);
 });
@@ -75,7 +81,10 @@ test('MBR on a truncated image: partitions past the end are reported', async () 
   assert.match(t.warnings.join('\n'), /partition 3 .* extends past the end of the device/);
   // EBRs from sector 10240 (5 MiB) on are outside the image: chain stops, no crash.
   assert.match(t.warnings.join('\n'), /EBR at sector 10240 lies outside/);
-  assert.deepEqual(t.partitions.map((p) => p.number), [1, 2, 3, 5]);
+  assert.deepEqual(
+    t.partitions.map((p) => p.number),
+    [1, 2, 3, 5],
+  );
 });
 
 test('not an MBR: FAT boot sector, bad boot flags, no signature', async () => {

@@ -1,13 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readPartitionTable } from '../../../src/partition/partition-table.js';
-import {
-  parseBlkdevSpec,
-  parseByteSize,
-  regionSelectorFromOptions,
-  selectRegion,
-  type RegionSelector,
-} from '../../../src/partition/select-region.js';
+import { parseBlkdevSpec, parseByteSize, regionSelectorFromOptions, selectRegion, type RegionSelector } from '../../../src/partition/select-region.js';
 import { MemoryDevice } from '../../../src/blockdev/memory-device.js';
 import { BadInputError, UsageError } from '../../../src/errors.js';
 import { fixtureBytes, fixtureDevice } from './fixtures.js';
@@ -58,7 +52,12 @@ test('parseBlkdevSpec: partition names of common kernels', () => {
   for (const [s, disk, number] of parts) {
     assert.deepEqual(parseBlkdevSpec(s), { kind: 'partition', text: s, disk, number }, s);
   }
-  for (const [s, disk] of [['/dev/vda', 'vda'], ['/dev/mmcblk1', 'mmcblk1'], ['/dev/sda', 'sda'], ['/dev/nvme0n1', 'nvme0n1']]) {
+  for (const [s, disk] of [
+    ['/dev/vda', 'vda'],
+    ['/dev/mmcblk1', 'mmcblk1'],
+    ['/dev/sda', 'sda'],
+    ['/dev/nvme0n1', 'nvme0n1'],
+  ]) {
     assert.deepEqual(parseBlkdevSpec(s), { kind: 'disk', text: s, disk }, s);
   }
 });
@@ -81,7 +80,11 @@ test('parseBlkdevSpec: PARTLABEL, PARTUUID, PARTNROFF, by-name links', () => {
 
 test('parseBlkdevSpec: device numbers and unknown spellings are UsageErrors with a hint', () => {
   for (const s of ['179:9', '8:3', 'b309', '0x10301']) {
-    assert.throws(() => parseBlkdevSpec(s), (e: unknown) => e instanceof UsageError && /cannot be mapped onto a card offline/.test(e.message), s);
+    assert.throws(
+      () => parseBlkdevSpec(s),
+      (e: unknown) => e instanceof UsageError && /cannot be mapped onto a card offline/.test(e.message),
+      s,
+    );
   }
   for (const s of ['', 'PARTLABEL=', 'PARTUUID=nope', 'PARTUUID=12345678-1234-1234-1234-123456789abc/PARTNROFF=x', '/dev/ubi0_1', 'pstore', '/dev/sda0']) {
     assert.throws(() => parseBlkdevSpec(s), UsageError, s);
@@ -171,12 +174,18 @@ test('MBR: numbers and PARTUUID=<signature>-<nn> select logical partitions; name
 
 test('partition selectors need a table; truncated images give BadInputError', async () => {
   const blank = new MemoryDevice(new Uint8Array(MiB), { name: 'blank.img' });
-  assert.throws(() => selectRegion(blank, null, { kind: 'partition', partition: 1 }), (e: unknown) => e instanceof UsageError && /blank.img has no partition table/.test(e.message));
+  assert.throws(
+    () => selectRegion(blank, null, { kind: 'partition', partition: 1 }),
+    (e: unknown) => e instanceof UsageError && /blank.img has no partition table/.test(e.message),
+  );
   assert.throws(() => selectRegion(blank, null, { kind: 'blkdev', spec: 'PARTLABEL=pstore' }), UsageError);
 
   const cut = new MemoryDevice(fixtureBytes('partition/gpt-named.img.gz').slice(0, 3 * MiB));
   const table = await readPartitionTable(cut);
-  assert.throws(() => selectRegion(cut, table, { kind: 'partition', partition: 'data' }), (e: unknown) => e instanceof BadInputError && /partition 3 .* extends past the end .* truncated/.test(e.message));
+  assert.throws(
+    () => selectRegion(cut, table, { kind: 'partition', partition: 'data' }),
+    (e: unknown) => e instanceof BadInputError && /partition 3 .* extends past the end .* truncated/.test(e.message),
+  );
   // pstore (sectors 4096–6143) ends exactly at the cut and is still usable.
   assert.equal(selectRegion(cut, table, { kind: 'partition', partition: 'pstore' }).device.offset, 2 * MiB);
 });

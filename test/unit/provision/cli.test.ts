@@ -80,12 +80,24 @@ test('refusals have their own exit codes and write nothing', () => {
 
   const other = card('other.img', 64 * MiB);
   const otherProfile = join(tmp, 'other-board.json');
-  writeFileSync(otherProfile, JSON.stringify({ name: 'other-board', partitions: [{ name: 'boot', type: 'basic-data', size: '16MiB' }, { name: 'data', type: 'linux', size: 'rest' }] }));
+  writeFileSync(
+    otherProfile,
+    JSON.stringify({
+      name: 'other-board',
+      partitions: [
+        { name: 'boot', type: 'basic-data', size: '16MiB' },
+        { name: 'data', type: 'linux', size: 'rest' },
+      ],
+    }),
+  );
   assert.equal(run('provision', other, '--profile', otherProfile, '--yes').status, 0);
   const ho = hash(other);
   r = run('provision', other, '--profile', 'qemu-x86_64', '--yes');
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /differs from profile qemu-x86_64:\n {2}partition 1 is named "boot", expected "esp"\n {2}partition 1 "boot" has type EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, expected C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n/);
+  assert.match(
+    r.stderr,
+    /differs from profile qemu-x86_64:\n {2}partition 1 is named "boot", expected "esp"\n {2}partition 1 "boot" has type EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, expected C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n/,
+  );
   assert.match(r.stderr, /pass --replace-table/);
   assert.equal(hash(other), ho);
   r = run('provision', other, '--profile', 'qemu-x86_64', '--yes', '--replace-table');
@@ -114,7 +126,13 @@ test('refusals have their own exit codes and write nothing', () => {
 test('profile list, show and validate', () => {
   let r = run('profile', 'list');
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(r.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]), ['brcmstb-emmc', 'generic-armhf', 'qemu-x86_64', 'rpi-sd']);
+  assert.deepEqual(
+    r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[0]),
+    ['brcmstb-emmc', 'generic-armhf', 'qemu-x86_64', 'rpi-sd'],
+  );
   r = run('profile', 'show', 'generic-armhf');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^abi {8}little-endian, ilp32$/m);
@@ -124,7 +142,17 @@ test('profile list, show and validate', () => {
   assert.equal(JSON.parse(r.stdout).pstore.kmsg_size, 64);
 
   const bad = join(tmp, 'bad-board.json');
-  writeFileSync(bad, JSON.stringify({ name: 'bad-board', partitions: [{ name: 'a', type: 'fat', size: '1MiB' }, { name: 'p', type: 'pstore', size: 'rest' }, { name: 'q', type: 'linux', size: '1MiB' }] }));
+  writeFileSync(
+    bad,
+    JSON.stringify({
+      name: 'bad-board',
+      partitions: [
+        { name: 'a', type: 'fat', size: '1MiB' },
+        { name: 'p', type: 'pstore', size: 'rest' },
+        { name: 'q', type: 'linux', size: '1MiB' },
+      ],
+    }),
+  );
   r = run('profile', 'validate', bad);
   assert.equal(r.status, 6);
   assert.match(r.stderr, /is invalid \(2 problems\):\n {2}partitions\[0\]\.type: "fat" is neither a GUID nor a known alias/);
@@ -155,7 +183,13 @@ for (const name of ['qemu-x86_64', 'brcmstb-emmc', 'rpi-sd', 'generic-armhf']) {
     assert.equal(table.id, plan.table.diskGuid);
     assert.deepEqual(
       table.partitions.map((q) => ({ name: q.name, type: q.type, uuid: q.uuid, start: q.start * 512, size: q.size * 512 })),
-      p.partitions!.map((q, i) => ({ name: q.name, type: resolvePartitionType(q.type), uuid: plan.table.partitions[i].uuid, start: plan.table.partitions[i].start, size: plan.table.partitions[i].size })),
+      p.partitions!.map((q, i) => ({
+        name: q.name,
+        type: resolvePartitionType(q.type),
+        uuid: plan.table.partitions[i].uuid,
+        start: plan.table.partitions[i].start,
+        size: plan.table.partitions[i].size,
+      })),
     );
     for (const q of table.partitions) assert.equal(q.start % 2048, 0, `${q.name} is 1 MiB aligned`);
   });

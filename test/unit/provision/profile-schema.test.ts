@@ -56,7 +56,9 @@ function verdicts(json: unknown): Verdicts {
 function agree(what: string, json: unknown, found: string[]): Verdicts {
   const v = verdicts(json);
   if (v.schema.length > 0 !== v.shape.length > 0) {
-    found.push(`${what}: schema.json ${v.schema.length > 0 ? 'rejects' : 'accepts'}, the checker ${v.shape.length > 0 ? 'rejects' : 'accepts'}\n    schema: ${JSON.stringify(v.schema)}\n    checker: ${JSON.stringify(v.checker)}`);
+    found.push(
+      `${what}: schema.json ${v.schema.length > 0 ? 'rejects' : 'accepts'}, the checker ${v.shape.length > 0 ? 'rejects' : 'accepts'}\n    schema: ${JSON.stringify(v.schema)}\n    checker: ${JSON.stringify(v.checker)}`,
+    );
   }
   return v;
 }
@@ -73,7 +75,12 @@ const base = (): Json => ({
 });
 
 test('schema subset validator: the keywords schema.json uses, and a loud failure on others', () => {
-  const s = { type: 'object', required: ['a'], additionalProperties: false, properties: { a: { oneOf: [{ type: 'integer', minimum: 1 }, { const: 'x' }] }, b: { type: 'array', items: { type: 'string', maxLength: 2 } } } };
+  const s = {
+    type: 'object',
+    required: ['a'],
+    additionalProperties: false,
+    properties: { a: { oneOf: [{ type: 'integer', minimum: 1 }, { const: 'x' }] }, b: { type: 'array', items: { type: 'string', maxLength: 2 } } },
+  };
   assert.deepEqual(validateSubset(s, { a: 1 }), []);
   assert.deepEqual(validateSubset(s, { a: 'x', b: ['ab'] }), []);
   assert.deepEqual(validateSubset(s, { a: 0 }), ['/a: oneOf (0 of 2 match)']);
@@ -165,7 +172,8 @@ test('invalid profiles, one per rule: the checker names the field, and schema.js
     change(j);
     const v = agree(what, j, found);
     if (!v.checker.some((e) => e.startsWith(`${field}: `))) found.push(`${what}: expected an error of ${field}, got ${JSON.stringify(v.checker)}`);
-    if (v.schema.length > 0 !== schemaRejects) found.push(`${what}: schema.json ${schemaRejects ? 'should reject it' : 'accepts it by design (a rule beyond it)'}, got ${JSON.stringify(v.schema)}`);
+    if (v.schema.length > 0 !== schemaRejects)
+      found.push(`${what}: schema.json ${schemaRejects ? 'should reject it' : 'accepts it by design (a rule beyond it)'}, got ${JSON.stringify(v.schema)}`);
   }
   assert.deepEqual(found, []);
 });
@@ -178,7 +186,16 @@ const VALID: [string, (j: Json) => void][] = [
   ['hex size with a capital X', (j) => (j.partitions[0].size = '0X800000')],
   ['size with spaces and a 1000-based unit', (j) => (j.card = { min_size: ' 4 GB ' })],
   ['decimal size that is whole bytes', (j) => (j.partitions[0].size = '7.5MiB')],
-  ['$comment lists everywhere', (j) => { j.$comment = ['a', 'b']; j.partitions[0].$comment = 'x'; j.pstore.$comment = []; j.abi = { $comment: 'y' }; j.card = { $comment: 'z' }; }],
+  [
+    '$comment lists everywhere',
+    (j) => {
+      j.$comment = ['a', 'b'];
+      j.partitions[0].$comment = 'x';
+      j.pstore.$comment = [];
+      j.abi = { $comment: 'y' };
+      j.card = { $comment: 'z' };
+    },
+  ],
   ['notes as one string', (j) => (j.notes = 'one note')],
   ['pstore partition by number', (j) => (j.pstore.partition = 2)],
   ['repeated attribute bits', (j) => (j.partitions[0].attributes = [2, 2, 0])],
@@ -199,14 +216,72 @@ test('valid spellings: both accept', () => {
 
 test('sweep: every field of the base profile set to values of every kind, the two agree on each', () => {
   const values: unknown[] = [
-    null, true, 0, 1, -1, 1.5, 512, 131072, 131073, 8192, 8193, 2 ** 31 - 1, 2 ** 31, 2 ** 53, '', 'x', 'rest', '1MiB', '4 kib', '1000', '0x10', 'lots', '1.5', '2Ki',
-    [], [1], ['a'], [0, 63], {}, { a: 1 }, 'le', 'be', 'lp64', 'ilp32', 'i386', 'linux', 'Linux', 'toString', '__proto__', 'pstore', 'boot', 'best_effort', 'mmcpstore',
-    '0fc63daf-8483-4772-8e79-3d69d8477de4', '00000000-0000-0000-0000-000000000000', 'x'.repeat(36), 'x'.repeat(37),
+    null,
+    true,
+    0,
+    1,
+    -1,
+    1.5,
+    512,
+    131072,
+    131073,
+    8192,
+    8193,
+    2 ** 31 - 1,
+    2 ** 31,
+    2 ** 53,
+    '',
+    'x',
+    'rest',
+    '1MiB',
+    '4 kib',
+    '1000',
+    '0x10',
+    'lots',
+    '1.5',
+    '2Ki',
+    [],
+    [1],
+    ['a'],
+    [0, 63],
+    {},
+    { a: 1 },
+    'le',
+    'be',
+    'lp64',
+    'ilp32',
+    'i386',
+    'linux',
+    'Linux',
+    'toString',
+    '__proto__',
+    'pstore',
+    'boot',
+    'best_effort',
+    'mmcpstore',
+    '0fc63daf-8483-4772-8e79-3d69d8477de4',
+    '00000000-0000-0000-0000-000000000000',
+    'x'.repeat(36),
+    'x'.repeat(37),
   ];
   const fields: (string | number)[][] = [
-    ['name'], ['description'], ['notes'], ['$comment'], ['abi'], ['abi', 'endian'], ['abi', 'layout'], ['card'], ['card', 'min_size'], ['partitions'], ['pstore'], ['cmdline'],
+    ['name'],
+    ['description'],
+    ['notes'],
+    ['$comment'],
+    ['abi'],
+    ['abi', 'endian'],
+    ['abi', 'layout'],
+    ['card'],
+    ['card', 'min_size'],
+    ['partitions'],
+    ['pstore'],
+    ['cmdline'],
     ...['name', 'type', 'size', 'start', 'image', 'bmap', 'uuid', 'attributes', '$comment'].flatMap((k) => [0, 2].map((i) => ['partitions', i, k])),
-    ...['partition', 'kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size', 'cpus', 'max_reason', 'compress', 'ftrace_cpu_in_ip', 'backend', 'headers', '$comment'].map((k) => ['pstore', k]),
+    ...['partition', 'kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size', 'cpus', 'max_reason', 'compress', 'ftrace_cpu_in_ip', 'backend', 'headers', '$comment'].map((k) => [
+      'pstore',
+      k,
+    ]),
   ];
   let n = 0;
   const found: string[] = [];

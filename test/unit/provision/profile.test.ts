@@ -46,16 +46,23 @@ test('bundled profiles: the four boards are listed, load and validate without wa
   }
   const q = loadProfile('qemu-x86_64');
   assert.deepEqual(q.abi, { endian: 'le', layout: 'lp64' });
-  assert.deepEqual(q.partitions!.map((x) => [x.name, x.typeAlias, x.size]), [
-    ['esp', 'esp', 8 << 20],
-    ['rootfs', 'linux-root-x86-64', 32 << 20],
-    ['pstore', 'pstore', 2 << 20],
-  ]);
+  assert.deepEqual(
+    q.partitions!.map((x) => [x.name, x.typeAlias, x.size]),
+    [
+      ['esp', 'esp', 8 << 20],
+      ['rootfs', 'linux-root-x86-64', 32 << 20],
+      ['pstore', 'pstore', 2 << 20],
+    ],
+  );
   assert.equal(q.card?.min_size, 64 << 20);
   assert.equal(loadProfile('generic-armhf').abi?.layout, 'ilp32');
   assert.deepEqual(loadProfile('generic-armhf').partitions![0].attributes, [2]);
   assert.equal(loadProfile('brcmstb-emmc').pstore?.backend, 'mmcpstore');
-  assert.equal(loadProfile('brcmstb-emmc').partitions!.findIndex((p) => p.name === 'pstore'), 8, 'pstore is p9 as on the boards');
+  assert.equal(
+    loadProfile('brcmstb-emmc').partitions!.findIndex((p) => p.name === 'pstore'),
+    8,
+    'pstore is p9 as on the boards',
+  );
 });
 
 test('profile parameters: fields and the cmdline fragment, tagged "profile"', () => {
@@ -69,8 +76,17 @@ test('profile parameters: fields and the cmdline fragment, tagged "profile"', ()
 });
 
 test('backward compatible: a profile with only pstore geometry (no layout) still loads as before', () => {
-  const p = validateProfile({ name: 'old', abi: { endian: 'be', layout: 'ilp32' }, pstore: { kmsg_size: 32, cpus: 2, ftrace_cpu_in_ip: 1 }, cmdline: 'pstore_blk.blkdev=/dev/sda3' }, 'old.json');
-  assert.deepEqual(p, { name: 'old', path: 'old.json', abi: { endian: 'be', layout: 'ilp32' }, pstore: { kmsg_size: 32, cpus: 2, ftrace_cpu_in_ip: 1 }, cmdline: 'pstore_blk.blkdev=/dev/sda3' });
+  const p = validateProfile(
+    { name: 'old', abi: { endian: 'be', layout: 'ilp32' }, pstore: { kmsg_size: 32, cpus: 2, ftrace_cpu_in_ip: 1 }, cmdline: 'pstore_blk.blkdev=/dev/sda3' },
+    'old.json',
+  );
+  assert.deepEqual(p, {
+    name: 'old',
+    path: 'old.json',
+    abi: { endian: 'be', layout: 'ilp32' },
+    pstore: { kmsg_size: 32, cpus: 2, ftrace_cpu_in_ip: 1 },
+    cmdline: 'pstore_blk.blkdev=/dev/sda3',
+  });
 });
 
 test('type aliases and GUIDs', () => {
@@ -103,21 +119,44 @@ test('every error names its field, and all of them are reported at once', () => 
   json.abi = { endian: 'middle' };
   json.colour = 'blue';
   const errs = errorsOf(json);
-  assert.deepEqual(errs.map((e) => e.split(':')[0]).sort(), ['abi.endian', 'colour', 'partitions[0].type', 'partitions[1].size', 'partitions[2].size', 'partitions[3].name', 'partitions[3].size'].sort());
-  assert.match(errs.find((e) => e.startsWith('partitions[0].type'))!, /"ext4" is neither a GUID nor a known alias \(linux, esp/);
-  assert.match(errs.find((e) => e.startsWith('partitions[3].name'))!, /"boot" is already used by partitions\[0\]/);
-  assert.match(errs.find((e) => e.startsWith('partitions[2].size'))!, /"rest" is only allowed for the last partition/);
-  assert.throws(() => validateProfile(json, 'x.json'), (e: unknown) => e instanceof BadInputError && /profile x\.json: 7 problems:\n {2}/.test(e.message));
+  assert.deepEqual(
+    errs.map((e) => e.split(':')[0]).sort(),
+    ['abi.endian', 'colour', 'partitions[0].type', 'partitions[1].size', 'partitions[2].size', 'partitions[3].name', 'partitions[3].size'].sort(),
+  );
+  assert.match(
+    errs.find((e) => e.startsWith('partitions[0].type'))!,
+    /"ext4" is neither a GUID nor a known alias \(linux, esp/,
+  );
+  assert.match(
+    errs.find((e) => e.startsWith('partitions[3].name'))!,
+    /"boot" is already used by partitions\[0\]/,
+  );
+  assert.match(
+    errs.find((e) => e.startsWith('partitions[2].size'))!,
+    /"rest" is only allowed for the last partition/,
+  );
+  assert.throws(
+    () => validateProfile(json, 'x.json'),
+    (e: unknown) => e instanceof BadInputError && /profile x\.json: 7 problems:\n {2}/.test(e.message),
+  );
 });
 
 test('cross-field checks: pstore partition, geometry the kernel refuses, cmdline disagreements', () => {
   const cases: [string, (j: ReturnType<typeof base>) => void, RegExp][] = [
     ['unknown pstore partition', (j) => (j.pstore.partition = 'crash'), /^pstore\.partition: "crash" is not one of the profile's partitions \(1 "boot", 2 "pstore", 3 "rootfs"\)/],
     ['pstore partition by number out of range', (j) => ((j.pstore as Record<string, unknown>).partition = 7), /^pstore\.partition: 7 is not one of/],
-    ['region not a multiple of 4 KiB', (j) => (j.partitions[1].size = '6K'), /^partitions\[1\]\.size: the kernel would refuse this pstore region: total_size must be a multiple of 4096/],
+    [
+      'region not a multiple of 4 KiB',
+      (j) => (j.partitions[1].size = '6K'),
+      /^partitions\[1\]\.size: the kernel would refuse this pstore region: total_size must be a multiple of 4096/,
+    ],
     ['kmsg zone larger than the region', (j) => (j.pstore.kmsg_size = 2048), /^partitions\[1\]\.size: the kernel would refuse this pstore region: .*(no room|too small)/],
     ['cmdline size disagrees', (j) => (j.cmdline += ' pstore_blk.kmsg_size=32'), /^pstore\.kmsg_size: is 16 but cmdline says 32/],
-    ['blkdev names another partition', (j) => (j.cmdline = 'pstore_blk.blkdev=/dev/mmcblk0p3'), /^cmdline: pstore_blk\.blkdev=\/dev\/mmcblk0p3 names partition 3, but pstore\.partition is partition 2 "pstore"/],
+    [
+      'blkdev names another partition',
+      (j) => (j.cmdline = 'pstore_blk.blkdev=/dev/mmcblk0p3'),
+      /^cmdline: pstore_blk\.blkdev=\/dev\/mmcblk0p3 names partition 3, but pstore\.partition is partition 2 "pstore"/,
+    ],
     ['blkdev by label', (j) => (j.cmdline = 'pstore_blk.blkdev=PARTLABEL=oops'), /^cmdline: pstore_blk\.blkdev=PARTLABEL=oops names "oops"/],
     ['blkdev PARTUUID without a fixed uuid', (j) => (j.cmdline = 'pstore_blk.blkdev=PARTUUID=0fc63daf-8483-4772-8e79-3d69d8477de4'), /needs partitions\[1\]\.uuid/],
     ['bad kernel number', (j) => (j.cmdline = 'pstore_blk.kmsg_size=lots'), /^cmdline: pstore_blk\.kmsg_size=lots: not an integer/],
@@ -135,7 +174,10 @@ test('cross-field checks: pstore partition, geometry the kernel refuses, cmdline
     const j = base();
     mutate(j);
     const errs = errorsOf(j);
-    assert.ok(errs.some((e) => re.test(e)), `${what}: got ${JSON.stringify(errs)}`);
+    assert.ok(
+      errs.some((e) => re.test(e)),
+      `${what}: got ${JSON.stringify(errs)}`,
+    );
   }
   assert.deepEqual(errorsOf(base()), []);
 });
@@ -146,7 +188,10 @@ test('loadProfile: by name, by path, unknown names and broken JSON', () => {
     const good = join(dir, 'test-board.json');
     writeFileSync(good, JSON.stringify(base()));
     assert.equal(loadProfile(good).name, 'test-board');
-    assert.throws(() => loadProfile('no-such-board'), (e: unknown) => e instanceof UsageError && /no board profile "no-such-board" \(bundled: brcmstb-emmc, generic-armhf, qemu-x86_64, rpi-sd\)/.test(e.message));
+    assert.throws(
+      () => loadProfile('no-such-board'),
+      (e: unknown) => e instanceof UsageError && /no board profile "no-such-board" \(bundled: brcmstb-emmc, generic-armhf, qemu-x86_64, rpi-sd\)/.test(e.message),
+    );
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, '{ "name": ');
     assert.throws(() => loadProfile(broken), BadInputError);

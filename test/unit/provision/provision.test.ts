@@ -26,7 +26,14 @@ const blank = (size = 64 * MiB, opts = {}) => new MemoryDevice(new Uint8Array(si
 const PSTORE_AT = 41 * MiB;
 
 function plantOops(dev: MemoryDevice, regionOffset: number, zone = 0, text = 'Oops: 0000 [#1] planted by the test\n') {
-  putKmsgZone(dev.data.subarray(regionOffset), zone * 65536, 65536, { sec: 1700000000n, nsec: 5, compressed: false, counter: zone + 1, reason: 2, payload: new TextEncoder().encode(text) }, 'le', 'lp64');
+  putKmsgZone(
+    dev.data.subarray(regionOffset),
+    zone * 65536,
+    65536,
+    { sec: 1700000000n, nsec: 5, compressed: false, counter: zone + 1, reason: 2, payload: new TextEncoder().encode(text) },
+    'le',
+    'lp64',
+  );
 }
 
 /** A sparse image file of `size` bytes, open for writing. */
@@ -70,13 +77,20 @@ test('blank card: GPT written, pstore already clean; the second run finds the ca
   assert.equal(r.tableWritten, true);
   assert.equal(r.bytesWritten, plan.bytesToWrite);
   const t = await readPartitionTable(dev);
-  assert.deepEqual(t?.partitions.map((p) => [p.number, p.name, p.start, p.size, p.uuid]), plan.table.partitions.map((p) => [p.number, p.name, p.start, p.size, p.uuid]));
+  assert.deepEqual(
+    t?.partitions.map((p) => [p.number, p.name, p.start, p.size, p.uuid]),
+    plan.table.partitions.map((p) => [p.number, p.name, p.start, p.size, p.uuid]),
+  );
   const before = sha(dev.data);
   const again = await planProvision(dev, qemu());
   assert.equal(again.table.action, 'keep');
   assert.equal(again.changes, false);
   assert.equal(again.bytesToWrite, 0);
-  assert.deepEqual(again.table.partitions.map((p) => p.uuid), plan.table.partitions.map((p) => p.uuid), 'the card\'s GUIDs are kept');
+  assert.deepEqual(
+    again.table.partitions.map((p) => p.uuid),
+    plan.table.partitions.map((p) => p.uuid),
+    "the card's GUIDs are kept",
+  );
   const r2 = await applyProvision(dev, again);
   assert.equal(r2.unchanged, true);
   assert.equal(r2.bytesWritten, 0);
@@ -113,18 +127,27 @@ test('images: raw and gzip are written, an identical partition is skipped, a cha
   const raw = file('root.img', data);
   const gz = file('root.img.gz', gzipSync(data));
   const plan = await planProvision(dev, qemu(), { images: { rootfs: { image: raw } } });
-  assert.deepEqual(plan.images.map((i) => [i.name, i.format, i.size, i.action]), [['rootfs', 'raw', data.length, 'write']]);
+  assert.deepEqual(
+    plan.images.map((i) => [i.name, i.format, i.size, i.action]),
+    [['rootfs', 'raw', data.length, 'write']],
+  );
   const r = await applyProvision(dev, plan);
   assert.deepEqual(r.imagesWritten, [{ partition: 2, name: 'rootfs', bytes: data.length }]);
   assert.ok(Buffer.from(dev.data.subarray(9 * MiB, 9 * MiB + data.length)).equals(Buffer.from(data)));
 
   const same = await planProvision(dev, qemu(), { images: { rootfs: { image: gz } } });
-  assert.deepEqual(same.images.map((i) => [i.format, i.action, i.reason]), [['gzip', 'skip', 'the partition already holds this image']]);
+  assert.deepEqual(
+    same.images.map((i) => [i.format, i.action, i.reason]),
+    [['gzip', 'skip', 'the partition already holds this image']],
+  );
   assert.equal(same.changes, false);
 
   dev.data[9 * MiB + 3 * MiB] ^= 0xff;
   const fix = await planProvision(dev, qemu(), { images: { rootfs: { image: gz } } });
-  assert.deepEqual(fix.images.map((i) => [i.action, i.reason]), [['write', 'the partition differs from the image']]);
+  assert.deepEqual(
+    fix.images.map((i) => [i.action, i.reason]),
+    [['write', 'the partition differs from the image']],
+  );
   assert.equal(fix.bytesToWrite, data.length);
   await applyProvision(dev, fix);
   assert.ok(Buffer.from(dev.data.subarray(9 * MiB, 9 * MiB + data.length)).equals(Buffer.from(data)));
@@ -138,7 +161,10 @@ test('images: xz-compressed images go through the flash pipeline too', { skip: X
   const r = spawnSync(XZ!, ['-k', '-f', raw]);
   assert.equal(r.status, 0, String(r.stderr));
   const plan = await planProvision(dev, qemu(), { images: { rootfs: { image: `${raw}.xz` } } });
-  assert.deepEqual(plan.images.map((i) => [i.format, i.size, i.action]), [['xz', data.length, 'write']]);
+  assert.deepEqual(
+    plan.images.map((i) => [i.format, i.size, i.action]),
+    [['xz', data.length, 'write']],
+  );
   await applyProvision(dev, plan);
   assert.ok(Buffer.from(dev.data.subarray(9 * MiB, 9 * MiB + data.length)).equals(Buffer.from(data)));
   assert.equal((await planProvision(dev, qemu(), { images: { rootfs: { image: `${raw}.xz` } } })).changes, false);
@@ -147,9 +173,15 @@ test('images: xz-compressed images go through the flash pipeline too', { skip: X
 test('images: too large, corrupt, missing, or for an unknown partition are refused before anything is written', async () => {
   const dev = blank();
   const h = sha(dev.data);
-  await assert.rejects(planProvision(dev, qemu(), { images: { esp: { image: file('big.img', new Uint8Array(8 * MiB + 1)) } } }), (e: unknown) => e instanceof BadInputError && /larger than its partition \(8388608 bytes/.test(e.message));
+  await assert.rejects(
+    planProvision(dev, qemu(), { images: { esp: { image: file('big.img', new Uint8Array(8 * MiB + 1)) } } }),
+    (e: unknown) => e instanceof BadInputError && /larger than its partition \(8388608 bytes/.test(e.message),
+  );
   await assert.rejects(planProvision(dev, qemu(), { images: { esp: { image: file('x.img.xz', new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2])) } } }), BadInputError);
-  await assert.rejects(planProvision(dev, qemu(), { images: { esp: { image: join(tmp, 'missing.img') } } }), (e: unknown) => e instanceof UsageError && /no such file/.test(e.message));
+  await assert.rejects(
+    planProvision(dev, qemu(), { images: { esp: { image: join(tmp, 'missing.img') } } }),
+    (e: unknown) => e instanceof UsageError && /no such file/.test(e.message),
+  );
   await assert.rejects(planProvision(dev, qemu(), { images: { boot: { image: file('b.img', 'x') } } }), /has no partition "boot" \(esp, rootfs, pstore\)/);
   await assert.rejects(planProvision(dev, qemu(), { images: { esp: { image: file('bad.gz', new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3])) } } }), BadInputError);
   assert.equal(sha(dev.data), h);
@@ -189,13 +221,35 @@ test('bmap: only mapped blocks are written (the rest of the partition is left as
   img.set(pattern(2 * 4096, 2), 5 * 4096);
   img.set(pattern(100, 3), 10 * 4096);
   const imgPath = file('sparse.img', img);
-  const good = file('sparse.bmap', bmapXml(img, 4096, [[0, 0], [5, 6], [10, 10]]));
-  const bad = file('sparse-bad.bmap', bmapXml(img, 4096, [[0, 0], [5, 6], [10, 10]], true));
+  const good = file(
+    'sparse.bmap',
+    bmapXml(img, 4096, [
+      [0, 0],
+      [5, 6],
+      [10, 10],
+    ]),
+  );
+  const bad = file(
+    'sparse-bad.bmap',
+    bmapXml(
+      img,
+      4096,
+      [
+        [0, 0],
+        [5, 6],
+        [10, 10],
+      ],
+      true,
+    ),
+  );
 
   const dev = blank();
   dev.data.fill(0xaa, 1 * MiB, 9 * MiB);
   const h = sha(dev.data);
-  await assert.rejects(planProvision(dev, qemu(), { images: { esp: { image: imgPath, bmap: bad } } }), (e: unknown) => e instanceof BadInputError && /bytes 0–4095 do not match their sha256 checksum/.test(e.message));
+  await assert.rejects(
+    planProvision(dev, qemu(), { images: { esp: { image: imgPath, bmap: bad } } }),
+    (e: unknown) => e instanceof BadInputError && /bytes 0–4095 do not match their sha256 checksum/.test(e.message),
+  );
   assert.equal(sha(dev.data), h);
 
   const plan = await planProvision(dev, qemu(), { images: { esp: { image: imgPath, bmap: good } } });
@@ -203,7 +257,10 @@ test('bmap: only mapped blocks are written (the rest of the partition is left as
   await applyProvision(dev, plan);
   const part = dev.data.subarray(MiB, 9 * MiB);
   assert.ok(Buffer.from(part.subarray(0, 4096)).equals(Buffer.from(img.subarray(0, 4096))));
-  assert.ok(part.subarray(4096, 5 * 4096).every((b) => b === 0xaa), 'unmapped blocks are not written');
+  assert.ok(
+    part.subarray(4096, 5 * 4096).every((b) => b === 0xaa),
+    'unmapped blocks are not written',
+  );
   assert.ok(Buffer.from(part.subarray(5 * 4096, 7 * 4096)).equals(Buffer.from(img.subarray(5 * 4096, 7 * 4096))));
   assert.ok(Buffer.from(part.subarray(10 * 4096, 10 * 4096 + 100)).equals(Buffer.from(img.subarray(10 * 4096))));
   assert.equal(part[10 * 4096 + 100], 0xaa);
@@ -212,7 +269,11 @@ test('bmap: only mapped blocks are written (the rest of the partition is left as
 });
 
 test('too small: the card and the profile minimum are both checked', async () => {
-  await assert.rejects(planProvision(blank(40 * MiB), qemu()), (e: unknown) => e instanceof BadInputError && /card is too small for profile qemu-x86_64: 41943040 bytes \(40 MiB\), it needs at least 67108864 bytes \(64 MiB\)/.test(e.message));
+  await assert.rejects(
+    planProvision(blank(40 * MiB), qemu()),
+    (e: unknown) =>
+      e instanceof BadInputError && /card is too small for profile qemu-x86_64: 41943040 bytes \(40 MiB\), it needs at least 67108864 bytes \(64 MiB\)/.test(e.message),
+  );
   const json = JSON.parse(readFileSync(qemu().path, 'utf8'));
   delete json.card;
   json.name = 'qemu-nomin';
@@ -260,13 +321,19 @@ test('a different partition table is only replaced when asked, and its pstore re
   });
   const plan = await planProvision(dev, qemu(), { replaceTable: true });
   assert.equal(plan.table.action, 'replace');
-  assert.deepEqual(plan.recordsAtRisk.map((r) => [r.offset, r.records]), [[60 * MiB, ['dmesg-pstore_blk-0']]]);
+  assert.deepEqual(
+    plan.recordsAtRisk.map((r) => [r.offset, r.records]),
+    [[60 * MiB, ['dmesg-pstore_blk-0']]],
+  );
   assert.match(plan.recordsAtRisk[0].description, /old partition 2 "pstore"/);
   await assert.rejects(applyProvision(dev, plan), /give a backup folder or discard them explicitly/);
   assert.equal(sha(dev.data), h, 'refusing to destroy records wrote nothing');
   const backup = join(tmp, 'backup-replace');
   const r = await applyProvision(dev, plan, { backupDir: backup });
-  assert.deepEqual(r.backups.map((b) => [b.dir, b.records]), [[backup, ['dmesg-pstore_blk-0']]]);
+  assert.deepEqual(
+    r.backups.map((b) => [b.dir, b.records]),
+    [[backup, ['dmesg-pstore_blk-0']]],
+  );
   assert.match(readFileSync(join(backup, 'dmesg-pstore_blk-0'), 'utf8'), /under the old table/);
   assert.equal((await planProvision(dev, qemu())).changes, false);
 });
@@ -283,11 +350,19 @@ test('records of the board in the pstore partition are kept; --reformat-pstore b
 
   const plan = await planProvision(dev, qemu(), { reformatPstore: true });
   assert.equal(plan.pstore?.action, 'format');
-  assert.deepEqual(plan.recordsAtRisk.map((r) => r.records.length), [2]);
+  assert.deepEqual(
+    plan.recordsAtRisk.map((r) => r.records.length),
+    [2],
+  );
   const backup = join(tmp, 'backup-reformat');
   const r = await applyProvision(dev, plan, { backupDir: backup });
   assert.equal(r.pstoreFormatted, true);
-  assert.deepEqual(readdirSync(backup).filter((f) => f.startsWith('dmesg')).sort(), ['dmesg-pstore_blk-0', 'dmesg-pstore_blk-1']);
+  assert.deepEqual(
+    readdirSync(backup)
+      .filter((f) => f.startsWith('dmesg'))
+      .sort(),
+    ['dmesg-pstore_blk-0', 'dmesg-pstore_blk-1'],
+  );
   assert.ok(existsSync(join(backup, 'index.json')));
   assert.ok(dev.data.subarray(PSTORE_AT, PSTORE_AT + 2 * MiB).every((b) => b === 0));
 
@@ -299,7 +374,7 @@ test('records of the board in the pstore partition are kept; --reformat-pstore b
   assert.equal(r2.pstoreFormatted, true);
 });
 
-test('a damaged backup table is repaired in place, keeping the card\'s GUIDs', async () => {
+test("a damaged backup table is repaired in place, keeping the card's GUIDs", async () => {
   const dev = blank();
   const first = await planProvision(dev, qemu());
   await applyProvision(dev, first);
@@ -310,7 +385,10 @@ test('a damaged backup table is repaired in place, keeping the card\'s GUIDs', a
   await applyProvision(dev, plan);
   const t = await readPartitionTable(dev);
   assert.deepEqual(t?.warnings, []);
-  assert.deepEqual(t?.partitions.map((p) => p.uuid), first.table.partitions.map((p) => p.uuid));
+  assert.deepEqual(
+    t?.partitions.map((p) => p.uuid),
+    first.table.partitions.map((p) => p.uuid),
+  );
 });
 
 test('kernel command lines: mmcpstore boards get no best_effort, PARTUUID is used when the profile names no device', async () => {
@@ -318,7 +396,10 @@ test('kernel command lines: mmcpstore boards get no best_effort, PARTUUID is use
   const brcm = await planProvision(brcmDev, loadProfile('brcmstb-emmc'));
   await brcmDev.close();
   assert.equal(brcm.pstore?.partition, 9);
-  assert.equal(brcm.cmdline, 'pstore_blk.blkdev=/dev/mmcblk1p9 pstore_blk.kmsg_size=64 pstore_blk.pmsg_size=0 pstore_blk.console_size=0 pstore_blk.ftrace_size=0 pstore_blk.max_reason=2');
+  assert.equal(
+    brcm.cmdline,
+    'pstore_blk.blkdev=/dev/mmcblk1p9 pstore_blk.kmsg_size=64 pstore_blk.pmsg_size=0 pstore_blk.console_size=0 pstore_blk.ftrace_size=0 pstore_blk.max_reason=2',
+  );
   const armDev = await sparse('arm.img', 1024 * MiB);
   const arm = await planProvision(armDev, loadProfile('generic-armhf'));
   await armDev.close();

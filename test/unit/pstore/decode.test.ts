@@ -62,8 +62,16 @@ describe('decodeRegion in every ABI and byte order', () => {
         assert.equal(str(files.get('pmsg-pstore_blk-0')!.content), str(pmsgStream.subarray(pmsgStream.length - (4 * K - 12))));
         assert.equal(str(files.get('console-pstore_blk-0')!.content), str(consoleStream));
         const ftrace = str(files.get('ftrace-pstore_blk-0')!.content).trim().split('\n');
-        assert.deepEqual(ftrace.map((l) => /^CPU:(\d) ts:(\d+)/.exec(l)!.slice(1).join('/')), ['0/0', '1/1', '0/2', '0/3', '1/4', '1/5', '1/6', '0/7']);
-        assert.match(ftrace[0], lay === 'lp64' ? /^CPU:0 ts:0 ffffffff81000000  ffffffff81001000  0xffffffff81000000 <- 0xffffffff81001000$/ : /^CPU:0 ts:0 c0100000  c0101000  0xc0100000 <- 0xc0101000$/);
+        assert.deepEqual(
+          ftrace.map((l) => /^CPU:(\d) ts:(\d+)/.exec(l)!.slice(1).join('/')),
+          ['0/0', '1/1', '0/2', '0/3', '1/4', '1/5', '1/6', '0/7'],
+        );
+        assert.match(
+          ftrace[0],
+          lay === 'lp64'
+            ? /^CPU:0 ts:0 ffffffff81000000  ffffffff81001000  0xffffffff81000000 <- 0xffffffff81001000$/
+            : /^CPU:0 ts:0 c0100000  c0101000  0xc0100000 <- 0xc0101000$/,
+        );
         assert.deepEqual(d.counters, { oops: 3, panic: 1 });
         assert.equal(d.nextKmsgZone, 2);
         assert.deepEqual(d.warnings, []);
@@ -79,7 +87,9 @@ describe('decodeRegion in every ABI and byte order', () => {
     putKmsgZone(r, 16 * K, 8 * K, { sec: 1n, nsec: 0, compressed: false, counter: 1, reason: 2, payload: text('x') }, 'le', 'ilp32');
     const d = await decodeRegion(memorySource(r), layout(), { layout: 'ilp32' });
     assert.deepEqual(d.ftraceFormat, { endian: 'le', layout: 'ilp32', cpuInIp: 3 });
-    const lines = str(d.records.find((x) => x.type === 'ftrace')!.content).trim().split('\n');
+    const lines = str(d.records.find((x) => x.type === 'ftrace')!.content)
+      .trim()
+      .split('\n');
     assert.equal(lines[0], 'CPU:0 ts:10 c0063828  c0063b94  0xc0063828 <- 0xc0063b94');
     assert.equal(lines[1], 'CPU:1 ts:11 c0063829  c0063b94  0xc0063829 <- 0xc0063b94');
     assert.equal(lines.length, 5);

@@ -36,7 +36,10 @@ describe('geometry from Kconfig and profiles', () => {
   it('a board profile file gives the geometry and ABI', async () => {
     const fx = fixture('arm32-lz4');
     const profile = join(tmp, 'arm-board.json');
-    writeFileSync(profile, JSON.stringify({ name: 'arm-board', abi: { endian: 'le', layout: 'ilp32' }, pstore: { kmsg_size: 16, pmsg_size: 8, console_size: 8, ftrace_size: 0, compress: 'lz4' } }));
+    writeFileSync(
+      profile,
+      JSON.stringify({ name: 'arm-board', abi: { endian: 'le', layout: 'ilp32' }, pstore: { kmsg_size: 16, pmsg_size: 8, console_size: 8, ftrace_size: 0, compress: 'lz4' } }),
+    );
     const inputs = resolveGeometryInputs({ profile });
     const x = await extractPstore(memorySource(fx.disk()), { params: inputs.params, abi: inputs.abi });
     assert.equal(x.geometry.kmsg_size.source, 'profile');

@@ -58,7 +58,10 @@ describe('pstore clear', () => {
     assert.deepEqual(before.decoded.counters, { oops: 4, panic: 0 });
     await applyClear(dev, 0, planClear(before.decoded, ['dmesg-pstore_blk-1', 'console-pstore_blk-0']));
     const mid = await extractPstore(deviceSource(dev, 0, dev.size), { params });
-    assert.deepEqual(mid.records.map((r) => r.file), ['dmesg-pstore_blk-0', 'dmesg-pstore_blk-2', 'dmesg-pstore_blk-3']);
+    assert.deepEqual(
+      mid.records.map((r) => r.file),
+      ['dmesg-pstore_blk-0', 'dmesg-pstore_blk-2', 'dmesg-pstore_blk-3'],
+    );
     await applyClear(dev, 0, planClear(mid.decoded));
     const after = await decodeRegion(deviceSource(dev, 0, dev.size), before.geometry.layout);
     assert.equal(after.records.length, 0);

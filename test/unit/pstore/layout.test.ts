@@ -12,14 +12,17 @@ describe('zone layout (spec §3 worked examples)', () => {
   it('defaults with PMSG+CONSOLE+FTRACE, 4 CPUs, 1 MiB', () => {
     const l = layoutOf(1024 * K, { kmsg_size: 64, pmsg_size: 64, console_size: 64, ftrace_size: 64 }, 4);
     assert.deepEqual(l.errors, []);
-    assert.deepEqual(l.zones.filter((z) => z.type !== 'dmesg').map((z) => [z.type, z.index, z.offset, z.size]), [
-      ['pmsg', 0, 0, 64 * K],
-      ['console', 0, 64 * K, 64 * K],
-      ['ftrace', 0, 128 * K, 16 * K],
-      ['ftrace', 1, 144 * K, 16 * K],
-      ['ftrace', 2, 160 * K, 16 * K],
-      ['ftrace', 3, 176 * K, 16 * K],
-    ]);
+    assert.deepEqual(
+      l.zones.filter((z) => z.type !== 'dmesg').map((z) => [z.type, z.index, z.offset, z.size]),
+      [
+        ['pmsg', 0, 0, 64 * K],
+        ['console', 0, 64 * K, 64 * K],
+        ['ftrace', 0, 128 * K, 16 * K],
+        ['ftrace', 1, 144 * K, 16 * K],
+        ['ftrace', 2, 160 * K, 16 * K],
+        ['ftrace', 3, 176 * K, 16 * K],
+      ],
+    );
     assert.equal(l.kmsgCount, 13);
     assert.equal(l.zones.find((z) => z.type === 'dmesg' && z.index === 12)!.offset, 192 * K + 12 * 64 * K);
   });

@@ -15,7 +15,9 @@ describe('kernel command line', () => {
     ]);
   });
   it('extracts pstore parameters with their source', () => {
-    const p = parseCmdline('console=ttyS0 pstore_blk.blkdev=/dev/mmcblk1p9 pstore-blk.kmsg_size=0x20 pstore_blk.pmsg_size=-1 pstore_blk.max_reason=2 pstore.compress=lz4 nr_cpus=4');
+    const p = parseCmdline(
+      'console=ttyS0 pstore_blk.blkdev=/dev/mmcblk1p9 pstore-blk.kmsg_size=0x20 pstore_blk.pmsg_size=-1 pstore_blk.max_reason=2 pstore.compress=lz4 nr_cpus=4',
+    );
     assert.deepEqual(p.blkdev, { value: '/dev/mmcblk1p9', source: 'cmdline' });
     assert.equal(p.kmsg_size?.value, 32);
     assert.equal(p.pmsg_size?.value, -1);

@@ -49,8 +49,15 @@ test('remove: waits until every matching slot is empty; the removed slot is repo
     },
   });
   assert.equal(r.polls, 3);
-  assert.deepEqual(r.slots.map((s) => [s.selector, s.state]), [['usb:1-3@lun=1', 'absent']]);
-  assert.deepEqual(r.all.map((s) => s.lun), [1], 'only the named slot is watched');
+  assert.deepEqual(
+    r.slots.map((s) => [s.selector, s.state]),
+    [['usb:1-3@lun=1', 'absent']],
+  );
+  assert.deepEqual(
+    r.all.map((s) => s.lun),
+    [1],
+    'only the named slot is watched',
+  );
   assert.match(formatWaitResult(r), /^card removed: usb:1-3@lun=1 \(after/);
 });
 
@@ -97,7 +104,10 @@ test('reader hotplug: a reader that appears is opened, one that vanishes counts 
     },
   });
   assert.equal(gone.polls, 2);
-  assert.deepEqual(gone.slots.map((s) => s.selector), ['usb:1-5@lun=0']);
+  assert.deepEqual(
+    gone.slots.map((s) => s.selector),
+    ['usb:1-5@lun=0'],
+  );
 });
 
 test('a unit attention from card insertion is absorbed, not reported as a state', async () => {

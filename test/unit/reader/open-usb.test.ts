@@ -60,7 +60,10 @@ test('a reader selector without @lun: LUN 0 on single-slot readers, the card on 
   assert.equal(dev.size, 32 * 512);
   await dev.close();
   const single = new SimReader({ ports: [5], luns: [null] });
-  await assert.rejects(openUsbDevice('usb:1-5', { ...fast, host: new SimHost([single]) }), (e: unknown) => e instanceof Error && /usb:1-5@lun=0: no card in the slot/.test(e.message) && (e as { exitCode?: number }).exitCode === ExitCode.IO);
+  await assert.rejects(
+    openUsbDevice('usb:1-5', { ...fast, host: new SimHost([single]) }),
+    (e: unknown) => e instanceof Error && /usb:1-5@lun=0: no card in the slot/.test(e.message) && (e as { exitCode?: number }).exitCode === ExitCode.IO,
+  );
   assert.equal(multi.stats.closed, 3);
   assert.equal(single.stats.closed, 1);
 });
@@ -96,7 +99,10 @@ test('the usb: opener makes openDevice work on readers; writes go to the card', 
 test('findCards reports every card with its selector and leaves the readers closed', async () => {
   const a = new SimReader({ ports: [1], luns: [new MemoryCard(8), null] });
   const cards = await findCards({ kind: 'any' }, { ...fast, host: new SimHost([a]) });
-  assert.deepEqual(cards.map((c) => [c.selector, c.slot.size]), [['usb:1-1@lun=0', 4096]]);
+  assert.deepEqual(
+    cards.map((c) => [c.selector, c.slot.size]),
+    [['usb:1-1@lun=0', 4096]],
+  );
   assert.equal(a.stats.closed, 1);
 });
 

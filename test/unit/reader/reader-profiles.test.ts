@@ -21,12 +21,27 @@ test('validator reports every problem with its path', () => {
   assert.throws(
     () =>
       validateReaderProfile(
-        { name: '', match: { vendorId: '58f', productId: 6387, revisionMin: '0200', revisionMax: '0100', extra: 1 }, quirks: { maxSectors: 0, ignoreResidue: 'yes', frobnicate: true }, more: 1 },
+        {
+          name: '',
+          match: { vendorId: '58f', productId: 6387, revisionMin: '0200', revisionMax: '0100', extra: 1 },
+          quirks: { maxSectors: 0, ignoreResidue: 'yes', frobnicate: true },
+          more: 1,
+        },
         'x.json',
       ),
     (e: unknown) => {
       assert.ok(e instanceof BadInputError);
-      for (const s of ['more: unknown property', 'name: required', 'match.vendorId', 'match.productId', 'match.extra: unknown', 'revisionMin is greater', 'quirks.maxSectors', 'quirks.ignoreResidue: boolean', 'quirks.frobnicate: unknown quirk']) {
+      for (const s of [
+        'more: unknown property',
+        'name: required',
+        'match.vendorId',
+        'match.productId',
+        'match.extra: unknown',
+        'revisionMin is greater',
+        'quirks.maxSectors',
+        'quirks.ignoreResidue: boolean',
+        'quirks.frobnicate: unknown quirk',
+      ]) {
         assert.ok(e.message.includes(s), `missing "${s}" in:\n${e.message}`);
       }
       return true;
@@ -41,7 +56,10 @@ test('validator reports every problem with its path', () => {
 test('loading a directory: malformed JSON is an error naming the file; missing dir is empty', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cc-profiles-'));
   writeFileSync(join(dir, 'a.json'), JSON.stringify({ name: 'A', match: { vendorId: '0001', productId: '0002' }, quirks: { singleLun: true } }));
-  writeFileSync(join(dir, 'b.json'), JSON.stringify({ name: 'B', match: { vendorId: '0001', productId: '0002', revisionMin: '0100' }, quirks: { singleLun: false, maxSectors: 128 } }));
+  writeFileSync(
+    join(dir, 'b.json'),
+    JSON.stringify({ name: 'B', match: { vendorId: '0001', productId: '0002', revisionMin: '0100' }, quirks: { singleLun: false, maxSectors: 128 } }),
+  );
   writeFileSync(join(dir, 'readme.txt'), 'ignored');
   const ps = loadReaderProfiles(dir);
   assert.equal(ps.length, 2);
@@ -49,6 +67,9 @@ test('loading a directory: malformed JSON is an error naming the file; missing d
   assert.deepEqual(quirksFor(ps, 1, 2, 0x0100).quirks, { singleLun: false, maxSectors: 128 });
   assert.deepEqual(quirksFor(ps, 1, 2, 0x0099).quirks, { singleLun: true });
   writeFileSync(join(dir, 'c.json'), '{ not json');
-  assert.throws(() => loadReaderProfiles(dir), (e: unknown) => e instanceof BadInputError && e.message.includes('c.json') && /not valid JSON/.test(e.message));
+  assert.throws(
+    () => loadReaderProfiles(dir),
+    (e: unknown) => e instanceof BadInputError && e.message.includes('c.json') && /not valid JSON/.test(e.message),
+  );
   assert.deepEqual(loadReaderProfiles(join(dir, 'nope')), []);
 });

@@ -12,7 +12,10 @@ test('listReaders: only mass-storage BOT devices, sorted by port, with matching 
   const hub: UsbDeviceInfo = { ...r1.device, ports: [1], portPath: '1-1', massStorage: [] };
   const ufi: UsbDeviceInfo = { ...r1.device, ports: [3], portPath: '1-3', massStorage: [{ ...r1.iface, subclass: 0x04, protocol: 0x00 }] };
   const list = await listReaders({ host: new SimHost([r1, r2], [hub, ufi]) });
-  assert.deepEqual(list.map((r) => r.selector), ['usb:1-2.1', 'usb:1-10']);
+  assert.deepEqual(
+    list.map((r) => r.selector),
+    ['usb:1-2.1', 'usb:1-10'],
+  );
   assert.equal(list[0].id, '058f:6387');
   assert.deepEqual(list[0].profiles, ['Alcor Micro AU6387 (revision 0141)']);
   assert.equal(list[0].quirks.maxSectors, 64);

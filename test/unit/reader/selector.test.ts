@@ -18,7 +18,22 @@ test('parse: every form, with and without @lun', () => {
 });
 
 test('parse: bad input is a usage error naming the accepted forms', () => {
-  for (const bad of ['usb:', 'usb:1-', 'usb:1-1.', 'usb:58f:6387', 'usb:058f:63877', 'usb:serial=', 'usb@lun=16', 'usb@lun=x', 'usb:1-1@lun=', 'usb:foo', 'usbx', '/dev/sda', '', 'usb:1-1.4@lun=1@lun=2']) {
+  for (const bad of [
+    'usb:',
+    'usb:1-',
+    'usb:1-1.',
+    'usb:58f:6387',
+    'usb:058f:63877',
+    'usb:serial=',
+    'usb@lun=16',
+    'usb@lun=x',
+    'usb:1-1@lun=',
+    'usb:foo',
+    'usbx',
+    '/dev/sda',
+    '',
+    'usb:1-1.4@lun=1@lun=2',
+  ]) {
     assert.throws(() => parseUsbSelector(bad), UsageError, bad);
   }
   assert.throws(() => parseUsbSelector('usb:foo'), /usb:PORT/);
@@ -48,13 +63,16 @@ test('match and resolve', () => {
 
 test('ambiguous and missing selectors are refused with the candidates', () => {
   const all = [a, b, c, keyboard];
-  assert.throws(() => resolveUsbSelector(parseUsbSelector('usb'), all), (e: unknown) => {
-    assert.ok(e instanceof UsageError);
-    assert.match(e.message, /ambiguous, 3 readers/);
-    assert.match(e.message, /usb:1-1\.4 {2}1d6b:0104/);
-    assert.match(e.message, /usb:1-2 {2}058f:6387/);
-    return true;
-  });
+  assert.throws(
+    () => resolveUsbSelector(parseUsbSelector('usb'), all),
+    (e: unknown) => {
+      assert.ok(e instanceof UsageError);
+      assert.match(e.message, /ambiguous, 3 readers/);
+      assert.match(e.message, /usb:1-1\.4 {2}1d6b:0104/);
+      assert.match(e.message, /usb:1-2 {2}058f:6387/);
+      return true;
+    },
+  );
   assert.throws(() => resolveUsbSelector(parseUsbSelector('usb:1d6b:0104'), all), /ambiguous, 2 readers/);
   assert.throws(() => resolveUsbSelector(parseUsbSelector('usb:9-9'), all), /no such reader; present:/);
   assert.throws(() => resolveUsbSelector(parseUsbSelector('usb'), [keyboard]), /no USB mass-storage reader found/);

@@ -47,7 +47,18 @@ test('descriptor helpers', () => {
   assert.equal(busNumberOf('3-1'), 3);
   assert.equal(busNumberOf('x'), 0);
   const ifaces: NativeInterface[] = [
-    { interfaceNumber: 0, alternates: [{ alternateSetting: 0, interfaceClass: 3, interfaceSubclass: 1, interfaceProtocol: 1, endpoints: [{ endpointNumber: 1, direction: 'in', type: 'interrupt', packetSize: 8 }] }] },
+    {
+      interfaceNumber: 0,
+      alternates: [
+        {
+          alternateSetting: 0,
+          interfaceClass: 3,
+          interfaceSubclass: 1,
+          interfaceProtocol: 1,
+          endpoints: [{ endpointNumber: 1, direction: 'in', type: 'interrupt', packetSize: 8 }],
+        },
+      ],
+    },
     {
       interfaceNumber: 1,
       alternates: [
@@ -285,7 +296,15 @@ test('a signal while the interface is being claimed: the transport is already cl
   const log: Call[] = [];
   let releaseDetach!: () => void;
   const detaching = new Promise<void>((r) => (releaseDetach = r));
-  const native = fakeDevice({ detachKernelDriver: async (n) => { await detaching; log.push(`detach ${n}`); } }, log);
+  const native = fakeDevice(
+    {
+      detachKernelDriver: async (n) => {
+        await detaching;
+        log.push(`detach ${n}`);
+      },
+    },
+    log,
+  );
   const opening = NodeUsbTransport.open(native, describeNativeDevice(native));
   await new Promise((r) => setImmediate(r));
   assert.equal(openUsbTransportCount(), 1, 'counted before the kernel driver is detached');
