@@ -1,5 +1,6 @@
 /**
- * On-disk structures of pstore/zone in every ABI the kernel is built for (spec §4, §8.1).
+ * On-disk structures of pstore/zone in every ABI the kernel is built for (struct psz_buffer and
+ * struct psz_kmsg_header in fs/pstore/zone.c, struct pstore_ftrace_record in fs/pstore/internal.h).
  *
  * The kernel writes its in-memory structs verbatim, so byte order and field placement follow
  * the writing CPU: `lp64` (x86_64, arm64, ppc64, mips64, riscv64, s390x), `ilp32` (32-bit ARM

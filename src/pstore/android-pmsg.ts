@@ -1,5 +1,5 @@
 /**
- * Decoded view of Android logger records in a pmsg buffer (spec §9). liblog writes each
+ * Decoded view of Android logger records in a pmsg buffer (Android's liblog, pmsg_writer). liblog writes each
  * entry as a packed android_pmsg_log_header_t {u8 magic 'l'; u16 len; u16 uid; u16 pid}
  * followed by android_log_header_t {u8 id; u16 tid; u32 sec; u32 nsec} and the payload;
  * `len` counts both headers and the payload. Text buffers carry `prio, tag\0, message\0`.

@@ -1,5 +1,5 @@
 /**
- * Erasing records the way the kernel's unlink in /sys/fs/pstore does (spec §5.6): a kmsg zone
+ * Erasing records the way the kernel's unlink in /sys/fs/pstore does (pstore_unlink → psz_pstore_erase in fs/pstore/zone.c): a kmsg zone
  * gets datalen 0 in its 12-byte header while its kmsg header (magic, time, counter, reason)
  * stays, so the Oops/Panic counters survive; pmsg/console/ftrace zones get {sig, 0, 0}.
  * Unlike the kernel, which resets only ftrace zone 0 (the record id), every ftrace zone of the

@@ -1,6 +1,6 @@
 /**
- * Reads a pstore/blk region back the way the kernel's pstore/zone recovery does (spec §5.4,
- * §5.5) and turns it into the records /sys/fs/pstore would show — plus what the kernel
+ * Reads a pstore/blk region back the way the kernel's pstore/zone recovery does
+ * (psz_recover_zones and psz_kmsg_read/psz_record_read in fs/pstore/zone.c) and turns it into the records /sys/fs/pstore would show — plus what the kernel
  * silently drops: every zone's state, and the raw bytes of zones that fail validation.
  */
 import type { Abi, Endian, KmsgHeader, KmsgLayoutName, ZoneType } from './abi.js';

@@ -1,6 +1,6 @@
 /**
  * Formatting a pstore/blk region so that every kernel version reads it as empty and clean
- * (spec §10.2): zeros over the part the kernel uses (at most 128 MiB), optionally followed by
+ * (psz_recover_zones in fs/pstore/zone.c reads zeroed and erased zones as empty): zeros over the part the kernel uses (at most 128 MiB), optionally followed by
  * valid erased zone headers for the geometry — the kernel then finds "erased" zones silently,
  * its counters start at 0, and crashcart can detect the geometry of a region that has never
  * held a crash.

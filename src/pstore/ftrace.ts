@@ -1,6 +1,6 @@
 /**
  * pstore ftrace records: the kernel's merge of per-CPU zones (pstore_ftrace_combine_log)
- * and its text rendering (pstore_ftrace_seq_show), spec §8.
+ * and its text rendering (pstore_ftrace_seq_show in fs/pstore/inode.c).
  */
 import type { Endian, KmsgLayoutName } from './abi.js';
 import { ftraceRecordSize, readU32, readU64 } from './abi.js';

@@ -1,5 +1,5 @@
 /**
- * The zone table exactly as the kernel computes it (spec §2–3): pstore/blk's check_size()
+ * The zone table exactly as the kernel computes it: pstore/blk's check_size()
  * normalisation, register_pstore_zone()'s checks and psz_alloc_zones()'s placement.
  */
 import type { ZoneType } from './abi.js';

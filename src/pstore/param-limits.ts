@@ -4,7 +4,7 @@
  * `cmdline`), profile fields and the board's Kconfig. A value outside its range is a
  * UsageError (exit 2) that names the range.
  *
- * Kernel facts (spec §2): the size parameters are `long` KiB module parameters; `<= 0` means
+ * Kernel facts (fs/pstore/blk.c module parameters and check_size()): the size parameters are `long` KiB module parameters; `<= 0` means
  * "no zone"; check_size() turns them into bytes (KiB × 1024, or ALIGN(KiB, 4096) when that is
  * not a multiple of 4 KiB); register_pstore_zone() caps the device at 128 MiB, so a zone whose
  * normalised size is larger than 128 MiB never fits ("no room for …") and the kernel refuses to

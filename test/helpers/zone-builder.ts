@@ -1,5 +1,6 @@
 /**
- * Builds synthetic pstore/blk zones byte by byte from the spec's offset tables (§4), written
+ * Builds synthetic pstore/blk zones byte by byte from the kernel's struct layouts (struct
+ * psz_buffer, struct psz_kmsg_header per ABI), written
  * independently of the decoder's own constants so a wrong constant there shows up here.
  */
 export type Endian = 'le' | 'be';

@@ -1,6 +1,7 @@
 /**
  * Decompression of compressed pstore dmesg (kmsg) records. The on-disk header only says "compressed";
- * the algorithm depends on how the writing kernel was built (spec §7), so detectAndDecompress tries
+ * the algorithm depends on how the writing kernel was built (CONFIG_PSTORE_*_COMPRESS, or zlib
+ * deflate since 6.6 in fs/pstore/platform.c), so detectAndDecompress tries
  * the candidates in an order chosen to avoid false positives: zstd first when its frame magic is
  * present, then deflate, lz4, lzo and 842. Every decoder is strict: it must consume the input exactly
  * (842: up to its zero padding) and end cleanly, so a wrong guess fails instead of producing garbage.

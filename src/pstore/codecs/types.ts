@@ -1,4 +1,4 @@
-/** The dmesg compressors a pstore kernel could have been built with (see spec §7). */
+/** The dmesg compressors a pstore kernel could have been built with (fs/pstore/Kconfig, PSTORE_*_COMPRESS). */
 export type CodecName = 'deflate' | 'lz4' | 'lzo' | 'zstd' | '842';
 
 export const CODEC_NAMES: readonly CodecName[] = ['deflate', 'lz4', 'lzo', 'zstd', '842'];

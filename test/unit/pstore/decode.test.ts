@@ -1,5 +1,5 @@
 /**
- * Decoding synthetic regions built from the spec's byte tables, in every ABI and byte order,
+ * Decoding synthetic regions built from the kernel's struct layouts, in every ABI and byte order,
  * and the bad-input cases: each gives a warning, the best recoverable output and raw bytes.
  */
 import assert from 'node:assert/strict';

@@ -8,7 +8,7 @@ const layoutOf = (region: number, kib: { kmsg_size: number; pmsg_size: number; c
   return computeLayout(region, normaliseSizes(kib, w), cpus, w);
 };
 
-describe('zone layout (spec §3 worked examples)', () => {
+describe('zone layout (worked examples of psz_alloc_zones)', () => {
   it('defaults with PMSG+CONSOLE+FTRACE, 4 CPUs, 1 MiB', () => {
     const l = layoutOf(1024 * K, { kmsg_size: 64, pmsg_size: 64, console_size: 64, ftrace_size: 64 }, 4);
     assert.deepEqual(l.errors, []);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { detectAndDecompress, inflateRaw, lz4DecompressBlock, lzo1xDecompress, sw842Decompress, zstdDecompress, type CodecName } from '../../../src/pstore/codecs/index.js';
+import { detectAndDecompress, inflateRaw, lz4DecompressBlock, lzo1xDecompress, sw842Decompress, zstdDecompress, type CodecName } from '../../../../src/pstore/codecs/index.js';
 import { SAMPLES, VARIANTS, fixture, sameBytes } from './helpers.js';
 
 const DIRECT: Record<CodecName, (b: Uint8Array) => Uint8Array> = {

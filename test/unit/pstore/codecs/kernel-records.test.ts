@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { detectAndDecompress, inflateRaw, lz4DecompressBlock, type CodecName } from '../../../src/pstore/codecs/index.js';
+import { detectAndDecompress, inflateRaw, lz4DecompressBlock, type CodecName } from '../../../../src/pstore/codecs/index.js';
 import { FIXTURES, fixture } from './helpers.js';
 
 interface Entry {

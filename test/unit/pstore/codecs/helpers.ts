@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import type { CodecName } from '../../../src/pstore/codecs/index.js';
+import type { CodecName } from '../../../../src/pstore/codecs/index.js';
 
 /** test/fixtures/codecs, resolved from the compiled test's location (dist/test/unit/codecs). */
-export const FIXTURES = new URL('../../../../test/fixtures/codecs/', import.meta.url);
+export const FIXTURES = new URL('../../../../../test/fixtures/codecs/', import.meta.url);
 
 export function fixture(rel: string): Uint8Array {
   return new Uint8Array(readFileSync(new URL(rel, FIXTURES)));

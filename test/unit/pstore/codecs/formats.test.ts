@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BadInputError, ExitCode } from '../../../src/errors.js';
-import { CodecError, crc32be, detectAndDecompress, inflateRaw, lz4DecompressBlock, lzo1xDecompress, sw842Decompress, zstdDecompress } from '../../../src/pstore/codecs/index.js';
-import { xxh64 } from '../../../src/util/xxh64.js';
+import { BadInputError, ExitCode } from '../../../../src/errors.js';
+import { CodecError, crc32be, detectAndDecompress, inflateRaw, lz4DecompressBlock, lzo1xDecompress, sw842Decompress, zstdDecompress } from '../../../../src/pstore/codecs/index.js';
+import { xxh64 } from '../../../../src/util/xxh64.js';
 import { fixture, sameBytes } from './helpers.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);

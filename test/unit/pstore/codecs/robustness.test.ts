@@ -12,7 +12,7 @@ import {
   zstdDecompress,
   type CodecName,
   type DecompressResult,
-} from '../../../src/pstore/codecs/index.js';
+} from '../../../../src/pstore/codecs/index.js';
 import { SAMPLES, VARIANTS, fixture, prng, sameBytes } from './helpers.js';
 
 function detect(b: Uint8Array, maxOutput?: number): DecompressResult {
