@@ -8,7 +8,7 @@ import { NoPstoreError } from '../errors.js';
 import type { Extraction } from '../pstore/extract.js';
 import { extractPstore } from '../pstore/extract.js';
 import { writeExtraction } from '../pstore/extract-writer.js';
-import { createRunDir } from '../gate/outputs.js';
+import { createRunDir, runStamp } from '../gate/outputs.js';
 import type { LocatedRegion } from '../pstore/locate-region.js';
 import type { ResolvedInputs } from './geometry-options.js';
 
@@ -27,11 +27,7 @@ export async function readExisting(region: LocatedRegion, inputs: ResolvedInputs
 }
 
 export function defaultBackupDir(dev: BlockDevice): string {
-  return join(process.cwd(), `crashcart-backup-${deviceTag(dev)}-${stamp()}`);
-}
-
-function stamp(): string {
-  return new Date().toISOString().replace(/[:.]/g, '-');
+  return join(process.cwd(), `crashcart-backup-${deviceTag(dev)}-${runStamp()}`);
 }
 
 function deviceTag(dev: BlockDevice): string {
@@ -43,7 +39,7 @@ function deviceTag(dev: BlockDevice): string {
  * folder inside it (earlier backups are never merged into or overwritten). Returns the folder.
  */
 export async function backupRecords(x: Extraction, dir: string, region: LocatedRegion, dev: BlockDevice): Promise<string> {
-  const used = await createRunDir(dir, `crashcart-backup-${deviceTag(dev)}-${stamp()}`);
+  const used = await createRunDir(dir, `crashcart-backup-${deviceTag(dev)}-${runStamp()}`);
   await writeExtraction(x, used, { device: dev.info.name, offset: region.offset, size: region.size, description: region.description });
   return used;
 }

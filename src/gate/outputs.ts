@@ -135,6 +135,11 @@ async function isExtraction(dir: string): Promise<boolean> {
   }
 }
 
+/** A time stamp for folder names of one run: `2026-11-27T20-33-43-123Z`. */
+export function runStamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, '-');
+}
+
 /**
  * Creates a folder that belongs to this run alone: `dir` when it does not exist yet or is an
  * empty folder, otherwise a new `dir/<name>` (numbered when taken). Returns the folder used.

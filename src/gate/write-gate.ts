@@ -60,13 +60,8 @@ export class WriteGate {
       if (what.info.identity) this.inputs.push({ name: what.info.name, role, footprint: await footprintOf(what.info.identity, this.opts) });
       return;
     }
-    let st;
-    try {
-      st = await stat(what, { bigint: true });
-    } catch {
-      return;
-    }
-    this.inputs.push({ name: what, role, footprint: await footprintOf(identityOf(st), this.opts) });
+    const footprint = await this.footprintAt(what);
+    if (footprint) this.inputs.push({ name: what, role, footprint });
   }
 
   /**
@@ -124,13 +119,8 @@ export class WriteGate {
 
   /** Refuses `path` when it exists and is an input or (unless `targets` is false) an admitted target. */
   async checkPath(path: string, what = 'output', opts: { targets?: boolean } = {}): Promise<void> {
-    let st;
-    try {
-      st = await stat(path, { bigint: true });
-    } catch {
-      return;
-    }
-    this.refuseOverlap(`${what} ${path}`, await footprintOf(identityOf(st), this.opts), opts);
+    const fp = await this.footprintAt(path);
+    if (fp) this.refuseOverlap(`${what} ${path}`, fp, opts);
   }
 
   /**
@@ -138,17 +128,22 @@ export class WriteGate {
    * existing folder is an input or lives on one (e.g. a folder on the card being read).
    */
   async checkLocation(path: string, what = 'output'): Promise<void> {
-    let p = resolve(path);
-    for (;;) {
-      try {
-        await stat(p);
-        break;
-      } catch {
-        if (dirname(p) === p) return;
-        p = dirname(p);
-      }
+    for (let p = resolve(path); ; p = dirname(p)) {
+      const fp = await this.footprintAt(p);
+      if (fp) return this.refuseOverlap(`${what} ${path} (in ${p})`, fp, { targets: false });
+      if (dirname(p) === p) return;
     }
-    this.refuseOverlap(`${what} ${path} (in ${p})`, await footprintOf(identityOf(await stat(p, { bigint: true })), this.opts), { targets: false });
+  }
+
+  /** The footprint of whatever `path` names now, or undefined when nothing does. */
+  private async footprintAt(path: string): Promise<Footprint | undefined> {
+    let st;
+    try {
+      st = await stat(path, { bigint: true });
+    } catch {
+      return undefined;
+    }
+    return footprintOf(identityOf(st), this.opts);
   }
 
   private refuseOverlap(name: string, fp: Footprint, opts: { targets?: boolean } = {}): void {

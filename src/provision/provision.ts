@@ -31,7 +31,7 @@ import { blkdevFor, boardCmdline } from '../pstore/board-cmdline.js';
 import { splitCmdline } from '../pstore/cmdline.js';
 import { extractPstore, type Extraction } from '../pstore/extract.js';
 import { writeExtraction } from '../pstore/extract-writer.js';
-import { createRunDir } from '../gate/outputs.js';
+import { createRunDir, runStamp } from '../gate/outputs.js';
 import { join } from 'node:path';
 import { applyFormat, planFormat, type FormatPlan } from '../pstore/format.js';
 import type { Layout } from '../pstore/layout.js';
@@ -506,7 +506,7 @@ export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts
         `the card holds ${inner.extractions.reduce((a, e) => a + e.risk.records.length, 0)} pstore record(s) that provisioning would destroy: give a backup folder or discard them explicitly`,
       );
     // A folder of this run's own: never merged into an earlier backup.
-    const base = await createRunDir(opts.backupDir, `crashcart-backup-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    const base = await createRunDir(opts.backupDir, `crashcart-backup-${runStamp()}`);
     for (const [i, { risk, x }] of inner.extractions.entries()) {
       const dir = inner.extractions.length === 1 ? base : join(base, `${i + 1}-offset-${risk.offset}`);
       await writeExtraction(x, dir, { device: dev.info.name, offset: risk.offset, size: risk.size, description: risk.description });

@@ -10,7 +10,8 @@
  */
 import { registerDeviceOpener } from '../../../src/blockdev/open-device.js';
 import { openImageFile } from '../../../src/blockdev/image-file-device.js';
-import type { BlockDevice, BlockDeviceInfo, IoOptions } from '../../../src/blockdev/block-device.js';
+import type { IoOptions } from '../../../src/blockdev/block-device.js';
+import { WrappedDevice } from '../../helpers/wrapped-device.js';
 
 const delayMs = Number(process.env.CRASHCART_TEST_DELAY_MS ?? '100');
 const trace = process.env.CRASHCART_TEST_TRACE === '1';
@@ -21,47 +22,25 @@ const done = (op: keyof typeof counts) => {
 };
 const pause = () => (delayMs > 0 ? new Promise<void>((r) => setTimeout(r, delayMs)) : Promise.resolve());
 
-class SlowDevice implements BlockDevice {
-  readonly info: BlockDeviceInfo;
-  constructor(
-    private readonly inner: BlockDevice,
-    name: string,
-  ) {
-    this.info = { ...inner.info, name };
-  }
-  get size() {
-    return this.inner.size;
-  }
-  get blockSize() {
-    return this.inner.blockSize;
-  }
-  get alignment() {
-    return this.inner.alignment;
-  }
-  get readOnly() {
-    return this.inner.readOnly;
-  }
-  async read(offset: number, length: number, opts?: IoOptions): Promise<Uint8Array> {
+class SlowDevice extends WrappedDevice {
+  override async read(offset: number, length: number, opts?: IoOptions): Promise<Uint8Array> {
     opts?.signal?.throwIfAborted();
     await pause();
     const data = await this.inner.read(offset, length);
     done('read');
     return data;
   }
-  async write(offset: number, data: Uint8Array, opts?: IoOptions): Promise<void> {
+  override async write(offset: number, data: Uint8Array, opts?: IoOptions): Promise<void> {
     opts?.signal?.throwIfAborted();
     await pause();
     await this.inner.write(offset, data);
     done('write');
   }
-  async flush(opts?: IoOptions): Promise<void> {
+  override async flush(opts?: IoOptions): Promise<void> {
     opts?.signal?.throwIfAborted();
     await pause();
     await this.inner.flush();
     done('flush');
-  }
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { MemoryDevice } from '../../../src/blockdev/memory-device.js';
 import { RegionDevice } from '../../../src/blockdev/region-device.js';
 import { readRange, writeRange } from '../../../src/blockdev/io.js';
-import type { BlockDevice, IoOptions } from '../../../src/blockdev/block-device.js';
+import type { IoOptions } from '../../../src/blockdev/block-device.js';
+import { WrappedDevice } from '../../helpers/wrapped-device.js';
 import { CrashcartError, IoError, UsageError, WriteProtectedError } from '../../../src/errors.js';
 
 function pattern(n: number): Uint8Array {
@@ -13,37 +14,15 @@ function pattern(n: number): Uint8Array {
 }
 
 /** Records every call that reaches the wrapped device. */
-class Spy implements BlockDevice {
+class Spy extends WrappedDevice {
   calls: string[] = [];
-  constructor(private readonly inner: BlockDevice) {}
-  get info() {
-    return this.inner.info;
-  }
-  get size() {
-    return this.inner.size;
-  }
-  get blockSize() {
-    return this.inner.blockSize;
-  }
-  get alignment() {
-    return this.inner.alignment;
-  }
-  get readOnly() {
-    return this.inner.readOnly;
-  }
-  read(offset: number, length: number, opts?: IoOptions) {
+  override read(offset: number, length: number, opts?: IoOptions) {
     this.calls.push(`r${offset}+${length}`);
     return this.inner.read(offset, length, opts);
   }
-  write(offset: number, data: Uint8Array, opts?: IoOptions) {
+  override write(offset: number, data: Uint8Array, opts?: IoOptions) {
     this.calls.push(`w${offset}+${data.length}`);
     return this.inner.write(offset, data, opts);
-  }
-  flush(opts?: IoOptions) {
-    return this.inner.flush(opts);
-  }
-  close() {
-    return this.inner.close();
   }
 }
 

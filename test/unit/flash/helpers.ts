@@ -2,7 +2,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { BlockDevice, BlockDeviceInfo, IoOptions } from '../../../src/blockdev/block-device.js';
+import type { BlockDevice, IoOptions } from '../../../src/blockdev/block-device.js';
+import { WrappedDevice } from '../../helpers/wrapped-device.js';
 import { IoError } from '../../../src/errors.js';
 
 export const FIXTURES = resolve('test/fixtures/flash');
@@ -35,28 +36,12 @@ export interface Fault {
  * Wraps a device: records every write (offset, length) in order, injects faults, and can
  * corrupt a byte of the data written at one offset.
  */
-export class FaultyDevice implements BlockDevice {
-  readonly info: BlockDeviceInfo;
+export class FaultyDevice extends WrappedDevice {
   readonly writes: { offset: number; length: number }[] = [];
   faults: Fault[] = [];
   corruptAt?: number;
-  constructor(
-    readonly inner: BlockDevice,
-    name = 'faulty',
-  ) {
-    this.info = { ...inner.info, name };
-  }
-  get size() {
-    return this.inner.size;
-  }
-  get blockSize() {
-    return this.inner.blockSize;
-  }
-  get alignment() {
-    return this.inner.alignment;
-  }
-  get readOnly() {
-    return this.inner.readOnly;
+  constructor(inner: BlockDevice, name = 'faulty') {
+    super(inner, name);
   }
   private check(op: Fault['op'], offset: number, length: number): void {
     for (const f of this.faults) {
@@ -66,11 +51,11 @@ export class FaultyDevice implements BlockDevice {
       throw f.error();
     }
   }
-  async read(offset: number, length: number, opts?: IoOptions): Promise<Uint8Array> {
+  override async read(offset: number, length: number, opts?: IoOptions): Promise<Uint8Array> {
     this.check('read', offset, length);
     return this.inner.read(offset, length, opts);
   }
-  async write(offset: number, data: Uint8Array, opts?: IoOptions): Promise<void> {
+  override async write(offset: number, data: Uint8Array, opts?: IoOptions): Promise<void> {
     this.check('write', offset, data.length);
     this.writes.push({ offset, length: data.length });
     if (this.corruptAt !== undefined && this.corruptAt >= offset && this.corruptAt < offset + data.length) {
@@ -80,11 +65,8 @@ export class FaultyDevice implements BlockDevice {
     }
     return this.inner.write(offset, data, opts);
   }
-  async flush(opts?: IoOptions): Promise<void> {
+  override async flush(opts?: IoOptions): Promise<void> {
     this.check('flush', 0, 0);
     return this.inner.flush(opts);
-  }
-  async close(): Promise<void> {
-    return this.inner.close();
   }
 }
