@@ -11,6 +11,8 @@ export function printExtractionSummary(ix: ExtractionIndex, dir: string): void {
     `geometry  kmsg ${kib(g.kmsg_size)}, pmsg ${kib(g.pmsg_size)}, console ${kib(g.console_size)}, ftrace ${kib(g.ftrace_size)}` +
       (g.ftrace_size.value > 0 ? `, cpus ${g.cpus.value} (${g.cpus.source})` : ''),
   );
+  const cpuNote = g.cpuDetection?.note;
+  if (cpuNote && g.cpuDetection!.decision !== 'ambiguous' && g.cpuDetection!.decision !== 'none') out(`          ${cpuNote}`);
   out(`          ${g.kmsgZones} kmsg zones, ${g.ftraceZones} ftrace zones, ${g.abi.endian === 'le' ? 'little' : 'big'}-endian ${g.abi.layout} (${g.abi.layoutSource})`);
   out(`counters  oops ${ix.counters.oops}, panic ${ix.counters.panic}; next dump goes to kmsg zone ${ix.nextKmsgZone}`);
   out();

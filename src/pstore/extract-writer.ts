@@ -65,6 +65,8 @@ export interface ExtractionIndex {
     ftraceFormat: { layout: string; cpuInIp: number } | null;
     signaturesFound?: number;
     alternatives?: string[];
+    /** How the CPU count was read from the card: the decision, the counts that fit, what was concluded. */
+    cpuDetection?: { decision: string; fits: { cpus: number; cpusMax: number; ftraceZoneSize: number; kmsgStart: number }[]; note: string | null };
     kernelErrors: string[];
   };
   symbols: Extraction['symbols'];
@@ -101,6 +103,11 @@ export function buildIndex(x: Extraction, region: RegionInfo): ExtractionIndex {
       ftraceFormat: x.decoded.ftraceFormat ? { layout: x.decoded.ftraceFormat.layout, cpuInIp: x.decoded.ftraceFormat.cpuInIp } : null,
       signaturesFound: g.signaturesFound,
       alternatives: g.alternatives,
+      cpuDetection: g.cpuDetection && {
+        decision: g.cpuDetection.decision,
+        fits: g.cpuDetection.fits.map((f) => ({ cpus: f.cpus, cpusMax: f.cpusMax, ftraceZoneSize: f.ftraceZoneSize, kmsgStart: f.kmsgStart })),
+        note: g.cpuDetection.message ?? null,
+      },
       kernelErrors: g.layout.errors,
     },
     symbols: x.symbols,

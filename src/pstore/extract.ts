@@ -78,6 +78,8 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
   if (geometry.alternatives) {
     warnings.push(`geometry detected from signatures; these also fit and would number records differently: ${geometry.alternatives.join(' | ')}`);
   }
+  const cpu = geometry.cpuDetection;
+  if (cpu?.message && (cpu.decision === 'ambiguous' || cpu.decision === 'none')) warnings.push(cpu.message);
   const cpuInIp = opts.params.ftrace_cpu_in_ip?.value as FtraceCpuInIp | undefined;
   let table = opts.symbols ?? null;
   let kaslrSlide: bigint | null = opts.kaslrSlide ?? null;

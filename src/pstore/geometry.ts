@@ -8,8 +8,11 @@ import { MAX_REGION, computeLayout, normaliseSizes } from './layout.js';
 import type { ParamSource, PstoreParams, SizeParam, Sourced } from './params.js';
 import { KCONFIG_DEFAULTS, SIZE_PARAMS } from './params.js';
 import type { RegionSource } from './region-source.js';
+import type { CpuCountDetection } from './cpu-count.js';
+import { cpuCountsWithShift, detectCpuCount } from './cpu-count.js';
 import type { FoundSignature } from './scan.js';
 import { scanSignatures } from './scan.js';
+import { mergeSignatures, scanUnalignedSignatures } from './scan-unaligned.js';
 
 export interface EffectiveGeometry {
   /** KiB values as the kernel's module parameters would read back after normalisation. */
@@ -23,6 +26,8 @@ export interface EffectiveGeometry {
   signaturesFound?: number;
   /** Other geometries that explain the disk equally well but name records differently. */
   alternatives?: string[];
+  /** How the CPU count was read from the card (only when it had to be detected). */
+  cpuDetection?: CpuCountDetection;
 }
 
 const FRONTEND_CANDIDATES = [0, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
@@ -150,7 +155,8 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
     return finish(kib, cpusKnown?.value ?? 1, sourcesOf(known as Record<SizeParam, Sourced<number>>), cpusKnown?.source ?? 'default');
   }
 
-  const found = await scanSignatures(src);
+  // Zones of a CPU count that does not divide ftrace_size start off the 4-byte grid.
+  const found = mergeSignatures(await scanSignatures(src), await scanUnalignedSignatures(src));
   if (found.length === 0 && missing.length > 0) {
     throw new NoPstoreError(
       `no pstore/blk zone signatures found in the region (${src.available} bytes scanned) and the geometry is incomplete (${missing.join(', ')} not given): nothing to extract`,
@@ -158,6 +164,7 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
   }
   const scoring = found.length > 512 ? found.filter((_, i) => i % Math.ceil(found.length / 512) === 0) : found;
   const spacing = kmsgSpacing(found);
+  const firstKmsg = found.find((f) => f.type === 'dmesg')?.offset;
   const cand = (k: SizeParam) => (known[k] ? [known[k]!.value] : k === 'kmsg_size' ? kmsgCandidates(spacing) : FRONTEND_CANDIDATES);
   // Up to ~250 000 candidates: keep only the best TOP ones, in the order a stable sort by
   // descending score would give them (ties in enumeration order), instead of sorting them all.
@@ -169,7 +176,7 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
       for (const ft of cand('ftrace_size'))
         for (const km of cand('kmsg_size')) {
           const kib = { kmsg_size: km, pmsg_size: pm, console_size: co, ftrace_size: ft };
-          const cpuList = ft > 0 ? (cpusKnown ? [cpusKnown.value] : CPU_CANDIDATES) : [cpusKnown?.value ?? 1];
+          const cpuList = ft > 0 ? (cpusKnown ? [cpusKnown.value] : cpuCandidates(kib, firstKmsg)) : [cpusKnown?.value ?? 1];
           for (const cpus of cpuList) {
             const score = scoreCandidate(kib, cpus, src.size, scoring, spacing);
             if (score === null) continue;
@@ -183,6 +190,12 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
         }
   if (fits === 0) throw new NoPstoreError('no zone layout fits this region with the given parameters');
   const best = candidates[0];
+  // The count was scored on a short list; read the exact one from the zones (1..NR_CPUS).
+  let cpuDetection: CpuCountDetection | undefined;
+  if (best.kib.ftrace_size > 0 && !cpusKnown) {
+    cpuDetection = detectCpuCount(found, normaliseSizes(best.kib, []), src.size);
+    best.cpus = cpuDetection.cpus;
+  }
   const sources = {} as Record<SizeParam, ParamSource>;
   for (const k of SIZE_PARAMS) sources[k] = known[k]?.source ?? 'detected';
   const cpuSource: ParamSource = cpusKnown ? cpusKnown.source : best.kib.ftrace_size > 0 ? 'detected' : 'default';
@@ -197,6 +210,7 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
   return finish(best.kib, best.cpus, sources, cpuSource, {
     signaturesFound: found.length,
     alternatives: alternatives.length ? alternatives : undefined,
+    cpuDetection,
   });
 }
 
@@ -226,6 +240,23 @@ function recordNaming(c: Candidate, regionSize: number, found: FoundSignature[])
   const layout = computeLayout(regionSize, normaliseSizes(c.kib, []), c.cpus, []);
   const at = new Map(layout.zones.map((z) => [z.offset, `${z.type}-${z.index}`]));
   return found.map((f) => at.get(f.offset) ?? '?').join(',');
+}
+
+/**
+ * CPU counts to score a size candidate with: the common ones, plus the smallest counts that
+ * would start the kmsg zones exactly where the first kmsg signature is.
+ */
+const shiftCounts = new Map<string, number[]>();
+function cpuCandidates(kib: ZoneSizesKiB, firstKmsg: number | undefined): number[] {
+  if (firstKmsg === undefined) return CPU_CANDIDATES;
+  const s = normaliseSizes(kib, []);
+  if (!s.kmsg || !s.ftrace) return CPU_CANDIDATES;
+  const shift = (((s.pmsg + s.console + s.ftrace - firstKmsg) % s.kmsg) + s.kmsg) % s.kmsg;
+  if (shift === 0) return CPU_CANDIDATES;
+  const key = `${s.ftrace}/${shift}`;
+  let extra = shiftCounts.get(key);
+  if (!extra) shiftCounts.set(key, (extra = cpuCountsWithShift(s.ftrace, shift).filter((n) => !CPU_CANDIDATES.includes(n))));
+  return extra.length ? [...CPU_CANDIDATES, ...extra] : CPU_CANDIDATES;
 }
 
 function kibOf(k: Record<SizeParam, Sourced<number>>): ZoneSizesKiB {

@@ -1,0 +1,69 @@
+/**
+ * Generates a kernel-written fixture with a CPU count that does not divide ftrace_size, so that
+ * psz_alloc_zones() starts the kmsg zones off the 4 KiB grid (3 CPUs: 1 byte early).
+ *
+ *   export CRASHCART_VM_CACHE=...; npm run build
+ *   flock /tmp/crashcart-vm.lock node dist/test/vm/make-fixture-smp.js 3 stock61-smp3
+ *
+ * Boot 1 (qemu -smp N) registers pstore_blk on a zeroed 1 MiB virtio disk with ftrace_size=64
+ * (the module parameter exists even where CONFIG_PSTORE_FTRACE is off, and the zones are laid
+ * out from it all the same), mounts pstorefs and takes three Oopses. Boot 2 (same CPU count)
+ * reads the disk back; its /sys/fs/pstore is the expected output. Writes disk.img.gz,
+ * cmdline.txt, effective and kernel-readout/ into test/fixtures/kernel/NAME/.
+ */
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { kernelFixturesDir } from '../helpers/kernel-fixtures.js';
+import { createRawImage, runVm } from './harness.js';
+
+async function main() {
+  const cpus = Number(process.argv[2]);
+  const name = process.argv[3];
+  if (!Number.isInteger(cpus) || cpus < 1 || !name) throw new Error('usage: make-fixture-smp.js CPUS NAME');
+  const sizes = 'pstore_blk.kmsg_size=32 pstore_blk.pmsg_size=0 pstore_blk.console_size=0 pstore_blk.ftrace_size=64 pstore_blk.max_reason=2';
+  const cmdline = `pstore_blk.blkdev=/dev/vda pstore_blk.best_effort=y ${sizes}`;
+  const work = await mkdtemp(join(tmpdir(), `crashcart-fixture-${name}-`));
+  try {
+    const disk = join(work, 'disk.img');
+    await createRawImage(disk, 1 << 20);
+    const boot1 = await runVm({
+      disks: [{ path: disk, serial: 'pstore' }],
+      cmdline,
+      cpus,
+      timeoutMs: 180_000,
+      script: `
+        load_pstore_blk
+        mount_pstore
+        oops 1
+        oops 2
+        oops 3
+        { for p in kmsg_size pmsg_size console_size ftrace_size max_reason; do echo "$p=$(cat /sys/module/pstore_blk/parameters/$p)"; done
+          echo "possible_cpus=$(cat /sys/devices/system/cpu/possible)"; uname -r; } | save_text effective
+      `,
+    });
+    const copy = join(work, 'boot2.img');
+    await copyFile(disk, copy);
+    const boot2 = await runVm({ disks: [{ path: copy, serial: 'pstore' }], cmdline, cpus, timeoutMs: 120_000, script: 'load_pstore_blk\nmount_pstore\nsave_pstore\n' });
+    const dir = join(kernelFixturesDir, name);
+    await mkdir(join(dir, 'kernel-readout'), { recursive: true });
+    await writeFile(join(dir, 'disk.img.gz'), gzipSync(await readFile(disk), { level: 9 }));
+    await writeFile(join(dir, 'cmdline.txt'), `${cmdline} nokaslr\n`);
+    await writeFile(join(dir, 'effective'), boot1.outputs.get('effective') ?? '');
+    let n = 0;
+    for (const [k, v] of boot2.outputs) {
+      if (!k.startsWith('pstore/')) continue;
+      await writeFile(join(dir, 'kernel-readout', k.slice('pstore/'.length)), v);
+      n++;
+    }
+    process.stdout.write(`${name}: ${n} record(s) from the kernel; boot 1 ${boot1.durationMs} ms, boot 2 ${boot2.durationMs} ms\n`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});
