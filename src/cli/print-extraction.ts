@@ -14,13 +14,18 @@ export function printExtractionSummary(ix: ExtractionIndex, dir: string): void {
   const cpuNote = g.cpuDetection?.note;
   if (cpuNote && g.cpuDetection!.decision !== 'ambiguous' && g.cpuDetection!.decision !== 'none') out(`          ${cpuNote}`);
   out(`          ${g.kmsgZones} kmsg zones, ${g.ftraceZones} ftrace zones, ${g.abi.endian === 'le' ? 'little' : 'big'}-endian ${g.abi.layout} (${g.abi.layoutSource})`);
+  if (ix.kernel.readingVersion || ix.kernel.writer) {
+    out(
+      `kernel    ${[ix.kernel.writer ? `written by ${ix.kernel.writer.era} (${ix.kernel.writer.because})` : '', ix.kernel.readingVersion ? `read back by ${ix.kernel.readingVersion}` : ''].filter(Boolean).join('; ')}`,
+    );
+  }
   out(`counters  oops ${ix.counters.oops}, panic ${ix.counters.panic}; next dump goes to kmsg zone ${ix.nextKmsgZone}`);
   out();
   if (ix.records.length === 0) out('no records (the region is empty or erased)');
   for (const r of ix.records) {
     const what =
       r.type === 'dmesg'
-        ? `${r.reasonName} #${r.counter}${r.time?.iso ? ` at ${r.time.iso}` : ''}, ${r.compressed ? (r.algorithm ? `${r.algorithm} ${r.storedBytes} → ${r.outputBytes} bytes` : `undecodable, ${r.storedBytes} bytes kept`) : `${r.outputBytes} bytes`}`
+        ? `${r.reasonName} #${r.counter}${r.time?.iso ? ` at ${r.time.iso}` : ''}, ${r.compressed ? (r.decodedFile ? `${r.algorithm} ${r.storedBytes} bytes, kept encoded as that kernel shows it` : r.algorithm ? `${r.algorithm} ${r.storedBytes} → ${r.outputBytes} bytes` : `undecodable, ${r.storedBytes} bytes kept`) : `${r.outputBytes} bytes`}`
         : `${r.outputBytes} bytes`;
     out(`  ${r.file.padEnd(28)} ${what}${r.kernelVisible ? '' : '  [not shown by the kernel]'}`);
   }

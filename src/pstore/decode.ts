@@ -19,6 +19,8 @@ import type { CodecName } from './codecs/index.js';
 import { CODEC_NAMES, detectAndDecompress } from './codecs/index.js';
 import type { FtraceCpuInIp, FtraceFormat, SymbolFormatter } from './ftrace.js';
 import { combineFtraceZones, renderFtrace, scoreFtraceFormat } from './ftrace.js';
+import type { ReadingKernel } from './kernel-version.js';
+import { kernelCannotDecompress } from './kernel-version.js';
 import type { Layout, Zone } from './layout.js';
 import type { RegionSource } from './region-source.js';
 
@@ -78,6 +80,13 @@ export interface DecodedRecord {
   warnings: string[];
   /** False when the kernel would not show this record (it would stop or fail earlier). */
   kernelVisible: boolean;
+  /**
+   * Set when the reading kernel (DecodeOptions.readingKernel) would list this compressed record
+   * as `.enc.z` although it decodes: `file` and `content` are then the kernel's (stored bytes),
+   * `decoded` the text and `encodedBecause` why the kernel could not decompress it.
+   */
+  decoded?: Uint8Array;
+  encodedBecause?: string;
 }
 
 export interface DecodeOptions {
@@ -91,6 +100,8 @@ export interface DecodeOptions {
   symbols?: SymbolFormatter;
   /** Upper bound for one decompressed dmesg record. */
   maxDecompressed?: number;
+  /** The kernel that will read the card back; records it could not decompress are named `.enc.z`. */
+  readingKernel?: ReadingKernel;
 }
 
 export interface DecodeResult {
@@ -354,7 +365,7 @@ async function recoverKmsgRecord(rc: Recovery, z: Zone, meta: KmsgMeta, layoutNa
     kernelVisible: true,
   };
   if (!hdr.compressed) rc.records.push(plainKmsgRecord(base, hdr, payload));
-  else rc.records.push(decompressedKmsgRecord(base, rep, payload, z.size - ZONE_HEADER_SIZE, opts));
+  else rc.records.push(decompressedKmsgRecord(base, rep, payload, z.size - ZONE_HEADER_SIZE, L.size, opts));
 }
 
 type KmsgRecordBase = Omit<DecodedRecord, 'file' | 'content' | 'algorithm'>;
@@ -372,13 +383,18 @@ function plainKmsgRecord(base: KmsgRecordBase, hdr: KmsgHeader, payload: Uint8Ar
  * fs/pstore/platform.c decompress_record() for a compressed dump; what fails to decompress is
  * shown as the kernel shows it, `dmesg-pstore_blk-<i>.enc.z` with the stored bytes.
  */
-function decompressedKmsgRecord(base: KmsgRecordBase, rep: ZoneReport, payload: Uint8Array, bufferSize: number, opts: DecodeOptions): DecodedRecord {
+function decompressedKmsgRecord(base: KmsgRecordBase, rep: ZoneReport, payload: Uint8Array, bufferSize: number, kmsgHeaderSize: number, opts: DecodeOptions): DecodedRecord {
   if (payload.length === 0) base.warnings.push('compressed record with an empty payload: the kernel stops listing records here');
   const maxOutput = opts.maxDecompressed ?? Math.max(4 << 20, 8 * bufferSize);
   const hint = codecForCompressParam(opts.compressHint);
   let res = hint ? detectAndDecompress(payload, { maxOutput, only: [hint] }) : undefined;
   if (!res || !res.ok) res = detectAndDecompress(payload, { maxOutput });
-  if (res.ok) return { ...base, file: `dmesg-pstore_blk-${base.id}`, content: res.data, algorithm: res.algorithm };
+  if (res.ok) {
+    // psinfo->bufsize of pstore/zone: the kmsg zone's buffer less the kmsg header.
+    const why = opts.readingKernel && kernelCannotDecompress(opts.readingKernel, res.algorithm, payload, res.data.length, bufferSize - kmsgHeaderSize);
+    if (why) return { ...base, file: `dmesg-pstore_blk-${base.id}.enc.z`, content: payload, algorithm: res.algorithm, decoded: res.data, encodedBecause: why };
+    return { ...base, file: `dmesg-pstore_blk-${base.id}`, content: res.data, algorithm: res.algorithm };
+  }
   const why = res.attempts.map((a) => `${a.algorithm}: ${a.error}`).join('; ');
   base.warnings.push(`compressed payload could not be decompressed (${why}); kept as stored`);
   rep.problem ??= 'compressed payload could not be decompressed';

@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import { prepareOutputDir, writeNewFile } from '../gate/outputs.js';
 import { join } from 'node:path';
 import type { Extraction } from './extract.js';
+import { decodedFileName } from './kernel-version.js';
 
 export interface RegionInfo {
   device: string;
@@ -31,6 +32,9 @@ export interface IndexRecord {
   storedBytes: number;
   outputBytes: number;
   kernelVisible: boolean;
+  /** Why the reading kernel shows this record as `.enc.z` although it decodes; the text is in `decodedFile`. */
+  encodedBecause?: string;
+  decodedFile?: string;
   warnings: string[];
 }
 
@@ -70,6 +74,8 @@ export interface ExtractionIndex {
     kernelErrors: string[];
   };
   symbols: Extraction['symbols'];
+  /** `--kernel-version` of the reading kernel, and what the records say about the writing one. */
+  kernel: Extraction['kernel'];
   counters: { oops: number; panic: number };
   nextKmsgZone: number;
   kernelRecoveryFails: string | null;
@@ -111,6 +117,7 @@ export function buildIndex(x: Extraction, region: RegionInfo): ExtractionIndex {
       kernelErrors: g.layout.errors,
     },
     symbols: x.symbols,
+    kernel: x.kernel,
     counters: x.decoded.counters,
     nextKmsgZone: x.decoded.nextKmsgZone,
     kernelRecoveryFails: x.decoded.kernelRecoveryFails ?? null,
@@ -130,6 +137,8 @@ export function buildIndex(x: Extraction, region: RegionInfo): ExtractionIndex {
       storedBytes: r.storedBytes,
       outputBytes: r.content.length,
       kernelVisible: r.kernelVisible,
+      encodedBecause: r.encodedBecause,
+      decodedFile: r.decoded ? decodedFileName(r.file) : undefined,
       warnings: r.warnings,
     })),
     zones: x.zones

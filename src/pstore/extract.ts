@@ -4,12 +4,15 @@
  * view of pmsg. Writing the result to a folder is `writeExtraction()` in extract-writer.ts.
  */
 import type { AbiHint } from './abi.js';
+import { KMSG_LAYOUTS } from './abi.js';
 import { decodeAndroidPmsg } from './android-pmsg.js';
 import type { DecodeResult, DecodedRecord, ZoneReport } from './decode.js';
 import { decodeRegion } from './decode.js';
 import type { FtraceCpuInIp, SymbolFormatter } from './ftrace.js';
 import type { EffectiveGeometry } from './geometry.js';
 import { resolveGeometry } from './geometry.js';
+import type { KernelVersion, WriterEvidence } from './kernel-version.js';
+import { compareVersion, decodedFileName, writerEvidence } from './kernel-version.js';
 import type { PstoreParams } from './params.js';
 import type { RegionSource } from './region-source.js';
 import { prefetchSource } from './region-source.js';
@@ -33,6 +36,12 @@ export interface ExtractOptions {
    * sequential reads (USB) and the region is large and its geometry known.
    */
   readStrategy?: 'auto' | 'bulk' | 'zones';
+  /**
+   * Release of the kernel that will read the card back (`--kernel-version`). Compressed records
+   * that kernel could not decompress are named `.enc.z` as it names them, with the decoded text
+   * written beside them.
+   */
+  kernelVersion?: KernelVersion;
 }
 
 export interface ExtraFile {
@@ -48,6 +57,7 @@ export interface Extraction {
   zones: ZoneReport[];
   extraFiles: ExtraFile[];
   symbols: { loaded: boolean; kaslrSlide: string | null; kaslrSource: 'given' | 'inferred' | 'none' };
+  kernel: { readingVersion: string | null; writer: WriterEvidence | null };
   warnings: string[];
 }
 
@@ -78,6 +88,11 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
   if (geometry.alternatives) {
     warnings.push(`geometry detected from signatures; these also fit and would number records differently: ${geometry.alternatives.join(' | ')}`);
   }
+  if (opts.kernelVersion && compareVersion(opts.kernelVersion, { major: 5, minor: 11 }) < 0 && source.size > MAX_REGION) {
+    warnings.push(
+      `Linux ${opts.kernelVersion.text} does not cap the region at 128 MiB (5.11 does): its kmsg zones continue past 128 MiB, which crashcart does not read; ${source.size - MAX_REGION} bytes not examined`,
+    );
+  }
   const cpu = geometry.cpuDetection;
   if (cpu?.message && (cpu.decision === 'ambiguous' || cpu.decision === 'none')) warnings.push(cpu.message);
   const cpuInIp = opts.params.ftrace_cpu_in_ip?.value as FtraceCpuInIp | undefined;
@@ -90,6 +105,7 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
     layout: opts.abi?.layout,
     ftraceCpuInIp: cpuInIp,
     compressHint: opts.params.compress?.value,
+    readingKernel: opts.kernelVersion ? { version: opts.kernelVersion, compress: opts.params.compress?.value } : undefined,
   };
   let decoded = await decodeRegion(src, geometry.layout, { ...decodeOpts, symbols: table ? formatterFor(table) : undefined });
   if (opts.symbols && opts.kaslrSlide === undefined && decoded.records.some((r) => r.type === 'ftrace')) {
@@ -109,6 +125,11 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
   }
   warnings.push(...decoded.warnings);
   const extraFiles: ExtraFile[] = [];
+  for (const r of decoded.records) {
+    if (!r.decoded) continue;
+    extraFiles.push({ file: decodedFileName(r.file), content: r.decoded, description: `${r.algorithm} text of ${r.file}: ${r.encodedBecause}` });
+  }
+  const writer = await writerEvidence(src, decoded.records, KMSG_LAYOUTS[decoded.abi.layout].size);
   if (opts.androidPmsg) {
     const pmsg = decoded.records.find((r) => r.type === 'pmsg');
     if (pmsg) {
@@ -127,6 +148,7 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
     zones: decoded.zones,
     extraFiles,
     symbols: { loaded: !!opts.symbols, kaslrSlide: kaslrSlide === null ? null : `0x${kaslrSlide.toString(16)}`, kaslrSource },
+    kernel: { readingVersion: opts.kernelVersion?.text ?? null, writer },
     warnings,
   };
 }

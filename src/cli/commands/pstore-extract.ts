@@ -4,6 +4,7 @@ import { NoPstoreError } from '../../errors.js';
 import { extractPstore } from '../../pstore/extract.js';
 import { writeExtraction } from '../../pstore/extract-writer.js';
 import { WriteGate } from '../../gate/write-gate.js';
+import { parseKernelVersion } from '../../pstore/kernel-version.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
 import { parseKaslrOffset } from '../../pstore/param-limits.js';
 import { loadSymbolFile } from '../../symbols/index.js';
@@ -20,6 +21,7 @@ interface ExtractArgs extends GeometryArgs {
   'kaslr-offset'?: string;
   'pmsg-android'?: boolean;
   replace?: boolean;
+  'kernel-version'?: string;
 }
 
 export function pstoreExtractCommand(y: Argv) {
@@ -34,6 +36,10 @@ export function pstoreExtractCommand(y: Argv) {
         .option('symbols', { type: 'string', describe: 'System.map or /proc/kallsyms dump (optionally .gz) of the crashed kernel, for ftrace', group: 'ftrace:' })
         .option('kaslr-offset', { type: 'string', describe: 'KASLR slide of the crashed boot (hex); inferred from dmesg when printed there', group: 'ftrace:' })
         .option('pmsg-android', { type: 'boolean', describe: 'also write a decoded view of Android logger records found in pmsg' })
+        .option('kernel-version', {
+          type: 'string',
+          describe: 'release of the kernel that will read the card back (e.g. 6.1): records it could not decompress are named .enc.z, decoded text beside them',
+        })
         .option('replace', { type: 'boolean', describe: 'replace an earlier extraction in the output folder (a non-empty folder is refused otherwise)' }),
     async (argv) => {
       await runExtract(argv);
@@ -43,6 +49,7 @@ export function pstoreExtractCommand(y: Argv) {
 
 export async function runExtract(a: ExtractArgs): Promise<void> {
   const inputs = resolveGeometryInputs(a);
+  const kernelVersion = a['kernel-version'] !== undefined ? parseKernelVersion(a['kernel-version']) : undefined;
   const kaslrSlide = a['kaslr-offset'] !== undefined ? parseKaslrOffset(a['kaslr-offset']) : undefined;
   // Bounded read: a decompression bomb or oversize file is a BadInputError (exit 6), not an OOM.
   const symbols = a.symbols ? await loadSymbolFile(a.symbols) : null;
@@ -55,7 +62,7 @@ export async function runExtract(a: ExtractArgs): Promise<void> {
       sectorCount: inputs.params.sector_count?.value,
     });
     const x = await withSpinner(`reading pstore zones from ${region.description}`, !!a.json, () =>
-      extractPstore(region.source, { params: inputs.params, abi: inputs.abi, symbols, kaslrSlide, androidPmsg: a['pmsg-android'] }),
+      extractPstore(region.source, { params: inputs.params, abi: inputs.abi, symbols, kaslrSlide, androidPmsg: a['pmsg-android'], kernelVersion }),
     );
     x.warnings.unshift(...region.warnings);
     if (!x.zones.some((z) => z.state !== 'empty')) {

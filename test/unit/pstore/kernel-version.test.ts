@@ -1,0 +1,87 @@
+/**
+ * Which records a given reading kernel shows as `.enc.z`, checked against real kernels' output:
+ * records written by 6.12 (zlib, window 15) read back by 6.1 (crypto deflate, window 11), and lz4
+ * records written by 6.1 read back by 6.12 (deflate only). The decoded text written beside each
+ * `.enc.z` must equal what the writing kernel itself showed.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { deflateRawSync } from 'node:zlib';
+import { UsageError } from '../../../src/errors.js';
+import { MemoryDevice } from '../../../src/blockdev/memory-device.js';
+import { parseCmdline } from '../../../src/pstore/cmdline.js';
+import { extractPstore } from '../../../src/pstore/extract.js';
+import { cryptoBufferSize, kernelCannotDecompress, parseKernelVersion } from '../../../src/pstore/kernel-version.js';
+import { locatePstoreRegion } from '../../../src/pstore/locate-region.js';
+import { kernelFixtures } from '../../helpers/kernel-fixtures.js';
+
+const fixture = (name: string) => kernelFixtures().find((f) => f.name === name)!;
+
+async function extractAs(name: string, version?: string) {
+  const fx = fixture(name);
+  const params = parseCmdline(fx.cmdline);
+  const dev = new MemoryDevice(fx.disk(), { readOnly: true, blockSize: 512, alignment: 512 });
+  const region = await locatePstoreRegion(dev, { blkdev: params.blkdev?.value });
+  const x = await extractPstore(region.source, { params, kernelVersion: version ? parseKernelVersion(version) : undefined });
+  return { fx, x };
+}
+
+describe('kernel versions', () => {
+  it('parses releases and refuses kernels without pstore/blk', () => {
+    assert.deepEqual(parseKernelVersion('6.1.0-56-amd64'), { major: 6, minor: 1, text: '6.1.0-56-amd64' });
+    assert.equal(parseKernelVersion('v5.10.220').minor, 10);
+    assert.throws(() => parseKernelVersion('5.7'), UsageError);
+    assert.throws(() => parseKernelVersion('latest'), UsageError);
+  });
+  it('zbufsize() of the 5.8-6.5 crypto API', () => {
+    assert.equal(cryptoBufferSize('deflate', 65484), 109140);
+    assert.equal(cryptoBufferSize('deflate', 5000), Math.floor(500000 / 45));
+    assert.equal(cryptoBufferSize('lzo', 65484), 65484 + 4092 + 67);
+    assert.equal(cryptoBufferSize('lz4', 65484), 65484 + 256 + 16);
+    assert.equal(cryptoBufferSize('842', 65484), 65484);
+  });
+  it('decides like decompress_record() of each era', () => {
+    const text = Buffer.from(Array.from({ length: 4000 }, (_, i) => `line ${i % 97} ${'x'.repeat(i % 13)}\n`).join(''));
+    const w15 = deflateRawSync(text, { windowBits: 15 });
+    const w11 = deflateRawSync(text, { windowBits: 11 });
+    const k = (v: string, compress?: string) => ({ version: parseKernelVersion(v), compress });
+    assert.equal(kernelCannotDecompress(k('6.12'), 'deflate', w15, text.length, 65484), null);
+    assert.equal(kernelCannotDecompress(k('6.12'), 'deflate', w11, text.length, 65484), null);
+    assert.match(kernelCannotDecompress(k('6.12'), 'lz4', w11, text.length, 65484)!, /deflate only/);
+    assert.match(kernelCannotDecompress(k('6.12', 'none'), 'deflate', w15, text.length, 65484)!, /no decompressor/);
+    assert.match(kernelCannotDecompress(k('6.12'), 'deflate', w15, 3 * 4000 + 1, 4000)!, /at most 3/);
+    assert.equal(kernelCannotDecompress(k('6.1'), 'deflate', w11, text.length, 65484), null);
+    assert.match(kernelCannotDecompress(k('6.1'), 'deflate', w15, text.length, 65484)!, /2 KiB window/);
+    assert.match(kernelCannotDecompress(k('6.1', 'lz4'), 'deflate', w11, text.length, 65484)!, /pstore.compress=lz4/);
+    assert.match(kernelCannotDecompress(k('5.10'), 'deflate', w11, 200000, 65484)!, /zbufsize/);
+  });
+});
+
+describe('records as another kernel would show them (kernel-written fixtures)', () => {
+  it('6.12-written deflate read back by 6.1: .enc.z with the stored bytes, the 6.12 text beside it', async () => {
+    const { fx, x } = await extractAs('stock612-whole', '6.1');
+    assert.equal(x.kernel.writer?.era, '6.6+');
+    const enc = x.records.filter((r) => r.file.endsWith('.enc.z'));
+    assert.ok(enc.length > 0, 'at least one record needs the 32 KiB window');
+    for (const r of enc) {
+      const name = r.file.replace(/\.enc\.z$/, '');
+      assert.ok(Buffer.from(r.decoded!).equals(fx.readout.get(name)!), `${name}: decoded text equals the 6.12 readout`);
+      assert.equal(r.content.length, r.storedBytes);
+      assert.ok(x.extraFiles.some((f) => f.file === `${name}.decoded.txt` && Buffer.from(f.content).equals(fx.readout.get(name)!)));
+    }
+  });
+  it('6.1-written lz4 read back by 6.12: .enc.z; read back by 6.1: the kernel readout', async () => {
+    const as612 = await extractAs('c61-lz4-wrap', '6.12');
+    assert.equal(as612.x.kernel.writer?.era, '5.8-6.5');
+    const dmesg = as612.x.records.filter((r) => r.type === 'dmesg');
+    assert.ok(dmesg.length > 0 && dmesg.every((r) => r.file.endsWith('.enc.z') && /deflate only/.test(r.encodedBecause!)));
+    for (const r of dmesg) assert.ok(Buffer.from(r.decoded!).equals(as612.fx.readout.get(r.file.replace(/\.enc\.z$/, ''))!));
+    const as61 = await extractAs('c61-lz4-wrap', '6.1.192');
+    assert.deepEqual(as61.x.records.map((r) => r.file).sort(), [...as61.fx.readout.keys()].sort());
+  });
+  it('6.1-written deflate (window 11) read back by 6.12: shown decoded, as the kernel would', async () => {
+    const { fx, x } = await extractAs('stock61-gpt', '6.12');
+    assert.deepEqual(x.records.map((r) => r.file).sort(), [...fx.readout.keys()].sort());
+    assert.equal(x.extraFiles.length, 0);
+  });
+});
