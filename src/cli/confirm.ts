@@ -1,10 +1,9 @@
 /**
  * The one confirmation prompt of the commands that write (skipped with --yes; refused when
- * nobody can answer), and the options every such command takes. What may be written at all is
+ * nobody can answer; ./args/write-safety.ts has their options). What may be written at all is
  * the write gate's decision (src/gate/write-gate.ts), not this file's.
  */
 import { createInterface } from 'node:readline/promises';
-import type { Argv } from 'yargs';
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { formatBytes } from '../util/format-bytes.js';
 import { CancelledError, UsageError } from '../errors.js';
@@ -38,13 +37,4 @@ export function describeDestination(dev: BlockDevice): string {
   const what = [i.vendor, i.model].filter((s) => s && s.trim()).join(' ');
   const parts = [`${i.name}`, what ? `${what}` : undefined, `${formatBytes(dev.size)} (${dev.size} bytes)`, i.serial ? `serial ${i.serial}` : 'no serial number'];
   return parts.filter(Boolean).join(', ');
-}
-
-/** The options every command that writes to a device takes. */
-export function withWriteSafetyOptions<T>(y: Argv<T>) {
-  return y
-    .option('dry-run', { type: 'boolean', describe: 'print the plan and write nothing' })
-    .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
-    .option('force-system-disk', { alias: 'allow-system-disk', type: 'boolean', describe: 'allow writing to a disk this system uses (mounted, swap, root); inputs stay protected' })
-    .option('json', { type: 'boolean', describe: 'print the plan and result as JSON' });
 }

@@ -1,22 +1,23 @@
 /**
  * The crashcart command line: a thin layer over the library. Every failure becomes a one-line
- * message and the exit code of its error class (see errors.ts).
+ * message and the exit code of its error class (see errors.ts). The arguments are parsed before
+ * any of the library loads: the command definitions (./args/) import a command's implementation
+ * (./commands/) only when it runs.
  */
 import yargs from 'yargs';
 import { CrashcartError, ExitCode } from '../errors.js';
-import { pstoreClearCommand } from './commands/pstore-clear.js';
-import { pstoreExtractCommand } from './commands/pstore-extract.js';
-import { pstoreFormatCommand } from './commands/pstore-format.js';
-import { pstoreLayoutCommand } from './commands/pstore-layout.js';
-import { infoCommand } from './commands/info.js';
-import { listCommand } from './commands/list.js';
-import { udevRuleCommand } from './commands/udev-rule.js';
-import { waitCommand } from './commands/wait.js';
-import { provisionCommand } from './commands/provision.js';
-import { profileCommand } from './commands/profile.js';
-import { flashCommand } from './commands/flash.js';
-import { readCommand } from './commands/read.js';
-import './usb-support.js';
+import { pstoreClearCommand } from './args/pstore-clear.js';
+import { pstoreExtractCommand } from './args/pstore-extract.js';
+import { pstoreFormatCommand } from './args/pstore-format.js';
+import { pstoreLayoutCommand } from './args/pstore-layout.js';
+import { infoCommand } from './args/info.js';
+import { listCommand } from './args/list.js';
+import { udevRuleCommand } from './args/udev-rule.js';
+import { waitCommand } from './args/wait.js';
+import { provisionCommand } from './args/provision.js';
+import { profileCommand } from './args/profile.js';
+import { flashCommand } from './args/flash.js';
+import { readCommand } from './args/read.js';
 import { installCancellation, outputBroken } from './cancellation.js';
 
 export async function main(argv: string[]): Promise<number> {

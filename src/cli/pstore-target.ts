@@ -6,7 +6,8 @@
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { WriteGate } from '../gate/write-gate.js';
 import { locatePstoreRegion, type LocatedRegion } from '../pstore/locate-region.js';
-import type { GeometryArgs, ResolvedInputs } from './geometry-options.js';
+import type { GeometryArgs } from './args/geometry.js';
+import type { ResolvedInputs } from './geometry-options.js';
 
 export interface PstoreTargetArgs extends GeometryArgs {
   device: string;

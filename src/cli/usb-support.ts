@@ -1,6 +1,6 @@
 /**
- * USB reader support for the command line, loaded by main.ts for its side effects: `usb:`
- * devices open through `openDevice` in every command. Signals go through the one cancellation
+ * USB reader support for the command line, loaded for its side effects with every command that
+ * runs (args/load-command.ts): `usb:` devices open through `openDevice` in every command. Signals go through the one cancellation
  * path (cancellation.ts): a running flash/read stops at a safe point and closes its device
  * itself; elsewhere, and on a forced quit, the readers crashcart still holds are released and
  * handed back to their kernel driver here before the process exits.

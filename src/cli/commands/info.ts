@@ -1,4 +1,4 @@
-import type { CommandModule } from 'yargs';
+import type { InfoArgs } from '../args/info.js';
 import type { BlockDevice } from '../../blockdev/block-device.js';
 import { formatBytes } from '../../util/format-bytes.js';
 import { openDevice } from '../../blockdev/open-device.js';
@@ -157,21 +157,13 @@ export function formatDeviceInfo(r: DeviceInfoReport): string {
   return lines.join('\n') + '\n';
 }
 
-export const infoCommand: CommandModule<object, { device: string; json?: boolean }> = {
-  command: 'info <device>',
-  describe: 'capacity, block size, write protect, partition table and pstore region of a card, device or image',
-  builder: (c) =>
-    c
-      .positional('device', { type: 'string', demandOption: true, describe: 'usb (the only card), usb:…, /dev/sdX or an image file' })
-      .option('json', { type: 'boolean', describe: 'print the report as JSON' }),
-  handler: async (argv) => {
-    const dev = await openForInfo(argv.device);
-    try {
-      const r = await deviceInfo(dev);
-      if (argv.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-      else process.stdout.write(formatDeviceInfo(r));
-    } finally {
-      await dev.close();
-    }
-  },
-};
+export async function runInfo(a: InfoArgs): Promise<void> {
+  const dev = await openForInfo(a.device);
+  try {
+    const r = await deviceInfo(dev);
+    if (a.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else process.stdout.write(formatDeviceInfo(r));
+  } finally {
+    await dev.close();
+  }
+}

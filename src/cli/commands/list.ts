@@ -1,4 +1,4 @@
-import type { CommandModule } from 'yargs';
+import type { ListArgs } from '../args/list.js';
 import { formatBytes } from '../../util/format-bytes.js';
 import { UsbAccessError } from '../../usb/errors.js';
 import { assertNotMounted, slotSelector } from '../../reader/open-usb.js';
@@ -158,13 +158,8 @@ export function formatReaders(readers: readonly ListedReader[]): string {
   return [...table(rows), ...notes.map((n) => `note: ${n}`)].join('\n') + '\n';
 }
 
-export const listCommand: CommandModule<object, { json?: boolean }> = {
-  command: 'list',
-  describe: 'USB card readers, their slots, and the card in each (capacity, write protect)',
-  builder: (c) => c.option('json', { type: 'boolean', describe: 'print {"readers": [...]} as JSON' }),
-  handler: async (argv) => {
-    const readers = await collectReaders();
-    if (argv.json) process.stdout.write(JSON.stringify({ readers }, null, 2) + '\n');
-    else process.stdout.write(formatReaders(readers));
-  },
-};
+export async function runList(a: ListArgs): Promise<void> {
+  const readers = await collectReaders();
+  if (a.json) process.stdout.write(JSON.stringify({ readers }, null, 2) + '\n');
+  else process.stdout.write(formatReaders(readers));
+}

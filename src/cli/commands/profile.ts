@@ -1,4 +1,4 @@
-import type { Argv, CommandModule } from 'yargs';
+import type { ProfileArgs } from '../args/profile.js';
 import { formatBytes } from '../../util/format-bytes.js';
 import { BadInputError, CrashcartError } from '../../errors.js';
 import { minimumDeviceSize } from '../../partition/gpt-write.js';
@@ -8,48 +8,9 @@ import { buildCmdline } from '../../provision/provision.js';
 import { planGeometry } from '../../pstore/plan-geometry.js';
 import { zoneTable } from './pstore-layout.js';
 
-interface ProfileArgs {
-  name?: string;
-  file?: string;
-  json?: boolean;
-}
-
 const print = (s = '') => process.stdout.write(s + '\n');
 
-export const profileCommand: CommandModule = {
-  command: 'profile',
-  describe: 'board profiles (hw-profiles/boards): list, show, validate',
-  builder: (c: Argv) =>
-    c
-      .command(
-        'list',
-        'list the bundled board profiles',
-        (d) => d.option('json', { type: 'boolean', describe: 'print the list as JSON' }),
-        async (argv) => runList(argv),
-      )
-      .command(
-        'show <name>',
-        'show a profile: partitions, pstore geometry, ABI and the kernel command line',
-        (d) =>
-          d
-            .positional('name', { type: 'string', demandOption: true, describe: 'bundled profile name or JSON file' })
-            .option('json', { type: 'boolean', describe: 'print the validated profile as JSON' }),
-        async (argv) => runShow(argv),
-      )
-      .command(
-        'validate <file>',
-        'check a profile file and list every problem with its field path',
-        (d) =>
-          d
-            .positional('file', { type: 'string', demandOption: true, describe: 'profile JSON file (or a bundled name)' })
-            .option('json', { type: 'boolean', describe: 'print the result as JSON' }),
-        async (argv) => runValidate(argv),
-      )
-      .demandCommand(1, 'name a profile subcommand'),
-  handler: () => undefined,
-};
-
-async function runList(a: ProfileArgs): Promise<void> {
+export async function runList(a: ProfileArgs): Promise<void> {
   const rows = listProfiles().map((name) => {
     try {
       const p = loadProfile(name);
@@ -127,7 +88,7 @@ export function describeProfile(p: BoardProfile): string[] {
   return out;
 }
 
-async function runShow(a: ProfileArgs): Promise<void> {
+export async function runShow(a: ProfileArgs): Promise<void> {
   const p = loadProfile(a.name!);
   if (a.json) {
     print(JSON.stringify(p, null, 2));
@@ -136,7 +97,7 @@ async function runShow(a: ProfileArgs): Promise<void> {
   for (const line of describeProfile(p)) print(line);
 }
 
-async function runValidate(a: ProfileArgs): Promise<void> {
+export async function runValidate(a: ProfileArgs): Promise<void> {
   const path = resolveProfilePath(a.file!);
   const r = checkProfile(readProfileJson(path), path);
   if (a.json) print(JSON.stringify({ path, valid: !!r.profile, errors: r.errors, warnings: r.warnings }, null, 2));

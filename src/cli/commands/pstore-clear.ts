@@ -1,40 +1,13 @@
-import type { Argv } from 'yargs';
+import type { ClearArgs } from '../args/pstore-clear.js';
 import { NoPstoreError } from '../../errors.js';
 import { applyClear, planClear } from '../../pstore/clear.js';
 import { openPstoreTarget } from '../pstore-target.js';
-import { confirm, describeDevice, withWriteSafetyOptions } from '../confirm.js';
+import { confirm, describeDevice } from '../confirm.js';
 import { runStoppable } from '../cancellation.js';
-import type { GeometryArgs } from '../geometry-options.js';
-import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
+import { resolveGeometryInputs } from '../geometry-options.js';
 import { backupRecords, defaultBackupDir, readExisting } from '../pstore-backup.js';
 
-interface ClearArgs extends GeometryArgs {
-  device: string;
-  record?: string[];
-  yes?: boolean;
-  backup?: string;
-  'no-backup'?: boolean;
-  backupOff?: boolean;
-  'dry-run'?: boolean;
-  'force-system-disk'?: boolean;
-  json?: boolean;
-}
-
-export function pstoreClearCommand(y: Argv) {
-  return y.command(
-    'clear <device>',
-    "erase pstore records the way the kernel's unlink does (oops/panic counters survive); backs them up first",
-    (c) =>
-      withWriteSafetyOptions(withGeometryOptions(c))
-        .positional('device', { type: 'string', demandOption: true, describe: 'image, /dev/sdX or usb:…' })
-        .option('record', { type: 'string', array: true, describe: 'only these records (e.g. dmesg-pstore_blk-1 console-pstore_blk-0)' })
-        .option('backup', { type: 'string', describe: 'folder for the backup (default: ./crashcart-backup-…)' })
-        .option('no-backup', { type: 'boolean', describe: 'do not back up the records first' }),
-    async (argv) => runClear(argv),
-  );
-}
-
-async function runClear(a: ClearArgs): Promise<void> {
+export async function runClear(a: ClearArgs): Promise<void> {
   const inputs = resolveGeometryInputs(a);
   const out = (s = '') => (a.json ? undefined : process.stdout.write(s + '\n'));
   const { dev, region } = await openPstoreTarget(a, inputs);

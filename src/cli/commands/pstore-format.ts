@@ -1,43 +1,17 @@
-import type { Argv } from 'yargs';
+import type { FormatArgs } from '../args/pstore-format.js';
 import { UsageError } from '../../errors.js';
 import { blkdevFor, boardCmdline } from '../../pstore/board-cmdline.js';
 import { applyFormat, planFormat } from '../../pstore/format.js';
 import { openPstoreTarget } from '../pstore-target.js';
 import { planGeometry } from '../../pstore/plan-geometry.js';
-import { confirm, describeDevice, withWriteSafetyOptions } from '../confirm.js';
+import { confirm, describeDevice } from '../confirm.js';
 import { runStoppable } from '../cancellation.js';
-import type { GeometryArgs } from '../geometry-options.js';
-import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
+import { resolveGeometryInputs } from '../geometry-options.js';
 import { backupRecords, defaultBackupDir, readExisting } from '../pstore-backup.js';
 import { byteProgress } from '../progress.js';
 import { zoneTable } from './pstore-layout.js';
 
-interface FormatArgs extends GeometryArgs {
-  device: string;
-  'dry-run'?: boolean;
-  yes?: boolean;
-  headers?: boolean;
-  backup?: string;
-  'discard-records'?: boolean;
-  'force-system-disk'?: boolean;
-  json?: boolean;
-}
-
-export function pstoreFormatCommand(y: Argv) {
-  return y.command(
-    'format <device>',
-    'zero a pstore/blk region so every kernel reads it as empty (records are backed up first)',
-    (c) =>
-      withWriteSafetyOptions(withGeometryOptions(c))
-        .positional('device', { type: 'string', demandOption: true, describe: 'image, /dev/sdX or usb:…' })
-        .option('headers', { type: 'boolean', describe: 'also write valid erased zone headers for the geometry (counters start at 0; the layout becomes detectable)' })
-        .option('backup', { type: 'string', describe: 'folder for the records the region still holds (default: ./crashcart-backup-…)' })
-        .option('discard-records', { type: 'boolean', describe: 'destroy records the region holds without backing them up' }),
-    async (argv) => runFormat(argv),
-  );
-}
-
-async function runFormat(a: FormatArgs): Promise<void> {
+export async function runFormat(a: FormatArgs): Promise<void> {
   const inputs = resolveGeometryInputs(a);
   const out = (s = '') => (a.json ? undefined : process.stdout.write(s + '\n'));
   const { dev, region } = await openPstoreTarget(a, inputs);

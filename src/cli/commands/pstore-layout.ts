@@ -1,4 +1,4 @@
-import type { Argv } from 'yargs';
+import type { LayoutArgs } from '../args/pstore-layout.js';
 import { openDevice } from '../../blockdev/open-device.js';
 import { parseByteSize } from '../../partition/select-region.js';
 import { UsageError } from '../../errors.js';
@@ -6,27 +6,7 @@ import { blkdevFor, boardCmdline } from '../../pstore/board-cmdline.js';
 import type { Layout } from '../../pstore/layout.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
 import { planGeometry } from '../../pstore/plan-geometry.js';
-import type { GeometryArgs } from '../geometry-options.js';
-import { resolveGeometryInputs, withGeometryOptions } from '../geometry-options.js';
-
-interface LayoutArgs extends GeometryArgs {
-  device?: string;
-  'region-size'?: string;
-  json?: boolean;
-}
-
-export function pstoreLayoutCommand(y: Argv) {
-  return y.command(
-    'layout [device]',
-    'show the zone table the kernel computes for a region, and the command line to boot the board with',
-    (c) =>
-      withGeometryOptions(c)
-        .positional('device', { type: 'string', describe: 'image, /dev/sdX or usb:… holding the region (or give --region-size)' })
-        .option('region-size', { type: 'string', describe: 'region size in bytes (K/M/G suffixes) instead of a device' })
-        .option('json', { type: 'boolean', describe: 'print the layout as JSON' }),
-    async (argv) => runLayout(argv),
-  );
-}
+import { resolveGeometryInputs } from '../geometry-options.js';
 
 /** Groups consecutive equal-sized zones of one type for printing. */
 export function zoneTable(layout: Layout): string[] {
@@ -44,7 +24,7 @@ export function zoneTable(layout: Layout): string[] {
   return rows;
 }
 
-async function runLayout(a: LayoutArgs): Promise<void> {
+export async function runLayout(a: LayoutArgs): Promise<void> {
   const inputs = resolveGeometryInputs(a);
   let size: number;
   let blkdev = inputs.params.blkdev?.value;

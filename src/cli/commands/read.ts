@@ -2,25 +2,15 @@
  * `crashcart read DEVICE -o FILE`: copies a card (or a byte range) to an image, ddrescue style,
  * and prints the SHA-256 of what was read (`sha256sum` format) on stdout.
  */
+import type { ReadArgs } from '../args/read.js';
 import type cliProgress from 'cli-progress';
 import { loadProgressBars } from '../progress.js';
-import type { Argv } from 'yargs';
 import { openDevice } from '../../blockdev/open-device.js';
 import { formatBytes } from '../../util/format-bytes.js';
 import { CrashcartError, ExitCode, UsageError } from '../../errors.js';
 import { ReadCancelledError, readDevice, type ReadEvent, type ReadResult } from '../../flash/read.js';
 import { beginOperation, describeStop, exitCodeFor, InterruptedError } from '../cancellation.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
-
-export interface ReadArgs {
-  device: string;
-  output: string;
-  offset?: string;
-  size?: string;
-  retries?: number;
-  map?: string;
-  json?: boolean;
-}
 
 const UNITS: Record<string, number> = {
   '': 1,
@@ -53,25 +43,6 @@ export function parseByteCount(s: string, what: string): number {
   }
   if (!Number.isSafeInteger(v) || v < 0) throw new UsageError(`${what}: "${s}" is not a whole number of bytes`);
   return v;
-}
-
-export function readCommand(y: Argv) {
-  return y.command(
-    'read <device>',
-    'copy a card (or a byte range of it) to an image file; unreadable sectors go into a ddrescue map',
-    (c) =>
-      c
-        .positional('device', { type: 'string', demandOption: true, describe: '/dev/sdX, usb:… or an image file' })
-        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'image file to write' })
-        .option('offset', { type: 'string', describe: 'first byte to read (4096, 0x1000, 512K, 8s…)' })
-        .option('size', { type: 'string', describe: 'bytes to read (default: to the end)' })
-        .option('retries', { type: 'number', default: 3, describe: 'retries per chunk and per sector before a sector counts as bad' })
-        .option('map', { type: 'string', describe: 'ddrescue mapfile (default OUTPUT.map); an existing one with OUTPUT retries only the unfinished areas' })
-        .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' }),
-    async (argv) => {
-      await runRead(argv);
-    },
-  );
 }
 
 export async function runRead(a: ReadArgs): Promise<void> {

@@ -1,17 +1,8 @@
-import type { CommandModule } from 'yargs';
+import type { WaitArgs } from '../args/wait.js';
 import { formatBytes } from '../../util/format-bytes.js';
 import { UsageError } from '../../errors.js';
 import { waitForCard, type WaitOptions, type WaitResult, type WatchedSlot } from '../../reader/card-wait.js';
 import { formatUsbSelector, isUsbSelector, parseUsbSelector } from '../../reader/selector.js';
-
-interface WaitArgs {
-  selector?: string;
-  insert?: boolean;
-  remove?: boolean;
-  timeout?: number;
-  interval?: number;
-  json?: boolean;
-}
 
 function describeSlot(s: WatchedSlot): string {
   if (s.state !== 'present') return s.selector;
@@ -42,27 +33,14 @@ export function waitOptionsFrom(a: WaitArgs): WaitOptions {
   };
 }
 
-export const waitCommand: CommandModule<object, WaitArgs> = {
-  command: 'wait [selector]',
-  describe: 'wait until a card is in (--insert, default) or out of (--remove) a reader; exit 7 on --timeout',
-  builder: (c) =>
-    c
-      .positional('selector', { type: 'string', describe: 'reader or slot: usb:PORT, usb:VID:PID, usb:serial=…, @lun=N (default: every reader)' })
-      .option('insert', { type: 'boolean', describe: 'wait until a card is present (default)' })
-      .option('remove', { type: 'boolean', describe: 'wait until no card is present' })
-      .option('timeout', { type: 'number', describe: 'give up after S seconds (exit code 7); 0 = look once' })
-      .option('interval', { type: 'number', describe: 'seconds between polls (default 1)' })
-      .option('json', { type: 'boolean', describe: 'print the result as JSON' })
-      .conflicts('insert', 'remove'),
-  handler: async (a) => {
-    const opts = waitOptionsFrom(a);
-    const where = opts.selector ? formatUsbSelector(opts.selector) : 'any reader';
-    process.stderr.write(
-      `crashcart: waiting until ${opts.event === 'insert' ? 'a card is present' : 'no card is present'} in ${where}` +
-        `${opts.timeoutMs === undefined ? '' : ` (timeout ${opts.timeoutMs / 1000} s)`}\n`,
-    );
-    const r = await waitForCard(opts);
-    if (a.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-    else process.stdout.write(formatWaitResult(r));
-  },
-};
+export async function runWait(a: WaitArgs): Promise<void> {
+  const opts = waitOptionsFrom(a);
+  const where = opts.selector ? formatUsbSelector(opts.selector) : 'any reader';
+  process.stderr.write(
+    `crashcart: waiting until ${opts.event === 'insert' ? 'a card is present' : 'no card is present'} in ${where}` +
+      `${opts.timeoutMs === undefined ? '' : ` (timeout ${opts.timeoutMs / 1000} s)`}\n`,
+  );
+  const r = await waitForCard(opts);
+  if (a.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+  else process.stdout.write(formatWaitResult(r));
+}

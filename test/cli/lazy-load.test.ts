@@ -1,0 +1,70 @@
+/**
+ * Start-up loads only what the command needs: yargs parses the arguments first, and a
+ * command's implementation, the library, the `usb` native module, codecs and progress
+ * libraries are imported only when that command runs (src/cli/args/load-command.ts). Checked
+ * on the real executable with a module-load trace (./helpers/module-trace.ts), not by timing.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { after, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { kernelFixturesDir, repoRoot } from '../helpers/kernel-fixtures.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'crashcart-lazy-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const bin = join(repoRoot, 'bin/crashcart');
+const hook = pathToFileURL(fileURLToPath(new URL('./helpers/module-trace.js', import.meta.url))).href;
+const srcDir = join(repoRoot, 'dist/src') + '/';
+
+let traces = 0;
+/** Runs crashcart under the trace; its exit status and the loaded modules as paths (node: builtins as is). */
+function traced(...args: string[]): { status: number | null; stderr: string; modules: string[] } {
+  const file = join(tmp, `trace-${traces++}.txt`);
+  writeFileSync(file, '');
+  const r = spawnSync(process.execPath, ['--import', hook, bin, ...args], { encoding: 'utf8', env: { ...process.env, CRASHCART_MODULE_TRACE: file } });
+  const modules = [...new Set(readFileSync(file, 'utf8').split('\n').filter(Boolean))].map((u) => (u.startsWith('file:') ? fileURLToPath(u) : u));
+  return { status: r.status, stderr: r.stderr, modules };
+}
+
+/** Our own modules loaded (paths under dist/src), relative. */
+const ownModules = (modules: string[]) => modules.filter((m) => m.startsWith(srcDir)).map((m) => m.slice(srcDir.length));
+/** The npm packages loaded (by name, scoped names included). */
+const packages = (modules: string[]) => new Set(modules.map((m) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(m)?.[1]).filter((p): p is string => p !== undefined));
+
+/** What parsing the arguments may load of our own: the CLI entry, its command definitions, errors and the signal handling. */
+const PARSING = /^(cli\/main\.js|cli\/cancellation\.js|errors\.js|cli\/args\/[a-z-]+\.js)$/;
+/** The `usb` package and its native builds (@node-usb/…), progress bars and spinners, codecs. */
+const heavy = (loaded: Set<string>) => [...loaded].filter((p) => /^(usb|@node-usb\/.*|cli-progress|ora|fzstd|xz-decompress|unbzip2-stream)$/.test(p));
+
+describe('start-up loads only what the command needs', () => {
+  for (const args of [['--help'], ['--version'], ['pstore', 'extract', '--help'], ['flash', '--help'], ['pstore', '--help'], ['flash'], ['frobnicate']]) {
+    it(`crashcart ${args.join(' ')}: yargs and the command definitions only`, () => {
+      const t = traced(...args);
+      assert.equal(t.status, args.includes('--help') || args.includes('--version') ? 0 : 2, t.stderr);
+      assert.deepEqual(
+        ownModules(t.modules).filter((m) => !PARSING.test(m)),
+        [],
+        'library modules loaded before a command runs',
+      );
+      const loaded = packages(t.modules);
+      assert.deepEqual(heavy(loaded), []);
+      assert.ok(!t.modules.some((m) => m.endsWith('.node')), `a native addon was loaded: ${t.modules.filter((m) => m.endsWith('.node'))}`);
+      assert.ok(loaded.has('yargs'), 'the trace sees the packages that are loaded');
+    });
+  }
+
+  it('a command that runs loads its implementation and the library (the trace sees dynamic imports), without codecs, progress libraries or usb it does not use', () => {
+    const image = join(tmp, 'stock61-gpt.img');
+    writeFileSync(image, gunzipSync(readFileSync(join(kernelFixturesDir, 'stock61-gpt/disk.img.gz'))));
+    const t = traced('pstore', 'layout', image);
+    assert.equal(t.status, 0, t.stderr);
+    const own = ownModules(t.modules);
+    for (const m of ['cli/commands/pstore-layout.js', 'pstore/plan-geometry.js', 'cli/usb-support.js']) assert.ok(own.includes(m), `${m} not loaded`);
+    assert.deepEqual(heavy(packages(t.modules)), []);
+    assert.ok(!t.modules.some((m) => m.endsWith('.node')));
+  });
+});
