@@ -6,7 +6,8 @@
  *
  * Decoders: gzip — node:zlib; zstd — node:zlib's zstd where the running Node has it (22.15+),
  * otherwise fzstd (pure JS); xz — xz-decompress (xz-embedded compiled to WebAssembly);
- * bzip2 — unbzip2-stream's block decoder (pure JS), driven one block at a time.
+ * bzip2 — libbzip2 compiled to WebAssembly (@foxglove/wasm-bz2), blocks decoded in parallel on
+ * worker threads (bzip2-parallel.ts).
  *
  * Every decoder checks the container's own integrity data, and a failed check is an error
  * like any other (so a flash that hits one fails, and the card is never called verified):
@@ -22,12 +23,12 @@
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import type { Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import xzModule from 'xz-decompress';
 import type { ImageFormat } from './detect.js';
 import { SourceError } from './errors.js';
+import { bzip2Parallel } from './bzip2-parallel.js';
 import { zstdVerifiedStream } from './zstd-stream.js';
 
 /** Compressed bytes read per step. */
@@ -67,12 +68,6 @@ function describe(format: ImageFormat, err: unknown): string {
     // the first member's magic was checked before decoding began, so this is about what follows a member
     if (/incorrect header check/i.test(msg)) return 'the data after a gzip member is not a gzip member (trailing garbage or a damaged member)';
   }
-  if (format === 'bzip2') {
-    if (/crc32 do not match/.test(msg)) return 'CRC mismatch (a block CRC or the combined stream CRC; corrupt data)';
-    if (/eek not valid bzip data/.test(msg)) return 'bad block signature (corrupt data)';
-    // likewise: the first stream's magic was checked before decoding began
-    if (/No magic number found/.test(msg)) return 'the data after the end of a bzip2 stream is not a bzip2 stream (trailing garbage or a damaged stream)';
-  }
   return msg;
 }
 
@@ -106,7 +101,7 @@ export function decoderName(format: ImageFormat): string {
     case 'xz':
       return 'xz-decompress (wasm)';
     case 'bzip2':
-      return 'unbzip2-stream';
+      return 'libbzip2 (wasm), blocks in parallel';
   }
 }
 
@@ -125,7 +120,7 @@ function counted(path: string, opts: DecompressOptions, start = 0): AsyncIterabl
 /**
  * Input slice sizes that keep the output of one transform write near a target, so that one
  * compressed MiB of a sparse image's zeros is not decoded in a single step. (fzstd and the
- * bzip2 decoder are cut at block boundaries instead: zstdVerifiedStream, bzip2Stream.)
+ * bzip2 decoder are cut at block boundaries instead: zstdVerifiedStream, bzip2Parallel.)
  */
 class AdaptiveSlicer {
   size = 64 * 1024;
@@ -204,88 +199,6 @@ async function* xzCheckGate(input: AsyncIterable<Uint8Array>, onWarning?: (messa
     yield head;
   }
   if (!checked && head.length) yield head;
-}
-
-type Bits = ((n: number | null) => number) & { bytesRead: number };
-interface Bzip2Lib {
-  header(bits: Bits): number;
-  decompress(bits: Bits, out: (byte: number) => void, buf: Int32Array, bufsize: number, crc: number | null): number | null;
-}
-// The block decoder is a private module of unbzip2-stream (its public stream wrapper decodes
-// everything it has input for at once): package.json pins the exact version these paths and the
-// Bzip2Lib shape were checked against, and the bzip2 tests exercise both on every run.
-const requireCjs = createRequire(import.meta.url);
-const bzip2Lib = requireCjs('unbzip2-stream/lib/bzip2.js') as Bzip2Lib;
-const bitIterator = requireCjs('unbzip2-stream/lib/bit_iterator.js') as (next: () => Uint8Array) => Bits;
-
-/** Output chunk size of the bzip2 decoder. */
-const BZIP2_OUT = 1024 * 1024;
-
-/**
- * bzip2 with unbzip2-stream's block decoder, one block per step: input is read only until the
- * next block is surely complete (900 KiB of compressed data at most, as unbzip2-stream
- * assumes), and a block's output (at most ~46 MB, for runs of one byte) is handed on before
- * the next block is decoded. unbzip2-stream's own stream wrapper decodes every block it has
- * input for at once, and at the end of the input all remaining blocks; a sparse image's
- * compressed zeros (hundreds of MiB per KiB) then sat in memory as arrays of numbers.
- * Concatenated streams (pbzip2, lbzip2) are read one after the other.
- */
-async function* bzip2Stream(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const it = input[Symbol.asyncIterator]();
-  const queue: Uint8Array[] = [];
-  let have = 0;
-  let eof = false;
-  let bits: Bits | undefined;
-  const fill = async (want: number) => {
-    while (!eof && have - (bits?.bytesRead ?? 0) < want) {
-      const r = await it.next();
-      if (r.done) eof = true;
-      else if (r.value.length) {
-        queue.push(r.value);
-        have += r.value.length;
-      }
-    }
-  };
-  const nextBuffer = () => {
-    const b = queue.shift();
-    if (!b) throw new Error('truncated (the input ended inside a bzip2 block)');
-    return b;
-  };
-  let blockSize = 0;
-  let crc: number | null = null;
-  let work = new Int32Array(0);
-  for (;;) {
-    await fill(blockSize ? 25000 + 100000 * blockSize : 4);
-    if (!blockSize) {
-      if (eof && have <= (bits?.bytesRead ?? 0)) break;
-      bits ??= bitIterator(nextBuffer);
-      blockSize = bzip2Lib.header(bits);
-      crc = 0;
-      if (work.length < 100000 * blockSize) work = new Int32Array(100000 * blockSize);
-      continue;
-    }
-    const chunks: Uint8Array[] = [];
-    let cur = new Uint8Array(BZIP2_OUT);
-    let n = 0;
-    crc = bzip2Lib.decompress(
-      bits!,
-      (byte) => {
-        cur[n++] = byte;
-        if (n === BZIP2_OUT) {
-          chunks.push(cur);
-          cur = new Uint8Array(BZIP2_OUT);
-          n = 0;
-        }
-      },
-      work,
-      100000 * blockSize,
-      crc,
-    );
-    if (n) chunks.push(cur.subarray(0, n));
-    if (crc === null) blockSize = 0; // end of stream; another may follow
-    yield* chunks;
-  }
-  if (blockSize) throw new Error('truncated (the input ended before the end of the bzip2 stream)');
 }
 
 /**
@@ -378,10 +291,8 @@ async function pumpInto(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWriteStr
 }
 
 /**
- * Feeds `input` through a transform stream (node:zlib, or a classic `through` stream as
- * unbzip2-stream makes) and yields its output. Written out instead of Readable.wrap: a classic
- * stream may emit 'close' right after 'end', which makes a wrapped stream's iterator fail with
- * "Premature close" while output is still buffered.
+ * Feeds `input` through a transform stream (node:zlib) and yields its output, with the
+ * transform's backpressure and the abort signal honoured.
  */
 async function* viaTransform(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWriteStream, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   const out = new TransformOutput(t);
@@ -448,7 +359,7 @@ export async function* decompressFile(path: string, format: ImageFormat, opts: D
         break;
       }
       case 'bzip2':
-        stream = bzip2Stream(input);
+        stream = bzip2Parallel(input);
         break;
     }
     for await (const c of stream) {

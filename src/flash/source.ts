@@ -8,7 +8,7 @@ import { open, realpath, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { SourceError } from './errors.js';
 import { formatFromName, sizeInfo, sniffFormat, SNIFF_BYTES, type ImageFormat, type SizeInfo } from './detect.js';
-import { decompressFile } from './decompress.js';
+import { decompressOffThread } from './decode-off-thread.js';
 import { findBmapFor, loadBmap, rangeBytes, type Bmap } from './bmap.js';
 import { UsageError } from '../errors.js';
 
@@ -134,10 +134,10 @@ async function* mappedExtents(fh: FileHandle, path: string, bmap: Bmap, eo: Exte
   }
 }
 
-/** The whole image, decompressed, in order. */
+/** The whole image, decompressed (on a worker thread), in order. */
 async function* decodedExtents(path: string, format: ImageFormat, eo: ExtentOptions): AsyncGenerator<Extent> {
   let offset = 0;
-  for await (const data of decompressFile(path, format, { signal: eo.signal, onInput: eo.onInput, onWarning: eo.onWarning })) {
+  for await (const data of decompressOffThread(path, format, { signal: eo.signal, onInput: eo.onInput, onWarning: eo.onWarning })) {
     yield { offset, data };
     offset += data.length;
   }

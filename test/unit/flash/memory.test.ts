@@ -1,7 +1,7 @@
 // Bounded memory while decompressing mostly-zero images: a child process decodes a large
 // all-zero stream made here and reports its peak RSS. fzstd decodes every complete block it is
-// given in one call and unbzip2-stream's stream wrapper decoded every block it had input for,
-// so a few KiB of compressed zeros became gigabytes in memory before the fix.
+// given in one call, and so did the bzip2 stream decoder used before (every block it had input
+// for at once), so a few KiB of compressed zeros became gigabytes in memory before the fix.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
