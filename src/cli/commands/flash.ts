@@ -12,6 +12,7 @@ import { flashImage, type FlashEvent, type FlashResult, type FlashTarget, type F
 import { openImageSource, type ImageSource } from '../../flash/source.js';
 import { WriteGate } from '../../gate/write-gate.js';
 import { confirm, describeDestination } from '../confirm.js';
+import { MAX_TRANSFER_OPTION, parseMaxTransfer } from '../byte-count.js';
 import { ResumeJournal, resumeKey } from '../../flash/resume.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
 import { decoderName } from '../../flash/decompress.js';
@@ -28,6 +29,7 @@ export interface FlashArgs {
   resume?: boolean;
   'force-system-disk'?: boolean;
   retries?: number;
+  'max-transfer'?: string;
 }
 
 export function flashCommand(y: Argv) {
@@ -44,7 +46,8 @@ export function flashCommand(y: Argv) {
         .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' })
         .option('resume', { type: 'boolean', describe: 'continue an interrupted flash of this image on these cards where it stopped' })
         .option('force-system-disk', { alias: 'allow-system-disk', type: 'boolean', describe: 'allow writing an OS block device that is mounted or holds the running system' })
-        .option('retries', { type: 'number', default: 5, describe: 'retries per transfer on transient errors (with back-off)' }),
+        .option('retries', { type: 'number', default: 5, describe: 'retries per transfer on transient errors (with back-off)' })
+        .option('max-transfer', MAX_TRANSFER_OPTION),
     async (argv) => {
       await runFlash(argv);
     },
@@ -191,10 +194,10 @@ async function openSource(a: FlashArgs, spinner: Spinner | undefined): Promise<I
 }
 
 /** Opens every destination through the gate; a destination that cannot be opened keeps its error. */
-async function openDestinations(gate: WriteGate, specs: string[], opened: Opened[]): Promise<void> {
+async function openDestinations(gate: WriteGate, specs: string[], opened: Opened[], maxTransferBytes: number | undefined): Promise<void> {
   for (const spec of specs) {
     try {
-      opened.push({ spec, device: await gate.openDevice(spec) });
+      opened.push({ spec, device: await gate.openDevice(spec, { maxTransferBytes }) });
     } catch (e) {
       opened.push({ spec, error: e });
     }
@@ -355,6 +358,7 @@ function throwForOutcome(result: FlashResult, pre: FlashTargetResult[], specs: s
 
 export async function runFlash(a: FlashArgs): Promise<void> {
   const specs = checkArgs(a);
+  const maxTransferBytes = parseMaxTransfer(a['max-transfer']);
   const json = a.json === true;
   const spinner = await startSpinner(`opening ${a.image}`, json);
   const source = await openSource(a, spinner);
@@ -365,7 +369,7 @@ export async function runFlash(a: FlashArgs): Promise<void> {
     const gate = new WriteGate({ allowSystemDisk: a['force-system-disk'] });
     await gate.addInput(source.path, 'the image being flashed');
     await gate.addInput(source.bmap?.path, 'the bmap of the image');
-    await openDestinations(gate, specs, opened);
+    await openDestinations(gate, specs, opened, maxTransferBytes);
     spinner?.stop();
     // A refusal is a mistake in the command line: write nothing at all, to any card.
     const refused = opened.find((o) => o.error instanceof RefusedError);

@@ -11,6 +11,7 @@ import { CrashcartError, ExitCode, UsageError } from '../../errors.js';
 import { ReadCancelledError, readDevice, type ReadEvent, type ReadResult } from '../../flash/read.js';
 import { beginOperation, describeStop, exitCodeFor, InterruptedError } from '../cancellation.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
+import { MAX_TRANSFER_OPTION, parseByteCount, parseMaxTransfer } from '../byte-count.js';
 
 export interface ReadArgs {
   device: string;
@@ -20,39 +21,7 @@ export interface ReadArgs {
   retries?: number;
   map?: string;
   json?: boolean;
-}
-
-const UNITS: Record<string, number> = {
-  '': 1,
-  b: 1,
-  s: 512,
-  k: 1024,
-  kib: 1024,
-  kb: 1000,
-  m: 1024 ** 2,
-  mib: 1024 ** 2,
-  mb: 1e6,
-  g: 1024 ** 3,
-  gib: 1024 ** 3,
-  gb: 1e9,
-  t: 1024 ** 4,
-  tib: 1024 ** 4,
-  tb: 1e12,
-};
-
-/** "4096", "0x1000", "4K", "4KiB", "8s" (512-byte sectors), "1.5G". */
-export function parseByteCount(s: string, what: string): number {
-  const t = s.trim();
-  const hex = /^0x([0-9a-f]+)$/i.exec(t);
-  let v: number;
-  if (hex) v = parseInt(hex[1], 16);
-  else {
-    const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(t);
-    if (!m || !(m[2].toLowerCase() in UNITS)) throw new UsageError(`${what}: "${s}" is not a byte count (use e.g. 4096, 0x1000, 512K, 2MiB, 8s)`);
-    v = Number(m[1]) * UNITS[m[2].toLowerCase()];
-  }
-  if (!Number.isSafeInteger(v) || v < 0) throw new UsageError(`${what}: "${s}" is not a whole number of bytes`);
-  return v;
+  'max-transfer'?: string;
 }
 
 export function readCommand(y: Argv) {
@@ -67,7 +36,8 @@ export function readCommand(y: Argv) {
         .option('size', { type: 'string', describe: 'bytes to read (default: to the end)' })
         .option('retries', { type: 'number', default: 3, describe: 'retries per chunk and per sector before a sector counts as bad' })
         .option('map', { type: 'string', describe: 'ddrescue mapfile (default OUTPUT.map); an existing one with OUTPUT retries only the unfinished areas' })
-        .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' }),
+        .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' })
+        .option('max-transfer', MAX_TRANSFER_OPTION),
     async (argv) => {
       await runRead(argv);
     },
@@ -80,7 +50,8 @@ export async function runRead(a: ReadArgs): Promise<void> {
   if (a.retries !== undefined && (!Number.isSafeInteger(a.retries) || a.retries < 0)) throw new UsageError('--retries must be a non-negative integer');
   const json = a.json === true;
   const bars = await loadProgressBars(json);
-  const dev = await openDevice(a.device, { write: false });
+  const maxTransferBytes = parseMaxTransfer(a['max-transfer']);
+  const dev = await openDevice(a.device, { write: false, maxTransferBytes });
   let bar: cliProgress.SingleBar | undefined;
   // A signal stops the read at a safe point: output synced, map saved (see ../cancellation.ts).
   const op = beginOperation();
