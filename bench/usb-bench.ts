@@ -1,59 +1,152 @@
 /**
- * npm run bench:usb — sequential read and write throughput through crashcart's user-space
- * driver (BOT + SCSI over usb@3) against the kernel's usb-storage (`dd` with O_DIRECT) on the
- * same device in the same VM run, for both USB targets the test VM offers: QEMU's usb-storage
- * on qemu-xhci (SuperSpeed) and the kernel's f_mass_storage gadget on dummy_hcd (high speed).
+ * npm run bench:usb — sequential write and read through crashcart against the kernel's
+ * usb-storage (`dd`, 1 MiB blocks, O_DIRECT) on the same device in one VM boot, for both USB
+ * targets the test VM offers: QEMU's usb-storage on qemu-xhci (SuperSpeed) and the kernel's
+ * f_mass_storage gadget on dummy_hcd (high speed). For each device and direction it prints:
+ *  - the kernel's dd (before and after crashcart, for reads: the mean),
+ *  - crashcart's driver in-process (UsbBlockDevice, 4 MiB requests) at the default command size
+ *    (Linux usb-storage's per speed) and at `--max-transfer` size,
+ *  - whole `crashcart flash --no-verify` and `crashcart read` runs (seconds from their --json
+ *    summaries, so node's start-up is not counted),
+ *  - a bare usb@3 BOT loop with no crashcart code between the calls — (a) awaiting CBW, data, CSW
+ *    one after the other, (b) with the transfer scheme crashcart uses (data-IN with its CSW in one
+ *    transfer; the CSW read queued with the data-OUT where the device takes it) — the floor of
+ *    what the binding allows,
+ * each with its ratio to the kernel and the process's CPU seconds per GiB moved (user + system,
+ * all threads: the binding runs transfers on worker threads), and the fixed cost of opening a
+ * reader (find, claim, detach usb-storage, Get Max LUN, INQUIRY, TEST UNIT READY, READ CAPACITY,
+ * MODE SENSE).
  *
- * Everything runs inside the TCG VM (test/vm), so absolute numbers say little about real
- * readers; the ratio crashcart / kernel on the same device is the figure to watch. crashcart is
- * measured twice: with its default transfer size (120 KiB per command, like usb-storage on
- * high-speed readers) and with the kernel's own per-command size (queue/max_sectors_kb).
+ * Everything runs inside the TCG VM (one vCPU, every guest instruction emulated), so absolute
+ * numbers say little about real readers; ratios on the same device in the same run are the figures.
  *
- * Host: `node dist/bench/usb-bench.js [MiB]` (default 32; CRASHCART_BENCH_MIB too).
- * Guest: `node dist/bench/usb-bench.js guest usb:PORT MiB [maxTransferBytes]` prints JSON.
+ * Host: `node dist/bench/usb-bench.js [MiB] [maxTransfer]` (default 32 MiB, 1 MiB per command;
+ *        CRASHCART_BENCH_MIB too).
+ * Guest: `node dist/bench/usb-bench.js guest usb:PORT MiB maxTransferBytes` prints JSON.
  */
 import { performance } from 'node:perf_hooks';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { closeAllUsbTransports } from '../src/usb/node-usb-transport.js';
+import { closeAllUsbTransports, type NativeDevice } from '../src/usb/node-usb-transport.js';
 import { openUsbDevice } from '../src/reader/open-usb.js';
+import { cdb } from '../src/scsi/cdb.js';
+import { CSW_LENGTH, CSW_SIGNATURE, decodeCsw, encodeCbw } from '../src/usb/wire.js';
+import { formatPortPath } from '../src/usb/transport.js';
 import { createRawImage, runVm } from '../test/vm/harness.js';
 import { repoRoot, USB_PRELUDE } from '../test/vm/usb-lib.js';
 
 const MiB = 1024 * 1024;
-const CHUNK = 4 * MiB;
+const GiB = 1024 * MiB;
+const REQUEST = 4 * MiB;
 
-async function guest(spec: string, mib: number, maxTransferBytes?: number): Promise<void> {
-  const bytes = mib * MiB;
-  const dev = await openUsbDevice(spec, { write: true, maxTransferBytes });
+interface Measured {
+  seconds: number;
+  /** CPU seconds (user + system) of the whole process while it ran. */
+  cpu: number;
+}
+
+async function measure(f: () => Promise<void>): Promise<Measured> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await f();
+  const t1 = performance.now();
+  const c = process.cpuUsage(c0);
+  return { seconds: (t1 - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
+}
+
+function patternOf(length: number): Uint8Array {
+  const data = new Uint8Array(length);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31 + (i >>> 12)) & 0xff;
+  return data;
+}
+
+/** crashcart's block device: open cost, then write and read `bytes` in 4 MiB requests. */
+async function driver(spec: string, bytes: number, maxTransferBytes?: number) {
+  let dev!: Awaited<ReturnType<typeof openUsbDevice>>;
+  const open = await measure(async () => {
+    dev = await openUsbDevice(spec, { write: true, maxTransferBytes });
+  });
   try {
     if (dev.size < bytes) throw new Error(`${spec} holds ${dev.size} bytes, fewer than ${bytes}`);
-    const data = new Uint8Array(CHUNK);
-    for (let i = 0; i < data.length; i++) data[i] = (i * 31 + (i >>> 12)) & 0xff;
-    const w0 = performance.now();
-    for (let off = 0; off < bytes; off += CHUNK) await dev.write(off, data.subarray(0, Math.min(CHUNK, bytes - off)));
-    await dev.flush();
-    const w1 = performance.now();
+    const data = patternOf(REQUEST);
+    const write = await measure(async () => {
+      for (let off = 0; off < bytes; off += REQUEST) await dev.write(off, data.subarray(0, Math.min(REQUEST, bytes - off)));
+      await dev.flush();
+    });
     let check = 0;
-    for (let off = 0; off < bytes; off += CHUNK) {
-      const b = await dev.read(off, Math.min(CHUNK, bytes - off));
-      check = (check + b[b.length - 1]) >>> 0;
-    }
-    const r1 = performance.now();
-    process.stdout.write(
-      JSON.stringify({ device: dev.info.name, bytes, transferBytes: dev.transferBytes, writeSeconds: (w1 - w0) / 1000, readSeconds: (r1 - w1) / 1000, check }) + '\n',
-    );
+    const read = await measure(async () => {
+      for (let off = 0; off < bytes; off += REQUEST) check ^= (await dev.read(off, Math.min(REQUEST, bytes - off)))[0];
+    });
+    return { transferBytes: dev.transferBytes, open, write, read, check };
   } finally {
     await dev.close();
   }
 }
 
-interface GuestResult {
-  bytes: number;
-  transferBytes: number;
-  writeSeconds: number;
-  readSeconds: number;
+/**
+ * The floor: a BOT loop straight on usb@3 (WRITE(10)/READ(10) of `xfer` bytes), no crashcart code
+ * in between. `packed`: data-IN and CSW in one transfer, the CSW read queued with the data-OUT
+ * (given up for good at the first STALL of it, as crashcart does).
+ */
+async function bare(spec: string, bytes: number, xfer: number, packed: boolean) {
+  const port = spec.replace(/^usb:/, '');
+  const { usb } = (await import('usb')) as unknown as { usb: { getDevices(): Promise<NativeDevice[]> } };
+  const d = (await usb.getDevices()).find((x) => formatPortPath(parseInt(String(x.bus), 10), x.ports ?? []) === port);
+  if (!d) throw new Error(`no USB device at ${port}`);
+  await d.open();
+  await d.detachKernelDriver(0).catch(() => undefined);
+  await d.claimInterface(0);
+  const alt = d.configuration!.interfaces.find((i) => i.interfaceNumber === 0)!.alternates[0];
+  const inEp = alt.endpoints.find((e) => e.type === 'bulk' && e.direction === 'in')!.endpointNumber;
+  const outEp = alt.endpoints.find((e) => e.type === 'bulk' && e.direction === 'out')!.endpointNumber;
+  let tag = 1;
+  let earlyStatus = packed;
+  const checkCsw = (b: Uint8Array | null) => {
+    const c = b && decodeCsw(b);
+    if (!c || c.signature !== CSW_SIGNATURE || c.status !== 0) throw new Error(`bad CSW ${b ? Buffer.from(b).toString('hex') : 'null'}`);
+  };
+  const command = async (write: boolean, lba: number, data: Uint8Array | number) => {
+    const len = typeof data === 'number' ? data : data.length;
+    const c = write ? cdb.write10(BigInt(lba), len / 512) : cdb.read10(BigInt(lba), len / 512);
+    await d.nativeTransferOut(outEp, 5000, encodeCbw({ tag: tag++, dataTransferLength: len, directionIn: !write, lun: 0, cdb: c }));
+    if (write) {
+      const sent = d.nativeTransferOut(outEp, 20000, data as Uint8Array);
+      // A STALL of the early status read (QEMU) switches it off; the halt is cleared once the data is in.
+      const status = earlyStatus ? d.nativeTransferIn(inEp, 40000, CSW_LENGTH).catch(() => ((earlyStatus = false), null)) : undefined;
+      await sent;
+      let csw = await status;
+      if (status && !csw) await d.clearHalt('in', inEp);
+      csw ??= await d.nativeTransferIn(inEp, 20000, CSW_LENGTH);
+      checkCsw(csw);
+    } else {
+      const got = (await d.nativeTransferIn(inEp, 20000, packed ? len + CSW_LENGTH : len))!;
+      checkCsw(got.length === len + CSW_LENGTH ? got.subarray(len) : await d.nativeTransferIn(inEp, 20000, CSW_LENGTH));
+    }
+  };
+  try {
+    const data = patternOf(xfer);
+    const write = await measure(async () => {
+      for (let off = 0; off < bytes; off += xfer) await command(true, off / 512, data);
+    });
+    const read = await measure(async () => {
+      for (let off = 0; off < bytes; off += xfer) await command(false, off / 512, xfer);
+    });
+    return { transferBytes: xfer, packed, write, read };
+  } finally {
+    await d.releaseInterface(0).catch(() => undefined);
+    await d.attachKernelDriver(0).catch(() => undefined);
+    await d.close().catch(() => undefined);
+  }
+}
+
+async function guest(spec: string, mib: number, xfer: number): Promise<void> {
+  const bytes = mib * MiB;
+  const first = await driver(spec, bytes); // also loads the usb@3 binding
+  const sized = await driver(spec, bytes, xfer);
+  const bareNaive = await bare(spec, bytes, xfer, false);
+  const barePacked = await bare(spec, bytes, xfer, true);
+  process.stdout.write(JSON.stringify({ bytes, driverDefault: first, driverSized: sized, bareNaive, barePacked }) + '\n');
 }
 
 /** `dd` (GNU coreutils, from the host root) status line → seconds. */
@@ -63,37 +156,95 @@ function ddSeconds(text: string): number {
   return Number(m[1]);
 }
 
-const SCENARIO = (mib: number) => `${USB_PRELUDE}
+const SCENARIO = (mib: number, xfer: number) => `${USB_PRELUDE}
 usb_host_modules
 mount_hostroot
+host_run dd if=/dev/urandom of=/tmp/bench-image bs=1M count=${mib} 2>/dev/null
 bench_device() {
   _name=$1; _port=$2
   wait_driver $_port
   _d=$(kernel_disk $_port)
-  _kb=$(cat /sys/block/\${_d#/dev/}/queue/max_sectors_kb)
-  echo "$_kb" | save_text $_name-max-sectors-kb
+  cat /sys/block/\${_d#/dev/}/queue/max_sectors_kb | save_text $_name-max-sectors-kb
   host_run dd if=/dev/zero of=$_d bs=1M count=${mib} oflag=direct conv=fsync 2> /out/$_name-dd-write.txt
   host_run dd if=$_d of=/dev/null bs=1M count=${mib} iflag=direct 2> /out/$_name-dd-read.txt
-  guest_bench $_name-crashcart-default usb:$_port
+  host_run node $(prof $_name-lib) "$REPO/dist/bench/usb-bench.js" guest usb:$_port ${mib} ${xfer} > /out/$_name-lib.json
   wait_driver $_port
-  guest_bench $_name-crashcart-kernel-size usb:$_port $((_kb * 1024))
+  host_run node $(prof $_name-flash) "$REPO/bin/crashcart" flash /tmp/bench-image usb:$_port --no-verify --yes --json --max-transfer ${xfer} > /out/$_name-flash.json
+  wait_driver $_port
+  host_run node $(prof $_name-read) "$REPO/bin/crashcart" read usb:$_port -o /tmp/$_name-read.img --size ${mib}M --json --max-transfer ${xfer} > /out/$_name-read.json
+  rm -f /host/tmp/$_name-read.img /host/tmp/$_name-read.img.map
   wait_driver $_port
   _d=$(kernel_disk $_port)
   host_run dd if=$_d of=/dev/null bs=1M count=${mib} iflag=direct 2> /out/$_name-dd-read2.txt
 }
-guest_bench() {
-  _n=$1; shift
-  host_run node "$REPO/dist/bench/usb-bench.js" guest "$@" ${mib} > /out/$_n.json
-}
+# With profiles: node --cpu-prof for every crashcart process; the profiles end up in /out/prof/NAME.
+prof() { if [ -n "$PROFILE" ]; then echo "--cpu-prof --cpu-prof-dir=/tmp/prof/$1"; fi; }
+save_profiles() { [ -n "$PROFILE" ] || return 0; for _p in /host/tmp/prof/*/*.cpuprofile; do _n=\${_p%/*}; _n=\${_n##*/}; save_file "$_p" "prof/$_n.cpuprofile"; done; }
 i=0; until P=$(port_of_serial BENCH001); do i=$((i + 1)); [ $i -lt 300 ] || vm_fail "no USB disk"; sleep 0.1; done
 bench_device qemu $P
 dd if=/dev/zero of=/tmp/gadget.img bs=1M count=${mib + 1} 2>/dev/null
 gadget_mass_storage /tmp/gadget.img > /dev/null
 i=0; until G=$(port_of_serial 0123456789); do i=$((i + 1)); [ $i -lt 300 ] || vm_fail "no gadget"; sleep 0.1; done
 bench_device gadget $G
+save_profiles
 `;
 
-async function host(mib: number): Promise<void> {
+interface Phase {
+  seconds: number;
+  cpu: number;
+}
+interface DriverRun {
+  transferBytes: number;
+  open: Phase;
+  write: Phase;
+  read: Phase;
+}
+interface GuestResult {
+  bytes: number;
+  driverDefault: DriverRun;
+  driverSized: DriverRun;
+  bareNaive: { transferBytes: number; write: Phase; read: Phase };
+  barePacked: { transferBytes: number; write: Phase; read: Phase };
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Where each profiled process spent its time: self time by function, the top entries. */
+function printProfiles(outputs: Map<string, Buffer>, top = 12): void {
+  for (const [name, buf] of [...outputs].filter(([n]) => n.startsWith('prof/')).sort(([a], [b]) => a.localeCompare(b))) {
+    const p = JSON.parse(buf.toString('utf8')) as CpuProfile;
+    const frame = new Map(p.nodes.map((n) => [n.id, n.callFrame]));
+    const self = new Map<string, number>();
+    let total = 0;
+    p.samples.forEach((id, i) => {
+      const f = frame.get(id)!;
+      const key = `${f.functionName || '(anonymous)'} ${f.url ? `${f.url.split('/').slice(-2).join('/')}:${f.lineNumber + 1}` : ''}`.trim();
+      const dt = p.timeDeltas[i] ?? 0;
+      self.set(key, (self.get(key) ?? 0) + dt);
+      total += dt;
+    });
+    console.log(`\n${name.slice(5)}: ${(total / 1e6).toFixed(2)} s sampled; self time, top ${top}:`);
+    for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}`);
+  }
+}
+
+/** The `seconds` of the last JSON line with type "summary" (or of a bare result object). */
+function summarySeconds(text: string): number {
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { type?: string; seconds?: number; status?: string });
+  const s = lines.reverse().find((o) => o.type === 'summary' || o.type === 'result' || typeof o.seconds === 'number');
+  if (!s || typeof s.seconds !== 'number') throw new Error(`no summary with seconds in: ${text.slice(-500)}`);
+  return s.seconds;
+}
+
+async function host(mib: number, xfer: number, profile: boolean): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'crashcart-usb-bench-'));
   try {
     const disk = join(dir, 'bench.img');
@@ -101,63 +252,71 @@ async function host(mib: number): Promise<void> {
     const r = await runVm({
       virtfsHostRoot: true,
       usb: { disks: [{ path: disk, serial: 'BENCH001' }] },
-      env: { REPO: repoRoot },
-      memoryMiB: 512 + 2 * mib,
+      env: { REPO: repoRoot, PROFILE: profile ? '1' : '' },
+      memoryMiB: 640 + 3 * mib,
       timeoutMs: 1_500_000,
-      script: SCENARIO(mib),
+      script: SCENARIO(mib, xfer),
     });
     const txt = (n: string) => r.outputs.get(n)?.toString('utf8') ?? '';
-    const mbs = (bytes: number, s: number) => bytes / 1e6 / s;
-    const rows: string[][] = [['device', 'op', 'kernel dd (O_DIRECT)', 'crashcart 120 KiB/cmd', 'ratio', 'crashcart kernel size/cmd', 'ratio']];
-    const json: Record<string, unknown> = { mib };
+    const bytes = mib * MiB;
+    const mbs = (s: number) => bytes / 1e6 / s;
+    const rows: string[][] = [['device', 'op', 'path', 'KiB/cmd', 'MB/s', '× kernel', 'CPU s/GiB']];
+    const json: Record<string, unknown> = { mib, maxTransferBytes: xfer };
+    const opens: string[] = [];
     for (const [name, label] of [
       ['qemu', 'QEMU usb-storage (xhci, SuperSpeed)'],
-      ['gadget', 'f_mass_storage gadget (dummy_hcd, high speed)'],
+      ['gadget', 'f_mass_storage (dummy_hcd, high speed)'],
     ] as const) {
-      const bytes = mib * MiB;
-      const kr = mbs(bytes, ddSeconds(txt(`${name}-dd-read.txt`)));
-      const kr2 = mbs(bytes, ddSeconds(txt(`${name}-dd-read2.txt`)));
-      const kw = mbs(bytes, ddSeconds(txt(`${name}-dd-write.txt`)));
-      const cd = JSON.parse(txt(`${name}-crashcart-default.json`)) as GuestResult;
-      const ck = JSON.parse(txt(`${name}-crashcart-kernel-size.json`)) as GuestResult;
-      const kread = (kr + kr2) / 2;
-      const f = (x: number) => `${x.toFixed(1)} MB/s`;
-      const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
-      const kb = txt(`${name}-max-sectors-kb`).trim();
-      rows.push([
-        label,
-        'read',
-        f(kread),
-        f(mbs(bytes, cd.readSeconds)),
-        ratio(mbs(bytes, cd.readSeconds), kread),
-        `${f(mbs(bytes, ck.readSeconds))} (${kb} KiB)`,
-        ratio(mbs(bytes, ck.readSeconds), kread),
-      ]);
-      rows.push([
-        '',
-        'write',
-        f(kw),
-        f(mbs(bytes, cd.writeSeconds)),
-        ratio(mbs(bytes, cd.writeSeconds), kw),
-        `${f(mbs(bytes, ck.writeSeconds))} (${kb} KiB)`,
-        ratio(mbs(bytes, ck.writeSeconds), kw),
-      ]);
-      json[name] = {
-        kernelMaxSectorsKiB: Number(kb),
-        kernel: { readMBs: kread, readMBsRuns: [kr, kr2], writeMBs: kw },
-        crashcartDefault: { transferBytes: cd.transferBytes, readMBs: mbs(bytes, cd.readSeconds), writeMBs: mbs(bytes, cd.writeSeconds) },
-        crashcartKernelSize: { transferBytes: ck.transferBytes, readMBs: mbs(bytes, ck.readSeconds), writeMBs: mbs(bytes, ck.writeSeconds) },
+      const kb = Number(txt(`${name}-max-sectors-kb`).trim());
+      const g = JSON.parse(txt(`${name}-lib.json`)) as GuestResult;
+      const kernel = {
+        write: mbs(ddSeconds(txt(`${name}-dd-write.txt`))),
+        read: (mbs(ddSeconds(txt(`${name}-dd-read.txt`))) + mbs(ddSeconds(txt(`${name}-dd-read2.txt`)))) / 2,
       };
+      const cli = { write: mbs(summarySeconds(txt(`${name}-flash.json`))), read: mbs(summarySeconds(txt(`${name}-read.json`))) };
+      const entry: Record<string, unknown> = { kernelMaxSectorsKiB: kb, kernel, cli };
+      for (const op of ['write', 'read'] as const) {
+        const k = kernel[op];
+        const row = (path: string, xferBytes: number | string, rate: number, cpu?: number) =>
+          rows.push([
+            label,
+            op,
+            path,
+            String(typeof xferBytes === 'number' ? xferBytes / 1024 : xferBytes),
+            rate.toFixed(1),
+            `${(rate / k).toFixed(2)}×`,
+            cpu === undefined ? '' : ((cpu / bytes) * GiB).toFixed(1),
+          ]);
+        row('kernel dd 1 MiB O_DIRECT', kb * 1024, k);
+        row('crashcart driver, default size', g.driverDefault.transferBytes, mbs(g.driverDefault[op].seconds), g.driverDefault[op].cpu);
+        row('crashcart driver, --max-transfer', g.driverSized.transferBytes, mbs(g.driverSized[op].seconds), g.driverSized[op].cpu);
+        row(op === 'write' ? 'crashcart flash --no-verify' : 'crashcart read', xfer, cli[op]);
+        row('bare usb@3: CBW, data, CSW', g.bareNaive.transferBytes, mbs(g.bareNaive[op].seconds), g.bareNaive[op].cpu);
+        row('bare usb@3: packed stages', g.barePacked.transferBytes, mbs(g.barePacked[op].seconds), g.barePacked[op].cpu);
+      }
+      opens.push(
+        `${label}: opening a reader ${(g.driverSized.open.seconds * 1000).toFixed(0)} ms (${(g.driverSized.open.cpu * 1000).toFixed(0)} ms CPU); the first open, loading the usb@3 binding, ${(g.driverDefault.open.seconds * 1000).toFixed(0)} ms`,
+      );
+      entry.guest = g;
+      json[name] = entry;
+    }
+    // Label only the first row of each device.
+    let last = '';
+    for (const row of rows.slice(1)) {
+      if (row[0] === last) row[0] = '';
+      else if (row[0]) last = row[0];
     }
     const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-    console.log(`USB sequential throughput, ${mib} MiB per run, inside the TCG test VM (kernel read = mean of the runs before and after crashcart)`);
+    console.log(`USB sequential throughput, ${mib} MiB per run, inside the TCG test VM (one boot; kernel read = mean of the runs before and after crashcart)`);
     for (const row of rows)
       console.log(
         row
-          .map((c, i) => c.padEnd(widths[i]))
+          .map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i])))
           .join('  ')
           .trimEnd(),
       );
+    for (const o of opens) console.log(o);
+    if (profile) printProfiles(r.outputs);
     console.log(JSON.stringify(json));
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -166,15 +325,17 @@ async function host(mib: number): Promise<void> {
 
 const [mode, ...rest] = process.argv.slice(2);
 if (mode === 'guest') {
-  guest(rest[0], Number(rest[rest.length - 1]), rest.length > 2 ? Number(rest[1]) : undefined).catch(async (e) => {
+  guest(rest[0], Number(rest[1]), Number(rest[2])).catch(async (e) => {
     await closeAllUsbTransports();
     console.error(e);
     process.exitCode = 1;
   });
 } else {
   const mib = Number(mode ?? process.env.CRASHCART_BENCH_MIB ?? 32);
+  const xfer = Number(rest[0] ?? MiB);
   if (!Number.isInteger(mib) || mib < 1) throw new Error(`size in MiB expected, got ${mode}`);
-  host(mib).catch((e) => {
+  if (!Number.isInteger(xfer) || xfer < 512 || xfer % 512 !== 0) throw new Error(`bytes per command expected, got ${rest[0]}`);
+  host(mib, xfer, process.env.CRASHCART_BENCH_PROFILE === '1').catch((e) => {
     console.error(e);
     process.exitCode = 1;
   });

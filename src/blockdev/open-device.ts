@@ -15,6 +15,11 @@ import { UsageError } from '../errors.js';
 export interface OpenDeviceOptions {
   /** Open read-write. Default: read-only. */
   write?: boolean;
+  /**
+   * Bytes per command for devices that split I/O into commands (USB readers; rounded down to
+   * whole blocks). Default: the device's own (a reader profile's, else Linux usb-storage's per speed).
+   */
+  maxTransferBytes?: number;
 }
 
 export type DeviceOpener = (spec: string, opts: OpenDeviceOptions) => Promise<BlockDevice>;

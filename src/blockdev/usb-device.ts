@@ -1,8 +1,8 @@
 /**
  * BlockDevice backend over the user-space USB mass-storage driver: one LUN (slot) of a reader,
  * reached through BOT + SCSI. Alignment is the logical block size. Transfers are split into
- * commands of at most `maxTransferBytes` (reader profile `maxSectors`, default 120 KiB like
- * Linux usb-storage); after a timeout on a large transfer the size drops to 32 KiB for the rest
+ * commands of at most `maxTransferBytes` (reader profile `maxSectors`, default like Linux
+ * usb-storage: 1 MiB on SuperSpeed, 120 KiB below); after a timeout on a large transfer the size drops to 32 KiB for the rest
  * of the session. I/O touching the last 8 blocks is done one block per command (cards in some
  * readers fail multi-block reads of the final sectors — Linux does the same).
  */
@@ -11,7 +11,7 @@ import { IoError, UsageError, WriteProtectedError } from '../errors.js';
 import { checkAccess, checkOpen } from './device-util.js';
 import { BotDriver, type BotEvent, type BotOptions } from '../usb/bot.js';
 import { BotTransportError } from '../usb/errors.js';
-import type { UsbTransport } from '../usb/transport.js';
+import type { UsbDeviceInfo, UsbTransport } from '../usb/transport.js';
 import { hex4 } from '../usb/transport.js';
 import type { ReaderQuirks } from '../usb/quirk-types.js';
 import { ScsiLun, type ScsiEvent, type ScsiOptions } from '../scsi/scsi-lun.js';
@@ -20,6 +20,18 @@ import { MediumChangedError, MediumWriteProtectedError, NoMediumError } from '..
 
 /** Linux usb-storage default: 240 sectors of 512 bytes. */
 export const DEFAULT_MAX_TRANSFER_BYTES = 240 * 512;
+/** Linux usb-storage on SuperSpeed devices: 2048 sectors (usb_stor_adjust_quirks / slave_configure). */
+export const SUPERSPEED_MAX_TRANSFER_BYTES = 2048 * 512;
+
+/**
+ * Bytes per command the way Linux usb-storage picks them: an explicit size, else the reader
+ * profile's maxSectors, else 2048 sectors on SuperSpeed and 240 below.
+ */
+export function defaultTransferBytes(speed: UsbDeviceInfo['speed'], quirks: ReaderQuirks, explicit?: number): number {
+  if (explicit !== undefined) return explicit;
+  if (quirks.maxSectors) return quirks.maxSectors * 512;
+  return speed === 'super' || speed === 'superPlus' ? SUPERSPEED_MAX_TRANSFER_BYTES : DEFAULT_MAX_TRANSFER_BYTES;
+}
 /** Fallback after timeouts (Linux MAX_SECTORS_64). */
 export const FALLBACK_MAX_TRANSFER_BYTES = 64 * 512;
 /** Blocks at the end of the medium accessed one at a time. */
@@ -84,7 +96,7 @@ export class UsbBlockDevice implements BlockDevice {
       serial: dev.serial,
       identity: { kind: 'usb', key: name },
     };
-    const bytes = opts.maxTransferBytes ?? (this.quirks.maxSectors ? this.quirks.maxSectors * 512 : DEFAULT_MAX_TRANSFER_BYTES);
+    const bytes = defaultTransferBytes(dev.speed, this.quirks, opts.maxTransferBytes);
     this.maxTransferBytes = Math.max(state.blockSize, bytes - (bytes % state.blockSize));
   }
 
@@ -201,13 +213,15 @@ export class UsbBlockDevice implements BlockDevice {
   async read(offset: number, length: number, opts: IoOptions = {}): Promise<Uint8Array> {
     this.check('read', offset, length);
     opts.signal?.throwIfAborted();
-    const out = new Uint8Array(length);
     const bs = this.blockSize;
+    let out: Uint8Array | undefined;
     await this.forEachChunk(offset / bs, length / bs, async (lba, count, index) => {
       const data = await this.scsi.read(BigInt(lba), count, bs, { signal: opts.signal });
-      out.set(data, index * bs);
+      // One command covering the whole request hands its buffer over as it is, without a copy.
+      if (index === 0 && count * bs === length) out = data;
+      else (out ??= new Uint8Array(length)).set(data, index * bs);
     });
-    return out;
+    return out ?? new Uint8Array(0);
   }
 
   async write(offset: number, data: Uint8Array, opts: IoOptions = {}): Promise<void> {

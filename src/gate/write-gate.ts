@@ -68,8 +68,8 @@ export class WriteGate {
    * Opens `spec` for writing and admits it, or closes it again and refuses. A dry run opens it
    * read-only and makes the same checks.
    */
-  async openDevice(spec: string, opts: { dryRun?: boolean } = {}): Promise<BlockDevice> {
-    const dev = await openDevice(spec, { write: !opts.dryRun });
+  async openDevice(spec: string, opts: { dryRun?: boolean; maxTransferBytes?: number } = {}): Promise<BlockDevice> {
+    const dev = await openDevice(spec, { write: !opts.dryRun, maxTransferBytes: opts.maxTransferBytes });
     try {
       await this.admitDevice(dev);
     } catch (e) {

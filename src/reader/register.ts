@@ -11,5 +11,7 @@ import { openUsbDevice, type UsbOpenOptions } from './open-usb.js';
 
 /** Registers the `usb:` opener with `openDevice`; `defaults` apply to every open. */
 export function registerUsbDeviceOpener(defaults: Omit<UsbOpenOptions, 'write'> = {}): void {
-  registerDeviceOpener('usb:', (spec, o) => openUsbDevice(spec, { ...defaults, write: o.write === true }));
+  registerDeviceOpener('usb:', (spec, o) =>
+    openUsbDevice(spec, { ...defaults, write: o.write === true, ...(o.maxTransferBytes !== undefined ? { maxTransferBytes: o.maxTransferBytes } : {}) }),
+  );
 }

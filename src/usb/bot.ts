@@ -8,6 +8,12 @@
  *    halt and read it once more; a zero-length CSW read is retried once,
  *  - a 13-byte data-IN that carries this command's CSW is taken as the CSW (device skipped the
  *    data phase),
+ *  - back-to-back stages, as few transfers per command as the wire allows: a data-IN that ends on
+ *    a packet boundary is read together with the CSW that follows it in one IN transfer (the
+ *    device cannot end such a data stage with a short packet, so its next packet is the CSW);
+ *    during a data-OUT the CSW read is already queued on the IN pipe, unless the device stalls
+ *    such an early status read (QEMU's usb-storage does) — then status is read after the data
+ *    from that command on,
  *  - phase error, invalid CSW, timeout or a transport error → reset recovery (Bulk-Only Mass
  *    Storage Reset, clear halt IN, clear halt OUT); when that fails, or the device keeps failing
  *    right after it, escalation to a USB port reset,
@@ -40,6 +46,8 @@ export interface BotOptions {
   ignoreTag?: boolean;
   /** Ignore dCSWDataResidue (IGNORE_RESIDUE devices); also switched on by auto-detection. */
   ignoreResidue?: boolean;
+  /** Queue the CSW read with the data-OUT stage (default true; switched off when the device stalls it). */
+  earlyStatus?: boolean;
   /** Observer for recovery actions, for logs and tests. */
   onEvent?: (event: BotEvent) => void;
 }
@@ -50,6 +58,7 @@ export type BotEvent =
   | { type: 'port-reset'; reason: BotFailure }
   | { type: 'csw-retry'; why: 'stall' | 'empty' }
   | { type: 'ignore-residue-detected' }
+  | { type: 'early-status-off' }
   | { type: 'data-phase-skipped' };
 
 export interface BotCommand {
@@ -108,13 +117,15 @@ interface DataStage {
   stalled: boolean;
   /** Data-IN overflowed (more data than asked). */
   babble: boolean;
-  /** The device sent its CSW in place of the data. */
+  /** The CSW, when it came with the data (in place of it, or after it in the same transfer). */
   earlyCsw?: Uint8Array;
+  /** The CSW read queued together with a data-OUT stage. */
+  queuedCsw?: Promise<Uint8Array>;
 }
 
 export class BotDriver {
   readonly transport: UsbTransport;
-  private readonly opts: Required<Omit<BotOptions, 'onEvent' | 'ignoreTag' | 'ignoreResidue'>>;
+  private readonly opts: Required<Omit<BotOptions, 'onEvent' | 'ignoreTag' | 'ignoreResidue' | 'earlyStatus'>>;
   private readonly onEvent?: (e: BotEvent) => void;
   private readonly lock = new Mutex();
   private tag = (Math.random() * 0xffffffff) >>> 0;
@@ -124,6 +135,8 @@ export class BotDriver {
   private gone?: DeviceGoneError;
   ignoreTag: boolean;
   ignoreResidue: boolean;
+  /** Queue the CSW read with the data-OUT stage. */
+  earlyStatus: boolean;
 
   constructor(transport: UsbTransport, options: BotOptions = {}) {
     this.transport = transport;
@@ -139,6 +152,7 @@ export class BotDriver {
     this.onEvent = options.onEvent;
     this.ignoreTag = options.ignoreTag ?? false;
     this.ignoreResidue = options.ignoreResidue ?? false;
+    this.earlyStatus = options.earlyStatus ?? true;
   }
 
   /** True once the device vanished; every later call rejects with DeviceGoneError. */
@@ -207,7 +221,7 @@ export class BotDriver {
       x.phase = 'data';
       const stage = await this.dataStage(x);
       x.phase = 'csw';
-      const raw = stage.earlyCsw ?? (await this.readCsw(x.cswTimeout, cmd.signal));
+      const raw = stage.earlyCsw ?? (await this.statusStage(x, stage));
       const csw = await this.validateCsw(raw, x.tag);
       return this.completeExchange(x, stage, csw);
     } catch (e) {
@@ -262,15 +276,19 @@ export class BotDriver {
     const direction = directionIn ? 'in' : 'out';
     try {
       if (directionIn) {
-        stage.data = await this.transport.bulkIn(expected, { timeoutMs: x.dataTimeout, signal: cmd.signal });
-        if (stage.data.length === CSW_LENGTH && expected !== CSW_LENGTH && this.looksLikeOwnCsw(stage.data, x.tag)) {
-          // The device skipped the data phase and sent its CSW instead.
-          this.onEvent?.({ type: 'data-phase-skipped' });
-          stage.earlyCsw = stage.data;
-          stage.data = new Uint8Array(0);
-        }
+        // Data that ends on a packet boundary: the CSW is the next packet, read it in the same transfer.
+        const withCsw = expected % this.transport.iface.maxPacketSize === 0;
+        const got = await this.transport.bulkIn(withCsw ? expected + CSW_LENGTH : expected, { timeoutMs: x.dataTimeout, signal: cmd.signal });
+        this.takeDataIn(x, stage, got);
       } else {
-        await this.transport.bulkOut(cmd.data!, { timeoutMs: x.dataTimeout, signal: cmd.signal });
+        const sent = this.transport.bulkOut(cmd.data!, { timeoutMs: x.dataTimeout, signal: cmd.signal });
+        if (this.earlyStatus) {
+          // The device NAKs the status read until it has taken the data and finished the command.
+          stage.queuedCsw = this.transport.bulkIn(CSW_LENGTH, { timeoutMs: x.dataTimeout + x.cswTimeout, signal: cmd.signal });
+          // Settled by statusStage, or by the error path below; never left unobserved.
+          stage.queuedCsw.catch(() => undefined);
+        }
+        await sent;
       }
     } catch (e) {
       const kind = this.transferKind(e, cmd.signal);
@@ -280,10 +298,59 @@ export class BotDriver {
       } else if (kind === 'babble' && directionIn) {
         stage.babble = true;
       } else {
+        // The queued CSW read holds the IN pipe: let it end before reset recovery clears the halts.
+        await stage.queuedCsw?.catch(() => undefined);
         await this.fail(kind === 'timeout' ? 'timeout' : 'data-failed', `data-${direction.toUpperCase()} phase: ${msg(e)}`, e);
       }
     }
     return stage;
+  }
+
+  /**
+   * Sorts what a data-IN transfer brought: data only; data followed by the CSW (one transfer for
+   * both); this command's CSW alone (the device skipped the data stage); or more than asked
+   * (babble: the CSW is read on its own and brings the pipe back in step).
+   */
+  private takeDataIn(x: BotExchange, stage: DataStage, got: Uint8Array): void {
+    const { expected, tag } = x;
+    if (got.length === CSW_LENGTH && expected !== CSW_LENGTH && this.looksLikeOwnCsw(got, tag)) {
+      this.onEvent?.({ type: 'data-phase-skipped' });
+      stage.earlyCsw = got;
+    } else if (got.length === expected + CSW_LENGTH) {
+      // Validated as any CSW: a bad one means reset recovery, as it would when read on its own.
+      stage.data = got.subarray(0, expected);
+      stage.earlyCsw = got.subarray(expected);
+    } else if (got.length > expected) {
+      stage.babble = true;
+    } else {
+      stage.data = got;
+    }
+  }
+
+  /**
+   * Phase 3a: the CSW. A CSW read queued with the data-OUT stage is taken when it worked; when
+   * the device stalled it although the data went through, it does not take early status reads:
+   * the halt is cleared, status is read after the data from now on, and read once more here.
+   */
+  private async statusStage(x: BotExchange, stage: DataStage): Promise<Uint8Array> {
+    const { cmd } = x;
+    if (stage.queuedCsw) {
+      try {
+        return await stage.queuedCsw;
+      } catch (e) {
+        const kind = this.transferKind(e, cmd.signal);
+        if (kind !== 'stall') {
+          const reason: BotFailure = kind === 'timeout' ? 'timeout' : kind === 'babble' ? 'invalid-csw' : 'csw-failed';
+          return await this.fail(reason, `reading CSW: ${msg(e)}`, e);
+        }
+        if (!stage.stalled) {
+          this.earlyStatus = false;
+          this.onEvent?.({ type: 'early-status-off' });
+        }
+        await this.clearHaltOrFail('in', 'csw');
+      }
+    }
+    return await this.readCsw(x.cswTimeout, cmd.signal);
   }
 
   /** Phase 3b: a CSW of 13 bytes, with the right signature and tag and a defined status (0 passed, 1 failed). */

@@ -355,6 +355,9 @@ export class NodeUsbTransport implements UsbTransport {
   async clearHalt(direction: 'in' | 'out', opts: TransferOptions): Promise<void> {
     this.check();
     const ep = direction === 'in' ? this.iface.bulkInEndpoint : this.iface.bulkOutEndpoint;
+    // usb@3 lends an endpoint to one call at a time: a transfer still running on it (a status read
+    // queued with a failed data stage) ends first — every transfer has its own timeout.
+    await (direction === 'in' ? this.pendingIn : this.pendingOut).catch(() => undefined);
     try {
       await withTimeout(this.dev.clearHalt(direction, ep), opts.timeoutMs, `clear halt ${direction}`);
     } catch (e) {

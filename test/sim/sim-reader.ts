@@ -106,6 +106,8 @@ export interface SimReaderOptions {
   reportedBlocks?: number;
   /** Called for every accepted CBW (tests use it to act mid-command). */
   onCbw?: (cbw: Cbw) => void;
+  /** A status read that arrives during the data-OUT stage is STALLed (QEMU's usb-storage). */
+  stallsEarlyStatus?: boolean;
 }
 
 type Phase = 'cbw' | 'data-in' | 'data-out' | 'csw';
@@ -136,6 +138,8 @@ export interface SimStats {
   violations: string[];
   /** Largest data phase seen, in bytes. */
   maxDataLength: number;
+  /** Bulk-IN transfers that brought data and CSW at once. */
+  dataWithCsw: number;
   closed: number;
 }
 
@@ -154,7 +158,7 @@ export class SimReader implements UsbTransport {
   readonly iface = MSC_IFACE;
   readonly luns: SimLun[];
   readonly faults: Fault[] = [];
-  readonly stats: SimStats = { cbws: 0, opcodes: [], bomsResets: 0, portResets: 0, clearHalts: { in: 0, out: 0 }, violations: [], maxDataLength: 0, closed: 0 };
+  readonly stats: SimStats = { cbws: 0, opcodes: [], bomsResets: 0, portResets: 0, clearHalts: { in: 0, out: 0 }, violations: [], maxDataLength: 0, dataWithCsw: 0, closed: 0 };
   private readonly o: SimReaderOptions;
   private phase: Phase = 'cbw';
   private cur?: Pending;
@@ -276,7 +280,10 @@ export class SimReader implements UsbTransport {
   }
 
   async bulkIn(length: number, opts: TransferOptions): Promise<Uint8Array> {
+    // Asked for while the host is still sending data: a status read queued with the data-OUT stage.
+    const duringDataOut = this.phase === 'data-out';
     await this.enter(opts);
+    if (duringDataOut && this.o.stallsEarlyStatus) this.stall('in');
     if (this.haltIn) this.stall('in');
     if (this.hung) this.timeout('bulk-IN');
     const cur = this.cur;
@@ -310,6 +317,15 @@ export class SimReader implements UsbTransport {
         this.phase = 'csw';
         // A short reply ends with a short packet; the STALL then hits the CSW read.
         if (cur.stallAfterData) this.haltIn = true;
+        else if (n % MSC_IFACE.maxPacketSize === 0 && length - n >= CSW_LENGTH && !this.cswDelayed(cur.fault)) {
+          // No short packet ended the data: the next packet on the wire, the CSW, lands in the same transfer.
+          this.phase = 'cbw';
+          this.stats.dataWithCsw++;
+          const both = new Uint8Array(n + CSW_LENGTH);
+          both.set(chunk);
+          both.set(this.cswBytes(cur), n);
+          return both;
+        }
       }
       return chunk;
     }
@@ -386,6 +402,11 @@ export class SimReader implements UsbTransport {
   }
 
   // ---- BOT target -----------------------------------------------------------------------------
+
+  /** Faults that hold the CSW back from the packet right after the data. */
+  private cswDelayed(f: Fault | undefined): boolean {
+    return !!f && (f.type === 'stall-csw' || f.type === 'empty-csw' || f.type === 'short-csw' || ((f.type === 'timeout' || f.type === 'vanish') && f.phase === 'csw'));
+  }
 
   private takeFault(cbw: Cbw): Fault | undefined {
     const i = this.faults.findIndex(

@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { MAX_TRANSFER_OPTION } from '../byte-count.js';
 import { loadCommand } from './load-command.js';
 
 export interface FlashArgs {
@@ -11,6 +12,7 @@ export interface FlashArgs {
   resume?: boolean;
   'force-system-disk'?: boolean;
   retries?: number;
+  'max-transfer'?: string;
 }
 
 export function flashCommand(y: Argv) {
@@ -27,7 +29,8 @@ export function flashCommand(y: Argv) {
         .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' })
         .option('resume', { type: 'boolean', describe: 'continue an interrupted flash of this image on these cards where it stopped' })
         .option('force-system-disk', { alias: 'allow-system-disk', type: 'boolean', describe: 'allow writing an OS block device that is mounted or holds the running system' })
-        .option('retries', { type: 'number', default: 5, describe: 'retries per transfer on transient errors (with back-off)' }),
+        .option('retries', { type: 'number', default: 5, describe: 'retries per transfer on transient errors (with back-off)' })
+        .option('max-transfer', MAX_TRANSFER_OPTION),
     async (argv) => (await loadCommand(() => import('../commands/flash.js'))).runFlash(argv),
   );
 }

@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { MAX_TRANSFER_OPTION } from '../byte-count.js';
 import { loadCommand } from './load-command.js';
 
 export interface ReadArgs {
@@ -9,6 +10,7 @@ export interface ReadArgs {
   retries?: number;
   map?: string;
   json?: boolean;
+  'max-transfer'?: string;
 }
 
 export function readCommand(y: Argv) {
@@ -23,7 +25,8 @@ export function readCommand(y: Argv) {
         .option('size', { type: 'string', describe: 'bytes to read (default: to the end)' })
         .option('retries', { type: 'number', default: 3, describe: 'retries per chunk and per sector before a sector counts as bad' })
         .option('map', { type: 'string', describe: 'ddrescue mapfile (default OUTPUT.map); an existing one with OUTPUT retries only the unfinished areas' })
-        .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' }),
+        .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' })
+        .option('max-transfer', MAX_TRANSFER_OPTION),
     async (argv) => (await loadCommand(() => import('../commands/read.js'))).runRead(argv),
   );
 }

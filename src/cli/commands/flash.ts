@@ -12,6 +12,7 @@ import { flashImage, type FlashEvent, type FlashResult, type FlashTarget, type F
 import { openImageSource, type ImageSource } from '../../flash/source.js';
 import { WriteGate } from '../../gate/write-gate.js';
 import { confirm, describeDestination } from '../confirm.js';
+import { parseMaxTransfer } from '../byte-count.js';
 import { ResumeJournal, resumeKey } from '../../flash/resume.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
 import { decoderName } from '../../flash/decompress.js';
@@ -158,10 +159,10 @@ async function openSource(a: FlashArgs, spinner: Spinner | undefined): Promise<I
 }
 
 /** Opens every destination through the gate; a destination that cannot be opened keeps its error. */
-async function openDestinations(gate: WriteGate, specs: string[], opened: Opened[]): Promise<void> {
+async function openDestinations(gate: WriteGate, specs: string[], opened: Opened[], maxTransferBytes: number | undefined): Promise<void> {
   for (const spec of specs) {
     try {
-      opened.push({ spec, device: await gate.openDevice(spec) });
+      opened.push({ spec, device: await gate.openDevice(spec, { maxTransferBytes }) });
     } catch (e) {
       opened.push({ spec, error: e });
     }
@@ -322,6 +323,7 @@ function throwForOutcome(result: FlashResult, pre: FlashTargetResult[], specs: s
 
 export async function runFlash(a: FlashArgs): Promise<void> {
   const specs = checkArgs(a);
+  const maxTransferBytes = parseMaxTransfer(a['max-transfer']);
   const json = a.json === true;
   const spinner = await startSpinner(`opening ${a.image}`, json);
   const source = await openSource(a, spinner);
@@ -332,7 +334,7 @@ export async function runFlash(a: FlashArgs): Promise<void> {
     const gate = new WriteGate({ allowSystemDisk: a['force-system-disk'] });
     await gate.addInput(source.path, 'the image being flashed');
     await gate.addInput(source.bmap?.path, 'the bmap of the image');
-    await openDestinations(gate, specs, opened);
+    await openDestinations(gate, specs, opened, maxTransferBytes);
     spinner?.stop();
     // A refusal is a mistake in the command line: write nothing at all, to any card.
     const refused = opened.find((o) => o.error instanceof RefusedError);

@@ -11,39 +11,7 @@ import { CrashcartError, ExitCode, UsageError } from '../../errors.js';
 import { ReadCancelledError, readDevice, type ReadEvent, type ReadResult } from '../../flash/read.js';
 import { beginOperation, describeStop, exitCodeFor, InterruptedError } from '../cancellation.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
-
-const UNITS: Record<string, number> = {
-  '': 1,
-  b: 1,
-  s: 512,
-  k: 1024,
-  kib: 1024,
-  kb: 1000,
-  m: 1024 ** 2,
-  mib: 1024 ** 2,
-  mb: 1e6,
-  g: 1024 ** 3,
-  gib: 1024 ** 3,
-  gb: 1e9,
-  t: 1024 ** 4,
-  tib: 1024 ** 4,
-  tb: 1e12,
-};
-
-/** "4096", "0x1000", "4K", "4KiB", "8s" (512-byte sectors), "1.5G". */
-export function parseByteCount(s: string, what: string): number {
-  const t = s.trim();
-  const hex = /^0x([0-9a-f]+)$/i.exec(t);
-  let v: number;
-  if (hex) v = parseInt(hex[1], 16);
-  else {
-    const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(t);
-    if (!m || !(m[2].toLowerCase() in UNITS)) throw new UsageError(`${what}: "${s}" is not a byte count (use e.g. 4096, 0x1000, 512K, 2MiB, 8s)`);
-    v = Number(m[1]) * UNITS[m[2].toLowerCase()];
-  }
-  if (!Number.isSafeInteger(v) || v < 0) throw new UsageError(`${what}: "${s}" is not a whole number of bytes`);
-  return v;
-}
+import { parseByteCount, parseMaxTransfer } from '../byte-count.js';
 
 export async function runRead(a: ReadArgs): Promise<void> {
   const offset = a.offset !== undefined ? parseByteCount(a.offset, '--offset') : undefined;
@@ -51,7 +19,8 @@ export async function runRead(a: ReadArgs): Promise<void> {
   if (a.retries !== undefined && (!Number.isSafeInteger(a.retries) || a.retries < 0)) throw new UsageError('--retries must be a non-negative integer');
   const json = a.json === true;
   const bars = await loadProgressBars(json);
-  const dev = await openDevice(a.device, { write: false });
+  const maxTransferBytes = parseMaxTransfer(a['max-transfer']);
+  const dev = await openDevice(a.device, { write: false, maxTransferBytes });
   let bar: cliProgress.SingleBar | undefined;
   // A signal stops the read at a safe point: output synced, map saved (see ../cancellation.ts).
   const op = beginOperation();

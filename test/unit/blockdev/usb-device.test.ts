@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readRange, writeRange } from '../../../src/blockdev/io.js';
-import { DEFAULT_MAX_TRANSFER_BYTES, FALLBACK_MAX_TRANSFER_BYTES, UsbBlockDevice } from '../../../src/blockdev/usb-device.js';
+import { DEFAULT_MAX_TRANSFER_BYTES, FALLBACK_MAX_TRANSFER_BYTES, SUPERSPEED_MAX_TRANSFER_BYTES, UsbBlockDevice } from '../../../src/blockdev/usb-device.js';
 import { CrashcartError, IoError, UsageError, WriteProtectedError } from '../../../src/errors.js';
 import { LbaOutOfRangeError, MediumChangedError, MediumError, MediumWriteProtectedError, NoMediumError } from '../../../src/scsi/sense.js';
 import { DeviceGoneError } from '../../../src/usb/errors.js';
@@ -70,6 +70,22 @@ test('the last 8 blocks are accessed one block per command', async () => {
   assert.deepEqual(tail, sim.luns[0].card!.data.subarray(512 * 980));
   const reads = sim.stats.opcodes.slice(before).filter((o) => o === 0x28).length;
   assert.equal(reads, 1 + 8);
+});
+
+test('transfer size per speed like Linux usb-storage: 1 MiB per command on SuperSpeed; profile and explicit size win', async () => {
+  const card = new MemoryCard(8192, 512, { pattern: true });
+  const sim = new SimReader({ powerOnUnitAttention: false, luns: [card] });
+  sim.device.speed = 'super';
+  const dev = await UsbBlockDevice.open(sim, { bot: FAST_BOT });
+  assert.equal(dev.transferBytes, SUPERSPEED_MAX_TRANSFER_BYTES);
+  // One command covers the whole request: its data comes back as it is, whole and right.
+  assert.deepEqual(await dev.read(512, 1024 * 1024), card.data.subarray(512, 512 + 1024 * 1024));
+  assert.equal(sim.stats.maxDataLength, 1024 * 1024);
+  const withProfile = new SimReader({ powerOnUnitAttention: false, luns: [new MemoryCard(64)] });
+  withProfile.device.speed = 'super';
+  assert.equal((await UsbBlockDevice.open(withProfile, { bot: FAST_BOT, quirks: { maxSectors: 64 } })).transferBytes, 32 * 1024);
+  const explicit = new SimReader({ powerOnUnitAttention: false, luns: [new MemoryCard(64)] });
+  assert.equal((await UsbBlockDevice.open(explicit, { bot: FAST_BOT, quirks: { maxSectors: 64 }, maxTransferBytes: 256 * 1024 + 100 })).transferBytes, 256 * 1024);
 });
 
 test('reader profile maxSectors limits each command', async () => {

@@ -54,6 +54,48 @@ test('plain read: data and passed status, no recovery', async () => {
   assert.deepEqual(sim.stats.violations, []);
 });
 
+test('data-IN ending on a packet boundary: data and CSW in one IN transfer; other lengths read the CSW on its own', async () => {
+  const sim = readyReader();
+  const inReads: number[] = [];
+  const bulkIn = sim.bulkIn.bind(sim);
+  sim.bulkIn = (length, opts) => (inReads.push(length), bulkIn(length, opts));
+  const bot = botOver(sim);
+  const r = await bot.execute({ lun: 0, cdb: cdb.read10(4n, 4), inLength: 2048 });
+  assert.equal(r.status, 'passed');
+  assert.equal(r.data.length, 2048);
+  assert.deepEqual(r.data, sim.luns[0].card!.data.subarray(2048, 4096));
+  assert.deepEqual(inReads, [2048 + 13]);
+  assert.equal(sim.stats.dataWithCsw, 1);
+  inReads.length = 0;
+  const inq = await bot.execute({ lun: 0, cdb: cdb.inquiry(36), inLength: 36 });
+  assert.equal(inq.data.length, 36);
+  assert.deepEqual(inReads, [36, 13]);
+  assert.deepEqual(sim.stats.violations, []);
+});
+
+test('data-OUT: the CSW read is queued with the data; a device that STALLs it gets status reads after the data from then on', async () => {
+  const sim = readyReader();
+  const bot = botOver(sim);
+  const data = new Uint8Array(1024).fill(0xa5);
+  assert.equal((await bot.execute({ lun: 0, cdb: cdb.write10(1n, 2), data })).status, 'passed');
+  assert.deepEqual(sim.luns[0].card!.data.subarray(512, 1536), data);
+  assert.equal(sim.stats.clearHalts.in, 0);
+  assert.equal(bot.earlyStatus, true);
+
+  const qemuLike = readyReader({ stallsEarlyStatus: true });
+  const events: BotEvent[] = [];
+  const bot2 = botOver(qemuLike, events);
+  for (let i = 0; i < 3; i++) assert.equal((await bot2.execute({ lun: 0, cdb: cdb.write10(BigInt(i), 1), data: data.subarray(0, 512) })).status, 'passed');
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['early-status-off', 'clear-halt'],
+  );
+  assert.equal(bot2.earlyStatus, false);
+  assert.equal(qemuLike.stats.clearHalts.in, 1);
+  assert.equal(qemuLike.stats.bomsResets, 0);
+  assert.deepEqual(qemuLike.stats.violations, []);
+});
+
 test('Get Max LUN: value, STALL ⇒ 0', async () => {
   assert.equal(await botOver(readyReader({ luns: [null, new MemoryCard(8)] })).getMaxLun(), 1);
   assert.equal(await botOver(readyReader({ maxLunStalls: true, luns: [null, new MemoryCard(8)] })).getMaxLun(), 0);
