@@ -25,8 +25,9 @@ const { selectRegion, parseBlkdevSpec } = await imp('src/partition/select-region
 const { locatePstoreRegion } = await imp('src/pstore/locate-region.js');
 const { MemoryDevice } = await imp('src/blockdev/memory-device.js');
 const { parseBmap } = await imp('src/flash/bmap.js');
-const { validateProfile, allProfileParams, partitionRequests } = await imp('src/profile/board-profile.js');
-const { layoutPartitions, minimumDeviceSize } = await imp('src/partition/gpt-write.js');
+const { validateProfile, allProfileParams, partitionRequests, mbrPartitionRequests, layoutMinimumSize } = await imp('src/profile/board-profile.js');
+const { layoutPartitions } = await imp('src/partition/gpt-write.js');
+const { layoutMbrPartitions } = await imp('src/partition/mbr-write.js');
 const zb = await imp('test/helpers/zone-builder.js');
 
 export { CrashcartError };
@@ -499,9 +500,9 @@ export const profile = {
     const region = p.partitions && typeof p.pstore?.partition === 'number' ? p.partitions[p.pstore.partition - 1]?.size : undefined;
     planGeometry(typeof region === 'number' ? region : 2 << 20, params);
     if (p.partitions) {
-      const req = partitionRequests(p.partitions);
-      const min = minimumDeviceSize(req, 512);
-      layoutPartitions(req, { sectorSize: 512, deviceSize: Math.max(min, x.deviceSize) });
+      const deviceSize = Math.max(layoutMinimumSize(p, 512), x.deviceSize);
+      if (p.table === 'mbr') layoutMbrPartitions(mbrPartitionRequests(p.partitions), { sectorSize: 512, deviceSize, alignment: p.alignment });
+      else layoutPartitions(partitionRequests(p.partitions), { sectorSize: 512, deviceSize, alignment: p.alignment });
     }
   },
   save: (x) => ({ bin: Buffer.from(x.text, 'latin1'), meta: { deviceSize: x.deviceSize } }),

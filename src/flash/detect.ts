@@ -7,6 +7,10 @@ import type { FileHandle } from 'node:fs/promises';
 import { SourceError } from './errors.js';
 
 export type ImageFormat = 'raw' | 'gzip' | 'xz' | 'zstd' | 'bzip2';
+/** Containers read by their own modules rather than decompressed as a stream: Android sparse images (android-sparse.ts). */
+export type ContainerFormat = 'android-sparse';
+/** What a file to flash is: a (possibly compressed) image or a container holding one. */
+export type SourceFormat = ImageFormat | ContainerFormat;
 
 /** How much the header sniffer wants to see. */
 export const SNIFF_BYTES = 512;
@@ -22,9 +26,11 @@ const UNSUPPORTED: { sig: number[]; what: string }[] = [
   { sig: [0x50, 0x4b, 0x03, 0x04], what: 'a zip archive; unzip it and flash the image inside' },
   { sig: [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c], what: 'a 7-Zip archive; extract it and flash the image inside' },
   { sig: [0x04, 0x22, 0x4d, 0x18], what: 'lz4-compressed; decompress it first (lz4 -d) or recompress as .zst' },
-  { sig: [0x3a, 0xff, 0x26, 0xed], what: 'an Android sparse image; convert it with simg2img first' },
   { sig: [0x51, 0x46, 0x49, 0xfb], what: 'a qcow2 disk image; convert it with "qemu-img convert -O raw" first' },
 ];
+
+/** Magic of an Android sparse image (0xed26ff3a, little-endian). */
+const ANDROID_SPARSE = [0x3a, 0xff, 0x26, 0xed];
 
 /** `head` is the whole file and a proper prefix of `sig`: a compressed file cut short. */
 function cutShort(head: Uint8Array, sig: number[]): boolean {
@@ -59,6 +65,12 @@ export function sniffFormat(head: Uint8Array, name = 'image'): ImageFormat {
     throw new SourceError(`${name} is a bmap file, not an image; pass the image and give the bmap with --bmap`);
   }
   return 'raw';
+}
+
+/** What a file to flash is: a container crashcart reads itself (Android sparse), else its `sniffFormat`. */
+export function sniffSource(head: Uint8Array, name = 'image'): SourceFormat {
+  if (startsWith(head, ANDROID_SPARSE)) return 'android-sparse';
+  return sniffFormat(head, name);
 }
 
 /** Format suggested by the file name, if any. */

@@ -17,12 +17,11 @@
  */
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { CancelledError, CrashcartError, ExitCode, type ExitCodeValue } from '../errors.js';
-import { decoderName } from './decompress.js';
 import { Destination, type DigestEntry, type ResolvedFlashOptions } from './destination.js';
 import type { MismatchRange } from './errors.js';
 import { FanOut } from './fan-out.js';
 import { Producer } from './producer.js';
-import { requiredSize, type ImageSource } from './source.js';
+import { requiredSize, sourceDecoder, type ImageSource } from './source.js';
 
 export const MiB = 1024 * 1024;
 
@@ -219,7 +218,7 @@ function imageReport(source: ImageSource, producer: Producer, hashComplete: bool
   return {
     path: source.path,
     format: source.format,
-    decoder: source.sparseRead ? 'bmap ranges read directly' : decoderName(source.format),
+    decoder: sourceDecoder(source),
     bytes: streamed,
     size: bmap ? bmap.imageSize : streamed > 0 ? streamed : (source.size.exact ?? source.size.atLeast ?? 0),
     ...(producer.imageHash && hashComplete ? { sha256: producer.imageHash.digest('hex') } : {}),

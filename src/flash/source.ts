@@ -7,7 +7,9 @@
 import { open, realpath, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { SourceError } from './errors.js';
-import { formatFromName, sizeInfo, sniffFormat, SNIFF_BYTES, type ImageFormat, type SizeInfo } from './detect.js';
+import { formatFromName, sizeInfo, sniffSource, SNIFF_BYTES, type ImageFormat, type SizeInfo, type SourceFormat } from './detect.js';
+import { readSparseMap, sparseExtents, sparseMapAsBmap } from './android-sparse.js';
+import { decoderName } from './decompress.js';
 import { decompressOffThread } from './decode-off-thread.js';
 import { findBmapFor, loadBmap, rangeBytes, type Bmap } from './bmap.js';
 import { UsageError } from '../errors.js';
@@ -40,7 +42,7 @@ export interface ImageSource {
   path: string;
   /** Resolved path (for identity checks against the destination). */
   realPath: string;
-  format: ImageFormat;
+  format: SourceFormat;
   /** Format the file name suggests, when it differs from the content. */
   nameSuggests?: ImageFormat;
   /** Size of the file on disk. */
@@ -75,8 +77,8 @@ async function openImageFile(path: string): Promise<FileHandle> {
 }
 
 /** The format the content shows, and the one the name suggests (if any). */
-async function detectFormat(fh: FileHandle, path: string): Promise<{ format: ImageFormat; named: ImageFormat | undefined }> {
-  const format = sniffFormat(await readHead(fh), path);
+async function detectFormat(fh: FileHandle, path: string): Promise<{ format: SourceFormat; named: ImageFormat | undefined }> {
+  const format = sniffSource(await readHead(fh), path);
   const named = formatFromName(path);
   if (format === 'raw' && named !== undefined) {
     // A damaged compressed file would otherwise be written out as it is, and read back equal.
@@ -159,6 +161,7 @@ export async function openImageSource(path: string, opts: ImageSourceOptions = {
     if (!st.isFile()) throw new UsageError(`image ${path} is not a regular file`);
     if (st.size === 0) throw new SourceError(`image ${path} is empty`);
     const { format, named } = await detectFormat(fh, path);
+    if (format === 'android-sparse') return await openAndroidSparse(fh, path, st, opts);
     const size = await sizeInfo(fh, format, st.size);
     const bmap = await matchingBmap(path, opts, format, size);
     const sparseRead = !!bmap && format === 'raw';
@@ -182,6 +185,34 @@ export async function openImageSource(path: string, opts: ImageSourceOptions = {
     await fh.close().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * An Android sparse image: its chunk map is the bmap (DONT_CARE chunks are holes, never written),
+ * its RAW and FILL chunks are read directly and its CRC32 chunks checked on the way.
+ */
+async function openAndroidSparse(fh: FileHandle, path: string, st: { size: number; mtimeMs: number }, opts: ImageSourceOptions): Promise<ImageSource> {
+  if (typeof opts.bmap === 'string') throw new UsageError(`${path} is an Android sparse image, which carries its own block map; it takes no --bmap`);
+  const map = await readSparseMap(fh, path, st.size);
+  const bmap = sparseMapAsBmap(map, path);
+  return {
+    path,
+    realPath: await realpath(path),
+    format: 'android-sparse',
+    fileSize: st.size,
+    fileMtimeMs: st.mtimeMs,
+    size: { exact: map.imageSize },
+    bmap,
+    sparseRead: true,
+    extents: (eo: ExtentOptions = {}) => sparseExtents(fh, path, map, eo),
+    close: () => fh.close(),
+  };
+}
+
+/** How the image's bytes are produced, for reports: the decoder, or a direct read of the mapped ranges. */
+export function sourceDecoder(src: Pick<ImageSource, 'format' | 'sparseRead'>): string {
+  if (src.format === 'android-sparse') return 'Android sparse chunks read directly';
+  return src.sparseRead ? 'bmap ranges read directly' : decoderName(src.format);
 }
 
 /** Bytes the destination must hold: the bmap's image size, else the exact or least known size. */

@@ -10,7 +10,8 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BadInputError, CrashcartError, UsageError } from '../errors.js';
 import { InputLimitError, PROFILE_MAX_BYTES, readFileBounded } from '../input-limits.js';
-import { GPT_NAME_MAX, layoutPartitions, minimumDeviceSize, type PartitionRequest } from '../partition/gpt-write.js';
+import { DEFAULT_ALIGNMENT, GPT_NAME_MAX, layoutPartitions, minimumDeviceSize, type PartitionRequest } from '../partition/gpt-write.js';
+import { layoutMbrPartitions, mbrTypeHex, MBR_TYPE_ALIASES, minimumMbrDeviceSize, resolveMbrType, type MbrPartitionRequest } from '../partition/mbr-write.js';
 import { isGuid } from '../partition/guid.js';
 import { type BlkdevSpec, parseBlkdevSpec, parseByteSize } from '../partition/select-region.js';
 import type { Endian, KmsgLayoutName } from '../pstore/abi.js';
@@ -42,11 +43,11 @@ export interface BoardPstore {
   headers?: boolean;
 }
 
-/** One partition of the board's GPT layout. */
+/** One partition of the board's layout. */
 export interface BoardPartition {
-  /** GPT partition name (PARTLABEL). */
+  /** GPT partition name (PARTLABEL); on MBR cards only the profile's own name for it. */
   name: string;
-  /** Type GUID, uppercase. */
+  /** GPT: type GUID, uppercase. MBR: the type byte as `0x83`. */
   type: string;
   /** The alias the profile used (`linux`, `esp`, …), when it used one. */
   typeAlias?: string;
@@ -62,7 +63,14 @@ export interface BoardPartition {
   uuid?: string;
   /** GPT attribute bits to set (2 = legacy BIOS bootable). */
   attributes?: number[];
+  /** MBR: the boot flag (0x80). */
+  bootable?: boolean;
+  /** MBR: a logical partition inside the extended one (numbered from 5). */
+  logical?: boolean;
 }
+
+/** The kind of partition table a profile lays out. */
+export type TableKind = 'gpt' | 'mbr';
 
 export interface BoardCard {
   /** Refuse cards smaller than this many bytes (besides the layout's own minimum). */
@@ -76,7 +84,13 @@ export interface BoardProfile {
   pstore?: BoardPstore;
   /** Kernel command line fragment the board boots with. */
   cmdline?: string;
-  /** GPT partition layout, in partition-number order (entry 1 first). */
+  /** Partition table kind (default gpt). */
+  table?: TableKind;
+  /** MBR: fixed disk signature, 8 lowercase hex digits (PARTUUIDs are `SIGNATURE-NN`). */
+  diskSignature?: string;
+  /** Partition start alignment in bytes (default 1 MiB). */
+  alignment?: number;
+  /** Partition layout: GPT entries 1, 2, …; MBR primary partitions, then logical ones. */
   partitions?: BoardPartition[];
   card?: BoardCard;
   /** Free-text notes of the profile (`notes`, string or list of strings). */
@@ -137,8 +151,8 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 
 /** A profile name: lowercase identifier, also what `--profile NAME` looks up. */
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
-const TOP_FIELDS = ['name', 'description', 'abi', 'pstore', 'cmdline', 'partitions', 'card', 'notes'];
-const PARTITION_FIELDS = ['name', 'type', 'size', 'start', 'image', 'bmap', 'uuid', 'attributes'];
+const TOP_FIELDS = ['name', 'description', 'abi', 'pstore', 'cmdline', 'table', 'disk_signature', 'alignment', 'partitions', 'card', 'notes'];
+const PARTITION_FIELDS = ['name', 'type', 'size', 'start', 'image', 'bmap', 'uuid', 'attributes', 'bootable', 'logical'];
 const PSTORE_FIELDS = ['partition', 'kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size', 'cpus', 'max_reason', 'compress', 'ftrace_cpu_in_ip', 'backend', 'headers'];
 
 /** The errors and warnings found so far, each starting with its field path. */
@@ -177,16 +191,20 @@ export function checkProfile(json: unknown, path: string): ProfileCheck {
   const top = checkTopLevel(json, path, f);
   const abi = json.abi === undefined ? undefined : checkAbi(json.abi, f);
   const card = json.card === undefined ? undefined : checkCard(json.card, f);
-  const partitions = json.partitions === undefined ? undefined : checkPartitions(json.partitions, dirname(resolve(path)), f);
+  const table = checkTable(json, f);
+  const partitions = json.partitions === undefined ? undefined : checkPartitions(json.partitions, dirname(resolve(path)), table, f);
   const pstore = json.pstore === undefined ? undefined : checkPstore(json.pstore, f);
   const cmdParams = json.cmdline === undefined ? {} : checkCmdline(json.cmdline, f);
-  checkCrossFields({ pstore, partitions, cmdParams }, f);
+  checkCrossFields({ pstore, partitions, cmdParams, table }, f);
   if (f.errors.length > 0 || !top.name) return { errors: f.errors, warnings: f.warnings };
   const profile: BoardProfile = { name: top.name, path };
   if (typeof json.description === 'string') profile.description = json.description;
   if (typeof json.cmdline === 'string' && json.cmdline.trim() !== '') profile.cmdline = json.cmdline;
   if (abi) profile.abi = abi;
   if (pstore) profile.pstore = pstore;
+  if (json.table !== undefined) profile.table = table.kind;
+  if (table.diskSignature !== undefined) profile.diskSignature = table.diskSignature;
+  if (table.alignment !== undefined) profile.alignment = table.alignment;
   if (partitions) profile.partitions = partitions;
   if (card) profile.card = card;
   if (top.notes) profile.notes = top.notes;
@@ -248,6 +266,33 @@ function checkCard(v: unknown, f: Findings): BoardCard | undefined {
   return card;
 }
 
+/** What the partition checks need to know about the table: its kind, signature and alignment. */
+interface TableFields {
+  kind: TableKind;
+  diskSignature?: string;
+  alignment?: number;
+}
+
+/** `table`, `disk_signature` (MBR only) and `alignment`. */
+function checkTable(o: Obj, f: Findings): TableFields {
+  const t: TableFields = { kind: 'gpt' };
+  if (o.table !== undefined) {
+    if (o.table !== 'gpt' && o.table !== 'mbr') f.err('table', 'must be "gpt" or "mbr"');
+    else t.kind = o.table;
+  }
+  if (o.disk_signature !== undefined) {
+    if (typeof o.disk_signature !== 'string' || !/^(0x)?[0-9a-f]{8}$/i.test(o.disk_signature)) f.err('disk_signature', 'must be 8 hex digits, e.g. "0x5452574f"');
+    else if (t.kind !== 'mbr') f.err('disk_signature', 'is only for "table": "mbr" (a GPT has a disk GUID)');
+    else t.diskSignature = o.disk_signature.replace(/^0x/i, '').toLowerCase();
+  }
+  if (o.alignment !== undefined) {
+    const a = sizeValue(o.alignment, 'alignment', f);
+    if (a !== undefined && (a === 0 || a % 4096 !== 0)) f.err('alignment', `${a} bytes is not a positive multiple of 4096`);
+    else if (a !== undefined) t.alignment = a;
+  }
+  return t;
+}
+
 /** A byte count (number or `"64MiB"`-style string); undefined, with the error reported, when it is not one. */
 function sizeValue(v: unknown, field: string, f: Findings): number | undefined {
   if (typeof v !== 'number' && typeof v !== 'string') {
@@ -267,7 +312,7 @@ function sizeValue(v: unknown, field: string, f: Findings): number | undefined {
 // Partitions
 
 /** The partition list; undefined when any partition has an error (the cross-field checks then skip it). */
-function checkPartitions(v: unknown, baseDir: string, f: Findings): BoardPartition[] | undefined {
+function checkPartitions(v: unknown, baseDir: string, table: TableFields, f: Findings): BoardPartition[] | undefined {
   if (!Array.isArray(v)) {
     f.err('partitions', 'must be a list');
     return undefined;
@@ -279,11 +324,11 @@ function checkPartitions(v: unknown, baseDir: string, f: Findings): BoardPartiti
   const names = new Map<string, number>();
   const parts: BoardPartition[] = [];
   v.forEach((raw, i) => {
-    const part = checkPartition(raw, i, { isLast: i === v.length - 1, names, baseDir }, f);
+    const part = checkPartition(raw, i, { isLast: i === v.length - 1, names, baseDir, table: table.kind }, f);
     if (part) parts.push(part);
   });
   if (parts.length !== v.length) return undefined;
-  checkLayoutFits(parts, f);
+  checkLayoutFits(parts, table, f);
   return parts;
 }
 
@@ -293,6 +338,7 @@ interface PartitionContext {
   names: Map<string, number>;
   /** Folder relative image and bmap paths are resolved against. */
   baseDir: string;
+  table: TableKind;
 }
 
 /** One partition; undefined when it has errors (an unknown field alone does not count). */
@@ -306,14 +352,16 @@ function checkPartition(raw: unknown, i: number, ctx: PartitionContext, f: Findi
   f.comment(raw, `${at}.`);
   const errorsBefore = f.errors.length;
   const name = partitionName(raw.name, at, i, ctx.names, f);
-  const type = partitionType(raw.type, at, f);
+  const type = ctx.table === 'mbr' ? mbrPartitionType(raw.type, at, f) : partitionType(raw.type, at, f);
   const size = partitionSize(raw.size, at, ctx.isLast, f);
   const start = raw.start === undefined ? undefined : partitionStart(raw.start, at, f);
   const part: BoardPartition = { name: name ?? '', type: type ?? '', size: size ?? 0 };
-  if (typeof raw.type === 'string' && Object.hasOwn(PARTITION_TYPE_ALIASES, raw.type.toLowerCase())) part.typeAlias = raw.type.toLowerCase();
+  const aliases = ctx.table === 'mbr' ? MBR_TYPE_ALIASES : PARTITION_TYPE_ALIASES;
+  if (typeof raw.type === 'string' && Object.hasOwn(aliases, raw.type.toLowerCase())) part.typeAlias = raw.type.toLowerCase();
   if (start !== undefined) part.start = start;
   partitionFiles(raw, at, ctx.baseDir, part, f);
-  partitionIdentity(raw, at, part, f);
+  if (ctx.table === 'mbr') mbrFlags(raw, at, part, f);
+  else partitionIdentity(raw, at, part, f);
   return f.errors.length === errorsBefore ? part : undefined;
 }
 
@@ -331,6 +379,10 @@ function partitionName(v: unknown, at: string, i: number, names: Map<string, num
 /** The type GUID (uppercase) of a GUID or alias. */
 function partitionType(v: unknown, at: string, f: Findings): string | undefined {
   const aliases = Object.keys(PARTITION_TYPE_ALIASES).join(', ');
+  if ((typeof v === 'string' || typeof v === 'number') && resolveMbrType(v) !== undefined && !(typeof v === 'string' && resolvePartitionType(v))) {
+    f.err(`${at}.type`, `${JSON.stringify(v)} is an MBR type, but the table is "gpt" (set "table": "mbr", or give a GPT type GUID or one of ${aliases})`);
+    return undefined;
+  }
   if (typeof v !== 'string') {
     f.err(`${at}.type`, `must be a GPT type GUID or one of ${aliases}`);
     return undefined;
@@ -338,6 +390,35 @@ function partitionType(v: unknown, at: string, f: Findings): string | undefined 
   const type = resolvePartitionType(v);
   if (!type) f.err(`${at}.type`, `"${v}" is neither a GUID nor a known alias (${aliases})`);
   return type;
+}
+
+/** The MBR type byte (as `0x83`) of a number, a hex string as fdisk prints it, or an alias. */
+function mbrPartitionType(v: unknown, at: string, f: Findings): string | undefined {
+  const type = typeof v === 'string' || typeof v === 'number' ? resolveMbrType(v) : undefined;
+  if (type === undefined && typeof v === 'string' && resolvePartitionType(v)) {
+    f.err(`${at}.type`, `"${v}" is a GPT type, but the table is "mbr" (give a type number, hex as fdisk prints it, or one of ${Object.keys(MBR_TYPE_ALIASES).join(', ')})`);
+    return undefined;
+  }
+  if (type === undefined) {
+    f.err(
+      `${at}.type`,
+      `${JSON.stringify(v)} is not an MBR type for "table": "mbr": give 1–255 (not 0x05, 0x0f, 0x85 extended or 0xee GPT), hex as fdisk prints it ("83", "0x0c") or one of ${Object.keys(MBR_TYPE_ALIASES).join(', ')}`,
+    );
+    return undefined;
+  }
+  return mbrTypeHex(type);
+}
+
+/** MBR partitions: `bootable` and `logical`; the GPT-only fields are refused. */
+function mbrFlags(raw: Obj, at: string, part: BoardPartition, f: Findings): void {
+  for (const k of ['uuid', 'attributes'] as const) {
+    if (raw[k] !== undefined) f.err(`${at}.${k}`, `is only for GPT tables; an MBR partition's PARTUUID is the disk signature and its number (set disk_signature)`);
+  }
+  for (const k of ['bootable', 'logical'] as const) {
+    if (raw[k] === undefined) continue;
+    if (typeof raw[k] !== 'boolean') f.err(`${at}.${k}`, 'must be true or false');
+    else if (raw[k]) part[k] = true;
+  }
 }
 
 function partitionSize(v: unknown, at: string, isLast: boolean, f: Findings): number | 'rest' | undefined {
@@ -378,8 +459,9 @@ function partitionFiles(raw: Obj, at: string, baseDir: string, part: BoardPartit
   }
 }
 
-/** `uuid` (stored uppercase) and `attributes` (stored sorted, without repeats). */
+/** `uuid` (stored uppercase) and `attributes` (stored sorted, without repeats); the MBR-only fields are refused. */
 function partitionIdentity(raw: Obj, at: string, part: BoardPartition, f: Findings): void {
+  for (const k of ['bootable', 'logical'] as const) if (raw[k] !== undefined) f.err(`${at}.${k}`, 'is only for "table": "mbr" (GPT: attributes [2] marks a partition bootable)');
   if (raw.uuid !== undefined) {
     if (typeof raw.uuid !== 'string' || !isGuid(raw.uuid)) f.err(`${at}.uuid`, 'must be a GUID (8-4-4-4-12 hex digits)');
     else part.uuid = raw.uuid.toUpperCase();
@@ -392,12 +474,12 @@ function partitionIdentity(raw: Obj, at: string, part: BoardPartition, f: Findin
   }
 }
 
-/** Places the partitions on a card just big enough, to catch overlaps and bad starts. */
-function checkLayoutFits(parts: BoardPartition[], f: Findings): void {
-  const req = partitionRequests(parts);
+/** Places the partitions on a card just big enough, to catch overlaps, bad starts and (MBR) slot and order rules. */
+function checkLayoutFits(parts: BoardPartition[], table: TableFields, f: Findings): void {
   try {
-    const min = minimumDeviceSize(req, 512);
-    layoutPartitions(req, { sectorSize: 512, deviceSize: min });
+    const deviceSize = layoutMinimumSize({ table: table.kind, alignment: table.alignment, partitions: parts }, 512);
+    if (table.kind === 'mbr') layoutMbrPartitions(mbrPartitionRequests(parts), { sectorSize: 512, deviceSize, alignment: table.alignment });
+    else layoutPartitions(partitionRequests(parts), { sectorSize: 512, deviceSize, alignment: table.alignment });
   } catch (e) {
     if (!(e instanceof CrashcartError)) throw e;
     f.err('partitions', e.message);
@@ -492,13 +574,14 @@ interface CheckedFields {
   pstore?: BoardPstore;
   partitions?: BoardPartition[];
   cmdParams: PstoreParams;
+  table: TableFields;
 }
 
-function checkCrossFields({ pstore, partitions, cmdParams }: CheckedFields, f: Findings): void {
+function checkCrossFields({ pstore, partitions, cmdParams, table }: CheckedFields, f: Findings): void {
   if (pstore) checkCmdlineAgrees(pstore, cmdParams, f);
-  const pstorePart = pstore?.partition !== undefined && partitions ? findPstorePartition(pstore.partition, partitions, f) : undefined;
+  const pstorePart = pstore?.partition !== undefined && partitions ? findPstorePartition(pstore.partition, partitions, table.kind, f) : undefined;
   if (pstore && pstorePart && typeof pstorePart.part.size === 'number') checkPstoreGeometry(pstore, pstorePart, cmdParams, f);
-  if (cmdParams.blkdev && partitions) checkBlkdev(cmdParams.blkdev.value, pstorePart, f);
+  if (cmdParams.blkdev && partitions) checkBlkdev(cmdParams.blkdev.value, pstorePart, table, f);
   if (pstore && partitions && pstore.partition === undefined) f.err('pstore.partition', 'must name the pstore partition when the profile has a partition layout');
 }
 
@@ -512,10 +595,11 @@ function checkCmdlineAgrees(pstore: BoardPstore, cmdParams: PstoreParams, f: Fin
     f.err('pstore.compress', `is "${pstore.compress}" but cmdline says "${cmdParams.compress.value}"`);
 }
 
-function findPstorePartition(sel: string | number, partitions: BoardPartition[], f: Findings): PstorePartition | undefined {
-  const idx = typeof sel === 'number' ? sel - 1 : partitions.findIndex((q) => q.name === sel);
-  if (idx >= 0 && idx < partitions.length) return { number: idx + 1, part: partitions[idx] };
-  const list = partitions.map((q, i) => `${i + 1} "${q.name}"`).join(', ');
+function findPstorePartition(sel: string | number, partitions: BoardPartition[], table: TableKind, f: Findings): PstorePartition | undefined {
+  const numbers = partitionNumbers({ table, partitions });
+  const idx = typeof sel === 'number' ? numbers.indexOf(sel) : partitions.findIndex((q) => q.name === sel);
+  if (idx >= 0) return { number: numbers[idx], part: partitions[idx] };
+  const list = partitions.map((q, i) => `${numbers[i]} "${q.name}"`).join(', ');
   f.err('pstore.partition', `${typeof sel === 'number' ? sel : `"${sel}"`} is not one of the profile's partitions (${list})`);
   return undefined;
 }
@@ -531,7 +615,7 @@ function checkPstoreGeometry(pstore: BoardPstore, pstorePart: PstorePartition, c
 }
 
 /** `pstore_blk.blkdev=` of the command line parses and names the pstore partition. */
-function checkBlkdev(text: string, pstorePart: PstorePartition | undefined, f: Findings): void {
+function checkBlkdev(text: string, pstorePart: PstorePartition | undefined, table: TableFields, f: Findings): void {
   let spec: BlkdevSpec;
   try {
     spec = parseBlkdevSpec(text);
@@ -544,10 +628,47 @@ function checkBlkdev(text: string, pstorePart: PstorePartition | undefined, f: F
   const { number, part } = pstorePart;
   const blkdev = `pstore_blk.blkdev=${text}`;
   if (spec.kind === 'partition' && spec.number !== number) f.err('cmdline', `${blkdev} names partition ${spec.number}, but pstore.partition is partition ${number} "${part.name}"`);
-  if (spec.kind === 'partlabel' && spec.label !== part.name) f.err('cmdline', `${blkdev} names "${spec.label}", but pstore.partition is "${part.name}"`);
   if (spec.kind === 'disk') f.err('cmdline', `${blkdev} is a whole disk, but pstore.partition is partition ${number}`);
+  if (table.kind === 'mbr') {
+    if (spec.kind === 'partlabel') f.err('cmdline', `${blkdev}: MBR partitions have no labels; name the partition by number or PARTUUID=<disk_signature>-NN`);
+    if (spec.kind !== 'partuuid') return;
+    const want = table.diskSignature ? mbrPartuuid(table.diskSignature, number) : undefined;
+    if (!want) f.err('cmdline', `${blkdev} needs disk_signature so that provisioning writes that PARTUUID`);
+    else if (spec.uuid.toLowerCase() !== want || spec.partnroff !== 0) f.err('cmdline', `${blkdev} is not partition ${number} "${part.name}", whose PARTUUID is ${want}`);
+    return;
+  }
+  if (spec.kind === 'partlabel' && spec.label !== part.name) f.err('cmdline', `${blkdev} names "${spec.label}", but pstore.partition is "${part.name}"`);
   if (spec.kind === 'partuuid' && part.uuid && spec.uuid.toUpperCase() !== part.uuid) f.err('cmdline', `${blkdev} is not the uuid of partition "${part.name}"`);
   if (spec.kind === 'partuuid' && !part.uuid) f.err('cmdline', `${blkdev} needs partitions[${number - 1}].uuid so that provisioning writes that PARTUUID`);
+}
+
+/** The PARTUUID Linux gives MBR partition `number` of a disk with this signature (`5452574f-05`). */
+export function mbrPartuuid(signature: string, number: number): string {
+  return `${signature}-${number.toString(16).padStart(2, '0')}`;
+}
+
+/** Linux partition numbers of the profile's partitions, in profile order (MBR: primary 1–4, logical from 5). */
+export function partitionNumbers(p: { table?: TableKind; partitions: BoardPartition[] }): number[] {
+  let logical = 5;
+  return p.partitions.map((q, i) => (p.table === 'mbr' && q.logical ? logical++ : i + 1));
+}
+
+/** Bytes the profile's layout needs on a card with `sectorSize`-byte sectors (not counting card.min_size). */
+export function layoutMinimumSize(p: { table?: TableKind; alignment?: number; partitions: BoardPartition[] }, sectorSize: number): number {
+  const align = p.alignment ?? DEFAULT_ALIGNMENT;
+  return p.table === 'mbr' ? minimumMbrDeviceSize(mbrPartitionRequests(p.partitions), sectorSize, align) : minimumDeviceSize(partitionRequests(p.partitions), sectorSize, align);
+}
+
+/** The profile's partitions as layout requests for `layoutMbrPartitions`. */
+export function mbrPartitionRequests(parts: BoardPartition[]): MbrPartitionRequest[] {
+  return parts.map((p) => ({
+    name: p.name,
+    type: parseInt(p.type, 16),
+    size: p.size,
+    ...(p.start !== undefined ? { start: p.start } : {}),
+    ...(p.bootable ? { bootable: true } : {}),
+    ...(p.logical ? { logical: true } : {}),
+  }));
 }
 
 /** The profile's partitions as layout requests for `layoutPartitions`. */

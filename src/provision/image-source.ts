@@ -14,11 +14,11 @@ import { formatBytes } from '../util/format-bytes.js';
 import { RegionDevice } from '../blockdev/region-device.js';
 import { BadInputError, CrashcartError, ExitCode, WriteProtectedError } from '../errors.js';
 import { rangeBytes, type Bmap } from '../flash/bmap.js';
-import type { ImageFormat } from '../flash/detect.js';
+import type { SourceFormat } from '../flash/detect.js';
 import { flashImage } from '../flash/flash.js';
 import { openImageSource, type ImageSource } from '../flash/source.js';
 
-export type { Bmap, ImageFormat };
+export type { Bmap, SourceFormat };
 
 export interface ImageSpec {
   path: string;
@@ -27,7 +27,7 @@ export interface ImageSpec {
 
 export interface ImageInfo {
   path: string;
-  format: ImageFormat;
+  format: SourceFormat;
   /** Uncompressed size in bytes. */
   size: number;
   /** Bytes that will be written (the mapped bytes with a bmap, else the size). */

@@ -14,4 +14,4 @@ export {
   type PlannedPstore,
   type RecordsAtRisk,
 } from './provision.js';
-export { inspectImage, writeImage, type Bmap, type ImageInfo, type ImageSpec, type ImageFormat } from './image-source.js';
+export { inspectImage, writeImage, type Bmap, type ImageInfo, type ImageSpec, type SourceFormat } from './image-source.js';

@@ -1,6 +1,6 @@
 /**
- * Provisioning a card from a board profile: GPT, partition images, a formatted pstore
- * partition and the kernel command line the board must boot with.
+ * Provisioning a card from a board profile: partition table (GPT or MBR), partition images, a
+ * formatted pstore partition and the kernel command line the board must boot with.
  *
  * `planProvision` only reads: it compares the card with the profile and decides, step by step,
  * what has to be written (nothing, when the card already matches). `applyProvision` carries a
@@ -11,21 +11,22 @@ import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
 import { formatBytes } from '../util/format-bytes.js';
 import { BadInputError, CrashcartError, NoPstoreError, UsageError, WriteProtectedError } from '../errors.js';
+import { compareGpt, encodeGpt, layoutPartitions, resolveGpt, writeGpt, type GptLayout, type ResolvedGpt } from '../partition/gpt-write.js';
 import {
-  compareGpt,
-  encodeGpt,
-  layoutPartitions,
-  minimumDeviceSize,
-  resolveGpt,
-  writeGpt,
-  type GptLayout,
-  type GptMatch,
-  type PartitionRequest,
-  type ResolvedGpt,
-} from '../partition/gpt-write.js';
+  compareMbr,
+  encodeMbr,
+  layoutMbrPartitions,
+  mbrTypeHex,
+  resolveMbr,
+  signatureHex,
+  writeMbr,
+  type MbrLayout,
+  type MbrWrite,
+  type ResolvedMbr,
+} from '../partition/mbr-write.js';
 import { readPartitionTable } from '../partition/partition-table.js';
 import type { PartitionTable } from '../partition/types.js';
-import { allProfileParams, partitionRequests, type BoardProfile } from '../profile/board-profile.js';
+import { allProfileParams, layoutMinimumSize, mbrPartitionRequests, partitionNumbers, partitionRequests, type BoardProfile } from '../profile/board-profile.js';
 import type { Abi, AbiHint } from '../pstore/abi.js';
 import { blkdevFor, boardCmdline } from '../pstore/board-cmdline.js';
 import { splitCmdline } from '../pstore/cmdline.js';
@@ -63,16 +64,22 @@ export type TableAction =
   | 'replace';
 
 export interface PlannedPartition {
+  /** Linux partition number (MBR: logical partitions from 5). */
   number: number;
   name: string;
+  /** GPT type GUID, or the MBR type as `0x83`. */
   type: string;
   typeAlias?: string;
+  /** MBR: boot flag set. */
+  bootable?: boolean;
+  /** MBR: a logical partition. */
+  logical?: boolean;
   /** Byte offset and size. */
   start: number;
   size: number;
   firstLba: number;
   lastLba: number;
-  /** Unique partition GUID (PARTUUID) the card has or will have. */
+  /** PARTUUID the card has or will have: the GPT partition GUID, or MBR `SSSSSSSS-NN`. */
   uuid: string;
 }
 
@@ -121,10 +128,16 @@ export interface ProvisionPlan {
   /** Smallest card the profile fits on. */
   minimumSize: number;
   table: {
+    kind: 'gpt' | 'mbr';
     action: TableAction;
     /** Why the table is (re)written, or what differs. */
     reasons: string[];
-    diskGuid: string;
+    /** GPT: the disk GUID. */
+    diskGuid?: string;
+    /** MBR: the disk signature, 8 hex digits. */
+    diskSignature?: string;
+    /** MBR: the extended partition holding the logical ones. */
+    extended?: { number: number; start: number; size: number };
     partitions: PlannedPartition[];
     existing: { kind: 'gpt' | 'mbr'; partitions: number } | null;
   };
@@ -141,8 +154,11 @@ export interface ProvisionPlan {
   bytesToWrite: number;
 }
 
+/** The table as it will be written, and what else the write clears (an old GPT's headers behind a new MBR). */
+type TableWrite = { kind: 'gpt'; gpt: ResolvedGpt } | { kind: 'mbr'; mbr: ResolvedMbr; wipe: MbrWrite[] };
+
 interface PlanInternals {
-  gpt?: ResolvedGpt;
+  table: TableWrite;
   format?: FormatPlan;
   imageInfos: Map<number, ImageInfo>;
   extractions: { risk: RecordsAtRisk; x: Extraction }[];
@@ -203,9 +219,10 @@ export function buildCmdline(profile: BoardProfile, layout: Layout, blkdev: stri
 /** The table step's outcome: what happens to the partition table and the partitions it will hold. */
 interface TablePlan {
   action: TableAction;
-  match: GptMatch;
+  differences: string[];
   existing: PartitionTable | null;
-  gpt: ResolvedGpt;
+  write: TableWrite;
+  /** In profile order. */
   partitions: PlannedPartition[];
   /** The card keeps its partitions (keep or repair): their contents are still there. */
   kept: boolean;
@@ -227,9 +244,9 @@ function gptSectorSize(dev: BlockDevice): number {
  * Checks that the profile can be provisioned on `dev` at all, and returns the smallest card it fits on.
  * @throws BadInputError when the card is too small; UsageError when an --image names no partition of the profile
  */
-function checkProfileFits(dev: BlockDevice, profile: BoardProfile, requests: PartitionRequest[], opts: ProvisionOptions, ss: number): number {
+function checkProfileFits(dev: BlockDevice, profile: BoardProfile, opts: ProvisionOptions, ss: number): number {
   const partitions = profile.partitions!;
-  const minimumSize = Math.max(minimumDeviceSize(requests, ss), profile.card?.min_size ?? 0);
+  const minimumSize = Math.max(layoutMinimumSize({ ...profile, partitions }, ss), profile.card?.min_size ?? 0);
   if (dev.size < minimumSize) {
     throw new BadInputError(
       `${dev.info.name} is too small for profile ${profile.name}: ${dev.size} bytes (${formatBytes(dev.size)}), it needs at least ${minimumSize} bytes (${formatBytes(minimumSize)})`,
@@ -243,39 +260,48 @@ function checkProfileFits(dev: BlockDevice, profile: BoardProfile, requests: Par
   return minimumSize;
 }
 
-/** Step 1, the table: compares the card's table with the profile's layout and decides keep / repair / write / replace. */
-async function planTable(dev: BlockDevice, profile: BoardProfile, layout: GptLayout, opts: ProvisionOptions): Promise<TablePlan> {
-  const ss = layout.sectorSize;
-  let existing: PartitionTable | null = null;
-  let match: GptMatch;
+/** Reads the card's table; a damaged one counts as a different table. */
+async function readExisting(dev: BlockDevice, opts: IoOptions): Promise<{ existing: PartitionTable | null; damage?: string }> {
   try {
-    existing = await readPartitionTable(dev, opts);
-    match = compareGpt(existing, layout, dev.size);
+    return { existing: await readPartitionTable(dev, opts) };
   } catch (e) {
     if (!(e instanceof BadInputError)) throw e;
-    match = { status: 'differs', differences: [`the partition table is damaged: ${e.message}`], notes: [] };
+    return { existing: null, damage: `the partition table is damaged: ${e.message}` };
   }
-  let action: TableAction;
-  let gpt: ResolvedGpt;
-  if (match.status === 'match' || match.status === 'repair') {
-    action = match.status === 'match' ? 'keep' : 'repair';
-    // keep the card's GUIDs
-    const withUuids: GptLayout = {
-      sectorSize: ss,
-      diskGuid: existing!.diskGuid,
-      partitions: layout.partitions.map((s) => ({ ...s, uuid: existing!.partitions.find((p) => p.number === s.number)!.uuid })),
-    };
-    gpt = resolveGpt(withUuids, dev.size, opts);
-  } else {
-    if (match.status === 'differs' && !opts.replaceTable) {
-      throw new UsageError(
-        `${dev.info.name} holds a partition table that differs from profile ${profile.name}:\n  ${match.differences.join('\n  ')}\n` +
-          'refusing to replace it; pass --replace-table to overwrite it (pstore records on the card are backed up first)',
-      );
-    }
-    action = match.status === 'none' ? 'write' : 'replace';
-    gpt = resolveGpt(layout, dev.size, opts);
+}
+
+/** keep / repair / write / replace from a comparison; refuses a different table unless replaceTable. */
+function decideAction(dev: BlockDevice, profile: BoardProfile, status: 'match' | 'repair' | 'none' | 'differs', differences: string[], opts: ProvisionOptions): TableAction {
+  if (status === 'match') return 'keep';
+  if (status === 'repair') return 'repair';
+  if (status === 'differs' && !opts.replaceTable) {
+    throw new UsageError(
+      `${dev.info.name} holds a partition table that differs from profile ${profile.name}:\n  ${differences.join('\n  ')}\n` +
+        'refusing to replace it; pass --replace-table to overwrite it (pstore records on the card are backed up first)',
+    );
   }
+  return status === 'none' ? 'write' : 'replace';
+}
+
+/** Step 1, the table (GPT): compares the card's table with the profile's layout and decides keep / repair / write / replace. */
+async function planGptTable(dev: BlockDevice, profile: BoardProfile, layout: GptLayout, opts: ProvisionOptions): Promise<TablePlan> {
+  const ss = layout.sectorSize;
+  const { existing, damage } = await readExisting(dev, opts);
+  const match = damage ? { status: 'differs' as const, differences: [damage] } : compareGpt(existing, layout, dev.size);
+  const action = decideAction(dev, profile, match.status, match.differences, opts);
+  const kept = action === 'keep' || action === 'repair';
+  // keep the card's GUIDs
+  const gpt = kept
+    ? resolveGpt(
+        {
+          sectorSize: ss,
+          diskGuid: existing!.diskGuid,
+          partitions: layout.partitions.map((s) => ({ ...s, uuid: existing!.partitions.find((p) => p.number === s.number)!.uuid })),
+        },
+        dev.size,
+        opts,
+      )
+    : resolveGpt(layout, dev.size, opts);
   const partitions: PlannedPartition[] = gpt.partitions.map((p, i) => ({
     number: p.number,
     name: p.name,
@@ -287,7 +313,58 @@ async function planTable(dev: BlockDevice, profile: BoardProfile, layout: GptLay
     lastLba: p.lastLba,
     uuid: p.uuid,
   }));
-  return { action, match, existing, gpt, partitions, kept: action === 'keep' || action === 'repair' };
+  return { action, differences: match.differences, existing, write: { kind: 'gpt', gpt }, partitions, kept };
+}
+
+/**
+ * The sectors that still say "GPT" on a card that gets an MBR: the primary and backup GPT headers
+ * (sfdisk and blkid would otherwise report the stale GPT, and tools that prefer GPT would use it).
+ * A new table wipes both (the backup header usually lies in the last partition, which is new);
+ * a repaired one keeps the partitions' data and wipes only headers outside them.
+ */
+async function staleGptHeaders(dev: BlockDevice, mbr: ResolvedMbr, kept: boolean, opts: IoOptions): Promise<MbrWrite[]> {
+  const out: MbrWrite[] = [];
+  const inPartition = (byte: number) => kept && mbr.partitions.some((p) => byte >= p.firstLba * mbr.sectorSize && byte <= p.lastLba * mbr.sectorSize);
+  for (const ss of new Set([512, gptSectorSize(dev)])) {
+    for (const lba of [1, Math.floor(dev.size / ss) - 1]) {
+      if (lba < 1 || inPartition(lba * ss)) continue;
+      const head = await readRange(dev, lba * ss, 8, opts);
+      if (new TextDecoder('latin1').decode(head) === 'EFI PART') out.push({ offset: lba * ss, bytes: new Uint8Array(ss), what: `stale GPT header in LBA ${lba}` });
+    }
+  }
+  return out;
+}
+
+/** Step 1, the table (MBR): as for GPT; the card's disk signature is kept when the layout matches and the profile fixes none. */
+async function planMbrTable(dev: BlockDevice, profile: BoardProfile, layout: MbrLayout, opts: ProvisionOptions): Promise<TablePlan> {
+  const ss = layout.sectorSize;
+  const { existing, damage } = await readExisting(dev, opts);
+  const match = damage ? { status: 'differs' as const, differences: [damage] } : compareMbr(existing, layout);
+  const action = decideAction(dev, profile, match.status, match.differences, opts);
+  const kept = action === 'keep' || action === 'repair';
+  const keepSig = kept && layout.diskSignature === undefined ? parseInt(existing!.diskSignature!, 16) : layout.diskSignature;
+  const mbr = resolveMbr({ ...layout, diskSignature: keepSig }, dev.size, { seed: opts.guidSeed });
+  const sig = signatureHex(mbr.diskSignature);
+  const byNumber = new Map(mbr.partitions.map((p) => [p.number, p]));
+  const partitions: PlannedPartition[] = partitionNumbers(profile as { partitions: NonNullable<BoardProfile['partitions']> }).map((n, i) => {
+    const p = byNumber.get(n)!;
+    const bp = profile.partitions![i];
+    return {
+      number: n,
+      name: p.name,
+      type: mbrTypeHex(p.type),
+      ...(bp.typeAlias ? { typeAlias: bp.typeAlias } : {}),
+      ...(p.bootable ? { bootable: true } : {}),
+      ...(p.ebrLba !== undefined ? { logical: true } : {}),
+      start: p.firstLba * ss,
+      size: (p.lastLba - p.firstLba + 1) * ss,
+      firstLba: p.firstLba,
+      lastLba: p.lastLba,
+      uuid: `${sig}-${n.toString(16).padStart(2, '0')}`,
+    };
+  });
+  const wipe = action === 'keep' ? [] : await staleGptHeaders(dev, mbr, kept, opts);
+  return { action, differences: match.differences, existing, write: { kind: 'mbr', mbr, wipe }, partitions, kept };
 }
 
 /** Step 2, the images: which partition images are written, and which the card already holds. */
@@ -338,7 +415,7 @@ async function planPstore(
 ): Promise<PstorePlan> {
   if (!profile.pstore) return profile.cmdline ? { cmdline: profile.cmdline.trim() } : {};
   const sel = profile.pstore.partition!;
-  const part = typeof sel === 'number' ? table.partitions[sel - 1] : table.partitions.find((p) => p.name === sel)!;
+  const part = table.partitions.find((p) => (typeof sel === 'number' ? p.number === sel : p.name === sel))!;
   const g = planGeometry(part.size, params);
   if (g.layout.errors.length) throw new BadInputError(`profile ${profile.name}: the kernel would refuse the pstore partition: ${g.layout.errors.join('; ')}`);
   notes.push(...g.assumptions);
@@ -408,8 +485,9 @@ async function planOldTableRecords(dev: BlockDevice, abi: AbiHint, pstore: Plann
   }
 }
 
-function gptBytes(gpt: ResolvedGpt): number {
-  return encodeGpt(gpt).reduce((a, w) => a + w.bytes.length, 0);
+function tableBytes(t: TableWrite): number {
+  const writes = t.kind === 'gpt' ? encodeGpt(t.gpt) : [...encodeMbr(t.mbr), ...t.wipe];
+  return writes.reduce((a, w) => a + w.bytes.length, 0);
 }
 
 function formatBytesWritten(format: FormatPlan): number {
@@ -426,12 +504,21 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
   if (!profile.partitions?.length) throw new UsageError(`profile ${profile.name} has no partition layout ("partitions"); provisioning needs one`);
   const notes: string[] = [];
   const ss = gptSectorSize(dev);
-  const requests = partitionRequests(profile.partitions);
-  const minimumSize = checkProfileFits(dev, profile, requests, opts, ss);
-  const layout: GptLayout = { sectorSize: ss, partitions: layoutPartitions(requests, { sectorSize: ss, deviceSize: dev.size }) };
-
-  const table = await planTable(dev, profile, layout, opts);
-  const { action, existing, gpt } = table;
+  const minimumSize = checkProfileFits(dev, profile, opts, ss);
+  const geometry = { sectorSize: ss, deviceSize: dev.size, alignment: profile.alignment };
+  const table =
+    profile.table === 'mbr'
+      ? await planMbrTable(
+          dev,
+          profile,
+          {
+            ...layoutMbrPartitions(mbrPartitionRequests(profile.partitions), geometry),
+            ...(profile.diskSignature ? { diskSignature: parseInt(profile.diskSignature, 16) } : {}),
+          },
+          opts,
+        )
+      : await planGptTable(dev, profile, { sectorSize: ss, partitions: layoutPartitions(partitionRequests(profile.partitions), geometry) }, opts);
+  const { action, existing, write } = table;
   const { images, imageInfos } = await planImages(dev, profile, table, opts);
   const inputs = profilePstoreInputs(profile);
   const risks: PlanInternals['extractions'] = [];
@@ -439,7 +526,7 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
   if (!table.kept) await planOldTableRecords(dev, inputs.abi, pstore, notes, risks);
 
   const bytesToWrite =
-    (action === 'keep' ? 0 : gptBytes(gpt)) +
+    (action === 'keep' ? 0 : tableBytes(write)) +
     images.filter((i) => i.action === 'write').reduce((a, i) => a + i.dataBytes, 0) +
     (pstore?.action === 'format' ? formatBytesWritten(format!) : 0);
   const plan: ProvisionPlan = {
@@ -448,9 +535,19 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
     sectorSize: ss,
     minimumSize,
     table: {
+      kind: write.kind,
       action,
-      reasons: action === 'keep' ? [] : table.match.differences,
-      diskGuid: gpt.diskGuid,
+      reasons: action === 'keep' ? [] : table.differences,
+      ...(write.kind === 'gpt' ? { diskGuid: write.gpt.diskGuid } : { diskSignature: signatureHex(write.mbr.diskSignature) }),
+      ...(write.kind === 'mbr' && write.mbr.extended
+        ? {
+            extended: {
+              number: write.mbr.extended.number,
+              start: write.mbr.extended.firstLba * ss,
+              size: (write.mbr.extended.lastLba - write.mbr.extended.firstLba + 1) * ss,
+            },
+          }
+        : {}),
       partitions: table.partitions,
       existing: existing ? { kind: existing.kind, partitions: existing.partitions.length } : null,
     },
@@ -462,7 +559,7 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
     changes: bytesToWrite > 0,
     bytesToWrite,
   };
-  internals.set(plan, { gpt, format, imageInfos, extractions: risks });
+  internals.set(plan, { table: write, format, imageInfos, extractions: risks });
   return plan;
 }
 
@@ -517,10 +614,12 @@ export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts
 
   // 2. partition table
   if (plan.table.action !== 'keep') {
-    await writeGpt(dev, inner.gpt!, opts);
+    const t = inner.table;
+    if (t.kind === 'gpt') await writeGpt(dev, t.gpt, opts);
+    else await writeMbr(dev, t.mbr, { ...opts, extra: t.wipe });
     result.tableWritten = true;
-    result.bytesWritten += gptBytes(inner.gpt!);
-    step(`wrote the GPT (${plan.table.partitions.length} partitions)`);
+    result.bytesWritten += tableBytes(t);
+    step(`wrote the ${t.kind === 'gpt' ? 'GPT' : 'MBR'} (${plan.table.partitions.length} partitions)`);
   }
 
   // 3. images

@@ -19,7 +19,7 @@ export interface ProvisionArgs {
 
 export const provisionCommand: CommandModule<object, ProvisionArgs> = {
   command: 'provision <device>',
-  describe: 'make a card board-ready from a profile: GPT, partition images, formatted pstore partition, kernel command line (idempotent)',
+  describe: 'make a card board-ready from a profile: GPT or MBR table, partition images, formatted pstore partition, kernel command line (idempotent)',
   builder: (c: Argv) =>
     c
       .positional('device', { type: 'string', demandOption: true, describe: 'image, /dev/sdX or usb:…' })

@@ -9,13 +9,12 @@ import type { BlockDevice } from '../../blockdev/block-device.js';
 import { formatBytes } from '../../util/format-bytes.js';
 import { CrashcartError, ExitCode, RefusedError, UsageError, type ExitCodeValue } from '../../errors.js';
 import { flashImage, type FlashEvent, type FlashResult, type FlashTarget, type FlashTargetResult } from '../../flash/flash.js';
-import { openImageSource, type ImageSource } from '../../flash/source.js';
+import { openImageSource, sourceDecoder, type ImageSource } from '../../flash/source.js';
 import { WriteGate } from '../../gate/write-gate.js';
 import { confirm, describeDestination } from '../confirm.js';
 import { parseMaxTransfer } from '../byte-count.js';
 import { ResumeJournal, resumeKey } from '../../flash/resume.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
-import { decoderName } from '../../flash/decompress.js';
 import { beginOperation, describeStop, exitCodeFor, InterruptedError, type Operation, type StopReason } from '../cancellation.js';
 import { loadProgressBars, startSpinner, type ProgressBars, type Spinner } from '../progress.js';
 
@@ -216,7 +215,7 @@ function startLine(source: ImageSource, targets: FlashTarget[]): object {
     type: 'start',
     image: source.path,
     format: source.format,
-    decoder: source.sparseRead ? 'bmap ranges read directly' : decoderName(source.format),
+    decoder: sourceDecoder(source),
     bmap: source.bmap?.path ?? null,
     devices: targets.map((t) => ({
       name: t.device.info.name,

@@ -1,9 +1,18 @@
 import type { ProfileArgs } from '../args/profile.js';
 import { formatBytes } from '../../util/format-bytes.js';
 import { BadInputError, CrashcartError } from '../../errors.js';
-import { minimumDeviceSize } from '../../partition/gpt-write.js';
 import type { BoardProfile } from '../../profile/board-profile.js';
-import { allProfileParams, checkProfile, listProfiles, loadProfile, partitionRequests, readProfileJson, resolveProfilePath } from '../../profile/board-profile.js';
+import {
+  allProfileParams,
+  checkProfile,
+  layoutMinimumSize,
+  listProfiles,
+  loadProfile,
+  mbrPartuuid,
+  partitionNumbers,
+  readProfileJson,
+  resolveProfilePath,
+} from '../../profile/board-profile.js';
 import { buildCmdline } from '../../provision/provision.js';
 import { planGeometry } from '../../pstore/plan-geometry.js';
 import { zoneTable } from './pstore-layout.js';
@@ -43,10 +52,13 @@ export function describeProfile(p: BoardProfile): string[] {
   if (p.description) out.push(`           ${p.description}`);
   if (p.abi) out.push(`abi        ${p.abi.endian === 'be' ? 'big' : p.abi.endian === 'le' ? 'little' : 'unknown'}-endian, ${p.abi.layout ?? 'layout detected'}`);
   if (p.partitions) {
-    const need = minimumDeviceSize(partitionRequests(p.partitions), 512);
+    const need = layoutMinimumSize({ ...p, partitions: p.partitions }, 512);
     const min = Math.max(need, p.card?.min_size ?? 0);
     out.push(`card       at least ${formatBytes(min)} (${min} bytes${p.card?.min_size ? `; the layout alone needs ${formatBytes(need)}` : ''})`);
-    out.push('partitions');
+    out.push(
+      `partitions ${p.table === 'mbr' ? `MBR${p.diskSignature ? `, disk signature 0x${p.diskSignature}` : ''}` : 'GPT'}${p.alignment ? `, aligned to ${formatBytes(p.alignment)}` : ''}`,
+    );
+    const numbers = partitionNumbers({ ...p, partitions: p.partitions });
     const nameW = Math.max(4, ...p.partitions.map((q) => q.name.length));
     out.push(`  #  ${'name'.padEnd(nameW)}  ${'type'.padEnd(18)}  ${'size'.padStart(9)}  image`);
     p.partitions.forEach((q, i) => {
@@ -55,29 +67,35 @@ export function describeProfile(p: BoardProfile): string[] {
         q.start !== undefined ? `start ${formatBytes(q.start)}` : '',
         q.attributes?.length ? `attributes ${q.attributes.join(',')}` : '',
         q.uuid ? `uuid ${q.uuid}` : '',
+        q.bootable ? 'bootable' : '',
+        q.logical ? 'logical' : '',
       ]
         .filter(Boolean)
         .join(', ');
       out.push(
-        `  ${String(i + 1).padStart(1)}  ${q.name.padEnd(nameW)}  ${type.padEnd(18)}  ${sizeText(q.size).padStart(9)}  ${q.image ?? '-'}${q.bmap ? ` (bmap ${q.bmap})` : ''}${extra ? `  [${extra}]` : ''}`,
+        `  ${String(numbers[i]).padStart(1)}  ${q.name.padEnd(nameW)}  ${type.padEnd(18)}  ${sizeText(q.size).padStart(9)}  ${q.image ?? '-'}${q.bmap ? ` (bmap ${q.bmap})` : ''}${extra ? `  [${extra}]` : ''}`,
       );
     });
   }
   if (p.pstore) {
     const ps = p.pstore;
     const params = allProfileParams(p);
-    const idx = ps.partition === undefined || !p.partitions ? -1 : typeof ps.partition === 'number' ? ps.partition - 1 : p.partitions.findIndex((q) => q.name === ps.partition);
+    const numbers = p.partitions ? partitionNumbers({ ...p, partitions: p.partitions }) : [];
+    const idx =
+      ps.partition === undefined || !p.partitions ? -1 : typeof ps.partition === 'number' ? numbers.indexOf(ps.partition) : p.partitions.findIndex((q) => q.name === ps.partition);
     const part = idx >= 0 ? p.partitions![idx] : undefined;
     const kib = (k: 'kmsg_size' | 'pmsg_size' | 'console_size' | 'ftrace_size') => (params[k] ? `${params[k]!.value} KiB` : 'default');
     out.push(
-      `pstore     ${part ? `partition ${idx + 1} "${part.name}"` : ps.partition !== undefined ? `partition ${ps.partition}` : 'whole device'}, ${ps.backend ?? 'best_effort'}: ` +
+      `pstore     ${part ? `partition ${numbers[idx]} "${part.name}"` : ps.partition !== undefined ? `partition ${ps.partition}` : 'whole device'}, ${ps.backend ?? 'best_effort'}: ` +
         `kmsg ${kib('kmsg_size')}, pmsg ${kib('pmsg_size')}, console ${kib('console_size')}, ftrace ${kib('ftrace_size')}` +
         `${params.cpus ? `, cpus ${params.cpus.value}` : ''}, max_reason ${params.max_reason?.value ?? 2}${params.compress ? `, compress ${params.compress.value}` : ''}${ps.headers ? ', erased headers' : ''}`,
     );
     if (part && part.size !== 'rest') {
       const g = planGeometry(part.size, params);
       out.push(...zoneTable(g.layout));
-      const blkdev = params.blkdev?.value ?? 'PARTUUID=<partition GUID, printed by provision>';
+      const blkdev =
+        params.blkdev?.value ??
+        (p.table === 'mbr' && p.diskSignature ? `PARTUUID=${mbrPartuuid(p.diskSignature, numbers[idx])}` : 'PARTUUID=<partition GUID, printed by provision>');
       out.push(`cmdline    ${buildCmdline(p, g.layout, blkdev, params)}`);
     } else if (p.cmdline) out.push(`cmdline    ${p.cmdline}`);
   } else if (p.cmdline) out.push(`cmdline    ${p.cmdline}`);

@@ -28,17 +28,20 @@ export function describePlan(plan: ProvisionPlan): string[] {
   const what: Record<typeof t.action, string> = {
     keep: 'keep: the card already has this layout',
     repair: "repair: same partitions, the table is rewritten with the card's GUIDs",
-    write: 'write a new GPT',
-    replace: 'REPLACE the partition table',
+    write: `write a new ${t.kind === 'mbr' ? 'MBR' : 'GPT'}`,
+    replace: `REPLACE the partition table with ${t.kind === 'mbr' ? 'an MBR' : 'a GPT'}`,
   };
-  out.push(`table      ${what[t.action]} (${plan.sectorSize}-byte sectors, disk GUID ${t.diskGuid})`);
+  const id = t.kind === 'mbr' ? `disk signature 0x${t.diskSignature}` : `disk GUID ${t.diskGuid}`;
+  out.push(`table      ${what[t.action]} (${plan.sectorSize}-byte sectors, ${id})`);
   for (const r of t.reasons) out.push(`           - ${r}`);
-  const nameW = Math.max(4, ...t.partitions.map((p) => p.name.length));
+  const nameW = Math.max(t.extended ? 10 : 4, ...t.partitions.map((p) => p.name.length));
   out.push(`  #  ${'name'.padEnd(nameW)}  ${'type'.padEnd(18)}  ${'start'.padStart(10)}  ${'size'.padStart(10)}  PARTUUID`);
+  const row = (n: number, name: string, type: string, start: number, size: number, uuid: string) =>
+    `  ${String(n).padStart(1)}  ${name.padEnd(nameW)}  ${type.padEnd(18)}  ${formatBytes(start).padStart(10)}  ${formatBytes(size).padStart(10)}  ${uuid}`;
   for (const p of t.partitions) {
-    out.push(
-      `  ${String(p.number).padStart(1)}  ${p.name.padEnd(nameW)}  ${(p.typeAlias ?? p.type).padEnd(18)}  ${formatBytes(p.start).padStart(10)}  ${formatBytes(p.size).padStart(10)}  ${p.uuid.toLowerCase()}`,
-    );
+    if (t.extended && p.number === 5) out.push(row(t.extended.number, '(extended)', '0x05', t.extended.start, t.extended.size, '-'));
+    const type = `${p.typeAlias ?? p.type}${p.bootable ? ', boot' : ''}`;
+    out.push(row(p.number, p.name, type, p.start, p.size, p.uuid.toLowerCase()));
   }
   for (const i of plan.images) {
     out.push(

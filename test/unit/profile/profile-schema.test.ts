@@ -33,6 +33,9 @@ const BEYOND_SCHEMA: [rule: string, error: RegExp][] = [
   ['the kernel accepts the geometry', /^partitions\[\d+\]\.size: the kernel would refuse this pstore region: /],
   ['cmdline agrees with pstore', /^pstore\.\w+: is .* but cmdline says /],
   ['cmdline parses and names the pstore partition', /^cmdline: (?!must be a string$)/],
+  ['the partition type suits the table', /^partitions\[\d+\]\.type: .* is an? (MBR|GPT) type, but the table is "(gpt|mbr)"/],
+  ['GPT-only and MBR-only fields match the table', /^(partitions\[\d+\]\.\w+|disk_signature): is only for /],
+  ['alignment is a multiple of 4096', /^alignment: \d+ bytes is not a positive multiple of 4096$/],
 ];
 
 const beyondSchema = (error: string) => BEYOND_SCHEMA.some(([, re]) => re.test(error));

@@ -15,7 +15,7 @@ import {
   validateProfile,
 } from '../../../src/profile/board-profile.js';
 
-const BUNDLED = ['brcmstb-emmc', 'generic-armhf', 'qemu-x86_64', 'rpi-sd'];
+const BUNDLED = ['brcmstb-emmc', 'generic-armhf', 'qemu-x86_64', 'rpi-mbr', 'rpi-sd'];
 
 const base = () => ({
   name: 'test-board',
@@ -190,7 +190,7 @@ test('loadProfile: by name, by path, unknown names and broken JSON', () => {
     assert.equal(loadProfile(good).name, 'test-board');
     assert.throws(
       () => loadProfile('no-such-board'),
-      (e: unknown) => e instanceof UsageError && /no board profile "no-such-board" \(bundled: brcmstb-emmc, generic-armhf, qemu-x86_64, rpi-sd\)/.test(e.message),
+      (e: unknown) => e instanceof UsageError && /no board profile "no-such-board" \(bundled: brcmstb-emmc, generic-armhf, qemu-x86_64, rpi-mbr, rpi-sd\)/.test(e.message),
     );
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, '{ "name": ');
@@ -201,4 +201,92 @@ test('loadProfile: by name, by path, unknown names and broken JSON', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('MBR profiles: numbers from 5 for logical partitions, types by number or name, the fields of each table kind', () => {
+  const mbr = (change: (j: Record<string, any>) => void = () => undefined) => {
+    // eslint-disable-line @typescript-eslint/no-explicit-any
+    const j: Record<string, any> = {
+      // eslint-disable-line @typescript-eslint/no-explicit-any
+      name: 'test-board',
+      table: 'mbr',
+      disk_signature: '0xA1B2C3D4',
+      partitions: [
+        { name: 'boot', type: 'c', size: '8MiB', bootable: true },
+        { name: 'root', type: 131, size: '16MiB' },
+        { name: 'pstore', type: 'pstore', size: '1MiB', logical: true },
+        { name: 'data', type: '0x83', size: 'rest', logical: true },
+      ],
+      pstore: { partition: 'pstore', kmsg_size: 16, pmsg_size: 0, console_size: 0, ftrace_size: 0 },
+      cmdline: 'pstore_blk.blkdev=/dev/mmcblk0p5 pstore_blk.best_effort=y',
+    };
+    change(j);
+    return checkProfile(j, '/nowhere/test-board.json');
+  };
+  const ok = mbr();
+  assert.deepEqual(ok.errors, []);
+  assert.equal(ok.profile!.diskSignature, 'a1b2c3d4');
+  assert.deepEqual(
+    ok.profile!.partitions!.map((p) => [p.type, !!p.bootable, !!p.logical]),
+    [
+      ['0x0c', true, false],
+      ['0x83', false, false],
+      ['0xda', false, true],
+      ['0x83', false, true],
+    ],
+  );
+  assert.deepEqual(mbr((j) => (j.cmdline = 'pstore_blk.blkdev=PARTUUID=a1b2c3d4-05')).errors, []);
+  assert.deepEqual(mbr((j) => (j.pstore.partition = 5)).errors, []);
+  const errors = (change: (j: Record<string, any>) => void) => mbr(change).errors.join('\n'); // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.match(
+    errors((j) => (j.pstore.partition = 3)),
+    /pstore\.partition: 3 is not one of the profile's partitions \(1 "boot", 2 "root", 5 "pstore", 6 "data"\)/,
+  );
+  assert.match(
+    errors((j) => (j.cmdline = 'pstore_blk.blkdev=/dev/mmcblk0p3')),
+    /names partition 3, but pstore\.partition is partition 5 "pstore"/,
+  );
+  assert.match(
+    errors((j) => (j.cmdline = 'pstore_blk.blkdev=PARTUUID=a1b2c3d4-03')),
+    /is not partition 5 "pstore", whose PARTUUID is a1b2c3d4-05/,
+  );
+  assert.match(
+    errors((j) => {
+      delete j.disk_signature;
+      j.cmdline = 'pstore_blk.blkdev=PARTUUID=a1b2c3d4-05';
+    }),
+    /needs disk_signature/,
+  );
+  assert.match(
+    errors((j) => (j.partitions[0].uuid = '0FC63DAF-8483-4772-8E79-3D69D8477DE4')),
+    /partitions\[0\]\.uuid: is only for GPT tables/,
+  );
+  assert.match(
+    errors((j) => (j.partitions[1].type = 5)),
+    /partitions\[1\]\.type: 5 is not an MBR type/,
+  );
+  assert.match(
+    errors((j) => (j.partitions[1].type = 'esp-x')),
+    /partitions\[1\]\.type: "esp-x" is not an MBR type/,
+  );
+  assert.match(
+    errors((j) => (j.partitions[1].type = '0FC63DAF-8483-4772-8E79-3D69D8477DE4')),
+    /is a GPT type, but the table is "mbr"/,
+  );
+  assert.match(
+    errors((j) => (j.partitions[3].logical = false)),
+    /^partitions: partition 4 is primary but follows a logical one/m,
+  );
+  assert.match(
+    errors((j) => (j.disk_signature = 'xyz')),
+    /disk_signature: must be 8 hex digits/,
+  );
+  assert.match(
+    errors((j) => (j.table = 'msdos')),
+    /table: must be "gpt" or "mbr"/,
+  );
+  const gpt = checkProfile({ ...base(), disk_signature: '12345678', partitions: [{ name: 'a', type: 'c', size: '1MiB', bootable: true }] }, 'x.json').errors.join('\n');
+  assert.match(gpt, /disk_signature: is only for "table": "mbr"/);
+  assert.match(gpt, /partitions\[0\]\.type: "c" is an MBR type, but the table is "gpt"/);
+  assert.match(gpt, /partitions\[0\]\.bootable: is only for "table": "mbr"/);
 });
