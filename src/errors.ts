@@ -1,6 +1,8 @@
 /**
  * Typed errors shared by every layer. Each carries the process exit code the CLI maps it to,
- * so a script can tell "no pstore region" from "I/O error" from "bad arguments".
+ * so a script can tell "no pstore region" from "I/O error" from "bad arguments"; each code
+ * belongs to one class (EXIT_CLASS) so an orchestrator can tell a lab fault from a bad card
+ * from a bad image from a mistake in the command line.
  */
 export const ExitCode = {
   /** Done. */
@@ -9,7 +11,7 @@ export const ExitCode = {
   INTERNAL: 1,
   /** Bad command line or arguments that contradict each other (also: no confirmation given). */
   USAGE: 2,
-  /** Reading or writing the device failed (short read, EIO, device gone). */
+  /** Reaching the device failed: reader or card gone, USB or transport error, a transient fault that outlived its retries. */
   IO: 3,
   /** No pstore/blk region or no valid zone was found where we looked. */
   NO_PSTORE: 4,
@@ -19,6 +21,8 @@ export const ExitCode = {
   BAD_INPUT: 6,
   /** `crashcart wait` gave up: the awaited event did not happen within --timeout. */
   TIMEOUT: 7,
+  /** The card could not read or write a block (SCSI medium error, EIO, blocks left unreadable) or refused an address inside its stated size. */
+  MEDIUM: 8,
   /** flash: the image (or its bmap) is unreadable, corrupt or truncated, or fails a bmap checksum. */
   SOURCE: 10,
   /** flash: the read-back differs from the image. */
@@ -35,6 +39,41 @@ export const ExitCode = {
   TERMINATED: 143,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/**
+ * What kind of fault an exit code reports, for an orchestrator deciding whom to blame:
+ * `infrastructure` — the lab (reader gone, USB error, timeout: retry elsewhere or fix the bench);
+ * `media` — the card (write protect, medium errors, bad blocks, a read-back that differs);
+ * `image` — the input files (corrupt or truncated image, table or profile);
+ * `usage` — the command line (bad arguments, a write refused for safety, not confirmed);
+ * `result` — the command worked and the answer is "no" (no pstore region);
+ * `interrupted` — a signal or a closed output stopped it; `internal` — a bug; `ok`.
+ */
+export type ExitClass = 'ok' | 'internal' | 'usage' | 'infrastructure' | 'media' | 'image' | 'result' | 'interrupted';
+
+export const EXIT_CLASS: Readonly<Record<ExitCodeValue, ExitClass>> = {
+  [ExitCode.OK]: 'ok',
+  [ExitCode.INTERNAL]: 'internal',
+  [ExitCode.USAGE]: 'usage',
+  [ExitCode.IO]: 'infrastructure',
+  [ExitCode.NO_PSTORE]: 'result',
+  [ExitCode.WRITE_PROTECTED]: 'media',
+  [ExitCode.BAD_INPUT]: 'image',
+  [ExitCode.TIMEOUT]: 'infrastructure',
+  [ExitCode.MEDIUM]: 'media',
+  [ExitCode.SOURCE]: 'image',
+  [ExitCode.VERIFY]: 'media',
+  [ExitCode.REFUSED]: 'usage',
+  [ExitCode.HANGUP]: 'interrupted',
+  [ExitCode.CANCELLED]: 'interrupted',
+  [ExitCode.BROKEN_PIPE]: 'interrupted',
+  [ExitCode.TERMINATED]: 'interrupted',
+};
+
+/** The class of an exit code (`internal` for a code outside the table). */
+export function exitClassOf(code: number): ExitClass {
+  return (EXIT_CLASS as Record<number, ExitClass>)[code] ?? 'internal';
+}
 
 export class CrashcartError extends Error {
   readonly exitCode: ExitCodeValue;
@@ -62,9 +101,14 @@ export type DeviceFailure = 'gone' | 'transient' | 'medium' | 'out-of-range' | '
 export class IoError extends CrashcartError {
   readonly failure?: DeviceFailure;
   constructor(message: string, options?: { cause?: unknown; failure?: DeviceFailure }) {
-    super(message, ExitCode.IO, options);
+    super(message, ioExitCode(options?.failure ?? deviceFailureOf(options?.cause)), options);
     if (options?.failure) this.failure = options.failure;
   }
+}
+
+/** The exit code of a device failure: the card's own fault (medium, out of range) or the way to it (everything else). */
+export function ioExitCode(failure: DeviceFailure | undefined): ExitCodeValue {
+  return failure === 'medium' || failure === 'out-of-range' ? ExitCode.MEDIUM : ExitCode.IO;
 }
 
 /** The failure kind of `e`, or of the first error in its cause chain that has one. */

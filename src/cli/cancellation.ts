@@ -24,6 +24,7 @@
  * process ends quietly with {@link ExitCode.BROKEN_PIPE}.
  */
 import { CancelledError, ExitCode, type ExitCodeValue } from '../errors.js';
+import { diag } from './diagnostics.js';
 
 export type StopReason = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'EPIPE';
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -94,12 +95,7 @@ const CLEANUP_LIMIT_MS = 25_000;
 const FORCE_CLEANUP_LIMIT_MS = 3_000;
 
 function log(line: string): void {
-  if (state.outputBroken) return;
-  try {
-    process.stderr.write(`crashcart: ${line}\n`);
-  } catch {
-    // stderr gone: nothing to say it on.
-  }
+  if (!state.outputBroken) diag('warning', line);
 }
 
 /** Runs before the process exits on a signal outside an operation, or on a forced quit. */
@@ -117,10 +113,20 @@ function exitNow(code: number): never {
   process.exit(code);
 }
 
+let quitReport: ((reason: StopReason) => void) | undefined;
+
+/** Called once when a signal ends the process here rather than through main's return (the --json error object). */
+export function onQuit(report: ((reason: StopReason) => void) | undefined): void {
+  quitReport = report;
+}
+
 function quit(reason: StopReason, limitMs: number): void {
   if (state.exiting) exitNow(exitCodeFor(reason));
   state.exiting = true;
-  void runCleanups(reason, limitMs).finally(() => exitNow(exitCodeFor(reason)));
+  void runCleanups(reason, limitMs).finally(() => {
+    quitReport?.(reason);
+    exitNow(exitCodeFor(reason));
+  });
 }
 
 class OperationImpl implements Operation {
@@ -187,7 +193,8 @@ export async function runStoppable<T>(work: (signal: AbortSignal) => Promise<T>,
     return await work(op.signal);
   } catch (e) {
     if (op.stoppedBy && (e instanceof CancelledError || (e as Error)?.name === 'AbortError')) {
-      if (o.json) process.stdout.write(JSON.stringify({ type: 'summary', status: 'interrupted', signal: op.stoppedBy, exitCode: exitCodeFor(op.stoppedBy) }) + '\n');
+      if (o.json)
+        process.stdout.write(JSON.stringify({ type: 'summary', status: 'interrupted', signal: op.stoppedBy, exitCode: exitCodeFor(op.stoppedBy), class: 'interrupted' }) + '\n');
       throw new InterruptedError(o.message(describeStop(op.stoppedBy)), op.stoppedBy);
     }
     throw e;

@@ -5,7 +5,8 @@
  * (./commands/) only when it runs.
  */
 import yargs from 'yargs';
-import { CrashcartError, ExitCode } from '../errors.js';
+import { CrashcartError, deviceFailureOf, exitClassOf, ExitCode, type ExitCodeValue } from '../errors.js';
+import { diag, logFormatFromArgv, setLogFormat } from './diagnostics.js';
 import { pstoreClearCommand } from './args/pstore-clear.js';
 import { pstoreExtractCommand } from './args/pstore-extract.js';
 import { pstoreFormatCommand } from './args/pstore-format.js';
@@ -18,11 +19,13 @@ import { provisionCommand } from './args/provision.js';
 import { profileCommand } from './args/profile.js';
 import { flashCommand } from './args/flash.js';
 import { readCommand } from './args/read.js';
-import { installCancellation, outputBroken } from './cancellation.js';
+import { describeStop, exitCodeFor, installCancellation, onQuit, outputBroken } from './cancellation.js';
 
 export async function main(argv: string[]): Promise<number> {
   // SIGINT/SIGTERM/SIGHUP and a closed stdout/stderr: one path for every command.
   const uninstall = installCancellation();
+  setLogFormat(logFormatFromArgv(argv));
+  onQuit((reason) => void fail(argv, 'InterruptedError', `${describeStop(reason)}: quit`, exitCodeFor(reason), `${describeStop(reason)}: quit`));
   try {
     const code = await run(argv);
     // The output went away (`| head -1`): a defined code, no stack trace, nothing more written.
@@ -31,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     return outputBroken() && !bySignal ? ExitCode.BROKEN_PIPE : code;
   } finally {
     uninstall();
+    onQuit(undefined);
   }
 }
 
@@ -48,6 +52,7 @@ async function run(argv: string[]): Promise<number> {
     .command(udevRuleCommand)
     .command(provisionCommand)
     .command(profileCommand)
+    .option('log-format', { choices: ['text', 'json'], default: 'text', global: true, describe: 'stderr diagnostics: text, or one JSON object per line' })
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()
@@ -66,22 +71,34 @@ async function run(argv: string[]): Promise<number> {
     failed = e;
   }
   if (failed === undefined) return ExitCode.OK;
-  if (failed instanceof UsageErrorLike) {
-    process.stderr.write(`crashcart: ${failed.message}\nRun "crashcart --help" for usage.\n`);
-    return ExitCode.USAGE;
-  }
-  if (failed instanceof CrashcartError) {
-    process.stderr.write(`crashcart: ${failed.message}\n`);
-    return failed.exitCode;
-  }
+  if (failed instanceof UsageErrorLike) return fail(argv, 'UsageError', failed.message, ExitCode.USAGE, `${failed.message}\nRun "crashcart --help" for usage.`);
+  if (failed instanceof CrashcartError) return fail(argv, failed.name, failed.message, failed.exitCode, failed.message, failed);
   // Ctrl-C at a prompt (readline rejects with "Aborted with Ctrl+C") or an abort that reached
   // here unwrapped: a cancellation, not an internal error.
   if ((failed as Error)?.name === 'AbortError') {
-    process.stderr.write(`crashcart: cancelled (${(failed as Error).message || 'aborted'})\n`);
-    return ExitCode.CANCELLED;
+    const message = `cancelled (${(failed as Error).message || 'aborted'})`;
+    return fail(argv, 'CancelledError', message, ExitCode.CANCELLED, message);
   }
-  process.stderr.write(`crashcart: internal error: ${(failed as Error)?.stack ?? String(failed)}\n`);
-  return ExitCode.INTERNAL;
+  const name = (failed as Error)?.name ?? 'Error';
+  return fail(argv, name, `internal error: ${(failed as Error)?.message ?? String(failed)}`, ExitCode.INTERNAL, `internal error: ${(failed as Error)?.stack ?? String(failed)}`);
+}
+
+/**
+ * Reports a failure: a diagnostic on stderr and, for a command run with --json, an error object
+ * as the last line of stdout (schemas/v1/error.schema.json) with the exit code and its class.
+ */
+function fail(argv: string[], name: string, message: string, code: ExitCodeValue, text: string, e?: unknown): number {
+  const failure = deviceFailureOf(e);
+  diag('error', text, { code, ...(failure ? { failure } : {}) });
+  if (argv.some((a) => a === '--json' || a === '--json=true') && !outputBroken()) {
+    const obj = { type: 'error', name, message, exitCode: code, class: exitClassOf(code), ...(failure ? { failure } : {}) };
+    try {
+      process.stdout.write(JSON.stringify(obj) + '\n');
+    } catch {
+      // stdout gone: the exit code says it all.
+    }
+  }
+  return code;
 }
 
 class UsageErrorLike extends Error {}

@@ -6,13 +6,14 @@
 // for scripts and CI, where every command runs without them.
 
 import type cliProgressLib from 'cli-progress';
+import { jsonLogs } from './diagnostics.js';
 
-const interactive = () => process.stderr.isTTY === true && !process.env.CI;
+const interactive = () => process.stderr.isTTY === true && !process.env.CI && !jsonLogs();
 
 /** The cli-progress module, loaded only when a terminal will show its bars; undefined otherwise. */
 export type ProgressBars = typeof cliProgressLib;
 export async function loadProgressBars(quiet: boolean): Promise<ProgressBars | undefined> {
-  if (quiet || process.stderr.isTTY !== true || process.env.TERM === 'dumb') return undefined;
+  if (quiet || jsonLogs() || process.stderr.isTTY !== true || process.env.TERM === 'dumb') return undefined;
   return (await import('cli-progress')).default;
 }
 
@@ -24,7 +25,7 @@ export interface Spinner {
 
 /** A started ora spinner on a terminal, undefined otherwise (for a phase of unknown length). */
 export async function startSpinner(text: string, quiet: boolean): Promise<Spinner | undefined> {
-  if (quiet || process.stderr.isTTY !== true) return undefined;
+  if (quiet || jsonLogs() || process.stderr.isTTY !== true) return undefined;
   const { default: ora } = await import('ora');
   return ora({ text, stream: process.stderr }).start();
 }

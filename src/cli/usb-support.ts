@@ -8,11 +8,12 @@
 import { registerUsbDeviceOpener } from '../reader/register.js';
 import { closeAllUsbTransports, openUsbTransportCount } from '../usb/node-usb-transport.js';
 import { registerExitCleanup, type StopReason } from './cancellation.js';
+import { diag } from './diagnostics.js';
 
 registerUsbDeviceOpener();
 registerExitCleanup(async (reason: StopReason) => {
   if (openUsbTransportCount() === 0) return;
   if (reason !== 'EPIPE')
-    process.stderr.write(`crashcart: ${reason === 'SIGINT' ? 'interrupted' : reason === 'SIGTERM' ? 'terminated' : 'hung up'}; handing the USB reader back to the kernel driver\n`);
+    diag('warning', `${reason === 'SIGINT' ? 'interrupted' : reason === 'SIGTERM' ? 'terminated' : 'hung up'}; handing the USB reader back to the kernel driver`);
   await closeAllUsbTransports();
 });

@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { readRange, writeRange } from '../blockdev/io.js';
 import { formatBytes } from '../util/format-bytes.js';
-import { CancelledError, CrashcartError, ExitCode, WriteProtectedError } from '../errors.js';
+import { CancelledError, CrashcartError, deviceFailureOf, ExitCode, exitClassOf, ioExitCode, WriteProtectedError } from '../errors.js';
 import { DeviceGoneDuringFlashError, RefusedError, VerificationError, type MismatchRange } from './errors.js';
 import { BoundedQueue } from './queue.js';
 import { RateMeter } from './progress.js';
@@ -61,10 +61,14 @@ export function describeRange(r: MismatchRange): string {
 
 /** What a failure looks like in a FlashTargetResult. */
 export function errInfo(e: unknown): FlashErrorInfo {
+  const exitCode = e instanceof CrashcartError ? e.exitCode : ExitCode.INTERNAL;
+  const failure = deviceFailureOf(e);
   const info: FlashErrorInfo = {
     name: (e as Error)?.name ?? 'Error',
     message: (e as Error)?.message ?? String(e),
-    exitCode: e instanceof CrashcartError ? e.exitCode : ExitCode.INTERNAL,
+    exitCode,
+    class: exitClassOf(exitCode),
+    ...(failure ? { failure } : {}),
   };
   if (e instanceof DeviceGoneDuringFlashError) info.resumeOffset = e.resumeOffset;
   if (e instanceof VerificationError) info.mismatches = e.ranges;
@@ -365,7 +369,9 @@ export class Destination {
     } catch (e) {
       const cls = classifyError(e);
       if (cls === 'abort') throw e;
-      throw new CrashcartError(`${this.name}: reading back for verification failed at offset ${start}: ${(e as Error)?.message ?? String(e)}`, ExitCode.IO, { cause: e });
+      throw new CrashcartError(`${this.name}: reading back for verification failed at offset ${start}: ${(e as Error)?.message ?? String(e)}`, ioExitCode(deviceFailureOf(e)), {
+        cause: e,
+      });
     }
   }
 

@@ -2,7 +2,7 @@
  * Errors of the flash and read pipelines. Their exit codes are in the one table in ../errors.ts
  * (SOURCE 10, VERIFY 11, REFUSED 12, IO 3 for a device gone mid-write).
  */
-import { CrashcartError, ExitCode } from '../errors.js';
+import { CrashcartError, deviceFailureOf, ExitCode, ioExitCode } from '../errors.js';
 
 /** The flash codes of the shared table, under their old names. */
 export const FlashExitCode = {
@@ -46,7 +46,8 @@ export { RefusedError } from '../errors.js';
 export class DeviceGoneDuringFlashError extends CrashcartError {
   readonly resumeOffset: number;
   constructor(message: string, resumeOffset: number, options?: { cause?: unknown }) {
-    super(message, ExitCode.IO, options);
+    // A bad block that outlived its retries is the card's fault, anything else the way to it.
+    super(message, ioExitCode(deviceFailureOf(options?.cause)), options);
     this.resumeOffset = resumeOffset;
   }
 }

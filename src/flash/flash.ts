@@ -16,7 +16,7 @@
  *   (before the held-back head is written).
  */
 import type { BlockDevice } from '../blockdev/block-device.js';
-import { CancelledError, CrashcartError, ExitCode, type ExitCodeValue } from '../errors.js';
+import { CancelledError, CrashcartError, ExitCode, type DeviceFailure, type ExitClass, type ExitCodeValue } from '../errors.js';
 import { Destination, type DigestEntry, type ResolvedFlashOptions } from './destination.js';
 import type { MismatchRange } from './errors.js';
 import { FanOut } from './fan-out.js';
@@ -83,6 +83,10 @@ export interface FlashErrorInfo {
   name: string;
   message: string;
   exitCode: ExitCodeValue;
+  /** What kind of fault `exitCode` reports (EXIT_CLASS in ../errors.ts). */
+  class: ExitClass;
+  /** The device failure kind, when the error carries one. */
+  failure?: DeviceFailure;
   /**
    * Where `resumeFrom` should continue: for a device gone mid-write or a cancelled flash, the
    * image offset up to which data is written and flushed; after a failed verification, the

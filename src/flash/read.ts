@@ -182,7 +182,7 @@ async function openOutputs(gate: WriteGate, output: string, mapPath: string, res
 
 /** Worth reading block by block: the chunk failed with a medium or transient error (not a fatal one). */
 function worthScraping(e: unknown): boolean {
-  return e instanceof RetriesExhaustedError || classifyError(e) === 'transient' || (e instanceof CrashcartError && e.exitCode === ExitCode.IO);
+  return e instanceof RetriesExhaustedError || classifyError(e) === 'transient' || (e instanceof CrashcartError && (e.exitCode === ExitCode.IO || e.exitCode === ExitCode.MEDIUM));
 }
 
 /** One run of readDevice once the output is open: the copy loop and the state it keeps. */

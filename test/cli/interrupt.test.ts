@@ -101,6 +101,13 @@ const jsonLines = (s: string) =>
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+/** The summary of an interrupted --json run: the line before the closing error object, which carries the signal's exit code and its class. */
+const interruptedSummary = (stdout: string, code: number): Record<string, unknown> => {
+  const lines = jsonLines(stdout);
+  const error = lines.pop();
+  assert.deepEqual([error?.type, error?.exitCode, error?.class], ['error', code, 'interrupted']);
+  return lines.pop() ?? {};
+};
 const noStackTrace = (stderr: string) => {
   assert.doesNotMatch(stderr, /^\s+at .+:\d+:\d+\)?$/m, 'no stack trace');
   assert.doesNotMatch(stderr, /internal error/);
@@ -138,8 +145,13 @@ async function flashInterrupted(t: { after: (fn: () => void) => void }, sig: Nod
   assert.equal(code, expected, r.stderr);
   let offset: number;
   if (opts.json) {
-    const lines = jsonLines(r.stdout);
-    const summary = lines[lines.length - 1] as { type: string; status: string; signal: string; exitCode: number; targets: { ok: boolean; error?: { resumeOffset?: number } }[] };
+    const summary = interruptedSummary(r.stdout, expected) as unknown as {
+      type: string;
+      status: string;
+      signal: string;
+      exitCode: number;
+      targets: { ok: boolean; error?: { resumeOffset?: number } }[];
+    };
     assert.equal(summary.type, 'summary');
     assert.equal(summary.status, 'interrupted');
     assert.equal(summary.signal, sig);
@@ -196,7 +208,7 @@ async function readInterrupted(t: { after: (fn: () => void) => void }, sig: Node
   const expected = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 }[sig as 'SIGINT' | 'SIGTERM' | 'SIGHUP'];
   assert.equal(code, expected, r.stderr);
   if (opts.json) {
-    const summary = jsonLines(r.stdout).pop() as { type: string; status: string; signal: string; position: number; mapSaved: boolean; exitCode: number };
+    const summary = interruptedSummary(r.stdout, expected) as unknown as { type: string; status: string; signal: string; position: number; mapSaved: boolean; exitCode: number };
     assert.equal(summary.type, 'summary');
     assert.equal(summary.status, 'interrupted');
     assert.equal(summary.signal, sig);
@@ -280,7 +292,7 @@ test('pstore format interrupted by SIGTERM: exit 143, interrupted summary, what 
   const { code } = await r.done;
   noStackTrace(r.stderr);
   assert.equal(code, 143, r.stderr);
-  const summary = jsonLines(r.stdout).pop() as { type: string; status: string; signal: string; exitCode: number };
+  const summary = interruptedSummary(r.stdout, 143) as unknown as { type: string; status: string; signal: string; exitCode: number };
   assert.deepEqual([summary.type, summary.status, summary.signal, summary.exitCode], ['summary', 'interrupted', 'SIGTERM', 143]);
   assert.match(r.stderr, /format terminated \(SIGTERM\): stopped between writes/);
   const after = await readFile(card);

@@ -7,7 +7,8 @@ import type { FlashArgs } from '../args/flash.js';
 import type cliProgress from 'cli-progress';
 import type { BlockDevice } from '../../blockdev/block-device.js';
 import { formatBytes } from '../../util/format-bytes.js';
-import { CrashcartError, ExitCode, RefusedError, UsageError, type ExitCodeValue } from '../../errors.js';
+import { CrashcartError, ExitCode, exitClassOf, RefusedError, UsageError, type ExitCodeValue } from '../../errors.js';
+import { errInfo } from '../../flash/destination.js';
 import { flashImage, type FlashEvent, type FlashResult, type FlashTarget, type FlashTargetResult } from '../../flash/flash.js';
 import { openImageSource, sourceDecoder, type ImageSource } from '../../flash/source.js';
 import { WriteGate } from '../../gate/write-gate.js';
@@ -16,6 +17,7 @@ import { parseMaxTransfer } from '../byte-count.js';
 import { ResumeJournal, resumeKey } from '../../flash/resume.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
 import { beginOperation, describeStop, exitCodeFor, InterruptedError, type Operation, type StopReason } from '../cancellation.js';
+import { diag } from '../diagnostics.js';
 import { loadProgressBars, startSpinner, type ProgressBars, type Spinner } from '../progress.js';
 
 interface Opened {
@@ -34,11 +36,7 @@ function failedResult(spec: string, e: unknown): FlashTargetResult {
     bytesWritten: 0,
     verified: false,
     seconds: 0,
-    error: {
-      name: (e as Error)?.name ?? 'Error',
-      message: (e as Error)?.message ?? String(e),
-      exitCode: e instanceof CrashcartError ? e.exitCode : ExitCode.INTERNAL,
-    },
+    error: errInfo(e),
   };
 }
 
@@ -62,7 +60,7 @@ class Reporter {
   log(msg: string): void {
     if (this.json) this.line({ type: 'message', message: msg });
     else if (this.bars) this.bars.log(msg + '\n');
-    else process.stderr.write(msg + '\n');
+    else diag(msg.startsWith('warning: ') ? 'warning' : 'info', msg, { plain: true });
   }
 
   event(e: FlashEvent): void {
@@ -295,6 +293,7 @@ function summarize(result: FlashResult, pre: FlashTargetResult[], stoppedBy: Sto
       targets: [...result.targets, ...pre],
       ok: result.ok && pre.length === 0,
       exitCode,
+      class: exitClassOf(exitCode),
     });
   else printSummary(result, pre, stoppedBy);
 }

@@ -9,6 +9,7 @@ import { openDevice } from '../../blockdev/open-device.js';
 import { formatBytes } from '../../util/format-bytes.js';
 import { CrashcartError, ExitCode, UsageError } from '../../errors.js';
 import { ReadCancelledError, readDevice, type ReadEvent, type ReadResult } from '../../flash/read.js';
+import { diag } from '../diagnostics.js';
 import { beginOperation, describeStop, exitCodeFor, InterruptedError } from '../cancellation.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
 import { parseByteCount, parseMaxTransfer } from '../byte-count.js';
@@ -33,7 +34,7 @@ export async function runRead(a: ReadArgs): Promise<void> {
       if (e.type === 'bad-area') {
         const msg = `unreadable: bytes ${e.start}–${e.end - 1}: ${e.error}`;
         if (bar) (bar.stop(), (bar = undefined));
-        process.stderr.write(msg + '\n');
+        diag('warning', msg, { plain: true });
       } else if (e.type === 'progress' && bars) {
         const payload = {
           done: formatBytes(e.bytes).padStart(9),
@@ -67,10 +68,13 @@ export async function runRead(a: ReadArgs): Promise<void> {
       bar = undefined;
       const stoppedBy = op.stoppedBy ?? 'SIGINT';
       const p = e.partial;
-      if (json) process.stdout.write(JSON.stringify({ type: 'summary', status: 'interrupted', signal: stoppedBy, ...p, exitCode: exitCodeFor(stoppedBy) }) + '\n');
+      if (json)
+        process.stdout.write(JSON.stringify({ type: 'summary', status: 'interrupted', signal: stoppedBy, ...p, exitCode: exitCodeFor(stoppedBy), class: 'interrupted' }) + '\n');
       else
-        process.stderr.write(
-          `${describeStop(stoppedBy)}: stopped at offset ${p.position}; ${formatBytes(p.finishedBytes)} of ${formatBytes(p.size)} read so far${p.mapSaved ? `; what was read is in ${p.output}, the map in ${p.mapPath}` : ''}\n`,
+        diag(
+          'warning',
+          `${describeStop(stoppedBy)}: stopped at offset ${p.position}; ${formatBytes(p.finishedBytes)} of ${formatBytes(p.size)} read so far${p.mapSaved ? `; what was read is in ${p.output}, the map in ${p.mapPath}` : ''}`,
+          { plain: true },
         );
       if (p.mapSaved) op.saved();
       throw new InterruptedError(
@@ -82,18 +86,34 @@ export async function runRead(a: ReadArgs): Promise<void> {
     bar?.stop();
     bar = undefined;
     if (json)
-      process.stdout.write(JSON.stringify({ type: 'summary', status: r.badBytes > 0 ? 'failed' : 'ok', ...r, exitCode: r.badBytes > 0 ? ExitCode.IO : ExitCode.OK }) + '\n');
+      process.stdout.write(
+        JSON.stringify({
+          type: 'summary',
+          status: r.badBytes > 0 ? 'failed' : 'ok',
+          ...r,
+          exitCode: r.badBytes > 0 ? ExitCode.MEDIUM : ExitCode.OK,
+          class: r.badBytes > 0 ? 'media' : 'ok',
+        }) + '\n',
+      );
     else {
-      process.stderr.write(
-        `read ${formatBytes(r.size)} from ${r.device} at offset ${r.offset}${r.resumed ? ' (continuing from the map)' : ''} in ${formatDuration(r.seconds)}; map: ${r.mapPath}\n`,
+      diag(
+        'info',
+        `read ${formatBytes(r.size)} from ${r.device} at offset ${r.offset}${r.resumed ? ' (continuing from the map)' : ''} in ${formatDuration(r.seconds)}; map: ${r.mapPath}`,
+        {
+          plain: true,
+        },
       );
       if (r.badBytes > 0)
-        process.stderr.write(
-          `${formatBytes(r.badBytes)} in ${r.badRanges.length} area(s) could not be read and are zeros in ${r.output}; run the same command again to retry only those\n`,
+        diag(
+          'warning',
+          `${formatBytes(r.badBytes)} in ${r.badRanges.length} area(s) could not be read and are zeros in ${r.output}; run the same command again to retry only those`,
+          {
+            plain: true,
+          },
         );
       process.stdout.write(`${r.sha256}  ${r.output}\n`);
     }
-    if (r.badBytes > 0) throw new CrashcartError(`${r.badBytes} bytes of ${r.device} could not be read`, ExitCode.IO);
+    if (r.badBytes > 0) throw new CrashcartError(`${r.badBytes} bytes of ${r.device} could not be read`, ExitCode.MEDIUM);
   } finally {
     bar?.stop();
     await dev.close().catch(() => undefined);

@@ -1,5 +1,6 @@
 import type { UdevRuleArgs } from '../args/udev-rule.js';
 import { UsageError } from '../../errors.js';
+import { diag } from '../diagnostics.js';
 import { listReaders } from '../../reader/readers.js';
 import { udevRules, type UdevRuleReader } from '../../reader/udev-rule.js';
 
@@ -13,9 +14,9 @@ export async function runUdevRule(a: UdevRuleArgs): Promise<void> {
         name: [r.device.manufacturer, r.device.product].filter(Boolean).join(' ') || undefined,
       }));
     } catch (e) {
-      process.stderr.write(`crashcart: cannot enumerate USB devices (${e instanceof Error ? e.message : String(e)}); printing the generic rule\n`);
+      diag('warning', `cannot enumerate USB devices (${e instanceof Error ? e.message : String(e)}); printing the generic rule`);
     }
-    if (readers.length === 0) process.stderr.write('crashcart: no reader connected; printing the generic rule for every mass-storage device\n');
+    if (readers.length === 0) diag('warning', 'no reader connected; printing the generic rule for every mass-storage device');
   }
   try {
     process.stdout.write(udevRules(readers, { group: a.group, mode: a.mode }));

@@ -1,6 +1,7 @@
 import type { WaitArgs } from '../args/wait.js';
 import { formatBytes } from '../../util/format-bytes.js';
 import { UsageError } from '../../errors.js';
+import { diag } from '../diagnostics.js';
 import { waitForCard, type WaitOptions, type WaitResult, type WatchedSlot } from '../../reader/card-wait.js';
 import { formatUsbSelector, isUsbSelector, parseUsbSelector } from '../../reader/selector.js';
 
@@ -36,9 +37,10 @@ export function waitOptionsFrom(a: WaitArgs): WaitOptions {
 export async function runWait(a: WaitArgs): Promise<void> {
   const opts = waitOptionsFrom(a);
   const where = opts.selector ? formatUsbSelector(opts.selector) : 'any reader';
-  process.stderr.write(
-    `crashcart: waiting until ${opts.event === 'insert' ? 'a card is present' : 'no card is present'} in ${where}` +
-      `${opts.timeoutMs === undefined ? '' : ` (timeout ${opts.timeoutMs / 1000} s)`}\n`,
+  diag(
+    'info',
+    `waiting until ${opts.event === 'insert' ? 'a card is present' : 'no card is present'} in ${where}` +
+      `${opts.timeoutMs === undefined ? '' : ` (timeout ${opts.timeoutMs / 1000} s)`}`,
   );
   const r = await waitForCard(opts);
   if (a.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
