@@ -16,6 +16,7 @@ import { provisionCommand } from './commands/provision.js';
 import { profileCommand } from './commands/profile.js';
 import { flashCommand } from './commands/flash.js';
 import { readCommand } from './commands/read.js';
+import { muxCommand } from './commands/mux.js';
 import './usb-support.js';
 import { installCancellation, outputBroken } from './cancellation.js';
 
@@ -43,6 +44,7 @@ async function run(argv: string[]): Promise<number> {
     )
     .command(listCommand)
     .command(waitCommand)
+    .command(muxCommand)
     .command(infoCommand)
     .command(udevRuleCommand)
     .command(provisionCommand)
