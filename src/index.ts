@@ -42,3 +42,6 @@ export { openUsbDevice, findCards } from './reader/open-usb.js';
 export { listReaders, probeReader } from './reader/readers.js';
 export { parseUsbSelector, resolveUsbSelector } from './reader/selector.js';
 export { registerUsbDeviceOpener } from './reader/register.js';
+/** SD multiplexers (USB-SD-Mux): switch the card between host and board. */
+export { controlMux, type MuxControlOptions, type MuxReport } from './mux/mux-control.js';
+export { UsbSdMux, type MuxMode, type MuxState, type UsbSdMuxVariant } from './mux/usb-sd-mux.js';

@@ -37,11 +37,6 @@ export function parseByteCount(s: string, what: string): number {
 /** Limits of `--max-transfer`: one block, and what usbfs lends a single transfer by default (16 MiB). */
 const MAX_TRANSFER_RANGE = [512, 16 * 1024 ** 2] as const;
 
-export const MAX_TRANSFER_OPTION = {
-  type: 'string',
-  describe: 'bytes per USB command (e.g. 1M); default: the reader profile, else 1 MiB on SuperSpeed and 120 KiB below, as Linux usb-storage',
-} as const;
-
 /** `--max-transfer` → bytes, or undefined when not given. */
 export function parseMaxTransfer(s: string | undefined): number | undefined {
   if (s === undefined) return undefined;

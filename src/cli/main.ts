@@ -19,6 +19,7 @@ import { provisionCommand } from './args/provision.js';
 import { profileCommand } from './args/profile.js';
 import { flashCommand } from './args/flash.js';
 import { readCommand } from './args/read.js';
+import { muxCommand } from './args/mux.js';
 import { describeStop, exitCodeFor, installCancellation, onQuit, outputBroken } from './cancellation.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -48,6 +49,7 @@ async function run(argv: string[]): Promise<number> {
     )
     .command(listCommand)
     .command(waitCommand)
+    .command(muxCommand)
     .command(infoCommand)
     .command(udevRuleCommand)
     .command(provisionCommand)

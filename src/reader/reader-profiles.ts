@@ -10,7 +10,8 @@
  *   "match": { "vendorId": "058f", "productId": "6387",
  *              "revisionMin": "0141", "revisionMax": "0141" },   // revisions optional
  *   "quirks": { "maxSectors": 64, ... },           // keys of ReaderQuirks, nothing else
- *   "notes": "why"                                // optional
+ *   "notes": "why",                               // optional
+ *   "mux": "usb-sd-mux"                           // optional: the device is an SD mux `crashcart mux` drives
  * }
  */
 import { readdirSync } from 'node:fs';
@@ -36,7 +37,12 @@ export interface ReaderProfile {
   match: ReaderMatch;
   quirks: ReaderQuirks;
   notes?: string;
+  /** The device is an SD multiplexer of this kind (`crashcart mux`). */
+  mux?: ReaderMuxKind;
 }
+
+export const READER_MUX_KINDS = ['usb-sd-mux'] as const;
+export type ReaderMuxKind = (typeof READER_MUX_KINDS)[number];
 
 const BOOLEAN_QUIRKS = [
   'noReadCapacity16',
@@ -68,10 +74,12 @@ export function validateReaderProfile(json: unknown, source: string): ReaderProf
   const problems: string[] = [];
   if (!isObject(json)) throw new BadInputError(`${source}: reader profile must be a JSON object`);
   for (const k of Object.keys(json)) {
-    if (!['name', 'match', 'quirks', 'notes', '$comment'].includes(k)) problems.push(`${k}: unknown property`);
+    if (!['name', 'match', 'quirks', 'notes', 'mux', '$comment'].includes(k)) problems.push(`${k}: unknown property`);
   }
   if (typeof json.name !== 'string' || json.name.trim() === '') problems.push('name: required non-empty string');
   if (json.notes !== undefined && typeof json.notes !== 'string') problems.push('notes: must be a string');
+  if (json.mux !== undefined && !READER_MUX_KINDS.includes(json.mux as ReaderMuxKind))
+    problems.push(`mux: one of ${READER_MUX_KINDS.join(', ')} expected, got ${JSON.stringify(json.mux)}`);
   const match: ReaderMatch = { vendorId: 0, productId: 0 };
   if (!isObject(json.match)) {
     problems.push('match: required object with vendorId and productId');
@@ -105,7 +113,14 @@ export function validateReaderProfile(json: unknown, source: string): ReaderProf
     }
   }
   if (problems.length) throw new BadInputError(`${source}: invalid reader profile:\n  ${problems.join('\n  ')}`);
-  return { source, name: (json.name as string).trim(), match, quirks, ...(typeof json.notes === 'string' ? { notes: json.notes } : {}) };
+  return {
+    source,
+    name: (json.name as string).trim(),
+    match,
+    quirks,
+    ...(typeof json.notes === 'string' ? { notes: json.notes } : {}),
+    ...(json.mux !== undefined ? { mux: json.mux as ReaderMuxKind } : {}),
+  };
 }
 
 /** The shipped profile directory (`hw-profiles/readers` at the package root). */

@@ -108,7 +108,18 @@ export interface SimReaderOptions {
   onCbw?: (cbw: Cbw) => void;
   /** A status read that arrives during the data-OUT stage is STALLed (QEMU's usb-storage). */
   stallsEarlyStatus?: boolean;
+  /** INQUIRY vendor (8 characters) and product (16 characters). */
+  inquiryVendor?: string;
+  inquiryProduct?: string;
+  /** USB string descriptors. */
+  manufacturer?: string;
+  product?: string;
+  /** Answers vendor-specific commands (opcodes C0h–FFh) before the medium is looked at. */
+  vendorCommand?: (cdb: Uint8Array, lun: number, dataTransferLength: number) => VendorReply;
 }
+
+/** A vendor command's answer: data-IN, a data-OUT stage the handler receives, or a failure. */
+export type VendorReply = { in: Uint8Array } | { outLength: number; received: (data: Uint8Array) => void } | { sense: Sense };
 
 type Phase = 'cbw' | 'data-in' | 'data-out' | 'csw';
 
@@ -178,8 +189,8 @@ export class SimReader implements UsbTransport {
       vendorId: opts.vendorId ?? 0x1d6b,
       productId: opts.productId ?? 0x0104,
       revision: opts.revision ?? 0x0100,
-      manufacturer: 'crashcart',
-      product: 'Simulated card reader',
+      manufacturer: opts.manufacturer ?? 'crashcart',
+      product: opts.product ?? 'Simulated card reader',
       serial: opts.serial ?? 'SIM0001',
       bus,
       address: 5,
@@ -597,6 +608,12 @@ export class SimReader implements UsbTransport {
       if (op !== 0x03) return this.fail(cur, [5, 0x25, 0x00]);
     }
     if (f?.type === 'sense') return this.fail(cur, f.sense);
+    if (op >= 0xc0 && this.o.vendorCommand) {
+      const r = this.o.vendorCommand(c, cbw.lun, cbw.dataTransferLength);
+      if ('in' in r) return this.replyIn(cur, r.in);
+      if ('outLength' in r) return this.expectOut(cur, r.outLength, r.received);
+      return this.fail(cur, r.sense);
+    }
     if (op === 0x03) {
       const alloc = c[4];
       const sense = new Uint8Array(18);
@@ -741,8 +758,8 @@ export class SimReader implements UsbTransport {
     const put = (at: number, len: number, s: string) => {
       for (let i = 0; i < len; i++) d[at + i] = i < s.length ? s.charCodeAt(i) : 0x20;
     };
-    put(8, 8, 'CRASHCRT');
-    put(16, 16, 'Sim Card Reader');
+    put(8, 8, this.o.inquiryVendor ?? 'CRASHCRT');
+    put(16, 16, this.o.inquiryProduct ?? 'Sim Card Reader');
     put(32, 4, '1.00');
     return d;
   }

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { MAX_TRANSFER_OPTION } from '../byte-count.js';
+import { MAX_TRANSFER_OPTION } from './max-transfer-option.js';
 import { loadCommand } from './load-command.js';
 
 export interface FlashArgs {

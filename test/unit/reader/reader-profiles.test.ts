@@ -15,6 +15,10 @@ test('shipped reader profiles are valid and unique by match', () => {
   assert.equal(alcor.quirks.maxSectors, 64);
   assert.deepEqual(quirksFor(ps, 0x058f, 0x6387, 0x0142).quirks, {});
   assert.equal(quirksFor(ps, 0x03ee, 0x6906, 0x1234).quirks.ignoreResidue, true);
+  assert.deepEqual(
+    quirksFor(ps, 0x0424, 0x4041, 0x0001).matched.map((p) => p.mux),
+    ['usb-sd-mux'],
+  );
 });
 
 test('validator reports every problem with its path', () => {
@@ -51,6 +55,7 @@ test('validator reports every problem with its path', () => {
   assert.throws(() => validateReaderProfile({ name: 'n', match: { vendorId: '0001', productId: '0002' } }, 'a.json'), /quirks: required/);
   const ok = validateReaderProfile({ name: ' n ', match: { vendorId: 'ABCD', productId: '0002' }, quirks: {}, notes: 'x' }, 'a.json');
   assert.deepEqual(ok, { source: 'a.json', name: 'n', match: { vendorId: 0xabcd, productId: 2 }, quirks: {}, notes: 'x' });
+  assert.throws(() => validateReaderProfile({ name: 'n', match: { vendorId: '0001', productId: '0002' }, quirks: {}, mux: 'sdwire' }, 'a.json'), /mux: one of usb-sd-mux/);
 });
 
 test('loading a directory: malformed JSON is an error naming the file; missing dir is empty', () => {
