@@ -170,6 +170,8 @@ function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, sig
 export interface ResolveOptions {
   /** Always scan the region, even when every parameter is known (to report mismatches). */
   verify?: boolean;
+  /** The region's signatures when the caller has already scanned it (as `scanSignatures` finds them). */
+  found?: FoundSignature[];
 }
 
 /**
@@ -206,7 +208,7 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
   }
 
   // Zones of a CPU count that does not divide ftrace_size start off the 4-byte grid.
-  const found = mergeSignatures(await scanSignatures(src), await scanUnalignedSignatures(src));
+  const found = opts.found ?? mergeSignatures(await scanSignatures(src), await scanUnalignedSignatures(src));
   if (found.length === 0 && missing.length > 0) {
     throw new NoPstoreError(
       `no pstore/blk zone signatures found in the region (${src.available} bytes scanned) and the geometry is incomplete (${missing.join(', ')} not given): nothing to extract`,
