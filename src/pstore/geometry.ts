@@ -4,7 +4,7 @@
  */
 import { NoPstoreError } from '../errors.js';
 import type { Layout, ZoneSizesBytes, ZoneSizesKiB } from './layout.js';
-import { MAX_REGION, computeLayout, normaliseSizes } from './layout.js';
+import { MAX_REGION, computeLayout, normaliseSize, normaliseSizes } from './layout.js';
 import type { ParamSource, PstoreParams, SizeParam, Sourced } from './params.js';
 import { KCONFIG_DEFAULTS, SIZE_PARAMS } from './params.js';
 import type { RegionSource } from './region-source.js';
@@ -47,11 +47,54 @@ function describe(c: Candidate): string {
 }
 
 /**
+ * The signatures found, arranged so that scoring a candidate costs a few binary searches instead
+ * of a pass over every signature: kmsg signatures are grouped, per kmsg zone size, by their offset
+ * modulo that size (a candidate's kmsg zones all start at one such residue), sorted by offset, with
+ * a running count of the headers that would not fit a zone of that size.
+ */
+interface SignatureIndex {
+  /** pmsg, console and ftrace signatures (few), checked one by one. */
+  others: FoundSignature[];
+  dmesgCount: number;
+  /** kmsg zone size (bytes) → offset modulo that size → the kmsg signatures there. */
+  dmesgByResidue: Map<number, Map<number, { offsets: number[]; overtopBefore: number[] }>>;
+}
+
+function indexSignatures(found: FoundSignature[], kmsgSizes: number[]): SignatureIndex {
+  const dmesg = found.filter((f) => f.type === 'dmesg').sort((a, b) => a.offset - b.offset);
+  const dmesgByResidue: SignatureIndex['dmesgByResidue'] = new Map();
+  for (const K of kmsgSizes) {
+    const classes = new Map<number, { offsets: number[]; overtopBefore: number[] }>();
+    for (const f of dmesg) {
+      let c = classes.get(f.offset % K);
+      if (!c) classes.set(f.offset % K, (c = { offsets: [], overtopBefore: [0] }));
+      c.offsets.push(f.offset);
+      const overtop = f.datalen > K - 12 || f.start > K - 12 ? 1 : 0;
+      c.overtopBefore.push(c.overtopBefore[c.overtopBefore.length - 1] + overtop);
+    }
+    dmesgByResidue.set(K, classes);
+  }
+  return { others: found.filter((f) => f.type !== 'dmesg'), dmesgCount: dmesg.length, dmesgByResidue };
+}
+
+/** Index of the first element of the ascending `a` that is >= `v`. */
+function lowerBound(a: number[], v: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
  * Scores a candidate geometry against the signatures found: every signature should sit at
  * the start of a zone of its type, with a header that fits that zone. Computed analytically
  * (no zone list) so that thousands of candidates stay cheap.
  */
-function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, found: FoundSignature[], kmsgSpacing: number): number | null {
+function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, sigs: SignatureIndex, kmsgSpacing: number): number | null {
   const warnings: string[] = [];
   const s = normaliseSizes(kib, warnings);
   let T = Math.min(regionSize, MAX_REGION);
@@ -77,7 +120,7 @@ function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, fou
   let unexplained = 0;
   let overtop = 0;
   let minKmsg = Infinity;
-  for (const f of found) {
+  for (const f of sigs.others) {
     let zoneSize = 0;
     switch (f.type) {
       case 'pmsg':
@@ -89,12 +132,6 @@ function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, fou
       case 'ftrace':
         if (F && f.offset >= P + C && f.offset < base && (f.offset - P - C) % q === 0) zoneSize = q;
         break;
-      case 'dmesg':
-        if (K && f.offset >= base && (f.offset - base) % K === 0 && (f.offset - base) / K < ck) {
-          zoneSize = K;
-          minKmsg = Math.min(minKmsg, (f.offset - base) / K);
-        }
-        break;
     }
     if (!zoneSize) {
       unexplained++;
@@ -103,6 +140,19 @@ function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, fou
     explained++;
     if (f.datalen > zoneSize - 12 || f.start > zoneSize - 12) overtop++;
   }
+  // kmsg signatures at the start of one of the ck zones of K bytes from `base`: those in base's
+  // residue class modulo K within [base, base + ck * K).
+  const cls = K ? sigs.dmesgByResidue.get(K)?.get(base % K) : undefined;
+  let inZones = 0;
+  if (cls) {
+    const lo = lowerBound(cls.offsets, base);
+    const hi = lowerBound(cls.offsets, base + ck * K);
+    inZones = hi - lo;
+    overtop += cls.overtopBefore[hi] - cls.overtopBefore[lo];
+    if (inZones) minKmsg = (cls.offsets[lo] - base) / K;
+  }
+  explained += inZones;
+  unexplained += sigs.dmesgCount - inZones;
   // Unwritten zones are invisible, so several layouts can explain the same disk. Prefer the
   // Kconfig defaults (64 KiB or no zone) and a first dump in kmsg zone 0 (a fresh region is
   // written from zone 0), then fewer CPUs.
@@ -120,6 +170,8 @@ function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, fou
 export interface ResolveOptions {
   /** Always scan the region, even when every parameter is known (to report mismatches). */
   verify?: boolean;
+  /** The region's signatures when the caller has already scanned it (as `scanSignatures` finds them). */
+  found?: FoundSignature[];
 }
 
 /**
@@ -156,7 +208,7 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
   }
 
   // Zones of a CPU count that does not divide ftrace_size start off the 4-byte grid.
-  const found = mergeSignatures(await scanSignatures(src), await scanUnalignedSignatures(src));
+  const found = opts.found ?? mergeSignatures(await scanSignatures(src), await scanUnalignedSignatures(src));
   if (found.length === 0 && missing.length > 0) {
     throw new NoPstoreError(
       `no pstore/blk zone signatures found in the region (${src.available} bytes scanned) and the geometry is incomplete (${missing.join(', ')} not given): nothing to extract`,
@@ -166,6 +218,10 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
   const spacing = kmsgSpacing(found);
   const firstKmsg = found.find((f) => f.type === 'dmesg')?.offset;
   const cand = (k: SizeParam) => (known[k] ? [known[k]!.value] : k === 'kmsg_size' ? kmsgCandidates(spacing) : FRONTEND_CANDIDATES);
+  const sigs = indexSignatures(
+    scoring,
+    cand('kmsg_size').map((kib) => normaliseSize('kmsg_size', kib, [])),
+  );
   // Up to ~250 000 candidates: keep only the best TOP ones, in the order a stable sort by
   // descending score would give them (ties in enumeration order), instead of sorting them all.
   const TOP = 50;
@@ -178,7 +234,7 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
           const kib = { kmsg_size: km, pmsg_size: pm, console_size: co, ftrace_size: ft };
           const cpuList = ft > 0 ? (cpusKnown ? [cpusKnown.value] : cpuCandidates(kib, firstKmsg)) : [cpusKnown?.value ?? 1];
           for (const cpus of cpuList) {
-            const score = scoreCandidate(kib, cpus, src.size, scoring, spacing);
+            const score = scoreCandidate(kib, cpus, src.size, sigs, spacing);
             if (score === null) continue;
             fits++;
             if (candidates.length === TOP && score <= candidates[TOP - 1].score) continue;
