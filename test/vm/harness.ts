@@ -38,10 +38,11 @@ export interface VmEnv {
 export class VmNotProvisionedError extends Error {}
 
 /** Reads the cache's current.env written by provision.sh. */
-export function loadVmEnv(cacheDir = process.env.CRASHCART_VM_CACHE ?? join(VM_SOURCE_DIR, 'cache')): VmEnv {
-  const file = join(cacheDir, 'current.env');
+/** `arch` 'i386' reads the 32-bit guest provisioned with CRASHCART_VM_ARCH=i386 (current-i386.env). */
+export function loadVmEnv(cacheDir = process.env.CRASHCART_VM_CACHE ?? join(VM_SOURCE_DIR, 'cache'), arch: 'amd64' | 'i386' = 'amd64'): VmEnv {
+  const file = join(cacheDir, arch === 'i386' ? 'current-i386.env' : 'current.env');
   if (!existsSync(file)) {
-    throw new VmNotProvisionedError(`VM harness not provisioned: ${file} missing; run test/vm/provision.sh`);
+    throw new VmNotProvisionedError(`VM harness not provisioned: ${file} missing; run ${arch === 'i386' ? 'CRASHCART_VM_ARCH=i386 ' : ''}test/vm/provision.sh`);
   }
   const kv = new Map<string, string>();
   for (const line of readFileSync(file, 'utf8').split('\n')) {

@@ -16,12 +16,20 @@
 #                        when apt cannot answer)
 #   CRASHCART_VM_OOPS_COUNT  number of Oops modules to build (default 8)
 #   CRASHCART_VM_NO_APT=1    never call apt (fail if something is missing)
+#   CRASHCART_VM_ARCH=i386   provision Debian's 32-bit x86 kernel (linux-image-686, i386 busybox,
+#                        qemu-system-i386) next to the default amd64 one; writes current-i386.env
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${CRASHCART_VM_CACHE:-$HERE/cache}"
 OOPS_COUNT="${CRASHCART_VM_OOPS_COUNT:-8}"
 T0=$(date +%s.%N)
+ARCH="${CRASHCART_VM_ARCH:-amd64}"
+case "$ARCH" in
+  amd64) ENV_FILE=current.env ;;
+  i386) ENV_FILE=current-i386.env ;;
+  *) echo "provision: ERROR: CRASHCART_VM_ARCH=$ARCH: amd64 or i386" >&2; exit 1 ;;
+esac
 
 log() { printf "provision: [%5ss] %s\n" "$(elapsed)" "$*" >&2; }
 die() { printf 'provision: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -68,13 +76,32 @@ DEPMOD="$(command -v depmod || echo /sbin/depmod)"
 BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] || die "/bin/busybox missing after installing busybox-static"
 
+# A 32-bit guest needs Debian's i386 packages (dpkg --add-architecture i386) and an i386 busybox.
+if [ "$ARCH" = i386 ]; then
+  if ! dpkg --print-foreign-architectures | grep -qx i386; then
+    [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "i386 packages needed but CRASHCART_VM_NO_APT=1"
+    log "dpkg --add-architecture i386"
+    $SUDO dpkg --add-architecture i386
+    APT_UPDATED=0
+    apt_update_once
+  fi
+  BUSYBOX="$CACHE/busybox-i386/bin/busybox"
+  if [ ! -x "$BUSYBOX" ]; then
+    ls "$CACHE"/debs/busybox-static_*_i386.deb >/dev/null 2>&1 || (cd "$CACHE/debs" && apt-get download -qq busybox-static:i386 >&2) || die "apt-get download busybox-static:i386 failed"
+    rm -rf "$CACHE/busybox-i386" && dpkg-deb -x "$(ls -t "$CACHE"/debs/busybox-static_*_i386.deb | head -n1)" "$CACHE/busybox-i386"
+  fi
+  [ -x "$BUSYBOX" ] || die "no i386 busybox in $CACHE/busybox-i386"
+fi
+
 # ---------------------------------------------------------------- kernel choice
 # Debian: linux-image-amd64 -> linux-image-<abi>-amd64 (+ linux-headers-<abi>-amd64, -common, linux-kbuild-X.Y)
 # Ubuntu: linux-image-generic -> linux-image-<abi>-generic (+ linux-modules[-extra]-<abi>-generic, linux-headers-<abi>[-generic])
 resolve_abi() {
   local meta dep
-  for meta in linux-image-amd64 linux-image-generic; do
-    dep="$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: linux-image-\(unsigned-\)\{0,1\}\([0-9][^ ]*\)$/\2/p' | head -n1)"
+  local metas="linux-image-amd64 linux-image-generic"
+  [ "$ARCH" = i386 ] && metas="linux-image-686:i386"
+  for meta in $metas; do
+    dep="$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: linux-image-\(unsigned-\)\{0,1\}\([0-9][^ :]*\)\(:i386\)\{0,1\}$/\2/p' | head -n1)"
     if [ -n "$dep" ]; then echo "$dep"; return 0; fi
   done
   return 1
@@ -89,7 +116,7 @@ if [ -z "$ABI" ]; then
   fi
   if [ -z "$ABI" ]; then
     # apt cannot tell (offline): reuse the newest kernel already in the cache
-    ABI="$(ls -d "$CACHE"/kernel-*/ 2>/dev/null | sed 's#.*/kernel-\(.*\)/$#\1#' | sort -V | tail -n1 || true)"
+    ABI="$(ls -d "$CACHE"/kernel-*/ 2>/dev/null | sed 's#.*/kernel-\(.*\)/$#\1#' | if [ "$ARCH" = i386 ]; then grep -- '-686$'; else grep -v -- '-686$'; fi | sort -V | tail -n1 || true)"
     [ -n "$ABI" ] || die "cannot determine a kernel: apt-cache knows neither linux-image-amd64 nor linux-image-generic"
     log "apt cannot resolve the kernel metapackage; using cached kernel $ABI"
   fi
@@ -104,19 +131,23 @@ else
     *-amd64)
       flavour_pkgs=(linux-image-$ABI linux-headers-$ABI linux-headers-${ABI%-amd64}-common)
       ;;
+    *-686)
+      # linux-kbuild (host tools) stays native: it only runs on the build host.
+      flavour_pkgs=(linux-image-$ABI:i386 linux-headers-$ABI:i386 linux-headers-${ABI%-686}-common)
+      ;;
     *-generic)
       flavour_pkgs=(linux-image-unsigned-$ABI linux-modules-$ABI linux-modules-extra-$ABI linux-headers-$ABI linux-headers-${ABI%-generic})
       ;;
     *) die "unsupported kernel flavour: $ABI" ;;
   esac
   # Debian headers need linux-kbuild-X.Y (the major.minor of the kernel)
-  if [ "${ABI%-amd64}" != "$ABI" ]; then
+  if [ "${ABI%-amd64}" != "$ABI" ] || [ "${ABI%-686}" != "$ABI" ]; then
     kb="linux-kbuild-$(echo "$ABI" | cut -d. -f1-2)"
     flavour_pkgs+=("$kb")
   fi
   missing=()
   for p in "${flavour_pkgs[@]}"; do
-    ls "$CACHE/debs/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
+    ls "$CACHE/debs/${p%:i386}_"*.deb >/dev/null 2>&1 || missing+=("$p")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "kernel packages not cached: ${missing[*]}"
@@ -131,7 +162,7 @@ else
   rm -rf "$KROOT.tmp"
   mkdir -p "$KROOT.tmp"
   for p in "${flavour_pkgs[@]}"; do
-    deb="$(ls -t "$CACHE/debs/${p}_"*.deb | head -n1)"
+    deb="$(ls -t "$CACHE/debs/${p%:i386}_"*.deb | head -n1)"
     log "unpacking $(basename "$deb")"
     dpkg-deb -x "$deb" "$KROOT.tmp"
   done
@@ -276,8 +307,8 @@ else
 fi
 [ -s "$VMLINUX" ] && BOOT_KERNEL="$VMLINUX" || BOOT_KERNEL="$VMLINUZ"
 
-QEMU="$(command -v qemu-system-x86_64)"
-cat > "$CACHE/current.env.tmp" <<ENV
+QEMU="$(command -v "$([ "$ARCH" = i386 ] && echo qemu-system-i386 || echo qemu-system-x86_64)")"
+cat > "$CACHE/$ENV_FILE.tmp" <<ENV
 KERNEL_RELEASE=$ABI
 VMLINUZ=$VMLINUZ
 BOOT_KERNEL=$BOOT_KERNEL
@@ -287,6 +318,6 @@ OOPS_COUNT=$OOPS_COUNT
 KERNEL_ROOT=$KROOT
 QEMU=$QEMU
 ENV
-mv "$CACHE/current.env.tmp" "$CACHE/current.env"
-log "ready in $(elapsed) s: $CACHE/current.env"
-cat "$CACHE/current.env"
+mv "$CACHE/$ENV_FILE.tmp" "$CACHE/$ENV_FILE"
+log "ready in $(elapsed) s: $CACHE/$ENV_FILE"
+cat "$CACHE/$ENV_FILE"

@@ -79,7 +79,7 @@ _oops_insmod() {
   # the Oops kills insmod; its exit status carries no information
   insmod "/lib/oops/oops$_n.ko" >/dev/null 2>&1 || true
   _i=0
-  until dmesg | grep -q "RIP: .*\[oops$_n\]"; do
+  until dmesg | grep -q "[ER]IP: .*\[oops$_n\]"; do
     _i=$((_i + 1)); [ $_i -lt 100 ] || vm_fail "no Oops from oops$_n in the kernel log"
     sleep 0.1
   done

@@ -1,9 +1,13 @@
 /**
- * Generates a kernel-written fixture with a CPU count that does not divide ftrace_size, so that
- * psz_alloc_zones() starts the kmsg zones off the 4 KiB grid (3 CPUs: 1 byte early).
+ * Generates a kernel-written fixture (run once; the outputs are committed):
+ * - with a CPU count that does not divide ftrace_size, so that psz_alloc_zones() starts the kmsg
+ *   zones off the 4 KiB grid (3 CPUs: 1 byte early);
+ * - with the 32-bit x86 kernel (i386: 28-byte kmsg header, 4-byte aligned 64-bit fields).
  *
  *   export CRASHCART_VM_CACHE=...; npm run build
- *   flock /tmp/crashcart-vm.lock node dist/test/vm/make-fixture-smp.js 3 stock61-smp3
+ *   flock /tmp/crashcart-vm.lock node dist/test/vm/make-fixture.js stock61-smp3 3
+ *   CRASHCART_VM_ARCH=i386 bash test/vm/provision.sh
+ *   flock /tmp/crashcart-vm.lock node dist/test/vm/make-fixture.js stock61-i386 1 i386
  *
  * Boot 1 (qemu -smp N) registers pstore_blk on a zeroed 1 MiB virtio disk with ftrace_size=64
  * (the module parameter exists even where CONFIG_PSTORE_FTRACE is off, and the zones are laid
@@ -16,12 +20,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { kernelFixturesDir } from '../helpers/kernel-fixtures.js';
-import { createRawImage, runVm } from './harness.js';
+import { createRawImage, loadVmEnv, runVm } from './harness.js';
 
 async function main() {
-  const cpus = Number(process.argv[2]);
-  const name = process.argv[3];
-  if (!Number.isInteger(cpus) || cpus < 1 || !name) throw new Error('usage: make-fixture-smp.js CPUS NAME');
+  const [name, cpusArg, arch = 'amd64'] = process.argv.slice(2);
+  const cpus = Number(cpusArg);
+  if (!name || !Number.isInteger(cpus) || cpus < 1 || (arch !== 'amd64' && arch !== 'i386')) throw new Error('usage: make-fixture.js NAME CPUS [amd64|i386]');
+  const vmEnv = loadVmEnv(undefined, arch);
   const sizes = 'pstore_blk.kmsg_size=32 pstore_blk.pmsg_size=0 pstore_blk.console_size=0 pstore_blk.ftrace_size=64 pstore_blk.max_reason=2';
   const cmdline = `pstore_blk.blkdev=/dev/vda pstore_blk.best_effort=y ${sizes}`;
   const work = await mkdtemp(join(tmpdir(), `crashcart-fixture-${name}-`));
@@ -32,6 +37,7 @@ async function main() {
       disks: [{ path: disk, serial: 'pstore' }],
       cmdline,
       cpus,
+      vmEnv,
       timeoutMs: 180_000,
       script: `
         load_pstore_blk
@@ -45,7 +51,7 @@ async function main() {
     });
     const copy = join(work, 'boot2.img');
     await copyFile(disk, copy);
-    const boot2 = await runVm({ disks: [{ path: copy, serial: 'pstore' }], cmdline, cpus, timeoutMs: 120_000, script: 'load_pstore_blk\nmount_pstore\nsave_pstore\n' });
+    const boot2 = await runVm({ disks: [{ path: copy, serial: 'pstore' }], cmdline, cpus, vmEnv, timeoutMs: 150_000, script: 'load_pstore_blk\nmount_pstore\nsave_pstore\n' });
     const dir = join(kernelFixturesDir, name);
     await mkdir(join(dir, 'kernel-readout'), { recursive: true });
     await writeFile(join(dir, 'disk.img.gz'), gzipSync(await readFile(disk), { level: 9 }));
