@@ -9,6 +9,10 @@
  *  3. peak RSS of a child process flashing a 4 GiB sparse image (.zst, with bmap) onto a
  *     sparse image file; only the mapped 5 % is written, so disk use stays near 250 MiB.
  *
+ * Each row with a target says whether it was met (`goal`, `met`): .gz and .zst >= 0.9x raw,
+ * .xz >= 0.25x, .bz2 >= 0.1x, bmap from .zst at 10 % mapped <= 0.2x the time of a full .zst
+ * write, peak RSS <= 200 MiB.
+ *
  * Compressed inputs are made with the zstd/gzip/xz/bzip2 command-line tools when present
  * (node:zlib for gzip otherwise); formats whose compressor is missing are skipped and said so.
  * Everything lives in a temp folder that is removed at the end. Prints a table and a JSON line.
@@ -27,6 +31,11 @@ import { decoderName } from '../src/flash/decompress.js';
 import type { ImageFormat } from '../src/flash/detect.js';
 
 const MiB = 1024 * 1024;
+
+/** Targets: formats as a ratio to raw (at least), bmap time as a ratio to a full write and RSS in MiB (at most). */
+const GOALS = { gzip: 0.9, zstd: 0.9, xz: 0.25, bzip2: 0.1, bmapZstd: 0.2, rssMiB: 200 };
+const atLeast = (v: number, goal: number) => ({ goal: `>= ${goal}`, met: v >= goal });
+const atMost = (v: number, goal: number) => ({ goal: `<= ${goal}`, met: v <= goal });
 
 function have(tool: string): boolean {
   return spawnSync(tool, ['--version'], { stdio: 'ignore' }).status === 0;
@@ -216,6 +225,7 @@ async function main() {
         fileMiB: +(statSync(path).size / MiB).toFixed(1),
         flashMBps: +mbps.toFixed(1),
         ratioToRaw: +(mbps / rawNoVerify).toFixed(3),
+        ...(f !== 'raw' ? atLeast(mbps / rawNoVerify, GOALS[f]) : {}),
         ...(slow ? {} : { flashVerifyMBps: +mbpsV.toFixed(1), verifyRatioToRaw: +(mbpsV / rawVerify).toFixed(3) }),
       });
       if (f !== 'raw') rmSync(path);
@@ -245,6 +255,7 @@ async function main() {
         bmapSeconds: +mapped.seconds.toFixed(3),
         timeRatioToFull: +(mapped.seconds / full.seconds).toFixed(3),
         speedup: +(full.seconds / mapped.seconds).toFixed(2),
+        ...(label === 'zstd' ? atMost(mapped.seconds / full.seconds, GOALS.bmapZstd) : {}),
       });
     }
     rmSync(img);
@@ -280,6 +291,7 @@ async function main() {
         seconds: +c.seconds.toFixed(2),
         decompressMBps: +(c.imageBytes / 1e6 / c.seconds).toFixed(0),
         peakRssMiB: +(c.maxRss / MiB).toFixed(0),
+        ...atMost(c.maxRss / MiB, GOALS.rssMiB),
       });
     }
   } finally {

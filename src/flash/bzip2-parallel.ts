@@ -203,11 +203,18 @@ export async function* bzip2Parallel(input: AsyncIterable<Uint8Array>): AsyncGen
   const limit = workerCount() + 1;
   /** Combined CRC of the current stream's blocks taken so far. */
   let combined = 0;
+  /** True while takeOldest checks a piece: a failure then is the stream's next one in order. */
+  let inOrder = false;
 
   /** Hands on the output of the oldest piece; a piece that fails to decode is joined to the next and tried again. */
   async function* takeOldest(): AsyncGenerator<Uint8Array> {
     const p = ahead.shift()!;
-    if ('check' in p) return p.check(combined);
+    inOrder = true;
+    if ('check' in p) {
+      p.check(combined);
+      inOrder = false;
+      return;
+    }
     let out: Uint8Array;
     try {
       out = await p.output;
@@ -222,6 +229,7 @@ export async function* bzip2Parallel(input: AsyncIterable<Uint8Array>): AsyncGen
       });
     }
     combined = (((combined << 1) | (combined >>> 31)) ^ p.crc) >>> 0;
+    inOrder = false;
     yield out;
   }
 
@@ -286,6 +294,10 @@ export async function* bzip2Parallel(input: AsyncIterable<Uint8Array>): AsyncGen
       inp.drop(streamStart);
     }
     while (ahead.length) yield* takeOldest();
+  } catch (e) {
+    // a failure found while reading ahead comes after the output of the blocks before it
+    if (!inOrder) while (ahead.length) yield* takeOldest();
+    throw e;
   } finally {
     pool.close();
   }
