@@ -40,6 +40,6 @@ function deviceTag(dev: BlockDevice): string {
  */
 export async function backupRecords(x: Extraction, dir: string, region: LocatedRegion, dev: BlockDevice): Promise<string> {
   const used = await createRunDir(dir, `crashcart-backup-${deviceTag(dev)}-${runStamp()}`);
-  await writeExtraction(x, used, { device: dev.info.name, offset: region.offset, size: region.size, description: region.description });
+  await writeExtraction(x, used, { device: dev.info.name, offset: region.offset, size: region.size, description: region.description }, { durable: true });
   return used;
 }

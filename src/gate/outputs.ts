@@ -61,6 +61,20 @@ export async function writeNewFile(path: string, data: string | Uint8Array, what
   }
 }
 
+/** Makes a file or folder written earlier durable (fsync), without following a symlink. */
+export async function syncPath(path: string): Promise<void> {
+  try {
+    const fh = await open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    throw describeFsError(path, e);
+  }
+}
+
 /**
  * Replaces the content of `path` atomically: a fresh file beside it, synced, renamed over it.
  * A symlink or anything but a regular file at `path` is refused; readers never see half a file.

@@ -606,7 +606,7 @@ export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts
     const base = await createRunDir(opts.backupDir, `crashcart-backup-${runStamp()}`);
     for (const [i, { risk, x }] of inner.extractions.entries()) {
       const dir = inner.extractions.length === 1 ? base : join(base, `${i + 1}-offset-${risk.offset}`);
-      await writeExtraction(x, dir, { device: dev.info.name, offset: risk.offset, size: risk.size, description: risk.description });
+      await writeExtraction(x, dir, { device: dev.info.name, offset: risk.offset, size: risk.size, description: risk.description }, { durable: true });
       result.backups.push({ dir, description: risk.description, records: risk.records });
       step(`backed up ${risk.records.length} record(s) of ${risk.description} to ${dir}`);
     }

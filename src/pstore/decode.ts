@@ -16,7 +16,7 @@ import {
   zoneSignature,
 } from './abi.js';
 import type { CodecName } from './codecs/index.js';
-import { CODEC_NAMES, detectAndDecompress } from './codecs/index.js';
+import { KmsgDecompressor, kmsgMaxOutput } from './kmsg-decompressor.js';
 import type { FtraceCpuInIp, FtraceFormat, SymbolFormatter } from './ftrace.js';
 import { combineFtraceZones, renderFtrace, scoreFtraceFormat } from './ftrace.js';
 import type { ReadingKernel } from './kernel-version.js';
@@ -102,6 +102,11 @@ export interface DecodeOptions {
   maxDecompressed?: number;
   /** The kernel that will read the card back; records it could not decompress are named `.enc.z`. */
   readingKernel?: ReadingKernel;
+  /**
+   * Decompresses the dmesg records (and keeps what it decoded): one shared with an earlier pass
+   * over the same region, or with the decoding done while the region was read, decodes nothing twice.
+   */
+  decompressor?: KmsgDecompressor;
 }
 
 export interface DecodeResult {
@@ -120,13 +125,6 @@ export interface DecodeResult {
 
 const KMSG_HEAD_READ = ZONE_HEADER_SIZE + 40;
 
-/** Maps a pstore.compress= value to the decoder that reads it (lz4hc writes plain LZ4 blocks). */
-function codecForCompressParam(v: string | undefined): CodecName | undefined {
-  if (!v) return undefined;
-  const name = v === 'lz4hc' ? 'lz4' : v;
-  return (CODEC_NAMES as readonly string[]).includes(name) ? (name as CodecName) : undefined;
-}
-
 function isoTime(sec: bigint, nsec: number): string | null {
   if (sec <= 0n || sec > 253402300799n) return null;
   return new Date(Number(sec) * 1000 + Math.floor(nsec / 1e6)).toISOString();
@@ -143,7 +141,7 @@ export async function decodeRegion(src: RegionSource, layout: Layout, opts: Deco
   const heads = await readZoneHeads(src, layout);
   const abi = detectAbi(layout, heads, opts, warnings);
   const rc: Recovery = { src, layout, heads, endian: abi.endian, zones: [], records: [], warnings, counters: { oops: 0, panic: 0 }, newestSec: 0n, nextKmsgZone: 0 };
-  await recoverKmsgZones(rc, abi.layout, opts);
+  await recoverKmsgZones(rc, abi.layout, { ...opts, decompressor: opts.decompressor ?? new KmsgDecompressor(opts.compressHint) });
   const linear = await recoverCircularZones(rc);
   const ftraceFormat = recoverFtrace(rc, linear, abi, opts);
   readCircularRecords(rc, linear);
@@ -259,7 +257,7 @@ async function keepRaw(rc: Recovery, r: ZoneReport): Promise<void> {
  * and, at read time, psz_kmsg_read() for the zones that hold a dump. kmsg zones are recovered
  * first and listed first.
  */
-async function recoverKmsgZones(rc: Recovery, layoutName: KmsgLayoutName, opts: DecodeOptions): Promise<void> {
+async function recoverKmsgZones(rc: Recovery, layoutName: KmsgLayoutName, opts: KmsgDecodeOptions): Promise<void> {
   for (let i = 0; i < rc.layout.zones.length; i++) {
     const z = rc.layout.zones[i];
     if (z.type !== 'dmesg') continue;
@@ -328,7 +326,7 @@ function kmsgInfo(hdr: KmsgHeader): NonNullable<ZoneReport['kmsg']> {
  * the payload sits after the kmsg header, `datalen - sizeof(psz_kmsg_header)` bytes long (the
  * kernel does not guard a datalen shorter than the header; this does).
  */
-async function recoverKmsgRecord(rc: Recovery, z: Zone, meta: KmsgMeta, layoutName: KmsgLayoutName, opts: DecodeOptions): Promise<void> {
+async function recoverKmsgRecord(rc: Recovery, z: Zone, meta: KmsgMeta, layoutName: KmsgLayoutName, opts: KmsgDecodeOptions): Promise<void> {
   const { hdr, datalen } = meta;
   const L = KMSG_LAYOUTS[layoutName];
   const full = await rc.src.read(z.offset, z.size);
@@ -350,7 +348,8 @@ async function recoverKmsgRecord(rc: Recovery, z: Zone, meta: KmsgMeta, layoutNa
     rep.raw = full;
     payloadLen = 0;
   }
-  const payload = full.subarray(ZONE_HEADER_SIZE + L.size, Math.min(full.length, ZONE_HEADER_SIZE + L.size + payloadLen));
+  const payloadAt = ZONE_HEADER_SIZE + L.size;
+  const payload = full.subarray(payloadAt, Math.min(full.length, payloadAt + payloadLen));
   const base: KmsgRecordBase = {
     type: 'dmesg',
     id: z.index,
@@ -365,10 +364,11 @@ async function recoverKmsgRecord(rc: Recovery, z: Zone, meta: KmsgMeta, layoutNa
     kernelVisible: true,
   };
   if (!hdr.compressed) rc.records.push(plainKmsgRecord(base, hdr, payload));
-  else rc.records.push(decompressedKmsgRecord(base, rep, payload, z.size - ZONE_HEADER_SIZE, L.size, opts));
+  else rc.records.push(decompressedKmsgRecord(base, rep, payload, z.offset + payloadAt, z.size - ZONE_HEADER_SIZE, L.size, opts));
 }
 
 type KmsgRecordBase = Omit<DecodedRecord, 'file' | 'content' | 'algorithm'>;
+type KmsgDecodeOptions = DecodeOptions & { decompressor: KmsgDecompressor };
 
 /** psz_kmsg_read(): "%s: Total %d times\n" + payload (counter printed as int). */
 function plainKmsgRecord(base: KmsgRecordBase, hdr: KmsgHeader, payload: Uint8Array): DecodedRecord {
@@ -383,12 +383,17 @@ function plainKmsgRecord(base: KmsgRecordBase, hdr: KmsgHeader, payload: Uint8Ar
  * fs/pstore/platform.c decompress_record() for a compressed dump; what fails to decompress is
  * shown as the kernel shows it, `dmesg-pstore_blk-<i>.enc.z` with the stored bytes.
  */
-function decompressedKmsgRecord(base: KmsgRecordBase, rep: ZoneReport, payload: Uint8Array, bufferSize: number, kmsgHeaderSize: number, opts: DecodeOptions): DecodedRecord {
+function decompressedKmsgRecord(
+  base: KmsgRecordBase,
+  rep: ZoneReport,
+  payload: Uint8Array,
+  payloadOffset: number,
+  bufferSize: number,
+  kmsgHeaderSize: number,
+  opts: KmsgDecodeOptions,
+): DecodedRecord {
   if (payload.length === 0) base.warnings.push('compressed record with an empty payload: the kernel stops listing records here');
-  const maxOutput = opts.maxDecompressed ?? Math.max(4 << 20, 8 * bufferSize);
-  const hint = codecForCompressParam(opts.compressHint);
-  let res = hint ? detectAndDecompress(payload, { maxOutput, only: [hint] }) : undefined;
-  if (!res || !res.ok) res = detectAndDecompress(payload, { maxOutput });
+  const res = opts.decompressor.decompress(payload, payloadOffset, kmsgMaxOutput(bufferSize + ZONE_HEADER_SIZE, opts.maxDecompressed));
   if (res.ok) {
     // psinfo->bufsize of pstore/zone: the kmsg zone's buffer less the kmsg header.
     const why = opts.readingKernel && kernelCannotDecompress(opts.readingKernel, res.algorithm, payload, res.data.length, bufferSize - kmsgHeaderSize);

@@ -3,8 +3,8 @@
  * raw bytes of zones that failed validation under raw/, extra views, and index.json.
  */
 import { mkdir } from 'node:fs/promises';
-import { prepareOutputDir, writeNewFile } from '../gate/outputs.js';
-import { join } from 'node:path';
+import { prepareOutputDir, syncPath, writeNewFile } from '../gate/outputs.js';
+import { dirname, join } from 'node:path';
 import type { Extraction } from './extract.js';
 import { decodedFileName } from './kernel-version.js';
 
@@ -168,7 +168,15 @@ export function rawFileName(z: { type: string; index: number; offset: number }):
 export interface WriteExtractionOptions {
   /** Replace an earlier extraction in a non-empty `dir` (anything else there is refused). */
   replace?: boolean;
+  /**
+   * Make the files durable before returning (a backup taken before its records are destroyed):
+   * one pass at the end syncs every file and the folders, not a sync after each file.
+   */
+  durable?: boolean;
 }
+
+/** Files being written at once: keeps the file system busy while the next ones are opened. */
+const FILES_IN_FLIGHT = 16;
 
 /**
  * Writes records, raw zones, extra views and index.json into `dir`: a new or empty folder
@@ -176,12 +184,39 @@ export interface WriteExtractionOptions {
  */
 export async function writeExtraction(x: Extraction, dir: string, region: RegionInfo, opts: WriteExtractionOptions = {}): Promise<ExtractionIndex> {
   await prepareOutputDir(dir, opts);
-  for (const r of x.records) await writeNewFile(join(dir, r.file), r.content);
+  const files: { path: string; data: string | Uint8Array }[] = x.records.map((r) => ({ path: join(dir, r.file), data: r.content }));
   const raws = x.zones.filter((z) => z.raw);
   if (raws.length) await mkdir(join(dir, 'raw'));
-  for (const z of raws) await writeNewFile(join(dir, rawFileName(z)), z.raw!);
-  for (const f of x.extraFiles) await writeNewFile(join(dir, f.file), f.content);
+  for (const z of raws) files.push({ path: join(dir, rawFileName(z)), data: z.raw! });
+  for (const f of x.extraFiles) files.push({ path: join(dir, f.file), data: f.content });
+  await inFlight(files, (f) => writeNewFile(f.path, f.data));
   const index = buildIndex(x, region);
+  // index.json last: a folder with an index holds the whole extraction.
   await writeNewFile(join(dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
+  if (opts.durable) {
+    await inFlight(files, (f) => syncPath(f.path));
+    await syncPath(join(dir, 'index.json'));
+    for (const d of [...(raws.length ? [join(dir, 'raw')] : []), dir, dirname(dir)]) await syncPath(d);
+  }
   return index;
+}
+
+/** Runs `fn` over `items`, FILES_IN_FLIGHT at a time; the first failure stops it (after those in flight). */
+async function inFlight<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const lane = async () => {
+    while (!failed && next < items.length) {
+      try {
+        await fn(items[next++]);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  const lanes = Array.from({ length: Math.min(FILES_IN_FLIGHT, items.length) }, lane);
+  const settled = await Promise.allSettled(lanes);
+  const error = settled.find((r) => r.status === 'rejected');
+  if (error) throw (error as PromiseRejectedResult).reason;
 }

@@ -15,7 +15,11 @@ import type { KernelVersion, WriterEvidence } from './kernel-version.js';
 import { compareVersion, decodedFileName, writerEvidence } from './kernel-version.js';
 import type { PstoreParams } from './params.js';
 import type { RegionSource } from './region-source.js';
-import { prefetchSource } from './region-source.js';
+import { streamRegion } from './region-source.js';
+import type { ReadProgress } from './decode-ahead.js';
+import { decodeAhead } from './decode-ahead.js';
+import { KmsgDecompressor } from './kmsg-decompressor.js';
+import { SignatureScanner } from './scan.js';
 import { MAX_REGION } from './layout.js';
 import { SIZE_PARAMS } from './params.js';
 import type { SymbolTable } from '../symbols/index.js';
@@ -42,6 +46,8 @@ export interface ExtractOptions {
    * written beside them.
    */
   kernelVersion?: KernelVersion;
+  /** Told how far the region has been read (and how many records decoded meanwhile), as it goes. */
+  onProgress?: (p: ReadProgress) => void;
 }
 
 export interface ExtraFile {
@@ -78,9 +84,32 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
   // big: then zone headers are read one by one and only zones holding data are read whole.
   const used = Math.min(source.size, MAX_REGION);
   const strategy = opts.readStrategy ?? 'auto';
-  const bulk = strategy === 'bulk' || (strategy === 'auto' && (source.cheapSequential || used <= PREFETCH_ALWAYS || needsScan(opts.params)));
-  const src = bulk ? await prefetchSource(source, used) : source;
-  const geometry = await resolveGeometry(src, opts.params);
+  const scan = needsScan(opts.params);
+  const bulk = strategy === 'bulk' || (strategy === 'auto' && (source.cheapSequential || used <= PREFETCH_ALWAYS || scan));
+  const decompressor = new KmsgDecompressor(opts.params.compress?.value);
+  let src = source;
+  // Known geometry: resolved without reading anything.
+  let geometry = scan ? undefined : await resolveGeometry(source, opts.params);
+  if (bulk) {
+    // Records are decoded as the chunks of the region arrive, and signatures scanned in the same pass.
+    const stream = streamRegion(source, used);
+    src = stream.source;
+    const scanner = scan ? new SignatureScanner(source.available) : undefined;
+    try {
+      await decodeAhead(stream, Math.min(source.available, used), {
+        decompressor,
+        kmsgZones: geometry?.layout.zones.filter((z) => z.type === 'dmesg'),
+        scanner,
+        endian: opts.abi?.endian,
+        layout: opts.abi?.layout,
+        onProgress: opts.onProgress,
+      });
+    } finally {
+      stream.stop();
+    }
+    geometry ??= await resolveGeometry(src, opts.params, { found: scanner?.found });
+  }
+  geometry ??= await resolveGeometry(src, opts.params);
   const warnings = [...geometry.layout.warnings];
   if (geometry.layout.errors.length) {
     warnings.push(`the kernel would refuse this geometry: ${geometry.layout.errors.join('; ')}`);
@@ -106,6 +135,7 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
     ftraceCpuInIp: cpuInIp,
     compressHint: opts.params.compress?.value,
     readingKernel: opts.kernelVersion ? { version: opts.kernelVersion, compress: opts.params.compress?.value } : undefined,
+    decompressor,
   };
   let decoded = await decodeRegion(src, geometry.layout, { ...decodeOpts, symbols: table ? formatterFor(table) : undefined });
   if (opts.symbols && opts.kaslrSlide === undefined && decoded.records.some((r) => r.type === 'ftrace')) {

@@ -11,8 +11,7 @@ import type { RegionSource } from './region-source.js';
 import type { CpuCountDetection } from './cpu-count.js';
 import { cpuCountsWithShift, detectCpuCount } from './cpu-count.js';
 import type { FoundSignature } from './scan.js';
-import { scanSignatures } from './scan.js';
-import { mergeSignatures, scanUnalignedSignatures } from './scan-unaligned.js';
+import { scanAllSignatures } from './scan.js';
 
 export interface EffectiveGeometry {
   /** KiB values as the kernel's module parameters would read back after normalisation. */
@@ -170,7 +169,7 @@ function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, sig
 export interface ResolveOptions {
   /** Always scan the region, even when every parameter is known (to report mismatches). */
   verify?: boolean;
-  /** The region's signatures when the caller has already scanned it (as `scanSignatures` finds them). */
+  /** The region's signatures when the caller has already scanned it (as `scanAllSignatures` finds them). */
   found?: FoundSignature[];
 }
 
@@ -208,7 +207,7 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
   }
 
   // Zones of a CPU count that does not divide ftrace_size start off the 4-byte grid.
-  const found = opts.found ?? mergeSignatures(await scanSignatures(src), await scanUnalignedSignatures(src));
+  const found = opts.found ?? (await scanAllSignatures(src));
   if (found.length === 0 && missing.length > 0) {
     throw new NoPstoreError(
       `no pstore/blk zone signatures found in the region (${src.available} bytes scanned) and the geometry is incomplete (${missing.join(', ')} not given): nothing to extract`,

@@ -40,20 +40,82 @@ export function deviceSource(dev: BlockDevice, offset: number, size: number): Re
   };
 }
 
+/** One piece of a region as it arrived. */
+export interface RegionChunk {
+  offset: number;
+  bytes: Uint8Array;
+}
+
 /**
- * Reads the first `limit` bytes of a region once, in large sequential chunks, so that decoding
- * thousands of zones costs a handful of reads instead of two per zone.
+ * A region being read ahead: the first `limit` bytes are read once, in large sequential chunks
+ * issued back to back in the background, so that decoding thousands of zones costs a handful of
+ * reads instead of two per zone, and can start on the first chunks while later ones are still
+ * being read. The chunks are kept as read (no copy into one buffer); `source` reads wait for
+ * bytes that have not arrived yet.
  */
-export async function prefetchSource(src: RegionSource, limit: number, chunk = 4 << 20): Promise<RegionSource> {
-  if (src.inMemory) return src;
+export interface StreamedRegion {
+  readonly source: RegionSource;
+  /** The chunks in region order, each as soon as it has arrived; throws the read error, if any. */
+  chunks(): AsyncIterable<RegionChunk>;
+  /** Resolves when every chunk has arrived; rejects with the read error. */
+  readonly done: Promise<void>;
+  /** Stops reading (chunks not yet asked for are never read). */
+  stop(): void;
+}
+
+export function streamRegion(src: RegionSource, limit: number, chunk = 4 << 20): StreamedRegion {
+  if (chunk % 4 !== 0 || chunk <= 0) throw new RangeError(`chunk size ${chunk} must be a positive multiple of 4`);
   const n = Math.min(src.available, limit);
-  const buf = new Uint8Array(n);
-  for (let off = 0; off < n; off += chunk) buf.set(await src.read(off, Math.min(chunk, n - off)), off);
-  if (n === src.available) return memorySource(buf, src.size);
-  // Past the prefetched part (beyond 128 MiB: never used by the kernel) fall back to the source.
-  return {
+  const count = Math.ceil(n / chunk);
+  const arrived: Promise<Uint8Array>[] = [];
+  let stopped = false;
+  // Each read is issued when the previous one has completed: one sequential stream.
+  let previous: Promise<unknown> = Promise.resolve();
+  for (let i = 0; i < count; i++) {
+    const off = i * chunk;
+    const p = previous.then(() => {
+      if (stopped) throw new Error('region read stopped');
+      return src.read(off, Math.min(chunk, n - off));
+    });
+    p.catch(() => undefined); // observed by whoever waits for this chunk
+    arrived.push(p);
+    previous = p;
+  }
+  const done = Promise.all(arrived).then(() => undefined);
+  done.catch(() => undefined);
+  const chunkAt = (i: number) => arrived[i];
+  const source: RegionSource = {
     size: src.size,
     available: src.available,
-    read: async (offset, length) => (offset + length <= n ? buf.subarray(offset, offset + length) : src.read(offset, length)),
+    async read(offset, length) {
+      if (offset + length > n) {
+        // Past the part read ahead (beyond 128 MiB: never used by the kernel) the source answers.
+        if (n < src.available) return src.read(offset, length);
+        length = n - offset;
+      }
+      if (length <= 0) return new Uint8Array(0);
+      const first = Math.floor(offset / chunk);
+      const last = Math.floor((offset + length - 1) / chunk);
+      if (first === last) return (await chunkAt(first)).subarray(offset - first * chunk, offset - first * chunk + length);
+      // Straddles chunks: the only case that copies.
+      const out = new Uint8Array(length);
+      for (let i = first; i <= last; i++) {
+        const c = await chunkAt(i);
+        const from = Math.max(offset, i * chunk);
+        const to = Math.min(offset + length, i * chunk + c.length);
+        out.set(c.subarray(from - i * chunk, to - i * chunk), from - offset);
+      }
+      return out;
+    },
+  };
+  return {
+    source,
+    done,
+    stop() {
+      stopped = true;
+    },
+    async *chunks() {
+      for (let i = 0; i < count; i++) yield { offset: i * chunk, bytes: await chunkAt(i) };
+    },
   };
 }

@@ -9,8 +9,7 @@ import { cpuCountGroups, detectCpuCount, kmsgShift } from '../../../src/pstore/c
 import { extractPstore } from '../../../src/pstore/extract.js';
 import type { PstoreParams } from '../../../src/pstore/params.js';
 import { memorySource } from '../../../src/pstore/region-source.js';
-import { scanSignatures } from '../../../src/pstore/scan.js';
-import { mergeSignatures, scanUnalignedSignatures } from '../../../src/pstore/scan-unaligned.js';
+import { mergeSignatures, scanSignatures, scanUnalignedSignatures } from '../../../src/pstore/scan.js';
 import { ftraceRecords, putCircularZone, putKmsgZone } from '../../helpers/zone-builder.js';
 
 const KiB = 1024;
