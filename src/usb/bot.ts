@@ -336,7 +336,10 @@ export class BotDriver {
     const { cmd } = x;
     if (stage.queuedCsw) {
       try {
-        return await stage.queuedCsw;
+        const b = await stage.queuedCsw;
+        // An empty read gets the same second chance as one made after the data.
+        if (b.length > 0) return b;
+        this.onEvent?.({ type: 'csw-retry', why: 'empty' });
       } catch (e) {
         const kind = this.transferKind(e, cmd.signal);
         if (kind !== 'stall') {

@@ -91,6 +91,13 @@ test('data-OUT: the CSW read is queued with the data; a device that STALLs it ge
     ['early-status-off', 'clear-halt'],
   );
   assert.equal(bot2.earlyStatus, false);
+  // An empty answer to the queued status read is read again, as one made after the data would be.
+  const sim3 = readyReader();
+  sim3.inject({ type: 'empty-csw', opcode: 0x2a });
+  const events3: BotEvent[] = [];
+  assert.equal((await botOver(sim3, events3).execute({ lun: 0, cdb: cdb.write10(0n, 1), data: data.subarray(0, 512) })).status, 'passed');
+  assert.ok(events3.some((e) => e.type === 'csw-retry' && e.why === 'empty'));
+  assert.equal(sim3.stats.bomsResets, 0);
   assert.equal(qemuLike.stats.clearHalts.in, 1);
   assert.equal(qemuLike.stats.bomsResets, 0);
   assert.deepEqual(qemuLike.stats.violations, []);
