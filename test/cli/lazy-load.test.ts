@@ -35,8 +35,8 @@ const ownModules = (modules: string[]) => modules.filter((m) => m.startsWith(src
 /** The npm packages loaded (by name, scoped names included). */
 const packages = (modules: string[]) => new Set(modules.map((m) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(m)?.[1]).filter((p): p is string => p !== undefined));
 
-/** What parsing the arguments may load of our own: the CLI entry, its command definitions, errors and the signal handling. */
-const PARSING = /^(cli\/main\.js|cli\/cancellation\.js|errors\.js|cli\/args\/[a-z-]+\.js)$/;
+/** What parsing the arguments may load of our own: the CLI entry, its command definitions, errors, diagnostics and the signal handling. */
+const PARSING = /^(cli\/main\.js|cli\/cancellation\.js|cli\/diagnostics\.js|errors\.js|cli\/args\/[a-z-]+\.js)$/;
 /** The `usb` package and its native builds (@node-usb/…), progress bars and spinners, codecs. */
 const heavy = (loaded: Set<string>) => [...loaded].filter((p) => /^(usb|@node-usb\/.*|cli-progress|ora|fzstd|xz-decompress|unbzip2-stream)$/.test(p));
 
