@@ -69,6 +69,20 @@ export interface BoardPartition {
   logical?: boolean;
 }
 
+/**
+ * A region outside the partitions written from an image at a fixed byte offset: a boot loader the
+ * boot ROM reads from a raw position (i.MX8 at 32 or 33 KiB, Allwinner at 8 KiB, Rockchip at 32 KiB).
+ */
+export interface BoardRawRegion {
+  /** Name for `--image NAME=FILE` (unique among partitions and regions). */
+  name: string;
+  /** Byte offset on the card and the most bytes the region may hold. */
+  offset: number;
+  size: number;
+  image?: string;
+  bmap?: string;
+}
+
 /** The kind of partition table a profile lays out. */
 export type TableKind = 'gpt' | 'mbr';
 
@@ -92,6 +106,8 @@ export interface BoardProfile {
   alignment?: number;
   /** Partition layout: GPT entries 1, 2, …; MBR primary partitions, then logical ones. */
   partitions?: BoardPartition[];
+  /** Raw regions before the first partition (boot loaders at fixed offsets). */
+  raw?: BoardRawRegion[];
   card?: BoardCard;
   /** Free-text notes of the profile (`notes`, string or list of strings). */
   notes?: string[];
@@ -151,7 +167,8 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 
 /** A profile name: lowercase identifier, also what `--profile NAME` looks up. */
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
-const TOP_FIELDS = ['name', 'description', 'abi', 'pstore', 'cmdline', 'table', 'disk_signature', 'alignment', 'partitions', 'card', 'notes'];
+const TOP_FIELDS = ['name', 'description', 'abi', 'pstore', 'cmdline', 'table', 'disk_signature', 'alignment', 'partitions', 'raw', 'card', 'notes'];
+const RAW_FIELDS = ['name', 'offset', 'size', 'image', 'bmap'];
 const PARTITION_FIELDS = ['name', 'type', 'size', 'start', 'image', 'bmap', 'uuid', 'attributes', 'bootable', 'logical'];
 const PSTORE_FIELDS = ['partition', 'kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size', 'cpus', 'max_reason', 'compress', 'ftrace_cpu_in_ip', 'backend', 'headers'];
 
@@ -195,6 +212,7 @@ export function checkProfile(json: unknown, path: string): ProfileCheck {
   const partitions = json.partitions === undefined ? undefined : checkPartitions(json.partitions, dirname(resolve(path)), table, f);
   const pstore = json.pstore === undefined ? undefined : checkPstore(json.pstore, f);
   const cmdParams = json.cmdline === undefined ? {} : checkCmdline(json.cmdline, f);
+  const raw = json.raw === undefined ? undefined : checkRawRegions(json.raw, dirname(resolve(path)), { partitions, table }, f);
   checkCrossFields({ pstore, partitions, cmdParams, table }, f);
   if (f.errors.length > 0 || !top.name) return { errors: f.errors, warnings: f.warnings };
   const profile: BoardProfile = { name: top.name, path };
@@ -206,6 +224,7 @@ export function checkProfile(json: unknown, path: string): ProfileCheck {
   if (table.diskSignature !== undefined) profile.diskSignature = table.diskSignature;
   if (table.alignment !== undefined) profile.alignment = table.alignment;
   if (partitions) profile.partitions = partitions;
+  if (raw) profile.raw = raw;
   if (card) profile.card = card;
   if (top.notes) profile.notes = top.notes;
   return { profile, errors: f.errors, warnings: f.warnings };
@@ -442,7 +461,7 @@ function partitionStart(v: unknown, at: string, f: Findings): number | undefined
 }
 
 /** `image` and `bmap`: file paths, resolved against the profile's folder; missing files are warnings. */
-function partitionFiles(raw: Obj, at: string, baseDir: string, part: BoardPartition, f: Findings): void {
+function partitionFiles(raw: Obj, at: string, baseDir: string, part: { image?: string; bmap?: string }, f: Findings): void {
   const file = (rel: string, field: string) => {
     const p = isAbsolute(rel) ? rel : join(baseDir, rel);
     if (!existsSync(p)) f.warn(field, `${p} does not exist (yet)`);
@@ -483,6 +502,69 @@ function checkLayoutFits(parts: BoardPartition[], table: TableFields, f: Finding
   } catch (e) {
     if (!(e instanceof CrashcartError)) throw e;
     f.err('partitions', e.message);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw regions
+
+/** Bytes the partition table takes at the start of a 512-byte-sector card: the MBR, or the protective MBR, GPT header and entries. */
+const TABLE_HEAD = { mbr: 512, gpt: 34 * 512 };
+
+/**
+ * `raw`: named regions at fixed offsets, after the table's head and before the first partition
+ * (as placed on a card just big enough), not overlapping each other.
+ */
+function checkRawRegions(v: unknown, baseDir: string, ctx: { partitions?: BoardPartition[]; table: TableFields }, f: Findings): BoardRawRegion[] | undefined {
+  if (!Array.isArray(v) || v.length === 0) {
+    f.err('raw', 'must be a non-empty list of regions');
+    return undefined;
+  }
+  const errorsBefore = f.errors.length;
+  const names = new Set(ctx.partitions?.map((p) => p.name));
+  const out: BoardRawRegion[] = [];
+  v.forEach((r, i) => {
+    const at = `raw[${i}]`;
+    if (!isObj(r)) return f.err(at, 'must be an object');
+    f.known(r, `${at}.`, RAW_FIELDS);
+    f.comment(r, `${at}.`);
+    if (typeof r.name !== 'string' || r.name === '') f.err(`${at}.name`, 'must be a non-empty string');
+    else if (names.has(r.name)) f.err(`${at}.name`, `"${r.name}" is already the name of a partition or region`);
+    else names.add(r.name);
+    const offset = r.offset === undefined ? f.err(`${at}.offset`, 'is required') : sizeValue(r.offset, `${at}.offset`, f);
+    const size = r.size === undefined ? f.err(`${at}.size`, 'is required') : sizeValue(r.size, `${at}.size`, f);
+    if (typeof offset === 'number' && offset % 512 !== 0) f.err(`${at}.offset`, `${offset} is not a multiple of 512`);
+    if (typeof size === 'number' && (size === 0 || size % 512 !== 0)) f.err(`${at}.size`, `${size} bytes is not a positive multiple of 512`);
+    const region: BoardRawRegion = { name: typeof r.name === 'string' ? r.name : '', offset: offset ?? 0, size: size ?? 0 };
+    partitionFiles(r, at, baseDir, region, f);
+    out.push(region);
+  });
+  if (f.errors.length !== errorsBefore) return undefined;
+  const head = TABLE_HEAD[ctx.table.kind];
+  const firstPartition = ctx.partitions ? firstPartitionStart(ctx.partitions, ctx.table) : undefined;
+  const sorted = [...out].sort((a, b) => a.offset - b.offset);
+  sorted.forEach((r, i) => {
+    const at = `raw[${out.indexOf(r)}]`;
+    if (r.offset < head) f.err(`${at}.offset`, `${r.offset} lies in the ${ctx.table.kind === 'mbr' ? 'MBR' : 'GPT (protective MBR, header and entries up to byte 17408)'}`);
+    if (i > 0 && r.offset < sorted[i - 1].offset + sorted[i - 1].size) f.err(`${at}.offset`, `region "${r.name}" overlaps region "${sorted[i - 1].name}"`);
+    if (firstPartition !== undefined && r.offset + r.size > firstPartition) {
+      f.err(`${at}.size`, `region "${r.name}" (bytes ${r.offset}–${r.offset + r.size - 1}) runs into the first partition at ${firstPartition}`);
+    }
+  });
+  return f.errors.length === errorsBefore ? out : undefined;
+}
+
+/** Where the first partition starts (undefined when the layout does not place). */
+function firstPartitionStart(parts: BoardPartition[], table: TableFields): number | undefined {
+  try {
+    const deviceSize = layoutMinimumSize({ table: table.kind, alignment: table.alignment, partitions: parts }, 512);
+    const geometry = { sectorSize: 512, deviceSize, alignment: table.alignment };
+    const firstLba =
+      table.kind === 'mbr' ? layoutMbrPartitions(mbrPartitionRequests(parts), geometry).partitions[0].firstLba : layoutPartitions(partitionRequests(parts), geometry)[0].firstLba;
+    return firstLba * 512;
+  } catch (e) {
+    if (!(e instanceof CrashcartError)) throw e;
+    return undefined;
   }
 }
 

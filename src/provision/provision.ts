@@ -84,8 +84,12 @@ export interface PlannedPartition {
 }
 
 export interface PlannedImage {
-  partition: number;
+  /** The partition the image goes into; absent for a raw region (`raw` in the profile). */
+  partition?: number;
   name: string;
+  /** Where it is written: byte offset on the card and the bytes available there. */
+  offset: number;
+  capacity: number;
   path: string;
   bmap?: string;
   format: ImageInfo['format'];
@@ -160,7 +164,8 @@ type TableWrite = { kind: 'gpt'; gpt: ResolvedGpt } | { kind: 'mbr'; mbr: Resolv
 interface PlanInternals {
   table: TableWrite;
   format?: FormatPlan;
-  imageInfos: Map<number, ImageInfo>;
+  /** By partition or region name. */
+  imageInfos: Map<string, ImageInfo>;
   extractions: { risk: RecordsAtRisk; x: Extraction }[];
 }
 
@@ -252,9 +257,10 @@ function checkProfileFits(dev: BlockDevice, profile: BoardProfile, opts: Provisi
       `${dev.info.name} is too small for profile ${profile.name}: ${dev.size} bytes (${formatBytes(dev.size)}), it needs at least ${minimumSize} bytes (${formatBytes(minimumSize)})`,
     );
   }
+  const names = [...partitions, ...(profile.raw ?? [])].map((p) => p.name);
   for (const name of Object.keys(opts.images ?? {})) {
-    if (!partitions.some((p) => p.name === name)) {
-      throw new UsageError(`--image ${name}=…: profile ${profile.name} has no partition "${name}" (${partitions.map((p) => p.name).join(', ')})`);
+    if (!names.includes(name)) {
+      throw new UsageError(`--image ${name}=…: profile ${profile.name} has no partition or raw region "${name}" (${names.join(', ')})`);
     }
   }
   return minimumSize;
@@ -367,34 +373,42 @@ async function planMbrTable(dev: BlockDevice, profile: BoardProfile, layout: Mbr
   return { action, differences: match.differences, existing, write: { kind: 'mbr', mbr, wipe }, partitions, kept };
 }
 
-/** Step 2, the images: which partition images are written, and which the card already holds. */
+/** Step 2, the images: which partition and raw-region images are written, and which the card already holds. */
 async function planImages(
   dev: BlockDevice,
   profile: BoardProfile,
   table: TablePlan,
   opts: ProvisionOptions,
-): Promise<{ images: PlannedImage[]; imageInfos: Map<number, ImageInfo> }> {
+): Promise<{ images: PlannedImage[]; imageInfos: Map<string, ImageInfo> }> {
   const images: PlannedImage[] = [];
-  const imageInfos = new Map<number, ImageInfo>();
-  for (const [i, bp] of profile.partitions!.entries()) {
-    const over = opts.images?.[bp.name];
-    const path = over?.image ?? bp.image;
+  const imageInfos = new Map<string, ImageInfo>();
+  const targets = [
+    ...profile.partitions!.map((bp, i) => ({ ...bp, partition: table.partitions[i].number, offset: table.partitions[i].start, capacity: table.partitions[i].size })),
+    ...(profile.raw ?? []).map((r) => ({ ...r, partition: undefined, capacity: r.size })),
+  ];
+  for (const t of targets) {
+    const over = opts.images?.[t.name];
+    const path = over?.image ?? t.image;
     if (!path) continue;
-    const bmap = over ? over.bmap : bp.bmap;
-    const part = table.partitions[i];
-    const info = await inspectImage({ path, bmapPath: bmap }, { capacity: part.size, ...(table.kept ? { compareWith: { dev, offset: part.start } } : {}), signal: opts.signal });
-    imageInfos.set(part.number, info);
+    const bmap = over ? over.bmap : t.bmap;
+    // a raw region survives any table change; a partition only when the table is kept
+    const kept = t.partition === undefined || table.kept;
+    const info = await inspectImage({ path, bmapPath: bmap }, { capacity: t.capacity, ...(kept ? { compareWith: { dev, offset: t.offset } } : {}), signal: opts.signal });
+    imageInfos.set(t.name, info);
     const skip = info.identical === true;
+    const where = t.partition === undefined ? 'region' : 'partition';
     images.push({
-      partition: part.number,
-      name: part.name,
+      ...(t.partition !== undefined ? { partition: t.partition } : {}),
+      name: t.name,
+      offset: t.offset,
+      capacity: t.capacity,
       path,
       ...(bmap ? { bmap } : {}),
       format: info.format,
       size: info.size,
       dataBytes: info.dataBytes,
       action: skip ? 'skip' : 'write',
-      reason: skip ? 'the partition already holds this image' : table.kept ? 'the partition differs from the image' : 'new partition table',
+      reason: skip ? `the ${where} already holds this image` : kept ? `the ${where} differs from the image` : 'new partition table',
     });
   }
   return { images, imageInfos };
@@ -567,7 +581,7 @@ export interface ProvisionResult {
   /** Nothing was written: the card already matched. */
   unchanged: boolean;
   tableWritten: boolean;
-  imagesWritten: { partition: number; name: string; bytes: number }[];
+  imagesWritten: { partition?: number; name: string; bytes: number }[];
   pstoreFormatted: boolean;
   /** Where records were saved before being destroyed. */
   backups: { dir: string; description: string; records: string[] }[];
@@ -625,11 +639,10 @@ export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts
   // 3. images
   for (const img of plan.images) {
     if (img.action !== 'write') continue;
-    const part = plan.table.partitions.find((p) => p.number === img.partition)!;
-    const n = await writeImage(dev, part.start, { path: img.path, bmapPath: img.bmap }, inner.imageInfos.get(img.partition)!, { capacity: part.size, signal: opts.signal });
-    result.imagesWritten.push({ partition: img.partition, name: img.name, bytes: n });
+    const n = await writeImage(dev, img.offset, { path: img.path, bmapPath: img.bmap }, inner.imageInfos.get(img.name)!, { capacity: img.capacity, signal: opts.signal });
+    result.imagesWritten.push({ ...(img.partition !== undefined ? { partition: img.partition } : {}), name: img.name, bytes: n });
     result.bytesWritten += n;
-    step(`wrote ${img.path} to partition ${img.partition} "${img.name}" (${formatBytes(n)})`);
+    step(`wrote ${img.path} to ${img.partition !== undefined ? `partition ${img.partition}` : `raw region at byte ${img.offset}`} "${img.name}" (${formatBytes(n)})`);
   }
 
   // 4. pstore

@@ -28,8 +28,12 @@ export const provisionCommand: CommandModule<object, ProvisionArgs> = {
       .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
       .option('json', { type: 'boolean', describe: 'print the plan and result as JSON' })
       .option('replace-table', { type: 'boolean', describe: 'replace a partition table that differs from the profile (records are backed up first)' })
-      .option('image', { type: 'string', array: true, describe: 'NAME=FILE: write FILE (raw, gz, xz, zst, bz2) into partition NAME (overrides the profile)' })
-      .option('bmap', { type: 'string', array: true, describe: 'NAME=FILE: bmap file for the image of partition NAME' })
+      .option('image', {
+        type: 'string',
+        array: true,
+        describe: 'NAME=FILE: write FILE (raw, gz, xz, zst, bz2, Android sparse) into partition or raw region NAME (overrides the profile)',
+      })
+      .option('bmap', { type: 'string', array: true, describe: 'NAME=FILE: bmap file for the image of partition or raw region NAME' })
       .option('guid-seed', { type: 'string', describe: 'derive new partition GUIDs from this text (reproducible cards) instead of random ones' })
       .option('reformat-pstore', { type: 'boolean', describe: 'format the pstore partition even when it holds records of the board (backed up first)' })
       .option('backup', { type: 'string', describe: 'folder for pstore records provisioning would destroy (default: ./crashcart-backup-…)' })

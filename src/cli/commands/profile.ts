@@ -77,6 +77,9 @@ export function describeProfile(p: BoardProfile): string[] {
       );
     });
   }
+  for (const r of p.raw ?? []) {
+    out.push(`raw        "${r.name}" at ${formatBytes(r.offset)} (byte ${r.offset}), up to ${formatBytes(r.size)}: ${r.image ?? '-'}${r.bmap ? ` (bmap ${r.bmap})` : ''}`);
+  }
   if (p.pstore) {
     const ps = p.pstore;
     const params = allProfileParams(p);

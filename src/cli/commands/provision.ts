@@ -45,7 +45,7 @@ export function describePlan(plan: ProvisionPlan): string[] {
   }
   for (const i of plan.images) {
     out.push(
-      `image      ${i.action === 'write' ? 'write' : 'skip '} ${i.path}${i.bmap ? ` (bmap ${i.bmap})` : ''} → partition ${i.partition} "${i.name}": ${i.format}, ${formatBytes(i.size)}${i.bmap ? `, ${formatBytes(i.dataBytes)} mapped` : ''} — ${i.reason}`,
+      `image      ${i.action === 'write' ? 'write' : 'skip '} ${i.path}${i.bmap ? ` (bmap ${i.bmap})` : ''} → ${i.partition !== undefined ? `partition ${i.partition}` : `raw region at ${formatBytes(i.offset)}`} "${i.name}": ${i.format}, ${formatBytes(i.size)}${i.bmap ? `, ${formatBytes(i.dataBytes)} mapped` : ''} — ${i.reason}`,
     );
   }
   if (plan.pstore) {
@@ -69,18 +69,20 @@ export async function runProvision(a: ProvisionArgs): Promise<void> {
   const profile = loadProfile(a.profile);
   const imgs = pairs(a.image, 'image');
   const bmaps = pairs(a.bmap, 'bmap');
+  /** Partitions and raw regions: what --image and --bmap name. */
+  const targets = [...(profile.partitions ?? []), ...(profile.raw ?? [])];
   for (const name of bmaps.keys()) {
-    if (!imgs.has(name) && !profile.partitions?.some((p) => p.name === name && p.image)) throw new UsageError(`--bmap ${name}=…: partition "${name}" gets no image`);
+    if (!imgs.has(name) && !targets.some((p) => p.name === name && p.image)) throw new UsageError(`--bmap ${name}=…: partition "${name}" gets no image`);
   }
   const images: Record<string, { image: string; bmap?: string }> = {};
   for (const [name, image] of imgs) images[name] = { image, ...(bmaps.has(name) ? { bmap: bmaps.get(name) } : {}) };
   for (const [name, bmap] of bmaps) {
-    if (!imgs.has(name)) images[name] = { image: profile.partitions!.find((p) => p.name === name)!.image!, bmap };
+    if (!imgs.has(name)) images[name] = { image: targets.find((p) => p.name === name)!.image!, bmap };
   }
 
   const gate = new WriteGate({ allowSystemDisk: a['force-system-disk'] });
   await gate.addInput(profile.path, 'the board profile');
-  for (const { image, bmap } of [...Object.values(images), ...(profile.partitions ?? [])]) {
+  for (const { image, bmap } of [...Object.values(images), ...targets]) {
     await gate.addInput(image, 'a partition image');
     await gate.addInput(bmap, 'a bmap');
   }

@@ -15,7 +15,7 @@ import {
   validateProfile,
 } from '../../../src/profile/board-profile.js';
 
-const BUNDLED = ['brcmstb-emmc', 'generic-armhf', 'qemu-x86_64', 'rpi-mbr', 'rpi-sd'];
+const BUNDLED = ['brcmstb-emmc', 'generic-armhf', 'imx8mm-sd', 'qemu-x86_64', 'rpi-mbr', 'rpi-sd'];
 
 const base = () => ({
   name: 'test-board',
@@ -190,7 +190,8 @@ test('loadProfile: by name, by path, unknown names and broken JSON', () => {
     assert.equal(loadProfile(good).name, 'test-board');
     assert.throws(
       () => loadProfile('no-such-board'),
-      (e: unknown) => e instanceof UsageError && /no board profile "no-such-board" \(bundled: brcmstb-emmc, generic-armhf, qemu-x86_64, rpi-mbr, rpi-sd\)/.test(e.message),
+      (e: unknown) =>
+        e instanceof UsageError && /no board profile "no-such-board" \(bundled: brcmstb-emmc, generic-armhf, imx8mm-sd, qemu-x86_64, rpi-mbr, rpi-sd\)/.test(e.message),
     );
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, '{ "name": ');
@@ -289,4 +290,27 @@ test('MBR profiles: numbers from 5 for logical partitions, types by number or na
   assert.match(gpt, /disk_signature: is only for "table": "mbr"/);
   assert.match(gpt, /partitions\[0\]\.type: "c" is an MBR type, but the table is "gpt"/);
   assert.match(gpt, /partitions\[0\]\.bootable: is only for "table": "mbr"/);
+});
+
+test('raw regions: after the table head, before the first partition, not overlapping, names unique', () => {
+  const withRaw = (raw: unknown, table: 'gpt' | 'mbr' = 'gpt') =>
+    checkProfile(
+      { ...base(), ...(table === 'mbr' ? { table, partitions: base().partitions.map((p) => ({ ...p, type: 'linux' })) } : {}), raw },
+      '/nowhere/test-board.json',
+    ).errors.join('\n');
+  assert.equal(withRaw([{ name: 'spl', offset: '32KiB', size: '512KiB' }]), '');
+  assert.equal(withRaw([{ name: 'spl', offset: '8KiB', size: '32KiB' }], 'mbr'), '');
+  assert.match(withRaw([{ name: 'spl', offset: '8KiB', size: '32KiB' }]), /raw\[0\]\.offset: 8192 lies in the GPT/);
+  assert.match(withRaw([{ name: 'spl', offset: '32KiB', size: '1MiB' }]), /raw\[0\]\.size: region "spl" \(bytes 32768–1081343\) runs into the first partition at 1048576/);
+  assert.match(
+    withRaw([
+      { name: 'a', offset: '32KiB', size: '64KiB' },
+      { name: 'b', offset: '64KiB', size: '64KiB' },
+    ]),
+    /raw\[1\]\.offset: region "b" overlaps region "a"/,
+  );
+  assert.match(withRaw([{ name: 'boot', offset: '32KiB', size: '64KiB' }]), /raw\[0\]\.name: "boot" is already the name of a partition or region/);
+  assert.match(withRaw([{ name: 'x', offset: 1000, size: '64KiB' }]), /raw\[0\]\.offset: 1000 is not a multiple of 512/);
+  assert.match(withRaw([{ name: 'x', size: '64KiB' }]), /raw\[0\]\.offset: is required/);
+  assert.match(withRaw([]), /^raw: must be a non-empty list of regions$/);
 });

@@ -233,3 +233,34 @@ test('--guid-seed gives reproducible disk signatures and PARTUUIDs', async () =>
   );
   assert.match(plans[0].cmdline!, new RegExp(`pstore_blk\\.blkdev=/dev/disk/by-partuuid/${plans[0].table.diskSignature}-05 `));
 });
+
+test('imx8mm-sd: the boot loader goes to its raw offset before the first partition through the flash pipeline; once there it is skipped; too large is refused before writing', () => {
+  const img = card('imx.img', 2 * GiB);
+  const boot = join(tmp, 'imx-boot.bin');
+  const loader = Buffer.alloc(1234567);
+  for (let i = 0; i < loader.length; i++) loader[i] = (i * 131 + (i >> 9)) & 0xff;
+  writeFileSync(boot, loader);
+  const r = run('provision', img, '--profile', 'imx8mm-sd', '--image', `bootloader=${boot}`, '--yes', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(
+    out.plan.images.map((i: { name: string; offset: number; capacity: number; partition?: number }) => [i.name, i.offset, i.capacity, i.partition]),
+    [['bootloader', 33 * 1024, 8159 * 1024, undefined]],
+  );
+  assert.deepEqual(out.result.imagesWritten, [{ name: 'bootloader', bytes: loader.length }]);
+  const fd = openSync(img, 'r');
+  const got = Buffer.alloc(loader.length + 1024);
+  readSync(fd, got, 0, got.length, 33 * 1024 - 512);
+  closeSync(fd);
+  assert.ok(got.subarray(512, 512 + loader.length).equals(loader), 'the boot loader is at byte 33792');
+  assert.ok(got.subarray(0, 512).every((b) => b === 0) && got.subarray(512 + loader.length).every((b) => b === 0), 'nothing around it is touched');
+  const again = run('provision', img, '--profile', 'imx8mm-sd', '--image', `bootloader=${boot}`, '--yes', '--json');
+  assert.equal(again.status, 0, again.stderr);
+  assert.equal(JSON.parse(again.stdout).plan.images[0].action, 'skip');
+  assert.equal(JSON.parse(again.stdout).plan.changes, false);
+  const big = join(tmp, 'big-boot.bin');
+  writeFileSync(big, Buffer.alloc(8159 * 1024 + 512, 1));
+  const tooBig = run('provision', img, '--profile', 'imx8mm-sd', '--image', `bootloader=${big}`, '--yes');
+  assert.equal(tooBig.status, 6, tooBig.stderr);
+  assert.match(tooBig.stderr, /larger than its partition \(8354816 bytes/);
+});
