@@ -182,7 +182,7 @@ test('images: too large, corrupt, missing, or for an unknown partition are refus
     planProvision(dev, qemu(), { images: { esp: { image: join(tmp, 'missing.img') } } }),
     (e: unknown) => e instanceof UsageError && /no such file/.test(e.message),
   );
-  await assert.rejects(planProvision(dev, qemu(), { images: { boot: { image: file('b.img', 'x') } } }), /has no partition "boot" \(esp, rootfs, pstore\)/);
+  await assert.rejects(planProvision(dev, qemu(), { images: { boot: { image: file('b.img', 'x') } } }), /has no partition or raw region "boot" \(esp, rootfs, pstore\)/);
   await assert.rejects(planProvision(dev, qemu(), { images: { esp: { image: file('bad.gz', new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3])) } } }), BadInputError);
   assert.equal(sha(dev.data), h);
 });
