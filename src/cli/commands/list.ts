@@ -1,124 +1,11 @@
 import type { ListArgs } from '../args/list.js';
 import { formatBytes } from '../../util/format-bytes.js';
-import { UsbAccessError } from '../../usb/errors.js';
-import { assertNotMounted, slotSelector } from '../../reader/open-usb.js';
-import type { ReaderProfile } from '../../reader/reader-profiles.js';
-import { listReaders, probeReader, type SlotState } from '../../reader/readers.js';
-import { boundDriverOf, kernelDisksOf, type SysfsOptions } from '../../reader/sysfs.js';
-import type { BotOptions } from '../../usb/bot.js';
-import type { ScsiOptions } from '../../scsi/scsi-lun.js';
-import type { UsbHost } from '../../usb/transport.js';
+import { UsageError } from '../../errors.js';
+import { collectReaders, type ListedReader, type ListedSlot } from '../../reader/reader-list.js';
+import { watchReaders, type ReaderWatchEvent } from '../../reader/reader-watch.js';
+import { beginOperation } from '../cancellation.js';
 
-export interface ListedSlot {
-  lun: number;
-  /** `usb:2-1@lun=0`. */
-  selector: string;
-  present: boolean;
-  size?: number;
-  blockSize?: number;
-  writeProtected?: boolean;
-  vendor?: string;
-  product?: string;
-  revision?: string;
-  removable?: boolean;
-  /** The kernel's disk for this slot before crashcart looked (`/dev/sdb`). */
-  kernelDevice?: string;
-  error?: string;
-}
-
-export interface ListedReader {
-  /** `usb:2-1`. */
-  selector: string;
-  port: string;
-  bus: number;
-  address: number;
-  /** `1d6b:0104`. */
-  id: string;
-  vendorId: string;
-  productId: string;
-  /** bcdDevice as `1.04`. */
-  revision: string;
-  manufacturer?: string;
-  product?: string;
-  serial?: string;
-  speed?: string;
-  interface: number;
-  /** Kernel driver bound to the interface before crashcart looked (usb-storage, uas). */
-  driver?: string;
-  profiles: string[];
-  quirks: Record<string, unknown>;
-  /** Slots (LUNs); empty when the reader could not be probed (see `error`). */
-  slots: ListedSlot[];
-  error?: string;
-}
-
-export interface ListDeps {
-  host?: UsbHost;
-  profiles?: readonly ReaderProfile[];
-  sysfs?: SysfsOptions;
-  bot?: BotOptions;
-  scsi?: ScsiOptions;
-}
-
-function bcd(rev: number): string {
-  return `${(rev >> 8).toString(16)}.${(rev & 0xff).toString(16).padStart(2, '0')}`;
-}
-
-/** Every reader with the state of each slot. Readers that cannot be probed carry `error`. */
-export async function collectReaders(deps: ListDeps = {}): Promise<ListedReader[]> {
-  const host = deps.host ?? new (await import('../../usb/node-usb-transport.js')).NodeUsbHost();
-  const readers = await listReaders({ host, profiles: deps.profiles });
-  const out: ListedReader[] = [];
-  for (const r of readers) {
-    const d = r.device;
-    const kernel = kernelDisksOf(d.portPath, r.interfaceNumber, deps.sysfs);
-    const entry: ListedReader = {
-      selector: r.selector,
-      port: d.portPath,
-      bus: d.bus,
-      address: d.address,
-      id: r.id,
-      vendorId: r.id.slice(0, 4),
-      productId: r.id.slice(5),
-      revision: bcd(d.revision),
-      ...(d.manufacturer ? { manufacturer: d.manufacturer } : {}),
-      ...(d.product ? { product: d.product } : {}),
-      ...(d.serial ? { serial: d.serial } : {}),
-      ...(d.speed ? { speed: d.speed } : {}),
-      interface: r.interfaceNumber,
-      ...(boundDriverOf(d.portPath, r.interfaceNumber, deps.sysfs) ? { driver: boundDriverOf(d.portPath, r.interfaceNumber, deps.sysfs) } : {}),
-      profiles: r.profiles,
-      quirks: { ...r.quirks },
-      slots: [],
-    };
-    try {
-      assertNotMounted(d, deps.sysfs);
-      const slots: SlotState[] = await probeReader(host, d, { quirks: r.quirks, bot: deps.bot, scsi: deps.scsi });
-      entry.slots = slots.map((s) => {
-        const k = kernel.find((x) => x.lun === s.lun);
-        return {
-          lun: s.lun,
-          selector: slotSelector(d, s.lun),
-          present: s.present,
-          ...(s.size !== undefined ? { size: s.size } : {}),
-          ...(s.blockSize !== undefined ? { blockSize: s.blockSize } : {}),
-          ...(s.writeProtected !== undefined ? { writeProtected: s.writeProtected } : {}),
-          ...(s.vendor !== undefined ? { vendor: s.vendor } : {}),
-          ...(s.product !== undefined ? { product: s.product } : {}),
-          ...(s.revision !== undefined ? { revision: s.revision } : {}),
-          ...(s.removable !== undefined ? { removable: s.removable } : {}),
-          ...(k ? { kernelDevice: k.path } : {}),
-          ...(s.error ? { error: s.error } : {}),
-        };
-      });
-    } catch (e) {
-      entry.error = e instanceof Error ? e.message : String(e);
-      if (e instanceof UsbAccessError) entry.error = e.message;
-    }
-    out.push(entry);
-  }
-  return out;
-}
+export { collectReaders, type ListDeps, type ListedReader, type ListedSlot } from '../../reader/reader-list.js';
 
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -158,7 +45,41 @@ export function formatReaders(readers: readonly ListedReader[]): string {
   return [...table(rows), ...notes.map((n) => `note: ${n}`)].join('\n') + '\n';
 }
 
+/** One line per watch event for people. */
+export function formatWatchEvent(e: ReaderWatchEvent): string {
+  const card = (s: ListedSlot) => `${s.selector} (${s.size !== undefined ? formatBytes(s.size) : '?'}${s.writeProtected ? ', write-protected' : ''})`;
+  switch (e.type) {
+    case 'reader-added':
+      return `${e.time} + reader ${e.reader.selector} ${[e.reader.manufacturer, e.reader.product].filter(Boolean).join(' ')} ${e.reader.id}${e.reader.error ? ` (${e.reader.error})` : ''}`;
+    case 'reader-removed':
+      return `${e.time} - reader ${e.selector}`;
+    case 'card-inserted':
+      return `${e.time} + card ${card(e.slot)}`;
+    case 'card-removed':
+      return `${e.time} - card ${e.slot.selector}`;
+    case 'synced':
+      return `${e.time} watching ${e.readers} reader(s), ${e.cards} card(s)`;
+  }
+}
+
+/** --watch: events until SIGINT/SIGTERM/SIGHUP, then an `end` event; a clean end (exit 0). */
+async function runWatch(a: ListArgs): Promise<void> {
+  if (a.interval !== undefined && !(Number.isFinite(a.interval) && a.interval >= 0.1 && a.interval <= 3600)) throw new UsageError('--interval must be from 0.1 to 3600 seconds');
+  const print = (obj: ReaderWatchEvent | { type: 'end'; time: string; reason: string }) =>
+    process.stdout.write((a.json ? JSON.stringify(obj) : obj.type === 'end' ? `${obj.time} end (${obj.reason})` : formatWatchEvent(obj)) + '\n');
+  const op = beginOperation();
+  op.saved(); // nothing to save: a second signal may quit at once
+  try {
+    await watchReaders({ collect: () => collectReaders(), intervalMs: Math.round((a.interval ?? 2) * 1000), signal: op.signal, onEvent: print });
+    print({ type: 'end', time: new Date().toISOString(), reason: op.stoppedBy ?? 'done' });
+  } finally {
+    op.end();
+  }
+}
+
 export async function runList(a: ListArgs): Promise<void> {
+  if (a.watch) return runWatch(a);
+  if (a.interval !== undefined) throw new UsageError('--interval needs --watch');
   const readers = await collectReaders();
   if (a.json) process.stdout.write(JSON.stringify({ readers }, null, 2) + '\n');
   else process.stdout.write(formatReaders(readers));

@@ -234,13 +234,14 @@ test('transient write errors are retried with back-off', async () => {
   assert.ok(Buffer.from(mem.subarray(0, img.length)).equals(Buffer.from(img)));
 });
 
-test('persistent transient errors end as a device error with the resume offset', async () => {
+test('persistent write errors end as a device error with the resume offset; EIO that outlives its retries is a media fault (8)', async () => {
   const source = await openImageSource(fixture('disk.img'), { bmap: false });
   const dev = new FaultyDevice(new MemoryDevice(new Uint8Array(CARD)), 'dying');
   dev.faults.push({ op: 'write', start: 2 * 1048576 + 65536, times: Infinity, error: () => eio('write') });
   const r = await flashImage(source, [{ device: dev }], { retries: 2, retryDelayMs: 1, chunkSize: 65536, checkpointBytes: 65536 });
   await source.close();
-  assert.equal(r.exitCode, 3);
+  assert.equal(r.exitCode, 8);
+  assert.deepEqual([r.targets[0].error?.class, r.targets[0].error?.failure], ['media', 'medium']);
   assert.equal(r.targets[0].error?.resumeOffset, 2 * 1048576 + 65536);
   assert.match(r.targets[0].error?.message ?? '', /--resume/);
 });
