@@ -63,8 +63,6 @@ command -v depmod >/dev/null 2>&1 || [ -x /sbin/depmod ] || need_pkgs+=(kmod)
 command -v dpkg-deb >/dev/null 2>&1 || need_pkgs+=(dpkg)
 command -v xz >/dev/null 2>&1 || need_pkgs+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need_pkgs+=(zstd)
-# the labgrid driver (contrib/labgrid) is tested with Debian's labgrid and its pytest plugin
-/usr/bin/python3 -c 'import labgrid, pytest' >/dev/null 2>&1 || need_pkgs+=(python3-labgrid python3-pytest)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   apt_update_once
   log "installing host packages: ${need_pkgs[*]}"
@@ -72,7 +70,7 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     cat "$CACHE/apt-install.log" >&2; die "apt-get install ${need_pkgs[*]} failed"
   fi
 else
-  log "host tools present (qemu-system-x86_64, busybox-static, cpio, make, depmod, xz, zstd, python3-labgrid)"
+  log "host tools present (qemu-system-x86_64, busybox-static, cpio, make, depmod, xz, zstd)"
 fi
 DEPMOD="$(command -v depmod || echo /sbin/depmod)"
 BUSYBOX=/bin/busybox
