@@ -432,7 +432,8 @@ test('CLI: flashing a .zst whose content checksum fails exits 10 and nowhere say
   assert.doesNotMatch(r.stdout + r.stderr, /(?<!not )verified/);
   r = cli(['flash', img, await card(dir, 'b.img'), '--yes', '--no-bmap', '--json']);
   assert.equal(r.status, 10, r.stderr);
-  const summary = JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
+  // The error object closes stdout of a failed --json run; the summary is the line before it.
+  const summary = JSON.parse(r.stdout.trim().split('\n').at(-2) as string) as {
     type: string;
     ok: boolean;
     exitCode: number;
