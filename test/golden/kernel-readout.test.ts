@@ -34,6 +34,12 @@ function assertMatchesReadout(files: Map<string, Uint8Array>, readout: Map<strin
 }
 
 describe('kernel readout golden tests', () => {
+  it('stock61-i386: detected as the i386 ABI (28-byte kmsg header) and read byte-exactly', async () => {
+    const fx = fixtures.find((f) => f.name === 'stock61-i386')!;
+    const x = await extract(fx.disk(), { blkdev: parseCmdline(fx.cmdline).blkdev });
+    assert.equal(x.decoded.abi.layout, 'i386');
+    assert.equal(x.records.length, 3);
+  });
   it('has the fixtures', () => assert.ok(fixtures.length >= 6, `found ${fixtures.length} fixtures`));
   for (const fx of fixtures) {
     it(`${fx.name}: records equal the kernel's /sys/fs/pstore (geometry from cmdline.txt)`, async () => {
