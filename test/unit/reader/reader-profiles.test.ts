@@ -19,6 +19,9 @@ test('shipped reader profiles are valid and unique by match', () => {
     quirksFor(ps, 0x0424, 0x4041, 0x0001).matched.map((p) => p.mux),
     ['usb-sd-mux'],
   );
+  assert.equal(quirksFor(ps, 0x0421, 0x005d, 0x0600).quirks.capacityOffByOne, true);
+  assert.deepEqual(quirksFor(ps, 0x0421, 0x005d, 0x0601).quirks, {});
+  assert.equal(quirksFor(ps, 0x046b, 0xff40, 0x0100).quirks.noWriteProtectDetect, true);
 });
 
 test('validator reports every problem with its path', () => {
