@@ -14,6 +14,7 @@ import { flashImage } from '../../../src/flash/flash.js';
 import { openImageSource } from '../../../src/flash/source.js';
 import { SKIP_LIBSPARSE, img2simg, simg2img } from '../../helpers/image-tools.js';
 import { tempDir } from './helpers.js';
+import { pattern } from '../../helpers/pattern.js';
 
 const BS = 4096;
 
@@ -65,16 +66,6 @@ function buildSparse(chunks: Chunk[]): Buffer {
   h.writeUInt32LE(blocks, 16);
   h.writeUInt32LE(chunks.length, 20);
   return Buffer.concat([h, ...parts]);
-}
-
-function pattern(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
 }
 
 /** Flashes `path` onto a card pre-filled with 0xEE; returns the card. */

@@ -14,6 +14,7 @@ import { readPartitionTable } from '../../../src/partition/partition-table.js';
 import { loadProfile, validateProfile, type BoardProfile } from '../../../src/profile/board-profile.js';
 import { applyProvision, planProvision } from '../../../src/provision/provision.js';
 import { putKmsgZone } from '../../helpers/zone-builder.js';
+import { pattern } from '../../helpers/pattern.js';
 
 const MiB = 1024 * 1024;
 const tmp = mkdtempSync(join(tmpdir(), 'crashcart-prov-'));
@@ -48,16 +49,6 @@ function file(name: string, data: Uint8Array | string): string {
   const p = join(tmp, name);
   writeFileSync(p, data);
   return p;
-}
-
-function pattern(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
 }
 
 test('blank card: GPT written, pstore already clean; the second run finds the card matching and writes nothing', async () => {
