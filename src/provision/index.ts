@@ -2,7 +2,6 @@
 export {
   planProvision,
   applyProvision,
-  buildCmdline,
   profilePstoreInputs,
   type ProvisionOptions,
   type ProvisionPlan,
@@ -15,3 +14,4 @@ export {
   type RecordsAtRisk,
 } from './provision.js';
 export { inspectImage, writeImage, type Bmap, type ImageInfo, type ImageSpec, type SourceFormat } from './image-source.js';
+export { buildCmdline } from './cmdline.js';

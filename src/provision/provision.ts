@@ -28,8 +28,7 @@ import { readPartitionTable } from '../partition/partition-table.js';
 import type { PartitionTable } from '../partition/types.js';
 import { allProfileParams, layoutMinimumSize, mbrPartitionRequests, partitionNumbers, partitionRequests, type BoardProfile } from '../profile/board-profile.js';
 import type { Abi, AbiHint } from '../pstore/abi.js';
-import { blkdevFor, boardCmdline } from '../pstore/board-cmdline.js';
-import { splitCmdline } from '../pstore/cmdline.js';
+import { blkdevFor } from '../pstore/board-cmdline.js';
 import { extractPstore, type Extraction } from '../pstore/extract.js';
 import { writeExtraction } from '../pstore/extract-writer.js';
 import { createRunDir, runStamp } from '../gate/outputs.js';
@@ -40,6 +39,7 @@ import { locatePstoreRegion } from '../pstore/locate-region.js';
 import type { PstoreParams } from '../pstore/params.js';
 import { planGeometry } from '../pstore/plan-geometry.js';
 import { deviceSource } from '../pstore/region-source.js';
+import { buildCmdline } from './cmdline.js';
 import { inspectImage, writeImage, type ImageInfo } from './image-source.js';
 
 export interface ProvisionOptions extends IoOptions {
@@ -208,17 +208,6 @@ async function isFormatted(dev: BlockDevice, offset: number, plan: FormatPlan, o
     if (Buffer.compare(have, want) !== 0) return false;
   }
   return true;
-}
-
-/** The board's kernel command line: the profile's own parameters, then every pstore parameter explicit. */
-export function buildCmdline(profile: BoardProfile, layout: Layout, blkdev: string, params: PstoreParams): string {
-  const quote = (v: string) => (/\s/.test(v) ? `"${v}"` : v);
-  const own = splitCmdline(profile.cmdline ?? '')
-    .filter(({ key }) => !/^(pstore_blk|pstore)\./i.test(key.replace(/-/g, '_')))
-    .map(({ key, value }) => (value === undefined ? key : `${key}=${quote(value)}`));
-  let pstore = boardCmdline(layout, blkdev, params);
-  if (profile.pstore?.backend === 'mmcpstore') pstore = pstore.replace(/ ?pstore_blk\.best_effort=y/, '');
-  return [...own, pstore].join(' ').trim();
 }
 
 /** The table step's outcome: what happens to the partition table and the partitions it will hold. */

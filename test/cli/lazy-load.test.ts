@@ -38,7 +38,7 @@ const packages = (modules: string[]) => new Set(modules.map((m) => /\/node_modul
 /** What parsing the arguments may load of our own: the CLI entry, its command definitions, errors, diagnostics and the signal handling. */
 const PARSING = /^(cli\/main\.js|cli\/cancellation\.js|cli\/diagnostics\.js|errors\.js|cli\/args\/[a-z-]+\.js)$/;
 /** The `usb` package and its native builds (@node-usb/…), progress bars and spinners, codecs. */
-const heavy = (loaded: Set<string>) => [...loaded].filter((p) => /^(usb|@node-usb\/.*|cli-progress|ora|fzstd|xz-decompress|unbzip2-stream)$/.test(p));
+const heavy = (loaded: Set<string>) => [...loaded].filter((p) => /^(usb|@node-usb\/.*|cli-progress|ora|fzstd|xz-decompress|@foxglove\/wasm-bz2)$/.test(p));
 
 describe('start-up loads only what the command needs', () => {
   for (const args of [['--help'], ['--version'], ['pstore', 'extract', '--help'], ['flash', '--help'], ['pstore', '--help'], ['flash'], ['frobnicate']]) {
@@ -66,5 +66,23 @@ describe('start-up loads only what the command needs', () => {
     for (const m of ['cli/commands/pstore-layout.js', 'pstore/plan-geometry.js', 'cli/usb-support.js']) assert.ok(own.includes(m), `${m} not loaded`);
     assert.deepEqual(heavy(packages(t.modules)), []);
     assert.ok(!t.modules.some((m) => m.endsWith('.node')));
+  });
+
+  it('profile list and show load the profiles, not the flash pipeline or its codecs', () => {
+    for (const args of [
+      ['profile', 'list'],
+      ['profile', 'show', 'qemu-x86_64'],
+    ]) {
+      const t = traced(...args);
+      assert.equal(t.status, 0, t.stderr);
+      const own = ownModules(t.modules);
+      assert.ok(own.includes('profile/board-profile.js'), 'profile/board-profile.js not loaded');
+      assert.deepEqual(
+        own.filter((m) => m.startsWith('flash/')),
+        [],
+        `${args.join(' ')} loaded the flash pipeline`,
+      );
+      assert.deepEqual(heavy(packages(t.modules)), []);
+    }
   });
 });

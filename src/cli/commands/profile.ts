@@ -13,7 +13,7 @@ import {
   readProfileJson,
   resolveProfilePath,
 } from '../../profile/board-profile.js';
-import { buildCmdline } from '../../provision/provision.js';
+import { buildCmdline } from '../../provision/cmdline.js';
 import { planGeometry } from '../../pstore/plan-geometry.js';
 import { zoneTable } from './pstore-layout.js';
 
