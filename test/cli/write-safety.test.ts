@@ -100,12 +100,15 @@ describe('no command writes a target that is one of its inputs, whatever its nam
     assert.equal(sha(card), before);
   });
 
-  it('provision a card with a partition image that is the card', async () => {
+  it('provision a card with a partition image or a raw boot loader image that is the card', async () => {
     const { dir, card } = caseDir();
     const before = sha(card);
     for (const t of await spellings(dir, card)) {
-      const r = run(['provision', t, '--profile', 'qemu-x86_64', '--image', `rootfs=${card}`, '--yes', '--replace-table', '--discard-records']);
+      let r = run(['provision', t, '--profile', 'qemu-x86_64', '--image', `rootfs=${card}`, '--yes', '--replace-table', '--discard-records']);
       assert.equal(r.code, 12, `${t}: ${r.err}`);
+      assert.match(r.err, /partition image/);
+      r = run(['provision', card, '--profile', 'imx8mm-sd', '--image', `bootloader=${t}`, '--yes', '--replace-table', '--discard-records']);
+      assert.equal(r.code, 12, `bootloader=${t}: ${r.err}`);
       assert.match(r.err, /partition image/);
     }
     assert.equal(sha(card), before);
