@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundledProfilesDir, checkProfile, listProfiles } from '../../../src/profile/board-profile.js';
 import { validateSubset } from '../../helpers/json-schema-subset.js';
+import { baseProfile } from '../../helpers/base-profile.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -66,16 +67,7 @@ function agree(what: string, json: unknown, found: string[]): Verdicts {
   return v;
 }
 
-const base = (): Json => ({
-  name: 'test-board',
-  partitions: [
-    { name: 'boot', type: 'esp', size: '8MiB' },
-    { name: 'pstore', type: 'pstore', size: '1MiB' },
-    { name: 'rootfs', type: 'linux', size: 'rest' },
-  ],
-  pstore: { partition: 'pstore', kmsg_size: 16, pmsg_size: 0, console_size: 0, ftrace_size: 0 },
-  cmdline: 'pstore_blk.blkdev=/dev/mmcblk0p2 pstore_blk.best_effort=y',
-});
+const base = (): Json => baseProfile();
 
 test('schema subset validator: the keywords schema.json uses, and a loud failure on others', () => {
   const s = {

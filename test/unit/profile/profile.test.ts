@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BadInputError, UsageError } from '../../../src/errors.js';
+import { baseProfile } from '../../helpers/base-profile.js';
 import {
   PARTITION_TYPE_ALIASES,
   allProfileParams,
@@ -17,16 +18,7 @@ import {
 
 const BUNDLED = ['brcmstb-emmc', 'generic-armhf', 'imx8mm-sd', 'qemu-x86_64', 'rpi-mbr', 'rpi-sd'];
 
-const base = () => ({
-  name: 'test-board',
-  partitions: [
-    { name: 'boot', type: 'esp', size: '8MiB' },
-    { name: 'pstore', type: 'pstore', size: '1MiB' },
-    { name: 'rootfs', type: 'linux', size: 'rest' },
-  ],
-  pstore: { partition: 'pstore', kmsg_size: 16, pmsg_size: 0, console_size: 0, ftrace_size: 0 },
-  cmdline: 'pstore_blk.blkdev=/dev/mmcblk0p2 pstore_blk.best_effort=y',
-});
+const base = baseProfile;
 
 function errorsOf(json: unknown): string[] {
   return checkProfile(json, '/nowhere/test-board.json').errors;
