@@ -59,3 +59,48 @@ describe('kernel readout golden tests', () => {
     });
   }
 });
+
+/**
+ * Panics are only stored by a pstore/blk device driver with panic_write (test/vm/panic_blk.c;
+ * scenario in test/vm/make-fixture.ts, panic mode): boot 1 took two Oopses and panicked, boot 2
+ * mounted pstorefs (the kernel recovered its counters) and panicked again. The same scenario ran
+ * with pstore.compress=deflate and none; only the uncompressed records carry the kernel's
+ * "<Reason>: Total <counter> times" line, so it is the reference for both.
+ */
+describe('Panic records written through panic_write', () => {
+  const totals = (fx: (typeof fixtures)[number]) =>
+    [...fx.readout.keys()].sort().map((f) => {
+      const m = /^(\w+): Total (\d+) times\n/.exec(fx.readout.get(f)!.toString('latin1'));
+      assert.ok(m, `${f}: no Total line in the kernel's readout`);
+      return { reason: m[1], counter: Number(m[2]) };
+    });
+  for (const [name, compressed] of [
+    ['stock61-panic', true],
+    ['stock61-panic-nocompress', false],
+  ] as const) {
+    it(`${name}: reason, counter and compression of every record as the kernel wrote them`, async () => {
+      const fx = fixtures.find((f) => f.name === name)!;
+      const x = await extract(fx.disk(), parseCmdline(fx.cmdline));
+      const recs = [...x.records].sort((a, b) => a.id - b.id);
+      const expected = totals(fixtures.find((f) => f.name === 'stock61-panic-nocompress')!);
+      assert.deepEqual(
+        expected.map((e) => e.reason),
+        ['Oops', 'Oops', 'Panic', 'Panic'],
+      );
+      assert.deepEqual(
+        recs.map((r) => ({ reason: r.reasonName, counter: r.counter })),
+        expected,
+      );
+      for (const r of recs) {
+        // The kernel's own dump header ("Panic#3 Part1") names the reason crashcart read from the zone header.
+        const head = /^(\w+)#\d+ Part1$/m.exec(fx.readout.get(r.file)!.toString('latin1'));
+        assert.equal(head?.[1], r.reasonName, `${r.file}: dump header`);
+        assert.equal(r.compressed, compressed, `${r.file}: compressed flag`);
+        assert.equal(r.algorithm, compressed ? 'deflate' : null, `${r.file}: algorithm`);
+      }
+      // What the kernel recovers at mount: the counters go on from 2 and 2; the next dump goes to zone 4.
+      assert.deepEqual(x.decoded.counters, { oops: 2, panic: 2 });
+      assert.equal(x.decoded.nextKmsgZone, 4);
+    });
+  }
+});

@@ -121,11 +121,25 @@ export interface RunVmOptions {
   onSerial?: (chunk: string) => void;
   /** Provisioned environment (default: loadVmEnv()). */
   vmEnv?: VmEnv;
+  /**
+   * Back the guest RAM with this host file (memory-backend-file, share=on). What the guest
+   * writes to memory the kernel leaves alone (`memmap=SIZE$START` on the command line) is in
+   * the file after QEMU exits, and the next run on the same file finds it again: RAM that
+   * survives a reboot. Created sparse (zeros) at the guest RAM size when missing.
+   */
+  memoryFile?: string;
+  /**
+   * The scenario ends in a kernel panic (e.g. `echo c > /proc/sysrq-trigger`): resolve with
+   * `panicked` when the guest panicked, throw when the scenario ended normally instead.
+   */
+  expectPanic?: boolean;
 }
 
 export interface VmResult {
-  /** Exit status of the scenario (124: guest watchdog fired). */
+  /** Exit status of the scenario (124: guest watchdog fired; -1: the guest panicked, see expectPanic). */
   exitStatus: number;
+  /** The kernel panicked (only with expectPanic; outputs are then empty). */
+  panicked: boolean;
   /** Everything QEMU's serial port printed. */
   serialLog: string;
   /** stdout+stderr of the scenario script. */
@@ -226,6 +240,11 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
       '-append',
       append,
     ];
+    if (opts.memoryFile) {
+      const memBytes = (opts.memoryMiB ?? 512) * 1024 * 1024;
+      if (!existsSync(opts.memoryFile)) await createRawImage(opts.memoryFile, memBytes);
+      args.push('-object', `memory-backend-file,id=ram,size=${memBytes},mem-path=${qemuPath(opts.memoryFile)},share=on`, '-machine', 'memory-backend=ram');
+    }
     const disks = opts.disks ?? [];
     if (disks.length > 16) throw new Error('at most 16 disks');
     // explicit PCI slots keep vda, vdb, ... in the order given; the output disk comes last
@@ -298,6 +317,11 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
     const files = parseTar(await readFile(outImg));
     const meta = (name: string): Buffer | undefined => files.get(`.vm/${name}`);
     const statusText = meta('status')?.toString('utf8').trim();
+    const panicked = statusText === undefined && /Kernel panic - not syncing/.test(serial);
+    if (opts.expectPanic) {
+      if (panicked) return { exitStatus: -1, panicked, serialLog: serial, scriptLog: '', dmesg: '', outputs: new Map(), durationMs };
+      throw new VmError(`expected a kernel panic; the scenario ended with status ${statusText ?? '(none)'}\n--- serial (tail) ---\n${tail(serial)}`, serial);
+    }
     if (statusText === undefined || !/^\d+$/.test(statusText)) {
       throw new VmError(`VM stopped without reporting a scenario status (kernel panic or crash?)\n--- serial (tail) ---\n${tail(serial)}`, serial);
     }
@@ -307,6 +331,7 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
     const uptime = meta('uptime')?.toString('utf8').split(' ')[0];
     const result: VmResult = {
       exitStatus: Number(statusText),
+      panicked: false,
       serialLog: serial,
       scriptLog: meta('script.log')?.toString('utf8') ?? '',
       dmesg: meta('dmesg')?.toString('utf8') ?? '',

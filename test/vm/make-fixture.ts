@@ -14,18 +14,79 @@
  * out from it all the same), mounts pstorefs and takes three Oopses. Boot 2 (same CPU count)
  * reads the disk back; its /sys/fs/pstore is the expected output. Writes disk.img.gz,
  * cmdline.txt, effective and kernel-readout/ into test/fixtures/kernel/NAME/.
+ *
+ * Panic mode (`make-fixture.js NAME panic deflate|none`): Panics are only stored by a pstore/blk
+ * device driver with panic_write (mmcpstore, vendor BSP drivers, mtdpstore), never by the
+ * best_effort block backend. panic_blk.ko (test/vm/panic_blk.c) is such a driver over 1 MiB of
+ * guest RAM at 256 MiB, kept from the kernel with memmap=; QEMU backs the guest RAM with a host
+ * file, so the region survives each panic (panic=-1, -no-reboot: QEMU exits). Boot 1 mounts
+ * pstorefs, takes two Oopses and panics (sysrq c); boot 2 mounts pstorefs (the recovery reads
+ * the counters back) and panics again; boot 3 reads the region back. The fixture's disk.img.gz
+ * is the region: kmsg zones 0, 1 (Oops#1, Oops#2), 2 (Panic#3, panic counter 1), 3 (Panic#1,
+ * panic counter 2), with pstore.compress= as given.
  */
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { kernelFixturesDir } from '../helpers/kernel-fixtures.js';
 import { createRawImage, loadVmEnv, runVm } from './harness.js';
 
+/** Physical range of the panic_blk region (memmap=1M$0x10000000) inside the 512 MiB guest. */
+const PANIC_REGION = { phys: 0x1000_0000, size: 1 << 20 };
+
+async function makePanicFixture(name: string, compress: string) {
+  if (compress !== 'deflate' && compress !== 'none') throw new Error('usage: make-fixture.js NAME panic deflate|none');
+  const vmEnv = loadVmEnv();
+  const { phys, size } = PANIC_REGION;
+  const sizes = 'pstore_blk.kmsg_size=64 pstore_blk.pmsg_size=0 pstore_blk.console_size=0 pstore_blk.ftrace_size=0 pstore_blk.max_reason=2';
+  const cmdline = `memmap=${size >> 20}M$0x${phys.toString(16)} ${sizes} pstore.compress=${compress}`;
+  const load = `load_panic_blk 0x${phys.toString(16)} 0x${size.toString(16)}\nmount_pstore\n`;
+  const work = await mkdtemp(join(tmpdir(), `crashcart-fixture-${name}-`));
+  try {
+    const memoryFile = join(work, 'ram.img');
+    const common = { cmdline, vmEnv, memoryFile, timeoutMs: 180_000 };
+    const boot1 = await runVm({ ...common, expectPanic: true, script: `${load}oops_nowait 1\noops_nowait 2\npanic_now\n` });
+    const boot2 = await runVm({ ...common, expectPanic: true, script: `${load}panic_now\n` });
+    const boot3 = await runVm({
+      ...common,
+      script: `${load}save_pstore
+        { for p in kmsg_size pmsg_size console_size ftrace_size max_reason; do echo "$p=$(cat /sys/module/pstore_blk/parameters/$p)"; done
+          echo "compress=$(cat /sys/module/pstore/parameters/compress)"; uname -r; } | save_text effective
+      `,
+    });
+    const fh = await open(memoryFile, 'r');
+    const region = Buffer.alloc(size);
+    try {
+      await fh.read(region, 0, size, phys);
+    } finally {
+      await fh.close();
+    }
+    const dir = join(kernelFixturesDir, name);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(join(dir, 'kernel-readout'), { recursive: true });
+    await writeFile(join(dir, 'disk.img.gz'), gzipSync(region, { level: 9 }));
+    await writeFile(join(dir, 'cmdline.txt'), `${cmdline} nokaslr\n`);
+    await writeFile(join(dir, 'effective'), boot3.outputs.get('effective') ?? '');
+    await writeFile(join(dir, 'boot-panic.log'), boot2.serialLog);
+    let n = 0;
+    for (const [k, v] of boot3.outputs) {
+      if (!k.startsWith('pstore/')) continue;
+      await writeFile(join(dir, 'kernel-readout', k.slice('pstore/'.length)), v);
+      n++;
+    }
+    process.stdout.write(`${name}: ${n} record(s) from the kernel; boots ${boot1.durationMs}, ${boot2.durationMs}, ${boot3.durationMs} ms\n`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
 async function main() {
   const [name, cpusArg, arch = 'amd64'] = process.argv.slice(2);
+  if (name && cpusArg === 'panic') return makePanicFixture(name, arch);
   const cpus = Number(cpusArg);
-  if (!name || !Number.isInteger(cpus) || cpus < 1 || (arch !== 'amd64' && arch !== 'i386')) throw new Error('usage: make-fixture.js NAME CPUS [amd64|i386]');
+  if (!name || !Number.isInteger(cpus) || cpus < 1 || (arch !== 'amd64' && arch !== 'i386'))
+    throw new Error('usage: make-fixture.js NAME CPUS [amd64|i386] | NAME panic deflate|none');
   const vmEnv = loadVmEnv(undefined, arch);
   const sizes = 'pstore_blk.kmsg_size=32 pstore_blk.pmsg_size=0 pstore_blk.console_size=0 pstore_blk.ftrace_size=64 pstore_blk.max_reason=2';
   const cmdline = `pstore_blk.blkdev=/dev/vda pstore_blk.best_effort=y ${sizes}`;

@@ -4,8 +4,9 @@
 #   - a distribution kernel (image + modules + matching headers), downloaded with
 #     `apt-get download` and unpacked with `dpkg -x` into test/vm/cache/ (nothing is
 #     installed into the host's /boot or /lib/modules)
-#   - the Oops modules oops1.ko..oopsN.ko built against those headers
-#   - the base initramfs (busybox, modules + modules.dep, oops modules, /bin/vm-lib.sh)
+#   - the Oops modules oops1.ko..oopsN.ko and panic_blk.ko (a pstore/blk device driver with
+#     panic_write, over reserved RAM) built against those headers
+#   - the base initramfs (busybox, modules + modules.dep, test modules, /bin/vm-lib.sh)
 # Idempotent: every step is skipped when its output is already in the cache.
 # Writes test/vm/cache/current.env, read by the TypeScript harness.
 #
@@ -202,7 +203,7 @@ fi
 
 # ---------------------------------------------------------------- Oops modules
 OOPS_DIR="$CACHE/oops-$ABI"
-OOPS_SRC_HASH="$(cat "$HERE/oops.c.in" | sha256sum | cut -c1-16)-$OOPS_COUNT"
+OOPS_SRC_HASH="$(cat "$HERE/oops.c.in" "$HERE/panic_blk.c" | sha256sum | cut -c1-16)-$OOPS_COUNT"
 if [ -f "$OOPS_DIR/.complete" ] && [ "$(cat "$OOPS_DIR/.complete")" = "$OOPS_SRC_HASH" ]; then
   log "oops modules already built in $OOPS_DIR"
 else
@@ -213,12 +214,14 @@ else
     sed "s/@N@/$i/g" "$HERE/oops.c.in" > "$OOPS_DIR/oops$i.c"
     objs="$objs oops$i.o"
   done
-  echo "obj-m :=$objs" > "$OOPS_DIR/Kbuild"
-  log "building $OOPS_COUNT Oops modules against $ABI"
+  cp "$HERE/panic_blk.c" "$OOPS_DIR/"
+  echo "obj-m :=$objs panic_blk.o" > "$OOPS_DIR/Kbuild"
+  log "building $OOPS_COUNT Oops modules and panic_blk against $ABI"
   make -s -C "$KBUILD_DIR" M="$OOPS_DIR" modules >"$OOPS_DIR/build.log" 2>&1 || { cat "$OOPS_DIR/build.log" >&2; die "building the Oops modules failed"; }
   for i in $(seq 1 "$OOPS_COUNT"); do [ -f "$OOPS_DIR/oops$i.ko" ] || die "oops$i.ko not built"; done
+  [ -f "$OOPS_DIR/panic_blk.ko" ] || die "panic_blk.ko not built"
   echo "$OOPS_SRC_HASH" > "$OOPS_DIR/.complete"
-  log "built oops1.ko..oops$OOPS_COUNT.ko"
+  log "built oops1.ko..oops$OOPS_COUNT.ko, panic_blk.ko"
 fi
 
 # ---------------------------------------------------------------- initramfs
@@ -227,7 +230,7 @@ fi
 WANT_MODULES="virtio_pci virtio_blk virtio_scsi 9p 9pnet_virtio pstore_zone pstore_blk deflate zlib_deflate zlib_inflate
   configfs loop scsi_mod sd_mod xhci_pci xhci_hcd usb_storage uas dummy_hcd libcomposite usb_f_mass_storage"
 
-INITRD_INPUTS_HASH="$( { echo "$ABI $WANT_MODULES"; sha256sum "$BUSYBOX" "$HERE/provision.sh" "$HERE/init.sh" "$HERE/vm-lib.sh" "$OOPS_DIR"/oops*.ko; } | sha256sum | cut -c1-16)"
+INITRD_INPUTS_HASH="$( { echo "$ABI $WANT_MODULES"; sha256sum "$BUSYBOX" "$HERE/provision.sh" "$HERE/init.sh" "$HERE/vm-lib.sh" "$OOPS_DIR"/oops*.ko "$OOPS_DIR/panic_blk.ko"; } | sha256sum | cut -c1-16)"
 INITRD="$CACHE/initramfs-$ABI-$INITRD_INPUTS_HASH.cpio"
 if [ -f "$INITRD" ]; then
   log "initramfs up to date: $INITRD"
@@ -239,7 +242,7 @@ else
   cp "$HERE/init.sh" "$STAGE/init"
   cp "$HERE/vm-lib.sh" "$STAGE/bin/vm-lib.sh"
   chmod 755 "$STAGE/init" "$STAGE/bin/vm-lib.sh"
-  cp "$OOPS_DIR"/oops*.ko "$STAGE/lib/oops/"
+  cp "$OOPS_DIR"/oops*.ko "$OOPS_DIR/panic_blk.ko" "$STAGE/lib/oops/"
   MODDIR="$KROOT/lib/modules/$ABI"
   declare -A seen=()
   add_module() {

@@ -9,6 +9,12 @@
 #                                 command line apply too; arguments win) and check that it
 #                                 registered as pstore backend
 #   unload_pstore_blk             rmmod pstore_blk pstore_zone
+#   load_panic_blk PHYS SIZE      modprobe pstore_blk (no blkdev: it registers nothing itself),
+#                                 then insmod panic_blk.ko: a pstore/blk device driver with
+#                                 panic_write over the physical range PHYS+SIZE (reserved with
+#                                 memmap=SIZE$PHYS; see runVm's memoryFile); checks that it
+#                                 registered as pstore backend
+#   panic_now                     echo c > /proc/sysrq-trigger: a real kernel panic (does not return)
 #   mount_pstore                  mount pstorefs on /sys/fs/pstore (triggers the kernel's recovery)
 #   umount_pstore                 unmount it
 #   oops N                        insmod oopsN.ko (Oops in the insmod process), then wait until
@@ -58,6 +64,24 @@ load_pstore_blk() {
     *) rm -f /run/pstore_blkdev ;;
   esac
   vm_log "pstore_blk registered on ${_blk:-?}: $(for p in /sys/module/pstore_blk/parameters/*; do printf '%s=%s ' "${p##*/}" "$(cat "$p")"; done)"
+}
+
+load_panic_blk() {
+  _reg=$(dmesg | grep -c 'Registered pstore_blk as persistent store backend' || true)
+  modprobe pstore_blk || vm_fail "modprobe pstore_blk failed"
+  insmod /lib/oops/panic_blk.ko phys="$1" size="$2" || { dmesg | grep -i pstore || true; vm_fail "insmod panic_blk.ko phys=$1 size=$2 failed"; }
+  if [ "$(dmesg | grep -c 'Registered pstore_blk as persistent store backend' || true)" -le "$_reg" ]; then
+    dmesg | grep -i pstore || true
+    vm_fail "panic_blk did not register as pstore backend"
+  fi
+  rm -f /run/pstore_blkdev
+  vm_log "panic_blk registered on $1+$2: $(for p in /sys/module/pstore_blk/parameters/*; do printf '%s=%s ' "${p##*/}" "$(cat "$p")"; done)"
+}
+
+panic_now() {
+  vm_log "triggering a kernel panic"
+  echo c > /proc/sysrq-trigger
+  vm_fail "still running after the panic"
 }
 
 unload_pstore_blk() {
