@@ -45,6 +45,8 @@ export interface FsRequest {
   startSector: number;
   /** Text the default UUID is derived from (the partition's PARTUUID). */
   seed: string;
+  /** Identity key of the image file being provisioned: refused when it lies inside the folder. */
+  target?: string;
 }
 
 export interface BuiltFilesystem {
@@ -149,7 +151,7 @@ export async function buildFilesystem(req: FsRequest, workDir: string, opts: { s
   const purpose = `to build the ${req.type === 'vfat' ? 'FAT' : 'ext4'} file system of ${what}`;
   const tools = req.type === 'vfat' ? [FS_TOOLS.mkfsFat, FS_TOOLS.mcopy] : [FS_TOOLS.mke2fs, FS_TOOLS.debugfs];
   const [mkfs, fill] = tools.map((t) => requireTool(t, purpose));
-  const tree = await walkTree(req.dir, opts.signal);
+  const tree = await walkTree(req.dir, { signal: opts.signal, target: req.target });
   if (req.type === 'vfat') checkFatTree(tree, what);
   else checkExt4Tree(tree, what);
   if (tree.bytes > req.size) throw doesNotFit(what, req, tree, `its files alone take ${formatBytes(tree.bytes)}`);

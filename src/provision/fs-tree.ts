@@ -5,7 +5,7 @@
  */
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { BadInputError, UsageError } from '../errors.js';
+import { BadInputError, RefusedError, UsageError } from '../errors.js';
 
 export type TreeEntryKind = 'file' | 'dir' | 'symlink' | 'special';
 
@@ -40,19 +40,22 @@ export const TREE_MAX_ENTRIES = 1_000_000;
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * Walks `dir` (which must be a folder) without following symbolic links.
- * @throws UsageError when it is not a folder; BadInputError when it cannot be read or holds too many entries
+ * Walks `dir` (which must be a folder) without following symbolic links. `target` is the
+ * identity key (`st_dev:st_ino`) of the image file being written, refused when it lies inside.
+ * @throws UsageError when it is not a folder; BadInputError when it cannot be read or holds too
+ *   many entries; RefusedError when the target is in the folder
  */
-export async function walkTree(dir: string, signal?: AbortSignal): Promise<FsTree> {
+export async function walkTree(dir: string, opts: { signal?: AbortSignal; target?: string } = {}): Promise<FsTree> {
+  const signal = opts.signal;
   const root = resolve(dir);
   let top;
   try {
-    top = await stat(root);
+    top = await stat(root, { bigint: true });
   } catch (e) {
     throw new UsageError(`--fs folder ${dir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (e as Error).message}`);
   }
   if (!top.isDirectory()) throw new UsageError(`--fs folder ${dir} is not a folder`);
-  const tree: FsTree = { dir: root, entries: [], files: 0, dirs: 0, symlinks: 0, special: 0, bytes: 0, mtime: Math.floor(top.mtimeMs / 1000), otherMounts: [] };
+  const tree: FsTree = { dir: root, entries: [], files: 0, dirs: 0, symlinks: 0, special: 0, bytes: 0, mtime: Number(top.mtimeMs / 1000n), otherMounts: [] };
   const seenInodes = new Set<string>();
   const walk = async (rel: string): Promise<void> => {
     signal?.throwIfAborted();
@@ -64,10 +67,12 @@ export async function walkTree(dir: string, signal?: AbortSignal): Promise<FsTre
     }
     for (const name of names) {
       const r = rel ? `${rel}/${name}` : name;
-      const st = await lstat(join(root, r));
+      const st = await lstat(join(root, r), { bigint: true });
+      if (`${st.dev}:${st.ino}` === opts.target) throw new RefusedError(`the card ${join(root, r)} lies inside --fs folder ${dir}: refusing to write into a folder being copied`);
       if (tree.entries.length >= TREE_MAX_ENTRIES) throw new BadInputError(`--fs folder ${dir} holds more than ${TREE_MAX_ENTRIES} entries`);
       const kind: TreeEntryKind = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'special';
-      tree.entries.push({ rel: r, kind, size: kind === 'file' ? st.size : 0, mtime: Math.floor(st.mtimeMs / 1000) });
+      const size = Number(st.size);
+      tree.entries.push({ rel: r, kind, size: kind === 'file' ? size : 0, mtime: Number(st.mtimeMs / 1000n) });
       if (st.dev !== top.dev && kind === 'dir') tree.otherMounts.push(join(root, r));
       if (kind === 'dir') {
         tree.dirs++;
@@ -75,8 +80,8 @@ export async function walkTree(dir: string, signal?: AbortSignal): Promise<FsTre
       } else if (kind === 'file') {
         tree.files++;
         const key = `${st.dev}:${st.ino}`;
-        if (st.nlink < 2 || !seenInodes.has(key)) tree.bytes += st.size;
-        if (st.nlink > 1) seenInodes.add(key);
+        if (st.nlink < 2n || !seenInodes.has(key)) tree.bytes += size;
+        if (st.nlink > 1n) seenInodes.add(key);
       } else if (kind === 'symlink') tree.symlinks++;
       else tree.special++;
     }

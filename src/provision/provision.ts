@@ -471,6 +471,7 @@ async function planImages(
           size: t.capacity,
           startSector: Math.floor(t.offset / 512),
           seed: t.partuuid!.toLowerCase(),
+          ...(dev.info.identity?.kind === 'file' ? { target: dev.info.identity.key } : {}),
         },
         work.dir,
         { signal: opts.signal },
