@@ -215,7 +215,7 @@ async function buildFat(j: FatJob): Promise<void> {
       throw new BadInputError(`${j.what}: mkfs.fat cannot make FAT${j.fat} in ${formatBytes(j.req.size)}: ${mk.stderr.trim().split('\n')[0]}`);
     toolFailed(j.what, 'mkfs.fat', mk);
   }
-  for (const l of mk.stderr.split('\n')) if (/^WARNING/i.test(l.trim())) j.notes.push(`mkfs.fat: ${l.trim()}`);
+  for (const l of mk.stderr.split('\n')) if (/warning/i.test(l)) j.notes.push(`${l.trim().replace(/^mkfs\.fat: /, '')} (mkfs.fat, ${j.what})`);
   // Top-level entries sorted; mcopy -s copies each folder in the order the host lists it.
   const top = j.tree.entries.filter((e) => !e.rel.includes('/')).map((e) => join(j.tree.dir, e.rel));
   if (top.length === 0) return;

@@ -492,7 +492,7 @@ async function planImages(
         bytes: b.bytes,
       };
     } else if (t.fs && !path) {
-      notes.push(`partition "${t.name}" has a ${t.fs.type} file system in the profile but no folder (fs.dir or --fs ${t.name}=DIR): left as it is`);
+      notes.push(`partition "${t.name}" has an fs (${t.fs.type}) in the profile but no folder (fs.dir or --fs ${t.name}=DIR): left as it is`);
     }
     if (!path) continue;
     const bmap = over ? over.bmap : filesystem ? undefined : t.bmap;
@@ -514,7 +514,7 @@ async function planImages(
       size: info.size,
       dataBytes: info.dataBytes,
       action: skip ? 'skip' : 'write',
-      reason: skip ? `the ${where} already holds ${holds}` : kept ? `the ${where} differs from ${holds}` : 'new partition table',
+      reason: skip ? `the ${where} already holds ${holds}` : kept ? `the ${where} differs from ${filesystem ? 'the file system' : 'the image'}` : 'new partition table',
       ...(filesystem ? { filesystem } : {}),
     });
   }
