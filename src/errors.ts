@@ -23,6 +23,8 @@ export const ExitCode = {
   TIMEOUT: 7,
   /** The card could not read or write a block (SCSI medium error, EIO, blocks left unreadable) or refused an address inside its stated size. */
   MEDIUM: 8,
+  /** A program crashcart runs on the host (mkfs.vfat, mcopy, mke2fs, …) is not installed. */
+  TOOL_MISSING: 9,
   /** flash: the image (or its bmap) is unreadable, corrupt or truncated, or fails a bmap checksum. */
   SOURCE: 10,
   /** flash: the read-back differs from the image. */
@@ -61,6 +63,7 @@ export const EXIT_CLASS: Readonly<Record<ExitCodeValue, ExitClass>> = {
   [ExitCode.BAD_INPUT]: 'image',
   [ExitCode.TIMEOUT]: 'infrastructure',
   [ExitCode.MEDIUM]: 'media',
+  [ExitCode.TOOL_MISSING]: 'infrastructure',
   [ExitCode.SOURCE]: 'image',
   [ExitCode.VERIFY]: 'media',
   [ExitCode.REFUSED]: 'usage',
@@ -139,6 +142,17 @@ export class BadInputError extends CrashcartError {
 export class RefusedError extends CrashcartError {
   constructor(message: string) {
     super(message, ExitCode.REFUSED);
+  }
+}
+
+/** A host program is missing; the message names the Debian package that provides it. */
+export class ToolMissingError extends CrashcartError {
+  constructor(
+    readonly tool: string,
+    readonly debianPackage: string,
+    purpose: string,
+  ) {
+    super(`${tool} is not installed; it is needed ${purpose} (Debian package ${debianPackage}: apt-get install ${debianPackage})`, ExitCode.TOOL_MISSING);
   }
 }
 

@@ -43,6 +43,23 @@ export interface BoardPstore {
   headers?: boolean;
 }
 
+/** File system types `provision` can build from a folder. */
+export type FsType = 'vfat' | 'ext4';
+export type FatSize = 12 | 16 | 32;
+
+/** A file system built from a folder into the partition (`fs` of a partition, `--fs NAME=DIR`). */
+export interface BoardFilesystem {
+  type: FsType;
+  /** Volume label (vfat: up to 11 characters; ext4: up to 16 bytes). */
+  label?: string;
+  /** vfat: the volume ID as 8 uppercase hex digits (shown `1234-ABCD`); ext4: the file system UUID, lowercase. */
+  uuid?: string;
+  /** vfat: FAT12, FAT16 or FAT32; default from the partition type, else from its size. */
+  fat?: FatSize;
+  /** Folder the file system is built from (absolute; relative ones are resolved against the profile's folder). */
+  dir?: string;
+}
+
 /** One partition of the board's layout. */
 export interface BoardPartition {
   /** GPT partition name (PARTLABEL); on MBR cards only the profile's own name for it. */
@@ -67,6 +84,8 @@ export interface BoardPartition {
   bootable?: boolean;
   /** MBR: a logical partition inside the extended one (numbered from 5). */
   logical?: boolean;
+  /** A file system built from a folder (excludes `image`). */
+  fs?: BoardFilesystem;
 }
 
 /**
@@ -169,7 +188,8 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
 const TOP_FIELDS = ['name', 'description', 'abi', 'pstore', 'cmdline', 'table', 'disk_signature', 'alignment', 'partitions', 'raw', 'card', 'notes'];
 const RAW_FIELDS = ['name', 'offset', 'size', 'image', 'bmap'];
-const PARTITION_FIELDS = ['name', 'type', 'size', 'start', 'image', 'bmap', 'uuid', 'attributes', 'bootable', 'logical'];
+const PARTITION_FIELDS = ['name', 'type', 'size', 'start', 'image', 'bmap', 'uuid', 'attributes', 'bootable', 'logical', 'fs'];
+const FS_FIELDS = ['type', 'label', 'uuid', 'fat', 'dir'];
 const PSTORE_FIELDS = ['partition', 'kmsg_size', 'pmsg_size', 'console_size', 'ftrace_size', 'cpus', 'max_reason', 'compress', 'ftrace_cpu_in_ip', 'backend', 'headers'];
 
 /** The errors and warnings found so far, each starting with its field path. */
@@ -379,6 +399,7 @@ function checkPartition(raw: unknown, i: number, ctx: PartitionContext, f: Findi
   if (typeof raw.type === 'string' && Object.hasOwn(aliases, raw.type.toLowerCase())) part.typeAlias = raw.type.toLowerCase();
   if (start !== undefined) part.start = start;
   partitionFiles(raw, at, ctx.baseDir, part, f);
+  if (raw.fs !== undefined && type !== undefined) partitionFs(raw, at, ctx, part, f);
   if (ctx.table === 'mbr') mbrFlags(raw, at, part, f);
   else partitionIdentity(raw, at, part, f);
   return f.errors.length === errorsBefore ? part : undefined;
@@ -476,6 +497,78 @@ function partitionFiles(raw: Obj, at: string, baseDir: string, part: { image?: s
     else if (raw.image === undefined) f.err(`${at}.bmap`, 'needs an image');
     else part.bmap = file(raw.bmap, `${at}.bmap`);
   }
+}
+
+/** The file system type (and FAT size) a partition type implies: FAT types and the ESP → vfat, Linux types → ext4. */
+export function inferFilesystem(partitionType: string, table: TableKind): { type: FsType; fat?: FatSize } | undefined {
+  if (table === 'mbr') {
+    const t = parseInt(partitionType, 16);
+    if (t === 0x01) return { type: 'vfat', fat: 12 };
+    if (t === 0x04 || t === 0x06 || t === 0x0e) return { type: 'vfat', fat: 16 };
+    if (t === 0x0b || t === 0x0c) return { type: 'vfat', fat: 32 };
+    if (t === 0xef) return { type: 'vfat' };
+    if (t === 0x83) return { type: 'ext4' };
+    return undefined;
+  }
+  const t = partitionType.toUpperCase();
+  if (t === PARTITION_TYPE_ALIASES.esp || t === PARTITION_TYPE_ALIASES['basic-data']) return { type: 'vfat' };
+  const linux = ['linux', 'linux-home', 'linux-root-x86-64', 'linux-root-arm', 'linux-root-arm64'].map((a) => PARTITION_TYPE_ALIASES[a]);
+  return linux.includes(t) ? { type: 'ext4' } : undefined;
+}
+
+/** Characters a FAT volume label may not hold (besides lowercase letters, which mkfs.fat warns about). */
+const FAT_LABEL_BAD = /[^\x20-\x7e]|["*+,./:;<=>?[\\\]|]/;
+
+/** Checks a file system's label, UUID and FAT size for its type; returns the error text or undefined. */
+export function checkFsIdentity(fs: Pick<BoardFilesystem, 'type' | 'label' | 'uuid' | 'fat'>): { field: 'label' | 'uuid' | 'fat'; msg: string } | undefined {
+  if (fs.label !== undefined) {
+    if (fs.type === 'vfat' && (fs.label.length > 11 || FAT_LABEL_BAD.test(fs.label)))
+      return { field: 'label', msg: `"${fs.label}": a FAT label is up to 11 printable ASCII characters, without " * + , . / : ; < = > ? [ \\ ] |` };
+    if (fs.type === 'ext4' && (Buffer.byteLength(fs.label) > 16 || /[\x00-\x1f]/.test(fs.label))) return { field: 'label', msg: `"${fs.label}": an ext4 label is up to 16 bytes` };
+  }
+  if (fs.uuid !== undefined) {
+    if (fs.type === 'vfat' && !/^[0-9a-f]{4}-?[0-9a-f]{4}$/i.test(fs.uuid)) return { field: 'uuid', msg: `"${fs.uuid}": a FAT volume ID is 8 hex digits, e.g. "1234-ABCD"` };
+    if (fs.type === 'ext4' && !isGuid(fs.uuid)) return { field: 'uuid', msg: `"${fs.uuid}": an ext4 UUID is 8-4-4-4-12 hex digits` };
+  }
+  if (fs.fat !== undefined && (fs.type !== 'vfat' || ![12, 16, 32].includes(fs.fat))) return { field: 'fat', msg: 'is 12, 16 or 32, and only for "type": "vfat"' };
+  return undefined;
+}
+
+/** The canonical spelling of a checked file system UUID: `1234ABCD` for vfat, lowercase for ext4. */
+export function normaliseFsUuid(type: FsType, uuid: string): string {
+  return type === 'vfat' ? uuid.replace('-', '').toUpperCase() : uuid.toLowerCase();
+}
+
+/** `fs`: what to build in the partition; its type defaults to the one the partition type implies. */
+function partitionFs(raw: Obj, at: string, ctx: PartitionContext, part: BoardPartition, f: Findings): void {
+  const v = raw.fs;
+  if (!isObj(v)) return f.err(`${at}.fs`, 'must be an object ({"type": "vfat" or "ext4", "label", "uuid", "fat", "dir"})');
+  f.known(v, `${at}.fs.`, FS_FIELDS);
+  f.comment(v, `${at}.fs.`);
+  if (raw.image !== undefined) f.err(`${at}.fs`, 'excludes "image": the partition gets either an image or a file system built from a folder');
+  const inferred = inferFilesystem(part.type, ctx.table);
+  let type: FsType | undefined;
+  if (v.type === undefined) {
+    if (!inferred) return f.err(`${at}.fs.type`, `is required: partition type ${part.typeAlias ?? part.type} implies no file system ("vfat" or "ext4")`);
+    type = inferred.type;
+  } else if (v.type !== 'vfat' && v.type !== 'ext4') return f.err(`${at}.fs.type`, 'must be "vfat" or "ext4"');
+  else type = v.type;
+  if (inferred && inferred.type !== type) f.warn(`${at}.fs.type`, `"${type}" in a partition of type ${part.typeAlias ?? part.type}, which implies ${inferred.type}`);
+  const fs: BoardFilesystem = { type };
+  for (const k of ['label', 'uuid', 'dir'] as const) {
+    if (v[k] === undefined) continue;
+    if (typeof v[k] !== 'string' || v[k] === '') f.err(`${at}.fs.${k}`, 'must be a non-empty string');
+    else fs[k] = v[k] as string;
+  }
+  if (v.fat !== undefined) fs.fat = v.fat as FatSize;
+  const bad = checkFsIdentity(fs);
+  if (bad) return f.err(`${at}.fs.${bad.field}`, bad.msg);
+  if (fs.uuid) fs.uuid = normaliseFsUuid(type, fs.uuid);
+  if (fs.dir !== undefined) {
+    fs.dir = isAbsolute(fs.dir) ? fs.dir : join(ctx.baseDir, fs.dir);
+    if (!existsSync(fs.dir)) f.warn(`${at}.fs.dir`, `${fs.dir} does not exist (yet)`);
+  }
+  part.fs = fs;
 }
 
 /** `uuid` (stored uppercase) and `attributes` (stored sorted, without repeats); the MBR-only fields are refused. */
@@ -663,6 +756,7 @@ function checkCrossFields({ pstore, partitions, cmdParams, table }: CheckedField
   if (pstore) checkCmdlineAgrees(pstore, cmdParams, f);
   const pstorePart = pstore?.partition !== undefined && partitions ? findPstorePartition(pstore.partition, partitions, table.kind, f) : undefined;
   if (pstore && pstorePart && typeof pstorePart.part.size === 'number') checkPstoreGeometry(pstore, pstorePart, cmdParams, f);
+  if (pstorePart?.part.fs) f.err(`partitions[${partitions!.indexOf(pstorePart.part)}].fs`, 'the pstore partition holds the pstore region, not a file system');
   if (cmdParams.blkdev && partitions) checkBlkdev(cmdParams.blkdev.value, pstorePart, table, f);
   if (pstore && partitions && pstore.partition === undefined) f.err('pstore.partition', 'must name the pstore partition when the profile has a partition layout');
 }

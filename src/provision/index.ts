@@ -2,6 +2,7 @@
 export {
   planProvision,
   applyProvision,
+  releaseProvision,
   profilePstoreInputs,
   type ProvisionOptions,
   type ProvisionPlan,
@@ -10,8 +11,10 @@ export {
   type TableAction,
   type PlannedPartition,
   type PlannedImage,
+  type PlannedFilesystem,
   type PlannedPstore,
   type RecordsAtRisk,
 } from './provision.js';
 export { inspectImage, writeImage, type Bmap, type ImageInfo, type ImageSpec, type SourceFormat } from './image-source.js';
 export { buildCmdline } from './cmdline.js';
+export { buildFilesystem, createWorkDir, removeWorkDir, type BuiltFilesystem, type FsRequest } from './fs-build.js';

@@ -26,7 +26,18 @@ import {
 } from '../partition/mbr-write.js';
 import { readPartitionTable } from '../partition/partition-table.js';
 import type { PartitionTable } from '../partition/types.js';
-import { allProfileParams, layoutMinimumSize, mbrPartitionRequests, partitionNumbers, partitionRequests, type BoardProfile } from '../profile/board-profile.js';
+import {
+  allProfileParams,
+  inferFilesystem,
+  layoutMinimumSize,
+  mbrPartitionRequests,
+  partitionNumbers,
+  partitionRequests,
+  type BoardFilesystem,
+  type BoardProfile,
+  type FatSize,
+  type FsType,
+} from '../profile/board-profile.js';
 import type { Abi, AbiHint } from '../pstore/abi.js';
 import { blkdevFor } from '../pstore/board-cmdline.js';
 import { extractPstore, type Extraction } from '../pstore/extract.js';
@@ -41,10 +52,21 @@ import { planGeometry } from '../pstore/plan-geometry.js';
 import { deviceSource } from '../pstore/region-source.js';
 import { buildCmdline } from './cmdline.js';
 import { inspectImage, writeImage, type ImageInfo } from './image-source.js';
+import { buildFilesystem, createWorkDir, removeWorkDir } from './fs-build.js';
 
 export interface ProvisionOptions extends IoOptions {
   /** Images by partition name, overriding or adding to the profile's (`--image rootfs=root.img`). */
   images?: Record<string, { image: string; bmap?: string }>;
+  /**
+   * File systems built from folders by partition name (`--fs boot=DIR`), overriding the profile's
+   * image or `fs.dir`; the type, label and UUID come from the partition's `fs`, else its type.
+   */
+  filesystems?: Record<string, { dir: string }>;
+  /**
+   * Called with each file system image built in planning and each folder on another file system
+   * inside an `--fs` folder, before anything is written; the CLI refuses there what aliases the card.
+   */
+  checkInput?: (path: string, role: string) => Promise<void>;
   /** Allow replacing a partition table that differs from the profile's layout. */
   replaceTable?: boolean;
   /** Derive new partition/disk GUIDs from this text instead of drawing random ones. */
@@ -83,6 +105,23 @@ export interface PlannedPartition {
   uuid: string;
 }
 
+/** A file system built from a folder (the image written is a temporary file of the partition's size). */
+export interface PlannedFilesystem {
+  type: FsType;
+  /** vfat: FAT12, FAT16 or FAT32. */
+  fat?: FatSize;
+  label?: string;
+  /** vfat: the volume ID `1234-ABCD`; ext4: the UUID. */
+  uuid: string;
+  /** The folder it is built from. */
+  dir: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  /** Bytes of file data in the folder. */
+  bytes: number;
+}
+
 export interface PlannedImage {
   /** The partition the image goes into; absent for a raw region (`raw` in the profile). */
   partition?: number;
@@ -98,6 +137,8 @@ export interface PlannedImage {
   dataBytes: number;
   action: 'write' | 'skip';
   reason: string;
+  /** Present when the image is a file system built from a folder (`path` is then the temporary image). */
+  filesystem?: PlannedFilesystem;
 }
 
 export interface PlannedPstore {
@@ -166,6 +207,8 @@ interface PlanInternals {
   format?: FormatPlan;
   /** By partition or region name. */
   imageInfos: Map<string, ImageInfo>;
+  /** Folder holding the file system images built for this plan (removed by releaseProvision). */
+  workDir?: string;
   extractions: { risk: RecordsAtRisk; x: Extraction }[];
 }
 
@@ -251,6 +294,14 @@ function checkProfileFits(dev: BlockDevice, profile: BoardProfile, opts: Provisi
     if (!names.includes(name)) {
       throw new UsageError(`--image ${name}=…: profile ${profile.name} has no partition or raw region "${name}" (${names.join(', ')})`);
     }
+  }
+  for (const name of Object.keys(opts.filesystems ?? {})) {
+    if (opts.images?.[name]) throw new UsageError(`--fs ${name}=… and --image ${name}=… both fill partition "${name}"; give one of them`);
+    if (!partitions.some((p) => p.name === name)) {
+      throw new UsageError(`--fs ${name}=…: profile ${profile.name} has no partition "${name}" (${partitions.map((p) => p.name).join(', ')})`);
+    }
+    if (profile.pstore?.partition === name || partitionNumbers({ table: profile.table, partitions })[partitions.findIndex((p) => p.name === name)] === profile.pstore?.partition)
+      throw new UsageError(`--fs ${name}=…: partition "${name}" is the pstore partition`);
   }
   return minimumSize;
 }
@@ -362,30 +413,96 @@ async function planMbrTable(dev: BlockDevice, profile: BoardProfile, layout: Mbr
   return { action, differences: match.differences, existing, write: { kind: 'mbr', mbr, wipe }, partitions, kept };
 }
 
-/** Step 2, the images: which partition and raw-region images are written, and which the card already holds. */
+/** The file system a partition gets: from `--fs NAME=DIR` (type from the profile's `fs`, else the partition type) or the profile's `fs.dir`. */
+function filesystemFor(profile: BoardProfile, bp: NonNullable<BoardProfile['partitions']>[number], opts: ProvisionOptions): (BoardFilesystem & { dir: string }) | undefined {
+  const over = opts.filesystems?.[bp.name];
+  if (opts.images?.[bp.name]) return undefined;
+  if (over) {
+    if (bp.fs) return { ...bp.fs, dir: over.dir };
+    const inferred = inferFilesystem(bp.type, profile.table ?? 'gpt');
+    if (!inferred)
+      throw new UsageError(
+        `--fs ${bp.name}=…: partition "${bp.name}" has type ${bp.typeAlias ?? bp.type}, which implies no file system; give the partition an "fs" ({"type": "vfat"} or {"type": "ext4"}) in the profile`,
+      );
+    return { ...inferred, dir: over.dir };
+  }
+  return bp.fs?.dir !== undefined && !bp.image ? { ...bp.fs, dir: bp.fs.dir } : undefined;
+}
+
+/**
+ * Step 2, the images: which partition and raw-region images are written, and which the card
+ * already holds. File systems asked for are built here, into temporary images in `workDir`.
+ */
 async function planImages(
   dev: BlockDevice,
   profile: BoardProfile,
   table: TablePlan,
   opts: ProvisionOptions,
+  notes: string[],
+  work: { dir?: string },
 ): Promise<{ images: PlannedImage[]; imageInfos: Map<string, ImageInfo> }> {
   const images: PlannedImage[] = [];
   const imageInfos = new Map<string, ImageInfo>();
   const targets = [
-    ...profile.partitions!.map((bp, i) => ({ ...bp, partition: table.partitions[i].number, offset: table.partitions[i].start, capacity: table.partitions[i].size })),
-    ...(profile.raw ?? []).map((r) => ({ ...r, partition: undefined, capacity: r.size })),
+    ...profile.partitions!.map((bp, i) => ({
+      ...bp,
+      partition: table.partitions[i].number,
+      offset: table.partitions[i].start,
+      capacity: table.partitions[i].size,
+      partuuid: table.partitions[i].uuid,
+      filesystem: filesystemFor(profile, bp, opts),
+    })),
+    ...(profile.raw ?? []).map((r) => ({ ...r, partition: undefined, capacity: r.size, partuuid: undefined, filesystem: undefined, fs: undefined })),
   ];
   for (const t of targets) {
     const over = opts.images?.[t.name];
-    const path = over?.image ?? t.image;
+    let path = over?.image ?? (opts.filesystems?.[t.name] ? undefined : t.image);
+    let filesystem: PlannedFilesystem | undefined;
+    if (t.filesystem) {
+      work.dir ??= await createWorkDir();
+      const b = await buildFilesystem(
+        {
+          name: t.name,
+          dir: t.filesystem.dir,
+          type: t.filesystem.type,
+          ...(t.filesystem.fat ? { fat: t.filesystem.fat } : {}),
+          ...(t.filesystem.label !== undefined ? { label: t.filesystem.label } : {}),
+          ...(t.filesystem.uuid !== undefined ? { uuid: t.filesystem.uuid } : {}),
+          size: t.capacity,
+          startSector: Math.floor(t.offset / 512),
+          seed: t.partuuid!.toLowerCase(),
+          ...(dev.info.identity?.kind === 'file' ? { target: dev.info.identity.key } : {}),
+        },
+        work.dir,
+        { signal: opts.signal },
+      );
+      await opts.checkInput?.(b.image, `the file system image built for --fs ${t.name}`);
+      for (const m of b.otherMounts) await opts.checkInput?.(m, `a folder inside --fs ${t.name}=${t.filesystem.dir}`);
+      notes.push(...b.notes);
+      path = b.image;
+      filesystem = {
+        type: b.type,
+        ...(b.fat ? { fat: b.fat } : {}),
+        ...(b.label !== undefined ? { label: b.label } : {}),
+        uuid: b.uuid,
+        dir: b.dir,
+        files: b.files,
+        dirs: b.dirs,
+        symlinks: b.symlinks,
+        bytes: b.bytes,
+      };
+    } else if (t.fs && !path) {
+      notes.push(`partition "${t.name}" has an fs (${t.fs.type}) in the profile but no folder (fs.dir or --fs ${t.name}=DIR): left as it is`);
+    }
     if (!path) continue;
-    const bmap = over ? over.bmap : t.bmap;
+    const bmap = over ? over.bmap : filesystem ? undefined : t.bmap;
     // a raw region survives any table change; a partition only when the table is kept
     const kept = t.partition === undefined || table.kept;
     const info = await inspectImage({ path, bmapPath: bmap }, { capacity: t.capacity, ...(kept ? { compareWith: { dev, offset: t.offset } } : {}), signal: opts.signal });
     imageInfos.set(t.name, info);
     const skip = info.identical === true;
     const where = t.partition === undefined ? 'region' : 'partition';
+    const holds = filesystem ? 'this file system' : 'this image';
     images.push({
       ...(t.partition !== undefined ? { partition: t.partition } : {}),
       name: t.name,
@@ -397,7 +514,8 @@ async function planImages(
       size: info.size,
       dataBytes: info.dataBytes,
       action: skip ? 'skip' : 'write',
-      reason: skip ? `the ${where} already holds this image` : kept ? `the ${where} differs from the image` : 'new partition table',
+      reason: skip ? `the ${where} already holds ${holds}` : kept ? `the ${where} differs from ${filesystem ? 'the file system' : 'the image'}` : 'new partition table',
+      ...(filesystem ? { filesystem } : {}),
     });
   }
   return { images, imageInfos };
@@ -522,11 +640,18 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
         )
       : await planGptTable(dev, profile, { sectorSize: ss, partitions: layoutPartitions(partitionRequests(profile.partitions), geometry) }, opts);
   const { action, existing, write } = table;
-  const { images, imageInfos } = await planImages(dev, profile, table, opts);
+  const work: { dir?: string } = {};
+  let images: PlannedImage[], imageInfos: Map<string, ImageInfo>, pstore: PlannedPstore | undefined, format: FormatPlan | undefined, cmdline: string | undefined;
   const inputs = profilePstoreInputs(profile);
   const risks: PlanInternals['extractions'] = [];
-  const { pstore, format, cmdline } = await planPstore(dev, profile, table, inputs, opts, notes, risks);
-  if (!table.kept) await planOldTableRecords(dev, inputs.abi, pstore, notes, risks);
+  try {
+    ({ images, imageInfos } = await planImages(dev, profile, table, opts, notes, work));
+    ({ pstore, format, cmdline } = await planPstore(dev, profile, table, inputs, opts, notes, risks));
+    if (!table.kept) await planOldTableRecords(dev, inputs.abi, pstore, notes, risks);
+  } catch (e) {
+    if (work.dir) await removeWorkDir(work.dir);
+    throw e;
+  }
 
   const bytesToWrite =
     (action === 'keep' ? 0 : tableBytes(write)) +
@@ -562,8 +687,17 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
     changes: bytesToWrite > 0,
     bytesToWrite,
   };
-  internals.set(plan, { table: write, format, imageInfos, extractions: risks });
+  internals.set(plan, { table: write, format, imageInfos, extractions: risks, ...(work.dir ? { workDir: work.dir } : {}) });
   return plan;
+}
+
+/** Removes the temporary file system images a plan built (call it when done with the plan, applied or not). */
+export async function releaseProvision(plan: ProvisionPlan): Promise<void> {
+  const inner = internals.get(plan);
+  if (inner?.workDir) {
+    await removeWorkDir(inner.workDir);
+    delete inner.workDir;
+  }
 }
 
 export interface ProvisionResult {
@@ -631,7 +765,8 @@ export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts
     const n = await writeImage(dev, img.offset, { path: img.path, bmapPath: img.bmap }, inner.imageInfos.get(img.name)!, { capacity: img.capacity, signal: opts.signal });
     result.imagesWritten.push({ ...(img.partition !== undefined ? { partition: img.partition } : {}), name: img.name, bytes: n });
     result.bytesWritten += n;
-    step(`wrote ${img.path} to ${img.partition !== undefined ? `partition ${img.partition}` : `raw region at byte ${img.offset}`} "${img.name}" (${formatBytes(n)})`);
+    const what = img.filesystem ? `${img.filesystem.type} from ${img.filesystem.dir}` : img.path;
+    step(`wrote ${what} to ${img.partition !== undefined ? `partition ${img.partition}` : `raw region at byte ${img.offset}`} "${img.name}" (${formatBytes(n)})`);
   }
 
   // 4. pstore

@@ -9,6 +9,7 @@ export interface ProvisionArgs {
   json?: boolean;
   'replace-table'?: boolean;
   image?: string[];
+  fs?: string[];
   bmap?: string[];
   'guid-seed'?: string;
   'reformat-pstore'?: boolean;
@@ -32,6 +33,11 @@ export const provisionCommand: CommandModule<object, ProvisionArgs> = {
         type: 'string',
         array: true,
         describe: 'NAME=FILE: write FILE (raw, gz, xz, zst, bz2, Android sparse) into partition or raw region NAME (overrides the profile)',
+      })
+      .option('fs', {
+        type: 'string',
+        array: true,
+        describe: 'NAME=DIR: build a FAT or ext4 file system (type, label and UUID from the profile, else from the partition type) from folder DIR into partition NAME',
       })
       .option('bmap', { type: 'string', array: true, describe: 'NAME=FILE: bmap file for the image of partition or raw region NAME' })
       .option('guid-seed', { type: 'string', describe: 'derive new partition GUIDs from this text (reproducible cards) instead of random ones' })

@@ -3,7 +3,7 @@ import { formatBytes } from '../../util/format-bytes.js';
 import { UsageError } from '../../errors.js';
 import { runStoppable } from '../cancellation.js';
 import { loadProfile } from '../../profile/board-profile.js';
-import { applyProvision, planProvision, type ProvisionPlan, type ProvisionResult } from '../../provision/provision.js';
+import { applyProvision, planProvision, releaseProvision, type PlannedImage, type ProvisionPlan, type ProvisionResult } from '../../provision/provision.js';
 import { confirm, describeDevice } from '../confirm.js';
 import { WriteGate } from '../../gate/write-gate.js';
 import { defaultBackupDir } from '../pstore-backup.js';
@@ -13,12 +13,21 @@ function pairs(list: string[] | undefined, flag: string): Map<string, string> {
   const m = new Map<string, string>();
   for (const item of list ?? []) {
     const eq = item.indexOf('=');
-    if (eq <= 0 || eq === item.length - 1) throw new UsageError(`--${flag} ${item}: expected NAME=FILE`);
+    if (eq <= 0 || eq === item.length - 1) throw new UsageError(`--${flag} ${item}: expected NAME=${flag === 'fs' ? 'DIR' : 'FILE'}`);
     const name = item.slice(0, eq);
     if (m.has(name)) throw new UsageError(`--${flag} ${name}=… given twice`);
     m.set(name, item.slice(eq + 1));
   }
   return m;
+}
+
+/** A file system row of the plan: what is built from which folder into which partition. */
+function describeFilesystem(i: PlannedImage): string {
+  const f = i.filesystem!;
+  const kind = f.type === 'vfat' ? `FAT${f.fat}` : 'ext4';
+  const id = f.type === 'vfat' ? `volume ID ${f.uuid}` : `UUID ${f.uuid}`;
+  const content = `${f.files} file(s), ${f.dirs} folder(s)${f.symlinks ? `, ${f.symlinks} symlink(s)` : ''}, ${formatBytes(f.bytes)}`;
+  return `fs         ${i.action === 'write' ? 'write' : 'skip '} ${kind} from ${f.dir} → partition ${i.partition} "${i.name}": ${f.label !== undefined ? `label "${f.label}", ` : ''}${id}, ${content} — ${i.reason}`;
 }
 
 /** The plan as `provision` prints it. */
@@ -44,6 +53,10 @@ export function describePlan(plan: ProvisionPlan): string[] {
     out.push(row(p.number, p.name, type, p.start, p.size, p.uuid.toLowerCase()));
   }
   for (const i of plan.images) {
+    if (i.filesystem) {
+      out.push(describeFilesystem(i));
+      continue;
+    }
     out.push(
       `image      ${i.action === 'write' ? 'write' : 'skip '} ${i.path}${i.bmap ? ` (bmap ${i.bmap})` : ''} → ${i.partition !== undefined ? `partition ${i.partition}` : `raw region at ${formatBytes(i.offset)}`} "${i.name}": ${i.format}, ${formatBytes(i.size)}${i.bmap ? `, ${formatBytes(i.dataBytes)} mapped` : ''} — ${i.reason}`,
     );
@@ -68,6 +81,8 @@ export async function runProvision(a: ProvisionArgs): Promise<void> {
   if (a['discard-records'] && a.backup) throw new UsageError('--backup and --discard-records exclude each other');
   const profile = loadProfile(a.profile);
   const imgs = pairs(a.image, 'image');
+  const dirs = pairs(a.fs, 'fs');
+  for (const name of dirs.keys()) if (imgs.has(name)) throw new UsageError(`--fs ${name}=… and --image ${name}=… both fill partition "${name}"; give one of them`);
   const bmaps = pairs(a.bmap, 'bmap');
   /** Partitions and raw regions: what --image and --bmap name. */
   const targets = [...(profile.partitions ?? []), ...(profile.raw ?? [])];
@@ -86,6 +101,10 @@ export async function runProvision(a: ProvisionArgs): Promise<void> {
     await gate.addInput(image, 'a partition image');
     await gate.addInput(bmap, 'a bmap');
   }
+  // The folders file systems are built from: the card must not be (or hold) one of them.
+  const filesystems: Record<string, { dir: string }> = {};
+  for (const [name, dir] of dirs) filesystems[name] = { dir };
+  for (const dir of [...dirs.values(), ...(profile.partitions ?? []).map((p) => p.fs?.dir)]) await gate.addInput(dir, 'a folder a file system is built from');
   const dev = await gate.openDevice(a.device, { dryRun: a['dry-run'] });
   let plan: ProvisionPlan | undefined;
   let result: ProvisionResult | null = null;
@@ -98,6 +117,8 @@ export async function runProvision(a: ProvisionArgs): Promise<void> {
       replaceTable: !!a['replace-table'],
       guidSeed: a['guid-seed'],
       reformatPstore: !!a['reformat-pstore'],
+      filesystems,
+      checkInput: (path, role) => gate.checkPath(path, role),
     });
     out(`device     ${describeDevice(dev)}${dev.readOnly && !a['dry-run'] ? ' [write-protected]' : ''}`);
     out(`profile    ${profile.name} (${profile.path})`);
@@ -135,6 +156,7 @@ export async function runProvision(a: ProvisionArgs): Promise<void> {
     if (plan.cmdline) out(`boot the board with:\n  ${plan.cmdline}`);
     emit();
   } finally {
+    if (plan) await releaseProvision(plan);
     await dev.close();
   }
 }
