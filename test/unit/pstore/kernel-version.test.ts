@@ -11,7 +11,7 @@ import { UsageError } from '../../../src/errors.js';
 import { MemoryDevice } from '../../../src/blockdev/memory-device.js';
 import { parseCmdline } from '../../../src/pstore/cmdline.js';
 import { extractPstore } from '../../../src/pstore/extract.js';
-import { cryptoBufferSize, kernelCannotDecompress, parseKernelVersion } from '../../../src/pstore/kernel-version.js';
+import { cryptoBufferSize, kernelCannotDecompress, parseKernelVersion, refersBeyond2KiB } from '../../../src/pstore/kernel-version.js';
 import { locatePstoreRegion } from '../../../src/pstore/locate-region.js';
 import { kernelFixtures } from '../../helpers/kernel-fixtures.js';
 
@@ -34,26 +34,41 @@ describe('kernel versions', () => {
     assert.throws(() => parseKernelVersion('latest'), UsageError);
   });
   it('zbufsize() of the 5.8-6.5 crypto API', () => {
-    assert.equal(cryptoBufferSize('deflate', 65484), 109140);
-    assert.equal(cryptoBufferSize('deflate', 5000), Math.floor(500000 / 45));
-    assert.equal(cryptoBufferSize('lzo', 65484), 65484 + 4092 + 67);
-    assert.equal(cryptoBufferSize('lz4', 65484), 65484 + 256 + 16);
-    assert.equal(cryptoBufferSize('842', 65484), 65484);
+    const v61 = parseKernelVersion('6.1');
+    assert.equal(cryptoBufferSize('deflate', 65484, v61), 109140);
+    assert.equal(cryptoBufferSize('deflate', 5000, v61), Math.floor(500000 / 45));
+    // include/linux/lzo.h: ((x) + ((x) / 16) + 64 + 3 + 2)
+    assert.equal(cryptoBufferSize('lzo', 65484, v61), 65484 + 4092 + 69);
+    assert.equal(cryptoBufferSize('lz4', 65484, v61), 65484 + 256 + 16);
+    assert.equal(cryptoBufferSize('842', 65484, v61), 65484);
+    // lib/zstd 1.3.1 (<= 5.15): FSE_COMPRESSBOUND(x) + 12 = 512 + x + (x >> 7) + 12; 1.4.10 (>= 5.16): ZSTD_COMPRESSBOUND
+    assert.equal(cryptoBufferSize('zstd', 65484, parseKernelVersion('5.15')), 65484 + 511 + 524);
+    assert.equal(cryptoBufferSize('zstd', 65484, parseKernelVersion('5.16')), 65484 + 255 + 32);
+    assert.equal(cryptoBufferSize('zstd', 65484, v61), 65484 + 255 + 32);
   });
   it('decides like decompress_record() of each era', () => {
-    const text = Buffer.from(Array.from({ length: 4000 }, (_, i) => `line ${i % 97} ${'x'.repeat(i % 13)}\n`).join(''));
-    const w15 = deflateRawSync(text, { windowBits: 15 });
-    const w11 = deflateRawSync(text, { windowBits: 11 });
     const k = (v: string, compress?: string) => ({ version: parseKernelVersion(v), compress });
-    assert.equal(kernelCannotDecompress(k('6.12'), 'deflate', w15, text.length, 65484), null);
-    assert.equal(kernelCannotDecompress(k('6.12'), 'deflate', w11, text.length, 65484), null);
-    assert.match(kernelCannotDecompress(k('6.12'), 'lz4', w11, text.length, 65484)!, /deflate only/);
-    assert.match(kernelCannotDecompress(k('6.12', 'none'), 'deflate', w15, text.length, 65484)!, /no decompressor/);
-    assert.match(kernelCannotDecompress(k('6.12'), 'deflate', w15, 3 * 4000 + 1, 4000)!, /at most 3/);
-    assert.equal(kernelCannotDecompress(k('6.1'), 'deflate', w11, text.length, 65484), null);
-    assert.match(kernelCannotDecompress(k('6.1'), 'deflate', w15, text.length, 65484)!, /2 KiB window/);
-    assert.match(kernelCannotDecompress(k('6.1', 'lz4'), 'deflate', w11, text.length, 65484)!, /pstore.compress=lz4/);
-    assert.match(kernelCannotDecompress(k('5.10'), 'deflate', w11, 200000, 65484)!, /zbufsize/);
+    const n = 4000 * 9;
+    assert.equal(kernelCannotDecompress(k('6.12'), 'deflate', n, 65484), null);
+    assert.match(kernelCannotDecompress(k('6.12'), 'lz4', n, 65484)!, /deflate only/);
+    assert.equal(kernelCannotDecompress(k('6.12', 'lz4'), 'deflate', n, 65484), null, '6.6+: any other compress= falls back to deflate');
+    assert.match(kernelCannotDecompress(k('6.12', 'none'), 'deflate', n, 65484)!, /no decompressor/);
+    assert.match(kernelCannotDecompress(k('6.12'), 'deflate', 3 * 4000 + 1, 4000)!, /at most 3/);
+    assert.equal(kernelCannotDecompress(k('6.1'), 'deflate', n, 65484), null);
+    assert.match(kernelCannotDecompress(k('6.1', 'lz4'), 'deflate', n, 65484)!, /pstore.compress=lz4/);
+    assert.match(kernelCannotDecompress(k('6.1', 'none'), 'deflate', n, 65484)!, /no decompressor/);
+    assert.match(kernelCannotDecompress(k('5.10'), 'deflate', 200000, 65484)!, /zbufsize/);
+  });
+  it('tells a 6.6+ deflate stream (32 KiB window) from a 5.8-6.5 one (2 KiB window) by its back-references', () => {
+    const text = Buffer.from(Array.from({ length: 4000 }, (_, i) => `line ${i % 97} ${'x'.repeat(i % 13)}\n`).join(''));
+    assert.equal(refersBeyond2KiB(deflateRawSync(text, { windowBits: 11 }), 1 << 20), false);
+    assert.equal(refersBeyond2KiB(deflateRawSync(text, { windowBits: 15 }), 1 << 20), true);
+    // Repeats 3000 bytes apart inside the first 16 KiB of output: found although zlib's default chunk would hide them.
+    let seed = 1;
+    const block = Buffer.from(Array.from({ length: 3000 }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff));
+    const far = Buffer.concat([block, block, block]);
+    assert.equal(refersBeyond2KiB(deflateRawSync(far, { windowBits: 15 }), 1 << 20), true);
+    assert.equal(refersBeyond2KiB(deflateRawSync(far, { windowBits: 11 }), 1 << 20), false);
   });
 });
 
