@@ -1,8 +1,8 @@
 /**
  * Which records a given reading kernel shows as `.enc.z`, checked against real kernels' output:
- * records written by 6.12 (zlib, window 15) read back by 6.1 (crypto deflate, window 11), and lz4
- * records written by 6.1 read back by 6.12 (deflate only). The decoded text written beside each
- * `.enc.z` must equal what the writing kernel itself showed.
+ * records written by 6.12 (zlib, window 15) read back by 6.1 (crypto deflate, window 11: shown),
+ * and lz4 records written by 6.1 read back by 6.12 (deflate only: `.enc.z`). The decoded text
+ * written beside each `.enc.z` must equal what the writing kernel itself showed.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -73,17 +73,14 @@ describe('kernel versions', () => {
 });
 
 describe('records as another kernel would show them (kernel-written fixtures)', () => {
-  it('6.12-written deflate read back by 6.1: .enc.z with the stored bytes, the 6.12 text beside it', async () => {
+  it('6.12-written deflate (window 15) read back by 6.1: shown decoded, as the 6.12 kernel showed it', async () => {
+    // 6.1's crypto deflate inflates a record in one zlib_inflate() call into zbufsize(65484) = 109140
+    // bytes: back-references past its 2 KiB window are inside that call's output and accepted.
     const { fx, x } = await extractAs('stock612-whole', '6.1');
     assert.equal(x.kernel.writer?.era, '6.6+');
-    const enc = x.records.filter((r) => r.file.endsWith('.enc.z'));
-    assert.ok(enc.length > 0, 'at least one record needs the 32 KiB window');
-    for (const r of enc) {
-      const name = r.file.replace(/\.enc\.z$/, '');
-      assert.ok(Buffer.from(r.decoded!).equals(fx.readout.get(name)!), `${name}: decoded text equals the 6.12 readout`);
-      assert.equal(r.content.length, r.storedBytes);
-      assert.ok(x.extraFiles.some((f) => f.file === `${name}.decoded.txt` && Buffer.from(f.content).equals(fx.readout.get(name)!)));
-    }
+    assert.deepEqual(x.records.map((r) => r.file).sort(), [...fx.readout.keys()].sort());
+    for (const r of x.records) assert.ok(Buffer.from(r.content).equals(fx.readout.get(r.file)!), r.file);
+    assert.equal(x.extraFiles.length, 0);
   });
   it('6.1-written lz4 read back by 6.12: .enc.z; read back by 6.1: the kernel readout', async () => {
     const as612 = await extractAs('c61-lz4-wrap', '6.12');
