@@ -396,7 +396,7 @@ function decompressedKmsgRecord(
   const res = opts.decompressor.decompress(payload, payloadOffset, kmsgMaxOutput(bufferSize + ZONE_HEADER_SIZE, opts.maxDecompressed));
   if (res.ok) {
     // psinfo->bufsize of pstore/zone: the kmsg zone's buffer less the kmsg header.
-    const why = opts.readingKernel && kernelCannotDecompress(opts.readingKernel, res.algorithm, payload, res.data.length, bufferSize - kmsgHeaderSize);
+    const why = opts.readingKernel && kernelCannotDecompress(opts.readingKernel, res.algorithm, res.data.length, bufferSize - kmsgHeaderSize);
     if (why) return { ...base, file: `dmesg-pstore_blk-${base.id}.enc.z`, content: payload, algorithm: res.algorithm, decoded: res.data, encodedBecause: why };
     return { ...base, file: `dmesg-pstore_blk-${base.id}`, content: res.data, algorithm: res.algorithm };
   }

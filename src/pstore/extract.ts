@@ -12,7 +12,8 @@ import type { FtraceCpuInIp, SymbolFormatter } from './ftrace.js';
 import type { EffectiveGeometry } from './geometry.js';
 import { resolveGeometry } from './geometry.js';
 import type { KernelVersion, WriterEvidence } from './kernel-version.js';
-import { compareVersion, decodedFileName, writerEvidence } from './kernel-version.js';
+import { capsRegionAt128MiB, decodedFileName, writerEvidence } from './kernel-version.js';
+import { regionExtent } from './region-cap.js';
 import type { PstoreParams } from './params.js';
 import type { RegionSource } from './region-source.js';
 import { streamRegion } from './region-source.js';
@@ -117,11 +118,10 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
   if (geometry.alternatives) {
     warnings.push(`geometry detected from signatures; these also fit and would number records differently: ${geometry.alternatives.join(' | ')}`);
   }
-  if (opts.kernelVersion && compareVersion(opts.kernelVersion, { major: 5, minor: 11 }) < 0 && source.size > MAX_REGION) {
-    warnings.push(
-      `Linux ${opts.kernelVersion.text} does not cap the region at 128 MiB (5.11 does): its kmsg zones continue past 128 MiB, which crashcart does not read; ${source.size - MAX_REGION} bytes not examined`,
-    );
-  }
+  // Past 128 MiB: used by 5.8–5.10 only (given with --kernel-version, or seen on the card).
+  const extent = await regionExtent(src, geometry.layout, opts.kernelVersion);
+  if (extent.layout !== geometry.layout) geometry = { ...geometry, layout: extent.layout };
+  warnings.push(...extent.warnings);
   const cpu = geometry.cpuDetection;
   if (cpu?.message && (cpu.decision === 'ambiguous' || cpu.decision === 'none')) warnings.push(cpu.message);
   const cpuInIp = opts.params.ftrace_cpu_in_ip?.value as FtraceCpuInIp | undefined;
@@ -154,12 +154,16 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
     }
   }
   warnings.push(...decoded.warnings);
+  if (extent.evidence && opts.kernelVersion && capsRegionAt128MiB(opts.kernelVersion)) {
+    // The reading kernel lays out the first 128 MiB only: the zones past it are not its records.
+    for (const r of decoded.records) if (r.type === 'dmesg' && r.id >= extent.cappedKmsgCount) r.kernelVisible = false;
+  }
   const extraFiles: ExtraFile[] = [];
   for (const r of decoded.records) {
     if (!r.decoded) continue;
     extraFiles.push({ file: decodedFileName(r.file), content: r.decoded, description: `${r.algorithm} text of ${r.file}: ${r.encodedBecause}` });
   }
-  const writer = await writerEvidence(src, decoded.records, KMSG_LAYOUTS[decoded.abi.layout].size);
+  const writer = extent.evidence ?? (await writerEvidence(src, decoded.records, KMSG_LAYOUTS[decoded.abi.layout].size));
   if (opts.androidPmsg) {
     const pmsg = decoded.records.find((r) => r.type === 'pmsg');
     if (pmsg) {

@@ -3,7 +3,7 @@
  * into the exact zone layout the writing kernel used, and says where every value came from.
  */
 import { NoPstoreError } from '../errors.js';
-import type { Layout, ZoneSizesBytes, ZoneSizesKiB } from './layout.js';
+import type { Layout, LayoutOptions, ZoneSizesBytes, ZoneSizesKiB } from './layout.js';
 import { MAX_REGION, computeLayout, normaliseSize, normaliseSizes } from './layout.js';
 import type { ParamSource, PstoreParams, SizeParam, Sourced } from './params.js';
 import { KCONFIG_DEFAULTS, SIZE_PARAMS } from './params.js';
@@ -274,14 +274,14 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
  * kernel would refuse it — or the image is truncated), the zones are laid out anyway as far
  * as the image's bytes go, so whatever the card kept can still be decoded.
  */
-export function fitLayout(src: RegionSource, sizes: ZoneSizesBytes, cpus: number, warnings: string[]): Layout {
-  const layout = computeLayout(src.size, sizes, cpus, warnings);
+export function fitLayout(src: RegionSource, sizes: ZoneSizesBytes, cpus: number, warnings: string[], opts: LayoutOptions = {}): Layout {
+  const layout = computeLayout(src.size, sizes, cpus, warnings, opts);
   if (!layout.errors.some((e) => /no room|too small|>= 4096/.test(e))) return layout;
   const fixed = sizes.pmsg + sizes.console + sizes.ftrace;
   const kmsgZones = sizes.kmsg ? Math.max(1, Math.ceil((src.available - fixed) / sizes.kmsg)) : 0;
   const needed = Math.max(4096, fixed + kmsgZones * sizes.kmsg);
   if (needed <= src.size) return layout;
-  const virtual = computeLayout(needed, sizes, cpus, []);
+  const virtual = computeLayout(needed, sizes, cpus, [], opts);
   if (virtual.errors.length) return layout;
   warnings.push(
     `the region (${src.size} bytes) is too small for this geometry, which needs at least ${needed} bytes: the kernel would refuse it; ` +

@@ -57,7 +57,9 @@ export function parseKconfig(data: Uint8Array): KconfigInfo {
   if (maxReason !== undefined) params.max_reason = src(checkKernelInt(maxReason, 'CONFIG_PSTORE_BLK_MAX_REASON'));
   const blkdev = options.get('CONFIG_PSTORE_BLK_BLKDEV');
   if (blkdev) params.blkdev = src(blkdev);
-  const compress = options.get('CONFIG_PSTORE_COMPRESS_DEFAULT');
+  // ≤ 6.5: the one crypto algorithm the kernel (de)compresses with; 6.6+ has no such option (deflate).
+  // "# CONFIG_PSTORE_COMPRESS is not set": no compression and no decompressor (records stay .enc.z).
+  const compress = options.get('CONFIG_PSTORE_COMPRESS') === 'n' ? 'none' : options.get('CONFIG_PSTORE_COMPRESS_DEFAULT');
   if (compress) params.compress = src(compress);
   const nrCpus = int('CONFIG_NR_CPUS');
   if (on('CONFIG_ARM') && !on('CONFIG_ARM64') && nrCpus !== undefined) {

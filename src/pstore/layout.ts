@@ -32,7 +32,7 @@ export interface Zone {
 }
 
 export interface Layout {
-  /** Bytes of the region the kernel uses: min(region size, 128 MiB). */
+  /** Bytes of the region the kernel uses: min(region size, 128 MiB), or the whole region for 5.8–5.10. */
   totalSize: number;
   regionSize: number;
   sizes: ZoneSizesBytes;
@@ -67,16 +67,24 @@ export function normaliseSizes(kib: ZoneSizesKiB, warnings: string[]): ZoneSizes
   };
 }
 
+export interface LayoutOptions {
+  /**
+   * register_pstore_zone() caps the region at 128 MiB since Linux 5.11 (the default); 5.8–5.10
+   * lay their kmsg zones over the whole partition.
+   */
+  capAt128MiB?: boolean;
+}
+
 /**
  * Computes the zone table for a region of `regionSize` bytes. `sizes` are bytes after
  * normalisation; `cpus` is nr_cpu_ids of the writing kernel.
  */
-export function computeLayout(regionSize: number, sizes: ZoneSizesBytes, cpus: number, warnings: string[] = []): Layout {
+export function computeLayout(regionSize: number, sizes: ZoneSizesBytes, cpus: number, warnings: string[] = [], opts: LayoutOptions = {}): Layout {
   const errors: string[] = [];
   const zones: Zone[] = [];
   let T = regionSize;
   if (T < 4096) errors.push(`total_size must be >= 4096 (region is ${regionSize} bytes)`);
-  if (T > MAX_REGION) {
+  if (T > MAX_REGION && opts.capAt128MiB !== false) {
     warnings.push('capping size to 128MiB (bytes past 128 MiB are never used)');
     T = MAX_REGION;
   }

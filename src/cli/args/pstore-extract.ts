@@ -27,7 +27,8 @@ export function pstoreExtractCommand(y: Argv) {
         .option('pmsg-android', { type: 'boolean', describe: 'also write a decoded view of Android logger records found in pmsg' })
         .option('kernel-version', {
           type: 'string',
-          describe: 'release of the kernel that will read the card back (e.g. 6.1): records it could not decompress are named .enc.z, decoded text beside them',
+          describe:
+            'release of the kernel that will read the card back (e.g. 6.1): records it could not decompress are named .enc.z, decoded text beside them; 5.8-5.10 use a region past 128 MiB too',
         })
         .option('replace', { type: 'boolean', describe: 'replace an earlier extraction in the output folder (a non-empty folder is refused otherwise)' }),
     async (argv) => (await loadCommand(() => import('../commands/pstore-extract.js'))).runExtract(argv),

@@ -70,6 +70,12 @@ describe('kernel config', () => {
     assert.equal(k.params.ftrace_size?.value, -1);
     assert.deepEqual(k.abi, { layout: 'lp64', endian: 'le' });
   });
+  it('"# CONFIG_PSTORE_COMPRESS is not set": the kernel has no decompressor (compress=none)', () => {
+    const off = parseKconfig(Buffer.from('CONFIG_PSTORE=y\n# CONFIG_PSTORE_COMPRESS is not set\nCONFIG_PSTORE_BLK=y\n'));
+    assert.equal(off.params.compress?.value, 'none');
+    const on = parseKconfig(Buffer.from('CONFIG_PSTORE=y\nCONFIG_PSTORE_COMPRESS=y\nCONFIG_PSTORE_BLK=y\n'));
+    assert.equal(on.params.compress, undefined, '6.6+: deflate, nothing to say');
+  });
   it('rejects text without CONFIG_ lines', () => {
     assert.throws(() => parseKconfig(Buffer.from('hello')), /no CONFIG_/);
   });
