@@ -250,9 +250,7 @@ export function selectImageEntry(dir: ZipDirectory, path: string): ZipEntry {
   const regular = files.filter((e) => !isSymlink(e));
   if (regular.length === 0) {
     const special = files.map((e) => `"${e.name}"`).join(', ');
-    throw new SourceError(
-      `${path}: the zip holds no file to flash${special ? ` (only ${special}, which ${files.length > 1 ? 'are symbolic links' : 'is a symbolic link'})` : ''}`,
-    );
+    throw new SourceError(`${path}: the zip holds no file to flash${special ? ` (only ${special}, which ${files.length > 1 ? 'are symbolic links' : 'is a symbolic link'})` : ''}`);
   }
   if (regular.length > 1) {
     const list = regular
