@@ -363,22 +363,36 @@ function checkHybridMbr(v: unknown, partitions: BoardPartition[] | undefined, ta
   const eeAt = v.findIndex(isEE);
   if (v.filter(isEE).length > 1 || (eeAt > 0 && eeAt !== v.length - 1)) f.err('hybrid_mbr', '"EE" (where the 0xEE slot goes) may appear once, first or last');
   const protective = eeAt > 0 && eeAt === v.length - 1 ? 'last' : 'first';
-  const items = v.filter((x) => !isEE(x));
+  const items = v.map((item, index) => ({ item, index })).filter(({ item }) => !isEE(item));
   if (items.length < 1 || items.length > 3) f.err('hybrid_mbr', `mirrors 1 to 3 partitions (the fourth MBR slot holds the 0xEE entry); ${items.length} given`);
   const errorsBefore = f.errors.length;
   const entries: BoardHybridMbr['entries'] = [];
-  items.forEach((item, i) => {
-    const at = `hybrid_mbr[${v.indexOf(item)}]`;
+  const named = new Set<string>();
+  for (const { item, index } of items) {
+    const at = `hybrid_mbr[${index}]`;
     const o: Obj | undefined = typeof item === 'string' ? { partition: item } : isObj(item) ? item : undefined;
-    if (!o) return f.err(at, 'must be a partition name or an object { "partition", "type", "bootable" }');
+    if (!o) {
+      f.err(at, 'must be a partition name or an object { "partition", "type", "bootable" }');
+      continue;
+    }
     f.known(o, `${at}.`, ['partition', 'type', 'bootable']);
     f.comment(o, `${at}.`);
-    if (typeof o.partition !== 'string') return f.err(`${at}.partition`, 'must be the name of a partition');
-    if (entries.some((e) => e.name === o.partition) || items.slice(0, i).some((x) => x === o.partition)) return f.err(at, `"${o.partition}" is listed twice`);
+    if (typeof o.partition !== 'string') {
+      f.err(`${at}.partition`, 'must be the name of a partition');
+      continue;
+    }
+    if (named.has(o.partition)) {
+      f.err(at, `"${o.partition}" is listed twice`);
+      continue;
+    }
+    named.add(o.partition);
     if (o.bootable !== undefined && typeof o.bootable !== 'boolean') f.err(`${at}.bootable`, 'must be true or false');
-    if (!partitions) return;
+    if (!partitions) continue;
     const part = partitions.find((p) => p.name === o.partition);
-    if (!part) return f.err(`${at}.partition`, `no partition is named "${o.partition}" (${partitions.map((p) => p.name).join(', ')})`);
+    if (!part) {
+      f.err(`${at}.partition`, `no partition is named "${o.partition}" (${partitions.map((p) => p.name).join(', ')})`);
+      continue;
+    }
     let type: number | undefined;
     if (o.type !== undefined) {
       type = typeof o.type === 'string' || typeof o.type === 'number' ? resolveMbrType(o.type) : undefined;
@@ -392,7 +406,7 @@ function checkHybridMbr(v: unknown, partitions: BoardPartition[] | undefined, ta
       if (type === undefined) f.err(`${at}.type`, `partition "${part.name}" has GPT type ${part.type}, which has no usual MBR type; give one ("type": "0c", "linux", …)`);
     }
     if (type !== undefined) entries.push({ name: part.name, type, bootable: o.bootable === true });
-  });
+  }
   return f.errors.length === errorsBefore ? { entries, protective } : undefined;
 }
 
