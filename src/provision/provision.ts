@@ -660,7 +660,7 @@ export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts
     else await writeMbr(dev, t.mbr, { ...opts, extra: t.wipe });
     result.tableWritten = true;
     result.bytesWritten += tableBytes(t);
-    step(`wrote the ${t.kind === 'gpt' ? 'GPT' : 'MBR'} (${plan.table.partitions.length} partitions)`);
+    step(`wrote the ${t.kind === 'gpt' ? (t.gpt.hybridMbr ? 'GPT and its hybrid MBR' : 'GPT') : 'MBR'} (${plan.table.partitions.length} partitions)`);
   }
 
   // 3. images
