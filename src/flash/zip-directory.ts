@@ -262,6 +262,12 @@ export function selectImageEntry(dir: ZipDirectory, path: string): ZipEntry {
     );
   }
   const e = regular[0];
+  const nested = /\.(gz|xz|zst|bz2|lz4|7z|zip|tar)$/i.exec(e.name);
+  if (nested) {
+    throw new SourceError(
+      `${path}: the zip holds "${e.name}", itself an archive or compressed file (.${nested[1]}), whose bytes would be written as they are; extract it (unzip ${path}) and flash "${e.name}"`,
+    );
+  }
   const encrypted = (e.flags & 0x41) !== 0 || e.method === 99;
   if (encrypted) {
     throw new UnsupportedZipError(

@@ -284,7 +284,7 @@ test('a zip cut short anywhere is refused as truncated before anything is writte
   await assertRefused(dir, 'middle removed', cut, /runs into the central directory/);
 });
 
-test('several images, none, links, unsupported methods and encryption are refused with the reason', async (t) => {
+test('several images, none, links, a compressed file inside, unsupported methods and encryption are refused with the reason', async (t) => {
   const dir = tempDir(t);
   const data = IMAGE.subarray(0, 70000);
   await assertRefused(
@@ -300,6 +300,8 @@ test('several images, none, links, unsupported methods and encryption are refuse
     /holds 3 files: "boot\.img" \(68\.4 KiB\), "rootfs\.img" \(68\.4 KiB\), "README\.txt" \(5 B\)/,
   );
   await assertRefused(dir, 'empty', buildZip([]), /holds no file to flash/);
+  // a compressed image inside: never written as its compressed bytes
+  await assertRefused(dir, 'nested', buildZip([{ name: 'disk.img.xz', data, method: 0 }]), /holds "disk\.img\.xz", itself an archive or compressed file \(\.xz\)/);
   await assertRefused(dir, 'folders only', buildZip([{ name: 'a/', data: new Uint8Array(0), method: 0 }]), /holds no file to flash/);
   await assertRefused(
     dir,
