@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Fuzzing entry point: `npm run fuzz -- --seconds N` (after `npm run build`).
 //
-// Each target (scripts/fuzz/targets.mjs: pstore, partition, bmap, profile, cmdline, symbols,
+// Each target (scripts/fuzz/targets.mjs: pstore, partition, bmap, zip, profile, cmdline, symbols,
 // kconfig) runs in a worker thread on deterministic inputs: input i of a target is generated
 // from a PRNG seeded with (seed, i), so any input can be regenerated. A watchdog in this thread
 // treats an input that runs longer than --hang-ms as a hang; any exception that is not a typed
@@ -24,7 +24,7 @@ import { mix, rng, strSeed } from './fuzz/mutate.mjs';
 import { saveInput, describeError, preview } from './fuzz/save.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const ALL = ['pstore', 'partition', 'bmap', 'profile', 'cmdline', 'symbols', 'kconfig'];
+const ALL = ['pstore', 'partition', 'bmap', 'zip', 'profile', 'cmdline', 'symbols', 'kconfig'];
 
 function parseArgs(argv) {
   const o = { seconds: 60, targets: ALL, seed: 1, iterations: Infinity, jobs: 1, hangMs: 5000, out: 'fuzz-findings', keepGoing: false, replay: undefined };

@@ -45,6 +45,12 @@ export const BMAP_MAX_BYTES = 32 * MiB;
  * x86 and arm64); s390 can boot with up to 1 MiB (`max_command_line_size`), which is the cap.
  */
 export const CMDLINE_MAX_BYTES = 1 * MiB;
+/**
+ * A zip image's central directory, read whole before the image is streamed. Each entry takes
+ * 46 bytes plus its name (and extra fields, ~30 bytes for zip64): an archive holding one image
+ * has a directory of a few hundred bytes; 16 MiB is ~150 000 entries.
+ */
+export const ZIP_DIRECTORY_MAX_BYTES = 16 * MiB;
 /** State files crashcart writes itself (resume journal, rescue maps). */
 export const STATE_MAX_BYTES = 16 * MiB;
 

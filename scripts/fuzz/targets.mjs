@@ -29,6 +29,8 @@ const { validateProfile, allProfileParams, partitionRequests, mbrPartitionReques
 const { layoutPartitions } = await imp('src/partition/gpt-write.js');
 const { layoutMbrPartitions } = await imp('src/partition/mbr-write.js');
 const zb = await imp('test/helpers/zone-builder.js');
+const { readZipDirectory, selectImageEntry } = await imp('src/flash/zip-directory.js');
+const { buildZip } = await imp('test/helpers/zip-builder.js');
 
 export { CrashcartError };
 
@@ -393,6 +395,66 @@ export const bmap = {
 };
 
 // ------------------------------------------------------------------------------------------
+// zip archives (the central directory and end records, read before an image is streamed)
+
+function zipCorpus() {
+  const data = Buffer.from('crashcart zip fuzz image '.repeat(40));
+  const archives = [
+    readFileSync(join(root, 'test/fixtures/flash/disk.img.zip')),
+    buildZip([{ name: 'image.img', data }]),
+    buildZip(
+      [
+        { name: 'd/', data: new Uint8Array(0), method: 0 },
+        { name: 'd/image.img', data, descriptor: 'signed', zip64: true },
+      ],
+      { zip64End: true },
+    ),
+    buildZip([
+      { name: 'a.img', data, method: 0 },
+      { name: '__MACOSX/._a.img', data: data.subarray(0, 10) },
+      { name: 'b.img', data, unixMode: 0o120777 },
+    ]),
+    buildZip([]),
+  ];
+  return {
+    archives: archives.map((a) => {
+      const bytes = new Uint8Array(a);
+      // the directory and the end records: the last ~400 bytes of every archive here
+      return { bytes, hot: [[Math.max(0, bytes.length - 400), bytes.length]] };
+    }),
+  };
+}
+
+export const zip = {
+  name: 'zip',
+  describe: 'zip central directory: readZipDirectory() and selectImageEntry() on mutated archives (Info-ZIP, ZIP64 end records, descriptors)',
+  setup: zipCorpus,
+  gen(r, c) {
+    const a = r.pick(c.archives);
+    return { bytes: mutateBytes(a.bytes, r, { hot: a.hot, maxOps: 8 }) };
+  },
+  async run(x) {
+    const b = x.bytes;
+    // a FileHandle over the bytes: readZipDirectory only calls read(buffer, offset, length, position)
+    const fh = {
+      async read(buf, off, len, pos) {
+        const n = Math.max(0, Math.min(len, b.length - pos));
+        if (n > 0) buf.set(b.subarray(pos, pos + n), off);
+        return { bytesRead: n };
+      },
+    };
+    const dir = await readZipDirectory(fh, b.length, 'fuzz.zip');
+    try {
+      selectImageEntry(dir, 'fuzz.zip');
+    } catch (e) {
+      if (!(e instanceof CrashcartError)) throw e;
+    }
+  },
+  save: (x) => ({ bin: x.bytes, meta: {} }),
+  load: (bin) => ({ bytes: new Uint8Array(bin) }),
+};
+
+// ------------------------------------------------------------------------------------------
 // board profiles
 
 const JSON_VALUES = [
@@ -727,5 +789,5 @@ export const selftest = {
   load: (bin) => ({ n: bin[0] }),
 };
 
-export const TARGETS = { pstore, partition, bmap, profile, cmdline, symbols, kconfig, selftest };
+export const TARGETS = { pstore, partition, bmap, zip, profile, cmdline, symbols, kconfig, selftest };
 export { SIG };

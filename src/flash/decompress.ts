@@ -7,7 +7,7 @@
  * Decoders: gzip — node:zlib; zstd — node:zlib's zstd where the running Node has it (22.15+),
  * otherwise fzstd (pure JS); xz — xz-decompress (xz-embedded compiled to WebAssembly);
  * bzip2 — libbzip2 compiled to WebAssembly (@foxglove/wasm-bz2), blocks decoded in parallel on
- * worker threads (bzip2-parallel.ts).
+ * worker threads (bzip2-parallel.ts); zip — stored or deflated (node:zlib inflateRaw).
  *
  * Every decoder checks the container's own integrity data, and a failed check is an error
  * like any other (so a flash that hits one fails, and the card is never called verified):
@@ -20,6 +20,9 @@
  *   type xz-embedded cannot compute is refused, never decoded unchecked; one with no check
  *   (xz --check=none) is decoded with a warning.
  * - bzip2: every block's CRC and the combined stream CRC; trailing data is an error.
+ * - zip: the one image entry's CRC-32 and sizes against the central directory and the local
+ *   header or data descriptor (zip-entry-stream.ts); the archive's layout is checked first
+ *   (zip-directory.ts).
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -30,6 +33,8 @@ import type { ImageFormat } from './detect.js';
 import { SourceError } from './errors.js';
 import { bzip2Parallel } from './bzip2-parallel.js';
 import { zstdVerifiedStream } from './zstd-stream.js';
+import { viaTransform } from './transform-pump.js';
+import { zipImageBytes } from './zip-entry-stream.js';
 
 /** Compressed bytes read per step. */
 export const INPUT_CHUNK = 1024 * 1024;
@@ -102,6 +107,8 @@ export function decoderName(format: ImageFormat): string {
       return 'xz-decompress (wasm)';
     case 'bzip2':
       return 'libbzip2 (wasm), blocks in parallel';
+    case 'zip':
+      return 'node:zlib inflateRaw (zip), CRC-32 checked';
   }
 }
 
@@ -115,23 +122,6 @@ function counted(path: string, opts: DecompressOptions, start = 0): AsyncIterabl
       yield new Uint8Array(c.buffer, c.byteOffset, c.length);
     }
   })();
-}
-
-/**
- * Input slice sizes that keep the output of one transform write near a target, so that one
- * compressed MiB of a sparse image's zeros is not decoded in a single step. (fzstd and the
- * bzip2 decoder are cut at block boundaries instead: zstdVerifiedStream, bzip2Parallel.)
- */
-class AdaptiveSlicer {
-  size = 64 * 1024;
-  static readonly MIN = 64;
-  static readonly MAX = 1024 * 1024;
-  static readonly TARGET = 4 * 1024 * 1024;
-  /** Adjusts the slice size after a step that turned `inBytes` into `outBytes`. */
-  observe(inBytes: number, outBytes: number): void {
-    if (outBytes > AdaptiveSlicer.TARGET) this.size = Math.max(AdaptiveSlicer.MIN, Math.floor(this.size / Math.ceil(outBytes / AdaptiveSlicer.TARGET)));
-    else if (outBytes < AdaptiveSlicer.TARGET / 4 && inBytes >= this.size) this.size = Math.min(AdaptiveSlicer.MAX, this.size * 2);
-  }
 }
 
 /**
@@ -202,131 +192,14 @@ async function* xzCheckGate(input: AsyncIterable<Uint8Array>, onWarning?: (messa
 }
 
 /**
- * The output side of a transform stream: its chunks, buffered; the stream is paused while
- * HIGH chunks wait and resumed when fewer than HIGH / 2 do. Records the end and the first
- * failure, and wakes the reader on each.
- */
-class TransformOutput {
-  static readonly HIGH = 8;
-  readonly chunks: Uint8Array[] = [];
-  ended = false;
-  failed: unknown;
-  /** Bytes the transform emitted since the pump last reset this (to size the input slices). */
-  produced = 0;
-  private wake: (() => void) | undefined;
-  private paused = false;
-
-  constructor(private readonly t: NodeJS.ReadWriteStream) {
-    t.on('data', (c: Uint8Array) => {
-      this.chunks.push(c);
-      this.produced += c.length;
-      if (this.chunks.length >= TransformOutput.HIGH) this.pause();
-      this.notify();
-    });
-    t.on('end', () => {
-      this.ended = true;
-      this.notify();
-    });
-    t.on('error', (e: unknown) => this.fail(e));
-  }
-
-  fail(e: unknown): void {
-    this.failed ??= e;
-    this.notify();
-  }
-
-  private notify(): void {
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
-  }
-
-  private pause(): void {
-    if (!this.paused) {
-      this.paused = true;
-      this.t.pause();
-    }
-  }
-
-  resume(): void {
-    if (this.paused) {
-      this.paused = false;
-      this.t.resume();
-    }
-  }
-
-  /** The next buffered chunk (resuming the stream when the buffer runs low), if any. */
-  next(): Uint8Array | undefined {
-    const c = this.chunks.shift();
-    if (c !== undefined && this.chunks.length < TransformOutput.HIGH / 2) this.resume();
-    return c;
-  }
-
-  /** Resolves at the next chunk, end or failure. */
-  waitForMore(): Promise<void> {
-    this.resume();
-    return new Promise<void>((r) => (this.wake = r));
-  }
-}
-
-/** Writes `input` into `t` in adaptive slices, honouring its backpressure, then ends it; a failure goes to `out`. */
-async function pumpInto(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWriteStream, out: TransformOutput): Promise<void> {
-  try {
-    const slicer = new AdaptiveSlicer();
-    for await (const c of input) {
-      for (let i = 0; i < c.length;) {
-        if (out.failed !== undefined) return;
-        const n = Math.min(slicer.size, c.length - i);
-        out.produced = 0;
-        const more = t.write(c.subarray(i, i + n));
-        slicer.observe(n, out.produced);
-        i += n;
-        if (!more) await new Promise<void>((r) => t.once('drain', r));
-      }
-    }
-    t.end();
-  } catch (e) {
-    out.fail(e);
-  }
-}
-
-/**
- * Feeds `input` through a transform stream (node:zlib) and yields its output, with the
- * transform's backpressure and the abort signal honoured.
- */
-async function* viaTransform(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWriteStream, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  const out = new TransformOutput(t);
-  const onAbort = () => out.fail(signal?.reason);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  // Pump input in the background.
-  const pump = pumpInto(input, t, out);
-  try {
-    for (;;) {
-      const c = out.next();
-      if (c !== undefined) {
-        yield c;
-        continue;
-      }
-      if (out.failed !== undefined) throw out.failed;
-      if (out.ended) break;
-      await out.waitForMore();
-    }
-    await pump;
-    if (out.failed !== undefined) throw out.failed;
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    if (!out.ended) (t as unknown as { destroy?: () => void }).destroy?.();
-  }
-}
-
-/**
  * Decompressed bytes of `path` read as `format`. Chunks have no particular size; the caller
  * rebuffers. Errors are SourceErrors (or the abort reason).
  */
 export async function* decompressFile(path: string, format: ImageFormat, opts: DecompressOptions = {}): AsyncGenerator<Uint8Array> {
   let out = 0;
   try {
-    const input = counted(path, opts, format === 'raw' ? (opts.start ?? 0) : 0);
+    // (the zip reader reads its entry's own byte range)
+    const input = format === 'zip' ? (async function* () {})() : counted(path, opts, format === 'raw' ? (opts.start ?? 0) : 0);
     let stream: AsyncIterable<Uint8Array>;
     switch (format) {
       case 'raw':
@@ -360,6 +233,9 @@ export async function* decompressFile(path: string, format: ImageFormat, opts: D
       }
       case 'bzip2':
         stream = bzip2Parallel(input);
+        break;
+      case 'zip':
+        stream = zipImageBytes(path, { signal: opts.signal, onInput: opts.onInput });
         break;
     }
     for await (const c of stream) {

@@ -5,8 +5,10 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { SourceError } from './errors.js';
+import { zipImageEntry } from './zip-directory.js';
 
-export type ImageFormat = 'raw' | 'gzip' | 'xz' | 'zstd' | 'bzip2';
+/** `zip`: an archive holding one image, stored or deflated (zip-directory.ts, zip-entry-stream.ts). */
+export type ImageFormat = 'raw' | 'gzip' | 'xz' | 'zstd' | 'bzip2' | 'zip';
 /** Containers read by their own modules rather than decompressed as a stream: Android sparse images (android-sparse.ts). */
 export type ContainerFormat = 'android-sparse';
 /** What a file to flash is: a (possibly compressed) image or a container holding one. */
@@ -23,7 +25,6 @@ function startsWith(b: Uint8Array, sig: number[], at = 0): boolean {
 
 /** Containers we recognise but do not flash; the message says what to do instead. */
 const UNSUPPORTED: { sig: number[]; what: string }[] = [
-  { sig: [0x50, 0x4b, 0x03, 0x04], what: 'a zip archive; unzip it and flash the image inside' },
   { sig: [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c], what: 'a 7-Zip archive; extract it and flash the image inside' },
   { sig: [0x04, 0x22, 0x4d, 0x18], what: 'lz4-compressed; decompress it first (lz4 -d) or recompress as .zst' },
   { sig: [0x51, 0x46, 0x49, 0xfb], what: 'a qcow2 disk image; convert it with "qemu-img convert -O raw" first' },
@@ -51,12 +52,16 @@ export function sniffFormat(head: Uint8Array, name = 'image'): ImageFormat {
   const XZ = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
   const ZSTD = [0x28, 0xb5, 0x2f, 0xfd];
   const BZIP2 = [0x42, 0x5a, 0x68];
+  // a local file header first, or the end record alone (an empty archive: the decoder says it holds no image)
+  const ZIP = [0x50, 0x4b, 0x03, 0x04];
+  const ZIP_EMPTY = [0x50, 0x4b, 0x05, 0x06];
   if (startsWith(head, GZIP) || cutShort(head, GZIP)) return 'gzip';
   if (startsWith(head, XZ) || cutShort(head, XZ)) return 'xz';
   if (startsWith(head, ZSTD) || cutShort(head, ZSTD)) return 'zstd';
   // Skippable zstd frame first (magic 0x184D2A50..5F), as pzstd writes.
   if (head.length >= 4 && (head[0] & 0xf0) === 0x50 && head[1] === 0x2a && head[2] === 0x4d && head[3] === 0x18) return 'zstd';
   if ((startsWith(head, BZIP2) && (head.length === 3 || (head[3] >= 0x31 && head[3] <= 0x39))) || cutShort(head, BZIP2)) return 'bzip2';
+  if (startsWith(head, ZIP) || startsWith(head, ZIP_EMPTY) || cutShort(head, ZIP)) return 'zip';
   for (const u of UNSUPPORTED) {
     if (startsWith(head, u.sig)) throw new SourceError(`${name} is ${u.what}`);
   }
@@ -80,6 +85,7 @@ export function formatFromName(path: string): ImageFormat | undefined {
   if (p.endsWith('.xz')) return 'xz';
   if (p.endsWith('.zst') || p.endsWith('.zstd')) return 'zstd';
   if (p.endsWith('.bz2')) return 'bzip2';
+  if (p.endsWith('.zip')) return 'zip';
   return undefined;
 }
 
@@ -272,7 +278,7 @@ export function gzipTrailerSize(head: Uint8Array, tail: Uint8Array, fileSize: nu
   return isize >= lower && isize <= upper ? isize : undefined;
 }
 
-export async function sizeInfo(fh: FileHandle, format: ImageFormat, fileSize: number): Promise<SizeInfo> {
+export async function sizeInfo(fh: FileHandle, format: ImageFormat, fileSize: number, name = 'image'): Promise<SizeInfo> {
   switch (format) {
     case 'raw':
       return { exact: fileSize };
@@ -291,5 +297,8 @@ export async function sizeInfo(fh: FileHandle, format: ImageFormat, fileSize: nu
     }
     case 'bzip2':
       return {};
+    case 'zip':
+      // the central directory records the size; a zip that cannot be read is refused here, before anything is written
+      return { exact: (await zipImageEntry(fh, fileSize, name)).size };
   }
 }

@@ -162,7 +162,7 @@ export async function openImageSource(path: string, opts: ImageSourceOptions = {
     if (st.size === 0) throw new SourceError(`image ${path} is empty`);
     const { format, named } = await detectFormat(fh, path);
     if (format === 'android-sparse') return await openAndroidSparse(fh, path, st, opts);
-    const size = await sizeInfo(fh, format, st.size);
+    const size = await sizeInfo(fh, format, st.size, path);
     const bmap = await matchingBmap(path, opts, format, size);
     const sparseRead = !!bmap && format === 'raw';
     const realPath = await realpath(path);

@@ -2,7 +2,8 @@
  * Writing GUID Partition Tables (UEFI spec, chapter 5) and checking whether a card already
  * carries a given layout.
  *
- * What gets written: a protective MBR in LBA 0 (one 0xEE slot covering the disk), the primary
+ * What gets written: a protective MBR in LBA 0 (one 0xEE slot covering the disk) or, when the
+ * layout asks for one, a hybrid MBR (hybrid-mbr.ts), the primary
  * header in LBA 1 followed by its 128-entry array, the backup array just before the last LBA
  * and the backup header in the last LBA, all CRC32-protected. Partitions are placed on 1 MiB
  * boundaries by `layoutPartitions`. Partition and disk GUIDs are random (v4) unless a seed is
@@ -15,6 +16,7 @@ import { writeRange } from '../blockdev/io.js';
 import { formatBytes } from '../util/format-bytes.js';
 import { BadInputError, UsageError, WriteProtectedError } from '../errors.js';
 import { guidEquals, isGuid } from './guid.js';
+import { compareSector0, encodeHybridMbr, hybridSlots, protectiveSlots, type HybridMbrSpec } from './hybrid-mbr.js';
 import type { PartitionTable } from './types.js';
 
 export const GPT_ENTRY_COUNT = 128;
@@ -46,6 +48,8 @@ export interface GptLayout {
   /** Disk GUID; generated when absent. */
   diskGuid?: string;
   partitions: GptPartitionSpec[];
+  /** A hybrid MBR in sector 0 instead of the protective one. */
+  hybridMbr?: HybridMbrSpec;
 }
 
 export interface GuidOptions {
@@ -67,6 +71,7 @@ export interface ResolvedGpt {
   lastUsableLba: number;
   /** Sectors taken by one partition entry array. */
   arraySectors: number;
+  hybridMbr?: HybridMbrSpec;
 }
 
 /** Byte ranges to write, in device order. */
@@ -240,7 +245,8 @@ export function resolveGpt(layout: GptLayout, deviceSize: number, opts: GuidOpti
   const uuids = new Set(partitions.map((p) => p.uuid));
   const diskGuid = (layout.diskGuid ?? makeGuid('disk', opts.guidSeed)).toUpperCase();
   if (uuids.size !== partitions.length || uuids.has(diskGuid)) throw new UsageError('partition and disk GUIDs must all differ');
-  return { sectorSize: ss, diskGuid, partitions, lastLba, firstUsableLba, lastUsableLba, arraySectors };
+  if (layout.hybridMbr) hybridSlots(layout.hybridMbr, partitions);
+  return { sectorSize: ss, diskGuid, partitions, lastLba, firstUsableLba, lastUsableLba, arraySectors, ...(layout.hybridMbr ? { hybridMbr: layout.hybridMbr } : {}) };
 }
 
 /** The partition entry array (128 entries of 128 bytes). */
@@ -285,8 +291,17 @@ function encodeHeader(g: ResolvedGpt, which: 'primary' | 'backup', arrayCrc: num
   return h;
 }
 
-/** Protective MBR: one slot of type 0xEE from LBA 1 to the end of the disk (capped at 2^32-1). */
+/** The used slots of sector 0 for this table: the hybrid MBR's, or the protective one. */
+export function sector0Slots(g: { hybridMbr?: HybridMbrSpec; partitions: GptPartitionSpec[]; lastLba: number }) {
+  return g.hybridMbr ? hybridSlots(g.hybridMbr, g.partitions) : protectiveSlots(g.lastLba);
+}
+
+/**
+ * Protective MBR: one slot of type 0xEE from LBA 1 to the end of the disk (capped at 2^32-1);
+ * or the hybrid MBR the layout asks for.
+ */
 export function encodeProtectiveMbr(g: ResolvedGpt): Uint8Array {
+  if (g.hybridMbr) return encodeHybridMbr(hybridSlots(g.hybridMbr, g.partitions), g.sectorSize);
   const s = new Uint8Array(g.sectorSize);
   const dv = new DataView(s.buffer);
   const o = 446;
@@ -308,7 +323,7 @@ export function encodeGpt(g: ResolvedGpt): GptWrite[] {
   array.set(encodeEntryArray(g));
   const arrayCrc = crc32(array.subarray(0, GPT_ENTRY_COUNT * GPT_ENTRY_SIZE)) >>> 0;
   return [
-    { offset: 0, bytes: encodeProtectiveMbr(g), what: 'protective MBR' },
+    { offset: 0, bytes: encodeProtectiveMbr(g), what: g.hybridMbr ? 'hybrid MBR' : 'protective MBR' },
     { offset: ss, bytes: encodeHeader(g, 'primary', arrayCrc), what: 'primary GPT header' },
     { offset: 2 * ss, bytes: array, what: 'primary partition entries' },
     { offset: (g.lastLba - g.arraySectors) * ss, bytes: array, what: 'backup partition entries' },
@@ -377,6 +392,8 @@ export function compareGpt(existing: PartitionTable | null, layout: GptLayout, d
   if (diffs.length > 0) return { status: 'differs', differences: diffs, notes: [] };
   const { lastLba } = usableRange(deviceSize, layout.sectorSize);
   const repairs = [...existing.warnings];
+  // sector 0: same partitions, so a protective MBR where a hybrid one belongs (or the reverse) is rewritten with the table
+  repairs.push(...compareSector0(existing, sector0Slots({ hybridMbr: layout.hybridMbr, partitions: layout.partitions, lastLba }), !!layout.hybridMbr));
   if (existing.header === 'backup') repairs.push('the primary GPT is damaged (read from the backup)');
   if (repairs.length > 0) return { status: 'repair', differences: repairs, notes: [`last LBA ${lastLba}`] };
   return { status: 'match', differences: [], notes: [] };

@@ -11,8 +11,8 @@ import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
 import { BadInputError } from '../errors.js';
 import { formatGuid, isZeroGuid } from './guid.js';
-import { hasBootSignature, isProtectiveMbr } from './mbr.js';
-import type { Partition, PartitionTable } from './types.js';
+import { hasBootSignature, isProtectiveMbr, readMbrEntries } from './mbr.js';
+import type { MbrSlotInfo, Partition, PartitionTable } from './types.js';
 
 const SIGNATURE = 'EFI PART';
 /** Refuse entry arrays larger than this (the usual one is 16 KiB). */
@@ -164,6 +164,11 @@ export async function parseGpt(dev: BlockDevice, opts: GptParseOptions = {}): Pr
   const mbr = await readRange(dev, 0, 512, opts);
   const protective = isProtectiveMbr(mbr);
   if (!protective && hasBootSignature(mbr)) return null;
+  const mbrSlots = protective
+    ? readMbrEntries(mbr)
+        .filter((e) => e.type !== 0)
+        .map((e) => ({ slot: e.slot, bootable: e.status === 0x80, type: e.type, firstLba: e.lbaStart, sectors: e.sectors }))
+    : [];
 
   const sizes = opts.sectorSizes ?? [...new Set([dev.blockSize, 512, 4096])].filter((s) => s >= 512 && (s & (s - 1)) === 0);
   const failures: string[] = [];
@@ -188,7 +193,7 @@ export async function parseGpt(dev: BlockDevice, opts: GptParseOptions = {}): Pr
         const backup = await tryHeader(dev, ss, h.alternateLba, lastLba, opts);
         if (!backup.ok) warnings.push(`backup GPT header at LBA ${h.alternateLba} is unusable: ${backup.reason}`);
       }
-      return build(h, primary.entries, ss, lastLba, 'primary', warnings);
+      return build(h, primary.entries, ss, lastLba, 'primary', warnings, mbrSlots);
     }
     sawSignature ||= primary.signature;
     const candidates: number[] = [];
@@ -201,7 +206,7 @@ export async function parseGpt(dev: BlockDevice, opts: GptParseOptions = {}): Pr
       const backup = await tryHeader(dev, ss, lba, lastLba, opts);
       if (backup.ok) {
         warnings.push(`primary GPT ${primary.reason}; using the backup header at LBA ${lba}`);
-        return build(backup.header, backup.entries, ss, lastLba, 'backup', warnings);
+        return build(backup.header, backup.entries, ss, lastLba, 'backup', warnings, mbrSlots);
       }
       sawSignature ||= backup.signature;
       backupReasons.push(`backup at LBA ${lba}: ${backup.reason}`);
@@ -217,9 +222,9 @@ export async function parseGpt(dev: BlockDevice, opts: GptParseOptions = {}): Pr
   return null;
 }
 
-function build(h: GptHeader, entries: Uint8Array, ss: number, lastLba: number, which: 'primary' | 'backup', warnings: string[]): PartitionTable {
+function build(h: GptHeader, entries: Uint8Array, ss: number, lastLba: number, which: 'primary' | 'backup', warnings: string[], mbrSlots: MbrSlotInfo[]): PartitionTable {
   if (h.revision !== 0x00010000) warnings.push(`unusual GPT revision 0x${h.revision.toString(16).padStart(8, '0')}`);
   const partitions = decodeEntries(h, entries, ss, lastLba, warnings);
   partitions.sort((a, b) => a.number - b.number);
-  return { kind: 'gpt', sectorSize: ss, partitions, warnings, diskGuid: h.diskGuid, header: which };
+  return { kind: 'gpt', sectorSize: ss, partitions, warnings, diskGuid: h.diskGuid, header: which, mbrSlots };
 }

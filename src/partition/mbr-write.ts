@@ -22,6 +22,7 @@ import { BadInputError, UsageError, WriteProtectedError } from '../errors.js';
 import { DEFAULT_ALIGNMENT } from './gpt-write.js';
 import { EXTENDED_TYPES, GPT_PROTECTIVE_TYPE } from './mbr.js';
 import type { PartitionTable } from './types.js';
+import { bootSector, setSlot } from './mbr-slot.js';
 
 /** The type of the extended partition crashcart writes (what fdisk and sfdisk write: "Extended"). */
 export const EXTENDED_TYPE = 0x05;
@@ -243,34 +244,6 @@ export function resolveMbr(layout: MbrLayout, deviceSize: number, opts: { seed?:
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
-
-/** CHS address of an LBA in the 255-head, 63-sector geometry fdisk uses; past 1023 cylinders the "too large" marker. */
-function chs(lba: number): [number, number, number] {
-  if (lba >= 1024 * 255 * 63) return [0xfe, 0xff, 0xff];
-  const c = Math.floor(lba / (255 * 63));
-  const h = Math.floor(lba / 63) % 255;
-  const s = (lba % 63) + 1;
-  return [h, s | ((c >> 2) & 0xc0), c & 0xff];
-}
-
-/** One 16-byte table slot at `o`: status, CHS first, type, CHS last, LBA start, sectors. */
-function setSlot(sector: Uint8Array, slot: number, e: { bootable?: boolean; type: number; firstLba: number; lastLba: number }, base: number): void {
-  const o = 446 + slot * 16;
-  const dv = new DataView(sector.buffer, sector.byteOffset, sector.byteLength);
-  sector[o] = e.bootable ? 0x80 : 0;
-  sector.set(chs(e.firstLba), o + 1);
-  sector[o + 4] = e.type;
-  sector.set(chs(e.lastLba), o + 5);
-  dv.setUint32(o + 8, e.firstLba - base, true);
-  dv.setUint32(o + 12, e.lastLba - e.firstLba + 1, true);
-}
-
-function bootSector(size: number): Uint8Array {
-  const s = new Uint8Array(size);
-  s[510] = 0x55;
-  s[511] = 0xaa;
-  return s;
-}
 
 /** Every sector the table consists of: the MBR, then one EBR per logical partition. */
 export function encodeMbr(m: ResolvedMbr): MbrWrite[] {

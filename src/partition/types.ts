@@ -31,6 +31,16 @@ export interface Partition {
   extended?: boolean;
 }
 
+/** A used slot of a boot sector's table, as stored (LBAs absolute for sector 0). */
+export interface MbrSlotInfo {
+  /** 0–3. */
+  slot: number;
+  bootable: boolean;
+  type: number;
+  firstLba: number;
+  sectors: number;
+}
+
 export interface PartitionTable {
   kind: 'gpt' | 'mbr';
   /** Logical sector size the table is laid out in (512, or 4096 for GPT on 4Kn). */
@@ -45,4 +55,6 @@ export interface PartitionTable {
   header?: 'primary' | 'backup';
   /** MBR disk signature (bytes 440–443) as 8 lowercase hex digits. */
   diskSignature?: string;
+  /** GPT: the used slots of sector 0 — the protective MBR's 0xEE slot, or a hybrid MBR's slots. */
+  mbrSlots?: MbrSlotInfo[];
 }

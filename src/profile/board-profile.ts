@@ -12,6 +12,7 @@ import { BadInputError, CrashcartError, UsageError } from '../errors.js';
 import { InputLimitError, PROFILE_MAX_BYTES, readFileBounded } from '../input-limits.js';
 import { DEFAULT_ALIGNMENT, GPT_NAME_MAX, layoutPartitions, minimumDeviceSize, type PartitionRequest } from '../partition/gpt-write.js';
 import { layoutMbrPartitions, mbrTypeHex, MBR_TYPE_ALIASES, minimumMbrDeviceSize, resolveMbrType, type MbrPartitionRequest } from '../partition/mbr-write.js';
+import { defaultHybridMbrType } from '../partition/hybrid-mbr.js';
 import { isGuid } from '../partition/guid.js';
 import { type BlkdevSpec, parseBlkdevSpec, parseByteSize } from '../partition/select-region.js';
 import type { Endian, KmsgLayoutName } from '../pstore/abi.js';
@@ -105,6 +106,14 @@ export interface BoardRawRegion {
 /** The kind of partition table a profile lays out. */
 export type TableKind = 'gpt' | 'mbr';
 
+/** GPT only: partitions mirrored into a hybrid MBR for a boot ROM that reads only an MBR (partition/hybrid-mbr.ts). */
+export interface BoardHybridMbr {
+  /** In MBR slot order (after the 0xEE slot when it is first). */
+  entries: { name: string; /** MBR type byte. */ type: number; bootable: boolean }[];
+  /** Where the 0xEE slot goes: first (default, as sgdisk --hybrid) or last. */
+  protective: 'first' | 'last';
+}
+
 export interface BoardCard {
   /** Refuse cards smaller than this many bytes (besides the layout's own minimum). */
   min_size?: number;
@@ -123,6 +132,8 @@ export interface BoardProfile {
   diskSignature?: string;
   /** Partition start alignment in bytes (default 1 MiB). */
   alignment?: number;
+  /** GPT: a hybrid MBR in sector 0 instead of the protective one. */
+  hybridMbr?: BoardHybridMbr;
   /** Partition layout: GPT entries 1, 2, …; MBR primary partitions, then logical ones. */
   partitions?: BoardPartition[];
   /** Raw regions before the first partition (boot loaders at fixed offsets). */
@@ -186,7 +197,7 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 
 /** A profile name: lowercase identifier, also what `--profile NAME` looks up. */
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
-const TOP_FIELDS = ['name', 'description', 'abi', 'pstore', 'cmdline', 'table', 'disk_signature', 'alignment', 'partitions', 'raw', 'card', 'notes'];
+const TOP_FIELDS = ['name', 'description', 'abi', 'pstore', 'cmdline', 'table', 'disk_signature', 'alignment', 'hybrid_mbr', 'partitions', 'raw', 'card', 'notes'];
 const RAW_FIELDS = ['name', 'offset', 'size', 'image', 'bmap'];
 const PARTITION_FIELDS = ['name', 'type', 'size', 'start', 'image', 'bmap', 'uuid', 'attributes', 'bootable', 'logical', 'fs'];
 const FS_FIELDS = ['type', 'label', 'uuid', 'fat', 'dir'];
@@ -233,6 +244,7 @@ export function checkProfile(json: unknown, path: string): ProfileCheck {
   const pstore = json.pstore === undefined ? undefined : checkPstore(json.pstore, f);
   const cmdParams = json.cmdline === undefined ? {} : checkCmdline(json.cmdline, f);
   const raw = json.raw === undefined ? undefined : checkRawRegions(json.raw, dirname(resolve(path)), { partitions, table }, f);
+  const hybridMbr = json.hybrid_mbr === undefined ? undefined : checkHybridMbr(json.hybrid_mbr, partitions, table, json.partitions !== undefined, f);
   checkCrossFields({ pstore, partitions, cmdParams, table }, f);
   if (f.errors.length > 0 || !top.name) return { errors: f.errors, warnings: f.warnings };
   const profile: BoardProfile = { name: top.name, path };
@@ -244,6 +256,7 @@ export function checkProfile(json: unknown, path: string): ProfileCheck {
   if (table.diskSignature !== undefined) profile.diskSignature = table.diskSignature;
   if (table.alignment !== undefined) profile.alignment = table.alignment;
   if (partitions) profile.partitions = partitions;
+  if (hybridMbr) profile.hybridMbr = hybridMbr;
   if (raw) profile.raw = raw;
   if (card) profile.card = card;
   if (top.notes) profile.notes = top.notes;
@@ -345,6 +358,76 @@ function sizeValue(v: unknown, field: string, f: Findings): number | undefined {
     f.err(field, e.message.replace(`invalid ${field} `, ''));
     return undefined;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hybrid MBR
+
+/**
+ * `hybrid_mbr` (GPT only): 1–3 partitions by name, each a string (the MBR type then follows from
+ * the GPT type as sgdisk derives it: basic-data 0x07, linux 0x83, esp 0xef, …) or
+ * `{ "partition": NAME, "type": MBR type, "bootable": true }`; the string "EE" first or last
+ * says where the 0xEE slot goes (first by default).
+ */
+function checkHybridMbr(v: unknown, partitions: BoardPartition[] | undefined, table: TableFields, hasPartitions: boolean, f: Findings): BoardHybridMbr | undefined {
+  if (table.kind !== 'gpt') {
+    f.err('hybrid_mbr', 'is only for "table": "gpt" (a hybrid MBR mirrors GPT partitions into the MBR)');
+    return undefined;
+  }
+  if (!Array.isArray(v) || v.length === 0) {
+    f.err('hybrid_mbr', 'must be a list of 1 to 3 partition names or { "partition", "type", "bootable" } objects (and "EE" first or last for the 0xEE slot)');
+    return undefined;
+  }
+  if (!hasPartitions) f.err('hybrid_mbr', 'needs a partition layout ("partitions")');
+  const isEE = (x: unknown) => typeof x === 'string' && x.toUpperCase() === 'EE';
+  const eeAt = v.findIndex(isEE);
+  if (v.filter(isEE).length > 1 || (eeAt > 0 && eeAt !== v.length - 1)) f.err('hybrid_mbr', '"EE" (where the 0xEE slot goes) may appear once, first or last');
+  const protective = eeAt > 0 && eeAt === v.length - 1 ? 'last' : 'first';
+  const items = v.map((item, index) => ({ item, index })).filter(({ item }) => !isEE(item));
+  if (items.length < 1 || items.length > 3) f.err('hybrid_mbr', `mirrors 1 to 3 partitions (the fourth MBR slot holds the 0xEE entry); ${items.length} given`);
+  const errorsBefore = f.errors.length;
+  const entries: BoardHybridMbr['entries'] = [];
+  const named = new Set<string>();
+  for (const { item, index } of items) {
+    const at = `hybrid_mbr[${index}]`;
+    const o: Obj | undefined = typeof item === 'string' ? { partition: item } : isObj(item) ? item : undefined;
+    if (!o) {
+      f.err(at, 'must be a partition name or an object { "partition", "type", "bootable" }');
+      continue;
+    }
+    f.known(o, `${at}.`, ['partition', 'type', 'bootable']);
+    f.comment(o, `${at}.`);
+    if (typeof o.partition !== 'string') {
+      f.err(`${at}.partition`, 'must be the name of a partition');
+      continue;
+    }
+    if (named.has(o.partition)) {
+      f.err(at, `"${o.partition}" is listed twice`);
+      continue;
+    }
+    named.add(o.partition);
+    if (o.bootable !== undefined && typeof o.bootable !== 'boolean') f.err(`${at}.bootable`, 'must be true or false');
+    if (!partitions) continue;
+    const part = partitions.find((p) => p.name === o.partition);
+    if (!part) {
+      f.err(`${at}.partition`, `no partition is named "${o.partition}" (${partitions.map((p) => p.name).join(', ')})`);
+      continue;
+    }
+    let type: number | undefined;
+    if (o.type !== undefined) {
+      type = typeof o.type === 'string' || typeof o.type === 'number' ? resolveMbrType(o.type) : undefined;
+      if (type === undefined)
+        f.err(
+          `${at}.type`,
+          `${JSON.stringify(o.type)} is not an MBR type: give 1–255 (not 0xee), hex as fdisk prints it ("0c") or one of ${Object.keys(MBR_TYPE_ALIASES).join(', ')}`,
+        );
+    } else {
+      type = defaultHybridMbrType(part.type);
+      if (type === undefined) f.err(`${at}.type`, `partition "${part.name}" has GPT type ${part.type}, which has no usual MBR type; give one ("type": "0c", "linux", …)`);
+    }
+    if (type !== undefined) entries.push({ name: part.name, type, bootable: o.bootable === true });
+  }
+  return f.errors.length === errorsBefore ? { entries, protective } : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
 import { formatBytes } from '../util/format-bytes.js';
 import { BadInputError, CrashcartError, NoPstoreError, UsageError, WriteProtectedError } from '../errors.js';
-import { compareGpt, encodeGpt, layoutPartitions, resolveGpt, writeGpt, type GptLayout, type ResolvedGpt } from '../partition/gpt-write.js';
+import { compareGpt, encodeGpt, layoutPartitions, resolveGpt, sector0Slots, writeGpt, type GptLayout, type ResolvedGpt } from '../partition/gpt-write.js';
+import type { HybridMbrSpec } from '../partition/hybrid-mbr.js';
+import { GPT_PROTECTIVE_TYPE } from '../partition/mbr.js';
 import {
   compareMbr,
   encodeMbr,
@@ -34,6 +36,8 @@ import {
   partitionNumbers,
   partitionRequests,
   type BoardFilesystem,
+  type BoardHybridMbr,
+  type BoardPartition,
   type BoardProfile,
   type FatSize,
   type FsType,
@@ -183,6 +187,8 @@ export interface ProvisionPlan {
     diskSignature?: string;
     /** MBR: the extended partition holding the logical ones. */
     extended?: { number: number; start: number; size: number };
+    /** GPT with a hybrid MBR: its slots (1–4) in order, the mirrored partitions by GPT number, the 0xEE slot without one. */
+    hybridMbr?: { slot: number; partition?: number; type: string; bootable: boolean; start: number; size: number }[];
     partitions: PlannedPartition[];
     existing: { kind: 'gpt' | 'mbr'; partitions: number } | null;
   };
@@ -329,6 +335,20 @@ function decideAction(dev: BlockDevice, profile: BoardProfile, status: 'match' |
   return status === 'none' ? 'write' : 'replace';
 }
 
+/** The hybrid MBR's slots as the plan shows them. */
+function plannedHybridMbr(g: ResolvedGpt): NonNullable<ProvisionPlan['table']['hybridMbr']> {
+  const ss = g.sectorSize;
+  return sector0Slots(g).map((e) => {
+    const p = g.partitions.find((q) => q.firstLba === e.firstLba && e.type !== GPT_PROTECTIVE_TYPE);
+    return { slot: e.slot + 1, ...(p ? { partition: p.number } : {}), type: mbrTypeHex(e.type), bootable: e.bootable, start: e.firstLba * ss, size: e.sectors * ss };
+  });
+}
+
+/** The profile's hybrid MBR with its partitions by GPT number (entry index + 1). */
+function hybridMbrSpec(h: BoardHybridMbr, parts: BoardPartition[]): HybridMbrSpec {
+  return { protective: h.protective, entries: h.entries.map((e) => ({ partition: parts.findIndex((p) => p.name === e.name) + 1, type: e.type, bootable: e.bootable })) };
+}
+
 /** Step 1, the table (GPT): compares the card's table with the profile's layout and decides keep / repair / write / replace. */
 async function planGptTable(dev: BlockDevice, profile: BoardProfile, layout: GptLayout, opts: ProvisionOptions): Promise<TablePlan> {
   const ss = layout.sectorSize;
@@ -343,6 +363,7 @@ async function planGptTable(dev: BlockDevice, profile: BoardProfile, layout: Gpt
           sectorSize: ss,
           diskGuid: existing!.diskGuid,
           partitions: layout.partitions.map((s) => ({ ...s, uuid: existing!.partitions.find((p) => p.number === s.number)!.uuid })),
+          ...(layout.hybridMbr ? { hybridMbr: layout.hybridMbr } : {}),
         },
         dev.size,
         opts,
@@ -638,7 +659,16 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
           },
           opts,
         )
-      : await planGptTable(dev, profile, { sectorSize: ss, partitions: layoutPartitions(partitionRequests(profile.partitions), geometry) }, opts);
+      : await planGptTable(
+          dev,
+          profile,
+          {
+            sectorSize: ss,
+            partitions: layoutPartitions(partitionRequests(profile.partitions), geometry),
+            ...(profile.hybridMbr ? { hybridMbr: hybridMbrSpec(profile.hybridMbr, profile.partitions) } : {}),
+          },
+          opts,
+        );
   const { action, existing, write } = table;
   const work: { dir?: string } = {};
   let images: PlannedImage[], imageInfos: Map<string, ImageInfo>, pstore: PlannedPstore | undefined, format: FormatPlan | undefined, cmdline: string | undefined;
@@ -676,6 +706,7 @@ export async function planProvision(dev: BlockDevice, profile: BoardProfile, opt
             },
           }
         : {}),
+      ...(write.kind === 'gpt' && write.gpt.hybridMbr ? { hybridMbr: plannedHybridMbr(write.gpt) } : {}),
       partitions: table.partitions,
       existing: existing ? { kind: existing.kind, partitions: existing.partitions.length } : null,
     },
@@ -756,7 +787,7 @@ export async function applyProvision(dev: BlockDevice, plan: ProvisionPlan, opts
     else await writeMbr(dev, t.mbr, { ...opts, extra: t.wipe });
     result.tableWritten = true;
     result.bytesWritten += tableBytes(t);
-    step(`wrote the ${t.kind === 'gpt' ? 'GPT' : 'MBR'} (${plan.table.partitions.length} partitions)`);
+    step(`wrote the ${t.kind === 'gpt' ? (t.gpt.hybridMbr ? 'GPT and its hybrid MBR' : 'GPT') : 'MBR'} (${plan.table.partitions.length} partitions)`);
   }
 
   // 3. images

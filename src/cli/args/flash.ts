@@ -18,7 +18,7 @@ export interface FlashArgs {
 export function flashCommand(y: Argv) {
   return y.command(
     'flash <image> <devices..>',
-    'write an image (raw, .gz, .xz, .zst, .bz2; with a bmap, only its mapped blocks) to one or more cards and verify it',
+    'write an image (raw, .gz, .xz, .zst, .bz2, .zip; with a bmap, only its mapped blocks) to one or more cards and verify it',
     (c) =>
       c
         .positional('image', { type: 'string', demandOption: true, describe: 'image file; the format is detected from its content' })

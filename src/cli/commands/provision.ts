@@ -52,6 +52,16 @@ export function describePlan(plan: ProvisionPlan): string[] {
     const type = `${p.typeAlias ?? p.type}${p.bootable ? ', boot' : ''}`;
     out.push(row(p.number, p.name, type, p.start, p.size, p.uuid.toLowerCase()));
   }
+  if (t.hybridMbr) {
+    out.push(`hybrid MBR in sector 0 (the GPT stays authoritative):`);
+    for (const e of t.hybridMbr) {
+      const what =
+        e.partition === undefined
+          ? '0xEE protective (GPT header up to the first mirrored partition)'
+          : `partition ${e.partition} "${t.partitions.find((p) => p.number === e.partition)?.name}"`;
+      out.push(`  slot ${e.slot}  ${e.type}${e.bootable ? ' boot' : '     '}  ${formatBytes(e.start).padStart(10)}  ${formatBytes(e.size).padStart(10)}  ${what}`);
+    }
+  }
   for (const i of plan.images) {
     if (i.filesystem) {
       out.push(describeFilesystem(i));

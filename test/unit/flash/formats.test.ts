@@ -55,9 +55,16 @@ test('content beats the name: a gzip file named .xz is read as gzip', async (t) 
 
 test('known but unsupported containers and a bmap given as the image are refused with a reason', () => {
   assert.throws(
-    () => sniffFormat(Uint8Array.from([0x50, 0x4b, 3, 4, 0, 0]), 'x.zip'),
-    (e: unknown) => e instanceof SourceError && /zip archive/.test((e as Error).message),
+    () => sniffFormat(Uint8Array.from([0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c, 0, 4]), 'x.7z'),
+    (e: unknown) => e instanceof SourceError && /7-Zip archive/.test((e as Error).message),
   );
+  // zip archives are read (zip.test.ts): a local header first, the end record alone (an empty archive), or a file cut inside the magic
+  for (const head of [
+    [0x50, 0x4b, 3, 4, 0, 0],
+    [0x50, 0x4b, 5, 6],
+    [0x50, 0x4b, 3],
+  ])
+    assert.equal(sniffFormat(Uint8Array.from(head), 'x.zip'), 'zip');
   assert.equal(sniffSource(Uint8Array.from([0x3a, 0xff, 0x26, 0xed]), 's.img'), 'android-sparse');
   const xml = new TextEncoder().encode('<?xml version="1.0" ?>\n<!-- c -->\n<bmap version="2.0">');
   assert.throws(() => sniffFormat(xml, 'a.bmap'), /bmap file, not an image/);

@@ -35,7 +35,13 @@ const BEYOND_SCHEMA: [rule: string, error: RegExp][] = [
   ['cmdline agrees with pstore', /^pstore\.\w+: is .* but cmdline says /],
   ['cmdline parses and names the pstore partition', /^cmdline: (?!must be a string$)/],
   ['the partition type suits the table', /^partitions\[\d+\]\.type: .* is an? (MBR|GPT) type, but the table is "(gpt|mbr)"/],
-  ['GPT-only and MBR-only fields match the table', /^(partitions\[\d+\]\.\w+|disk_signature): is only for /],
+  ['GPT-only and MBR-only fields match the table', /^(partitions\[\d+\]\.\w+|disk_signature|hybrid_mbr): is only for /],
+  [
+    'hybrid_mbr names 1 to 3 partitions of the layout, each once',
+    /^hybrid_mbr(\[\d+\]\.partition: no partition is named |\[\d+\]: ".*" is listed twice$|: mirrors 1 to 3 partitions|: needs a partition layout)/,
+  ],
+  ['hybrid_mbr: "EE" once, first or last', /^hybrid_mbr: "EE" \(where the 0xEE slot goes\) may appear once, first or last$/],
+  ['hybrid_mbr types are MBR types (or follow from the GPT type)', /^hybrid_mbr\[\d+\]\.type: /],
   ['alignment is a multiple of 4096', /^alignment: \d+ bytes is not a positive multiple of 4096$/],
 ];
 
@@ -157,6 +163,26 @@ const INVALID: [string, (j: Json) => void, string, boolean][] = [
   ['geometry the kernel refuses', (j) => (j.partitions[1].size = '6K'), 'partitions[1].size', false],
   ['cmdline disagrees with pstore', (j) => (j.cmdline += ' pstore_blk.kmsg_size=32'), 'pstore.kmsg_size', false],
   ['blkdev names another partition', (j) => (j.cmdline = 'pstore_blk.blkdev=/dev/mmcblk0p3'), 'cmdline', false],
+  ['hybrid_mbr not a list', (j) => (j.hybrid_mbr = 'boot'), 'hybrid_mbr', true],
+  ['hybrid_mbr empty', (j) => (j.hybrid_mbr = []), 'hybrid_mbr', true],
+  ['hybrid_mbr item of the wrong type', (j) => (j.hybrid_mbr = [3]), 'hybrid_mbr[0]', true],
+  ['hybrid_mbr unknown key', (j) => (j.hybrid_mbr = [{ partition: 'boot', active: true }]), 'hybrid_mbr[0].active', true],
+  ['hybrid_mbr bootable of the wrong type', (j) => (j.hybrid_mbr = [{ partition: 'boot', bootable: 'yes' }]), 'hybrid_mbr[0].bootable', true],
+  ['hybrid_mbr unknown partition', (j) => (j.hybrid_mbr = ['esp']), 'hybrid_mbr[0].partition', false],
+  ['hybrid_mbr four partitions', (j) => (j.hybrid_mbr = ['boot', 'pstore', 'rootfs', { partition: 'boot' }]), 'hybrid_mbr', false],
+  ['hybrid_mbr partition twice', (j) => (j.hybrid_mbr = ['boot', 'boot']), 'hybrid_mbr[1]', false],
+  ['hybrid_mbr EE in the middle', (j) => (j.hybrid_mbr = ['boot', 'EE', 'rootfs']), 'hybrid_mbr', false],
+  ['hybrid_mbr type not an MBR type', (j) => (j.hybrid_mbr = [{ partition: 'boot', type: 'ee' }]), 'hybrid_mbr[0].type', false],
+  [
+    'hybrid_mbr GPT type with no MBR type',
+    (j) => {
+      j.partitions[2].type = 'A19D880F-05FC-4D3B-A006-743F0F84911E';
+      j.hybrid_mbr = ['rootfs'];
+    },
+    'hybrid_mbr[0].type',
+    false,
+  ],
+  ['hybrid_mbr on an MBR table', (j) => Object.assign(j, { table: 'mbr', hybrid_mbr: ['boot'] }), 'hybrid_mbr', false],
 ];
 
 test('invalid profiles, one per rule: the checker names the field, and schema.json agrees unless the rule is beyond it', () => {
@@ -195,6 +221,8 @@ const VALID: [string, (j: Json) => void][] = [
   ['pstore partition by number', (j) => (j.pstore.partition = 2)],
   ['repeated attribute bits', (j) => (j.partitions[0].attributes = [2, 2, 0])],
   ['every pstore field', (j) => Object.assign(j.pstore, { cpus: 4, max_reason: 2, compress: 'deflate', ftrace_cpu_in_ip: 3, backend: 'mmcpstore', headers: true })],
+  ['hybrid_mbr by name, object and EE last', (j) => (j.hybrid_mbr = ['boot', { partition: 'rootfs', type: 'linux', bootable: true }, 'EE'])],
+  ['hybrid_mbr with EE first and a hex type', (j) => (j.hybrid_mbr = ['ee', { partition: 'boot', type: '0c', $comment: 'FAT32 LBA for the boot ROM' }])],
   ['image and bmap', (j) => Object.assign(j.partitions[2], { image: 'root.img', bmap: 'root.bmap', uuid: '0fc63daf-8483-4772-8e79-3d69d8477de4' })],
 ];
 

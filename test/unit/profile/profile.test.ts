@@ -16,7 +16,7 @@ import {
   validateProfile,
 } from '../../../src/profile/board-profile.js';
 
-const BUNDLED = ['brcmstb-emmc', 'generic-armhf', 'imx8mm-sd', 'qemu-x86_64', 'rpi-mbr', 'rpi-sd'];
+const BUNDLED = ['brcmstb-emmc', 'generic-armhf', 'imx8mm-sd', 'qemu-x86_64', 'rpi-hybrid', 'rpi-mbr', 'rpi-sd'];
 
 const base = baseProfile;
 
@@ -183,7 +183,7 @@ test('loadProfile: by name, by path, unknown names and broken JSON', () => {
     assert.throws(
       () => loadProfile('no-such-board'),
       (e: unknown) =>
-        e instanceof UsageError && /no board profile "no-such-board" \(bundled: brcmstb-emmc, generic-armhf, imx8mm-sd, qemu-x86_64, rpi-mbr, rpi-sd\)/.test(e.message),
+        e instanceof UsageError && /no board profile "no-such-board" \(bundled: brcmstb-emmc, generic-armhf, imx8mm-sd, qemu-x86_64, rpi-hybrid, rpi-mbr, rpi-sd\)/.test(e.message),
     );
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, '{ "name": ');

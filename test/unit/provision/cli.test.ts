@@ -131,7 +131,7 @@ test('profile list, show and validate', () => {
       .trim()
       .split('\n')
       .map((l) => l.split(/\s+/)[0]),
-    ['brcmstb-emmc', 'generic-armhf', 'imx8mm-sd', 'qemu-x86_64', 'rpi-mbr', 'rpi-sd'],
+    ['brcmstb-emmc', 'generic-armhf', 'imx8mm-sd', 'qemu-x86_64', 'rpi-hybrid', 'rpi-mbr', 'rpi-sd'],
   );
   r = run('profile', 'show', 'generic-armhf');
   assert.equal(r.status, 0, r.stderr);

@@ -15,6 +15,7 @@ import { loadProfile, validateProfile, type BoardProfile } from '../../../src/pr
 import { applyProvision, planProvision } from '../../../src/provision/provision.js';
 import { putKmsgZone } from '../../helpers/zone-builder.js';
 import { pattern } from '../../helpers/pattern.js';
+import { buildZip } from '../../helpers/zip-builder.js';
 
 const MiB = 1024 * 1024;
 const tmp = mkdtempSync(join(tmpdir(), 'crashcart-prov-'));
@@ -159,6 +160,36 @@ test('images: xz-compressed images go through the flash pipeline too', { skip: X
   await applyProvision(dev, plan);
   assert.ok(Buffer.from(dev.data.subarray(9 * MiB, 9 * MiB + data.length)).equals(Buffer.from(data)));
   assert.equal((await planProvision(dev, qemu(), { images: { rootfs: { image: `${raw}.xz` } } })).changes, false);
+});
+
+test('images: a .zip holding one image is written like any other; a zip with two is refused before anything is written', async () => {
+  const dev = blank();
+  const data = pattern(2 * MiB + 99, 13);
+  const zip = file(
+    'root.img.zip',
+    buildZip([
+      { name: 'out/', data: new Uint8Array(0), method: 0 },
+      { name: 'out/root.img', data, descriptor: 'signed' },
+    ]),
+  );
+  const plan = await planProvision(dev, qemu(), { images: { rootfs: { image: zip } } });
+  assert.deepEqual(
+    plan.images.map((i) => [i.format, i.size, i.action]),
+    [['zip', data.length, 'write']],
+  );
+  await applyProvision(dev, plan);
+  assert.ok(Buffer.from(dev.data.subarray(9 * MiB, 9 * MiB + data.length)).equals(Buffer.from(data)));
+  assert.equal((await planProvision(dev, qemu(), { images: { rootfs: { image: zip } } })).changes, false);
+  const h = sha(dev.data);
+  const two = file(
+    'two.zip',
+    buildZip([
+      { name: 'a.img', data },
+      { name: 'b.img', data },
+    ]),
+  );
+  await assert.rejects(planProvision(dev, qemu(), { images: { esp: { image: two } } }), /holds 2 files: "a\.img" \(2 MiB\), "b\.img" \(2 MiB\)/);
+  assert.equal(sha(dev.data), h);
 });
 
 test('images: too large, corrupt, missing, or for an unknown partition are refused before anything is written', async () => {
