@@ -12,6 +12,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { Bmap, BmapRange } from './bmap.js';
+import { readAt } from '../util/file-read.js';
 import { SourceError } from './errors.js';
 import type { Extent, ExtentOptions } from './source.js';
 
@@ -45,14 +46,9 @@ export interface SparseMap {
 }
 
 async function readExactly(fh: FileHandle, path: string, n: number, pos: number): Promise<Buffer> {
-  const b = Buffer.alloc(n);
-  let got = 0;
-  while (got < n) {
-    const { bytesRead } = await fh.read(b, got, n - got, pos + got);
-    if (bytesRead === 0) throw new SourceError(`${path}: Android sparse image is truncated at byte ${pos + got} (expected ${n - got} more bytes)`);
-    got += bytesRead;
-  }
-  return b;
+  const b = await readAt(fh, pos, n);
+  if (b.length < n) throw new SourceError(`${path}: Android sparse image is truncated at byte ${pos + b.length} (expected ${n - b.length} more bytes)`);
+  return Buffer.from(b.buffer, b.byteOffset, b.length);
 }
 
 /** Reads and checks the header and every chunk header of an Android sparse image. */

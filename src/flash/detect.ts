@@ -4,6 +4,7 @@
  * is written.
  */
 import type { FileHandle } from 'node:fs/promises';
+import { readAt as pread, u32le } from '../util/file-read.js';
 import { SourceError } from './errors.js';
 import { zipImageEntry } from './zip-directory.js';
 
@@ -98,21 +99,6 @@ export interface SizeInfo {
    * plausible for the file (see gzipTrailerSize); it is only a claim until the data is decoded.
    */
   atLeast?: number;
-}
-
-async function pread(fh: FileHandle, pos: number, len: number): Promise<Uint8Array> {
-  const buf = new Uint8Array(len);
-  let done = 0;
-  while (done < len) {
-    const { bytesRead } = await fh.read(buf, done, len - done, pos + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return done === len ? buf : buf.subarray(0, done);
-}
-
-function u32le(b: Uint8Array, o: number): number {
-  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000;
 }
 
 /** Reads an xz variable-length integer; returns [value, next offset] or undefined. */

@@ -10,6 +10,7 @@
  * stream: zip-entry-stream.ts).
  */
 import type { FileHandle } from 'node:fs/promises';
+import { readAt as pread, u16le as u16, u32le as u32 } from '../util/file-read.js';
 import { formatBytes } from '../util/format-bytes.js';
 import { ZIP_DIRECTORY_MAX_BYTES, formatLimit } from '../input-limits.js';
 import { SourceError } from './errors.js';
@@ -76,24 +77,11 @@ const SIG_CENTRAL = 0x02014b50;
 const EOCD_BYTES = 22;
 const MAX_COMMENT = 0xffff;
 
-const u16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
-const u32 = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000;
 /** A 64-bit field, which must fit a JavaScript number exactly (2^53: 8 PiB). */
 function u64(b: Uint8Array, o: number, path: string, what: string): number {
   const v = u32(b, o) + u32(b, o + 4) * 0x100000000;
   if (!Number.isSafeInteger(v)) throw new SourceError(`${path}: the zip's ${what} (${v}) is beyond any real file: a damaged zip`);
   return v;
-}
-
-async function pread(fh: FileHandle, pos: number, len: number): Promise<Uint8Array> {
-  const buf = new Uint8Array(len);
-  let done = 0;
-  while (done < len) {
-    const { bytesRead } = await fh.read(buf, done, len - done, pos + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return buf.subarray(0, done);
 }
 
 /** The end-of-central-directory record: the last one whose comment runs exactly to the end of the file. */

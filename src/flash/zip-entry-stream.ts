@@ -11,6 +11,7 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import * as zlib from 'node:zlib';
+import { readAt, u16le as u16, u32le as u32, u64le as u64 } from '../util/file-read.js';
 import { SourceError } from './errors.js';
 import { viaTransform } from './transform-pump.js';
 import { zipImageEntry, type ZipEntry } from './zip-directory.js';
@@ -18,9 +19,6 @@ import { zipImageEntry, type ZipEntry } from './zip-directory.js';
 const SIG_LOCAL = 0x04034b50;
 const SIG_DESCRIPTOR = 0x08074b50;
 
-const u16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
-const u32 = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000;
-const u64 = (b: Uint8Array, o: number) => u32(b, o) + u32(b, o + 4) * 0x100000000;
 const hex = (n: number) => n.toString(16).padStart(8, '0');
 
 export interface ZipStreamOptions {
@@ -42,19 +40,9 @@ interface LocalHeader {
 }
 
 async function readExactly(path: string, pos: number, len: number, what: string): Promise<Uint8Array> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = new Uint8Array(len);
-    let done = 0;
-    while (done < len) {
-      const { bytesRead } = await fh.read(buf, done, len - done, pos + done);
-      if (bytesRead === 0) throw new SourceError(`${path}: the zip ends inside the ${what} at offset ${pos}: a truncated zip`);
-      done += bytesRead;
-    }
-    return buf;
-  } finally {
-    await fh.close();
-  }
+  const buf = await readUpTo(path, pos, len);
+  if (buf.length < len) throw new SourceError(`${path}: the zip ends inside the ${what} at offset ${pos}: a truncated zip`);
+  return buf;
 }
 
 async function readLocalHeader(path: string, e: ZipEntry): Promise<LocalHeader> {
@@ -103,14 +91,7 @@ async function* entryInput(path: string, start: number, length: number, o: ZipSt
 async function readUpTo(path: string, pos: number, len: number): Promise<Uint8Array> {
   const fh = await open(path, 'r');
   try {
-    const buf = new Uint8Array(len);
-    let done = 0;
-    while (done < len) {
-      const { bytesRead } = await fh.read(buf, done, len - done, pos + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    return buf.subarray(0, done);
+    return await readAt(fh, pos, len);
   } finally {
     await fh.close();
   }
