@@ -17,11 +17,17 @@
  * reader (find, claim, detach usb-storage, Get Max LUN, INQUIRY, TEST UNIT READY, READ CAPACITY,
  * MODE SENSE).
  *
- * Everything runs inside the TCG VM (one vCPU, every guest instruction emulated), so absolute
- * numbers say little about real readers; ratios on the same device in the same run are the figures.
+ * Then many readers at once: 1, 2 and 4 QEMU usb-storage devices on the same xHCI root hub, each
+ * N (a) the kernel's dd to all N in parallel (write, then read), (b) one `crashcart flash IMAGE usb:…
+ * usb:… --no-verify` fanning the image out to all N, (c) N `crashcart read` processes in parallel;
+ * aggregate MB/s over the N devices and its ratio to the same path with one reader.
+ *
+ * Everything runs inside the TCG VM (one vCPU unless CRASHCART_BENCH_CPUS says otherwise, every guest
+ * instruction emulated), so absolute numbers say little about real readers; ratios on the same device
+ * in the same run are the figures.
  *
  * Host: `node dist/bench/usb-bench.js [MiB] [maxTransfer]` (default 32 MiB, 1 MiB per command;
- *        CRASHCART_BENCH_MIB too).
+ *        CRASHCART_BENCH_MIB too). CRASHCART_BENCH_SECTIONS=single or =multi runs one section only.
  * Guest: `node dist/bench/usb-bench.js guest usb:PORT MiB maxTransferBytes` prints JSON.
  */
 import { performance } from 'node:perf_hooks';
@@ -156,6 +162,10 @@ function ddSeconds(text: string): number {
   return Number(m[1]);
 }
 
+/** Reader counts of the multi-reader section. */
+const MULTI_COUNTS = [1, 2, 4];
+const MULTI_MAX = Math.max(...MULTI_COUNTS);
+
 const SCENARIO = (mib: number, xfer: number) => `${USB_PRELUDE}
 usb_host_modules
 mount_hostroot
@@ -180,12 +190,49 @@ bench_device() {
 # With profiles: node --cpu-prof for every crashcart process; the profiles end up in /out/prof/NAME.
 prof() { if [ -n "$PROFILE" ]; then echo "--cpu-prof --cpu-prof-dir=/tmp/prof/$1"; fi; }
 save_profiles() { [ -n "$PROFILE" ] || return 0; for _p in /host/tmp/prof/*/*.cpuprofile; do _n=\${_p%/*}; _n=\${_n##*/}; save_file "$_p" "prof/$_n.cpuprofile"; done; }
-i=0; until P=$(port_of_serial BENCH001); do i=$((i + 1)); [ $i -lt 300 ] || vm_fail "no USB disk"; sleep 0.1; done
-bench_device qemu $P
-dd if=/dev/zero of=/tmp/gadget.img bs=1M count=${mib + 1} 2>/dev/null
-gadget_mass_storage /tmp/gadget.img > /dev/null
-i=0; until G=$(port_of_serial 0123456789); do i=$((i + 1)); [ $i -lt 300 ] || vm_fail "no gadget"; sleep 0.1; done
-bench_device gadget $G
+now() { cut -d' ' -f1 /proc/uptime; }
+# bench_multi N: the first N QEMU disks at once; start and end times (guest uptime) of each parallel batch.
+bench_multi() {
+  _n=$1; _sels=""; _disks=""; _k=1
+  while [ $_k -le $_n ]; do
+    _p=$(port_of_serial BENCH00$_k); wait_driver $_p
+    _sels="$_sels usb:$_p"; _disks="$_disks $(kernel_disk $_p)"; _k=$((_k + 1))
+  done
+  for _op in write read; do
+    now > /out/multi$_n-dd-$_op.t0; _k=0
+    for _d in $_disks; do
+      _k=$((_k + 1))
+      if [ $_op = write ]; then host_run dd if=/dev/zero of=$_d bs=1M count=${mib} oflag=direct conv=fsync 2> /out/multi$_n-dd-$_op-$_k.txt &
+      else host_run dd if=$_d of=/dev/null bs=1M count=${mib} iflag=direct 2> /out/multi$_n-dd-$_op-$_k.txt &
+      fi
+    done
+    wait
+    now > /out/multi$_n-dd-$_op.t1
+  done
+  host_run node $(prof multi$_n-flash) "$REPO/bin/crashcart" flash /tmp/bench-image $_sels --no-verify --yes --json --max-transfer ${xfer} > /out/multi$_n-flash.json
+  for _p in $_sels; do wait_driver \${_p#usb:}; done
+  _k=0
+  for _p in $_sels; do
+    _k=$((_k + 1))
+    ( host_run node "$REPO/bin/crashcart" read $_p -o /tmp/multi-read-$_k.img --size ${mib}M --json --max-transfer ${xfer} > /out/multi$_n-read-$_k.json
+      now > /out/multi$_n-read-$_k.t1 ) &
+  done
+  wait
+  rm -f /host/tmp/multi-read-*
+  for _p in $_sels; do wait_driver \${_p#usb:}; done
+}
+if [ "$SECTIONS" != multi ]; then
+  i=0; until P=$(port_of_serial BENCH001); do i=$((i + 1)); [ $i -lt 300 ] || vm_fail "no USB disk"; sleep 0.1; done
+  bench_device qemu $P
+  dd if=/dev/zero of=/tmp/gadget.img bs=1M count=${mib + 1} 2>/dev/null
+  gadget_mass_storage /tmp/gadget.img > /dev/null
+  i=0; until G=$(port_of_serial 0123456789); do i=$((i + 1)); [ $i -lt 300 ] || vm_fail "no gadget"; sleep 0.1; done
+  bench_device gadget $G
+fi
+if [ "$SECTIONS" != single ]; then
+  i=0; until port_of_serial BENCH00${MULTI_MAX} > /dev/null; do i=$((i + 1)); [ $i -lt 300 ] || vm_fail "no USB disk ${MULTI_MAX}"; sleep 0.1; done
+  for n in ${MULTI_COUNTS.join(' ')}; do bench_multi $n; done
+fi
 save_profiles
 `;
 
@@ -244,78 +291,133 @@ function summarySeconds(text: string): number {
   return s.seconds;
 }
 
-async function host(mib: number, xfer: number, profile: boolean): Promise<void> {
+type Sections = 'all' | 'single' | 'multi';
+
+/** Seconds between two guest uptime stamps saved by the scenario. */
+function elapsed(txt: (n: string) => string, t0: string, t1: string): number {
+  return Number(txt(t1).trim()) - Number(txt(t0).trim());
+}
+
+/** One device at a time: the kernel, crashcart's driver, whole runs and the bare usb@3 floor. */
+function reportSingle(txt: (n: string) => string, mib: number, xfer: number, json: Record<string, unknown>): void {
+  const bytes = mib * MiB;
+  const mbs = (s: number) => bytes / 1e6 / s;
+  const rows: string[][] = [['device', 'op', 'path', 'KiB/cmd', 'MB/s', '× kernel', 'CPU s/GiB']];
+  const opens: string[] = [];
+  for (const [name, label] of [
+    ['qemu', 'QEMU usb-storage (xhci, SuperSpeed)'],
+    ['gadget', 'f_mass_storage (dummy_hcd, high speed)'],
+  ] as const) {
+    const kb = Number(txt(`${name}-max-sectors-kb`).trim());
+    const g = JSON.parse(txt(`${name}-lib.json`)) as GuestResult;
+    const kernel = {
+      write: mbs(ddSeconds(txt(`${name}-dd-write.txt`))),
+      read: (mbs(ddSeconds(txt(`${name}-dd-read.txt`))) + mbs(ddSeconds(txt(`${name}-dd-read2.txt`)))) / 2,
+    };
+    const cli = { write: mbs(summarySeconds(txt(`${name}-flash.json`))), read: mbs(summarySeconds(txt(`${name}-read.json`))) };
+    const entry: Record<string, unknown> = { kernelMaxSectorsKiB: kb, kernel, cli };
+    for (const op of ['write', 'read'] as const) {
+      const k = kernel[op];
+      const row = (path: string, xferBytes: number | string, rate: number, cpu?: number) =>
+        rows.push([
+          label,
+          op,
+          path,
+          String(typeof xferBytes === 'number' ? xferBytes / 1024 : xferBytes),
+          rate.toFixed(1),
+          `${(rate / k).toFixed(2)}×`,
+          cpu === undefined ? '' : ((cpu / bytes) * GiB).toFixed(1),
+        ]);
+      row('kernel dd 1 MiB O_DIRECT', kb * 1024, k);
+      row('crashcart driver, default size', g.driverDefault.transferBytes, mbs(g.driverDefault[op].seconds), g.driverDefault[op].cpu);
+      row('crashcart driver, --max-transfer', g.driverSized.transferBytes, mbs(g.driverSized[op].seconds), g.driverSized[op].cpu);
+      row(op === 'write' ? 'crashcart flash --no-verify' : 'crashcart read', xfer, cli[op]);
+      row('bare usb@3: CBW, data, CSW', g.bareNaive.transferBytes, mbs(g.bareNaive[op].seconds), g.bareNaive[op].cpu);
+      row('bare usb@3: packed stages', g.barePacked.transferBytes, mbs(g.barePacked[op].seconds), g.barePacked[op].cpu);
+    }
+    opens.push(
+      `${label}: opening a reader ${(g.driverSized.open.seconds * 1000).toFixed(0)} ms (${(g.driverSized.open.cpu * 1000).toFixed(0)} ms CPU); the first open, loading the usb@3 binding, ${(g.driverDefault.open.seconds * 1000).toFixed(0)} ms`,
+    );
+    entry.guest = g;
+    json[name] = entry;
+  }
+  // Label only the first row of each device.
+  let last = '';
+  for (const row of rows.slice(1)) {
+    if (row[0] === last) row[0] = '';
+    else if (row[0]) last = row[0];
+  }
+  console.log(`USB sequential throughput, ${mib} MiB per run, inside the TCG test VM (one boot; kernel read = mean of the runs before and after crashcart)`);
+  printTable(rows, 3);
+  for (const o of opens) console.log(o);
+}
+
+/** 1, 2, 4 readers at once: aggregate MB/s of each path and its ratio to one reader. */
+function reportMulti(txt: (n: string) => string, mib: number, json: Record<string, unknown>): void {
+  const bytes = mib * MiB;
+  const paths = ['kernel dd write', 'kernel dd read', 'crashcart flash --no-verify (one process, N targets)', 'crashcart read (N processes)'] as const;
+  const rates = new Map<string, number[]>(paths.map((p) => [p, []]));
+  const multi: Record<string, unknown>[] = [];
+  for (const n of MULTI_COUNTS) {
+    const total = n * bytes;
+    const ddWrite = elapsed(txt, `multi${n}-dd-write.t0`, `multi${n}-dd-write.t1`);
+    const ddRead = elapsed(txt, `multi${n}-dd-read.t0`, `multi${n}-dd-read.t1`);
+    // the flash summary's seconds: from the first byte to the last target verified or flushed
+    const flash = summarySeconds(txt(`multi${n}-flash.json`));
+    // parallel reads: from the earliest start of a transfer (its end minus its summary seconds) to the last end
+    const reads = Array.from({ length: n }, (_, i) => {
+      const end = Number(txt(`multi${n}-read-${i + 1}.t1`).trim());
+      const seconds = summarySeconds(txt(`multi${n}-read-${i + 1}.json`));
+      return { start: end - seconds, end, seconds };
+    });
+    const readWindow = Math.max(...reads.map((x) => x.end)) - Math.min(...reads.map((x) => x.start));
+    const each = [ddWrite, ddRead, flash, readWindow];
+    paths.forEach((p, i) => rates.get(p)!.push(total / 1e6 / each[i]));
+    multi.push({ readers: n, bytesPerReader: bytes, seconds: { ddWrite, ddRead, flash, readWindow, reads: reads.map((x) => x.seconds) } });
+  }
+  json.multi = multi;
+  const rows: string[][] = [['path', ...MULTI_COUNTS.flatMap((n) => [`${n} reader${n > 1 ? 's' : ''} MB/s`, `× 1`])]];
+  for (const p of paths) {
+    const r = rates.get(p)!;
+    rows.push([p, ...r.flatMap((x) => [x.toFixed(1), `${(x / r[0]).toFixed(2)}×`])]);
+  }
+  console.log(`\nMany readers at once: QEMU usb-storage devices on one qemu-xhci root hub, ${mib} MiB each; aggregate MB/s over all readers, and its ratio to one reader`);
+  printTable(rows, 1);
+}
+
+function printTable(rows: string[][], firstNumeric: number): void {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows)
+    console.log(
+      row
+        .map((c, i) => (i >= firstNumeric ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+        .join('  ')
+        .trimEnd(),
+    );
+}
+
+async function host(mib: number, xfer: number, profile: boolean, sections: Sections, cpus: number): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'crashcart-usb-bench-'));
   try {
-    const disk = join(dir, 'bench.img');
-    await createRawImage(disk, (mib + 1) * MiB);
+    const disks = [];
+    for (let i = 1; i <= (sections === 'single' ? 1 : MULTI_MAX); i++) {
+      const path = join(dir, `bench${i}.img`);
+      await createRawImage(path, (mib + 1) * MiB);
+      disks.push({ path, serial: `BENCH00${i}` });
+    }
     const r = await runVm({
       virtfsHostRoot: true,
-      usb: { disks: [{ path: disk, serial: 'BENCH001' }] },
-      env: { REPO: repoRoot, PROFILE: profile ? '1' : '' },
-      memoryMiB: 640 + 3 * mib,
-      timeoutMs: 1_500_000,
+      usb: { disks },
+      env: { REPO: repoRoot, PROFILE: profile ? '1' : '', SECTIONS: sections },
+      memoryMiB: 640 + (sections === 'single' ? 3 : 3 + MULTI_MAX) * mib,
+      cpus,
+      timeoutMs: 2_400_000,
       script: SCENARIO(mib, xfer),
     });
     const txt = (n: string) => r.outputs.get(n)?.toString('utf8') ?? '';
-    const bytes = mib * MiB;
-    const mbs = (s: number) => bytes / 1e6 / s;
-    const rows: string[][] = [['device', 'op', 'path', 'KiB/cmd', 'MB/s', '× kernel', 'CPU s/GiB']];
-    const json: Record<string, unknown> = { mib, maxTransferBytes: xfer };
-    const opens: string[] = [];
-    for (const [name, label] of [
-      ['qemu', 'QEMU usb-storage (xhci, SuperSpeed)'],
-      ['gadget', 'f_mass_storage (dummy_hcd, high speed)'],
-    ] as const) {
-      const kb = Number(txt(`${name}-max-sectors-kb`).trim());
-      const g = JSON.parse(txt(`${name}-lib.json`)) as GuestResult;
-      const kernel = {
-        write: mbs(ddSeconds(txt(`${name}-dd-write.txt`))),
-        read: (mbs(ddSeconds(txt(`${name}-dd-read.txt`))) + mbs(ddSeconds(txt(`${name}-dd-read2.txt`)))) / 2,
-      };
-      const cli = { write: mbs(summarySeconds(txt(`${name}-flash.json`))), read: mbs(summarySeconds(txt(`${name}-read.json`))) };
-      const entry: Record<string, unknown> = { kernelMaxSectorsKiB: kb, kernel, cli };
-      for (const op of ['write', 'read'] as const) {
-        const k = kernel[op];
-        const row = (path: string, xferBytes: number | string, rate: number, cpu?: number) =>
-          rows.push([
-            label,
-            op,
-            path,
-            String(typeof xferBytes === 'number' ? xferBytes / 1024 : xferBytes),
-            rate.toFixed(1),
-            `${(rate / k).toFixed(2)}×`,
-            cpu === undefined ? '' : ((cpu / bytes) * GiB).toFixed(1),
-          ]);
-        row('kernel dd 1 MiB O_DIRECT', kb * 1024, k);
-        row('crashcart driver, default size', g.driverDefault.transferBytes, mbs(g.driverDefault[op].seconds), g.driverDefault[op].cpu);
-        row('crashcart driver, --max-transfer', g.driverSized.transferBytes, mbs(g.driverSized[op].seconds), g.driverSized[op].cpu);
-        row(op === 'write' ? 'crashcart flash --no-verify' : 'crashcart read', xfer, cli[op]);
-        row('bare usb@3: CBW, data, CSW', g.bareNaive.transferBytes, mbs(g.bareNaive[op].seconds), g.bareNaive[op].cpu);
-        row('bare usb@3: packed stages', g.barePacked.transferBytes, mbs(g.barePacked[op].seconds), g.barePacked[op].cpu);
-      }
-      opens.push(
-        `${label}: opening a reader ${(g.driverSized.open.seconds * 1000).toFixed(0)} ms (${(g.driverSized.open.cpu * 1000).toFixed(0)} ms CPU); the first open, loading the usb@3 binding, ${(g.driverDefault.open.seconds * 1000).toFixed(0)} ms`,
-      );
-      entry.guest = g;
-      json[name] = entry;
-    }
-    // Label only the first row of each device.
-    let last = '';
-    for (const row of rows.slice(1)) {
-      if (row[0] === last) row[0] = '';
-      else if (row[0]) last = row[0];
-    }
-    const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-    console.log(`USB sequential throughput, ${mib} MiB per run, inside the TCG test VM (one boot; kernel read = mean of the runs before and after crashcart)`);
-    for (const row of rows)
-      console.log(
-        row
-          .map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i])))
-          .join('  ')
-          .trimEnd(),
-      );
-    for (const o of opens) console.log(o);
+    const json: Record<string, unknown> = { mib, maxTransferBytes: xfer, cpus };
+    if (sections !== 'multi') reportSingle(txt, mib, xfer, json);
+    if (sections !== 'single') reportMulti(txt, mib, json);
     if (profile) printProfiles(r.outputs);
     console.log(JSON.stringify(json));
   } finally {
@@ -335,7 +437,11 @@ if (mode === 'guest') {
   const xfer = Number(rest[0] ?? MiB);
   if (!Number.isInteger(mib) || mib < 1) throw new Error(`size in MiB expected, got ${mode}`);
   if (!Number.isInteger(xfer) || xfer < 512 || xfer % 512 !== 0) throw new Error(`bytes per command expected, got ${rest[0]}`);
-  host(mib, xfer, process.env.CRASHCART_BENCH_PROFILE === '1').catch((e) => {
+  const sections = (process.env.CRASHCART_BENCH_SECTIONS ?? 'all') as Sections;
+  if (!['all', 'single', 'multi'].includes(sections)) throw new Error(`CRASHCART_BENCH_SECTIONS: all, single or multi, got ${sections}`);
+  const cpus = Number(process.env.CRASHCART_BENCH_CPUS ?? 1);
+  if (!Number.isInteger(cpus) || cpus < 1) throw new Error(`CRASHCART_BENCH_CPUS: a vCPU count, got ${process.env.CRASHCART_BENCH_CPUS}`);
+  host(mib, xfer, process.env.CRASHCART_BENCH_PROFILE === '1', sections, cpus).catch((e) => {
     console.error(e);
     process.exitCode = 1;
   });

@@ -2,7 +2,7 @@
  * The labgrid driver (contrib/labgrid) in a real labgrid environment with Debian's labgrid and its
  * pytest plugin: `pytest --lg-env env-image.yaml` with a card image file as the reader, the real
  * executable underneath. The same tests run against the VM's USB gadget reader in
- * test/vm/labgrid.vmtest.ts. Skipped (with a note) where labgrid is not installed.
+ * test/vm/usb-gadget.vmtest.ts (env-usb.yaml). Skipped (with a note) where labgrid is not installed.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

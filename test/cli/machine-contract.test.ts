@@ -2,8 +2,8 @@
  * The machine contract (schemas/v1, README "Machine contract"): the real executable's --json
  * outputs and NDJSON events, its error objects and its `--log-format json` diagnostics, checked
  * against the schemas; the exit code and class of each kind of fault (usage, image, media,
- * infrastructure, result). USB reader outputs (`list`, `wait`) are checked on the simulated
- * reader here and on the VM's gadget reader in test/vm.
+ * infrastructure, result). USB reader outputs (`list`, `wait`) and `mux` are checked on the
+ * simulated reader and USB-SD-Mux here (the readers also on the VM's gadget reader in test/vm).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -14,9 +14,12 @@ import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { collectReaders } from '../../src/cli/commands/list.js';
 import { waitForCard } from '../../src/reader/card-wait.js';
+import { controlMux } from '../../src/mux/mux-control.js';
+import { loadReaderProfiles } from '../../src/reader/reader-profiles.js';
 import { EXIT_CLASS, ExitCode } from '../../src/errors.js';
 import { FAST_BOT, FAST_SCSI } from '../sim/helpers.js';
 import { MemoryCard, SimHost, SimReader } from '../sim/sim-reader.js';
+import { SimUsbSdMux } from '../sim/sim-usb-sd-mux.js';
 import { assertContract, assertNdjson, schemaFiles, validatorFor } from '../helpers/contract.js';
 import { kernelFixturesDir, repoRoot } from '../helpers/kernel-fixtures.js';
 
@@ -243,5 +246,20 @@ describe('machine contract: real outputs', () => {
     const host = new SimHost([sim, gone]);
     assertContract('list', { readers: await collectReaders({ ...fast, host }) });
     assertContract('wait', await waitForCard({ ...fast, host: new SimHost([sim]), event: 'insert', timeoutMs: 0, profiles: [] }));
+  });
+
+  it('mux: the report `mux --json` prints after a switch and for status, both USB-SD-Mux generations', async () => {
+    const opts = (host: SimHost) => ({ host, profiles: loadReaderProfiles(), offSettleMs: 0, bot: FAST_BOT, scsi: FAST_SCSI, sysfs: { sysRoot: '/nonexistent' } });
+    for (const variant of ['classic', 'fast'] as const) {
+      const host = new SimHost([new SimUsbSdMux(variant, { serial: 'MUX42' }).reader]);
+      for (const action of ['host', 'dut', 'off', 'status'] as const) {
+        const r = await controlMux('usb:serial=MUX42', action, opts(host));
+        // what the command prints: the report through JSON
+        assertContract('mux', JSON.parse(JSON.stringify(r)), `${variant} ${action}`);
+        if (action === 'status') assert.equal(typeof r.pins, 'number');
+      }
+    }
+    const v = validatorFor('mux');
+    assert.equal(v({ selector: 'usb:1-1.4', id: '0424:4041', variant: 'classic', expander: { name: 'PCA9536', address: 65 }, mode: 'up' }), false, 'an unknown mode');
   });
 });

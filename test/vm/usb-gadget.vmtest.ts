@@ -1,13 +1,31 @@
 // End to end on the Linux kernel's f_mass_storage gadget over dummy_hcd (high speed): a
 // kernel-written pstore card, card ejected and inserted again under `wait`, a read-only LUN,
-// port reset, and a two-LUN gadget as a two-slot reader. One boot.
+// port reset, and a two-LUN gadget as a two-slot reader; and the labgrid driver (contrib/labgrid)
+// in a real labgrid environment — Debian's python3-labgrid, its pytest plugin with
+// `--lg-env env-usb.yaml`, the target, driver activation — on the same reader named by its port
+// path: flash and verify a card image whose pstore partition a Linux kernel wrote, read it back,
+// extract the records, wait for the card. One boot for both tests.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { fixtureCmdline, fixtureDisk, fixtureReadout, outputs, repoRoot, USB_PRELUDE } from './usb-lib.js';
 import { rwPattern, rwRegions } from './usb-guest.js';
-import { runVm } from './harness.js';
+import { runVm, type VmResult } from './harness.js';
 
 const FIXTURE = 'c61-lz4-wrap';
+/** The kernel-written card contrib/labgrid/tests flashes (GPT, pstore/blk on partition 2). */
+const LABGRID_FIXTURE = 'stock61-gpt';
+const haveLabgrid = spawnSync('/usr/bin/python3', ['-c', 'import labgrid, pytest'], { stdio: 'ignore' }).status === 0;
+/**
+ * The driver tests the VM runs: wait_card (a card in the reader; waiting for its removal runs into the
+ * timeout, CrashcartInfrastructureError), write_image + verify, read_image, extract_pstore, the reader
+ * back with usb-storage afterwards, set_mode without a mux. Each crashcart run costs 10-25 s of
+ * emulated node start-up and USB binding load, so the tests whose USB side other tests here already
+ * cover (`info`) or that fail before the card matters (a truncated image, a card without a pstore
+ * region) run only on the image file (test/cli/labgrid-driver.test.ts).
+ */
+const LABGRID_SELECTION = 'not info_names_the_card and not truncated_image and not no_pstore_region';
 const SLOT1_SIZE = 3 * 1024 * 1024;
 
 // Gadget with LUNs for the files given (lun.N/file = $N+1), same identity as vm-lib.sh's.
@@ -44,16 +62,40 @@ eject() { echo "" > $F/lun.\${1:-0}/file 2>/dev/null || echo 1 > $F/lun.\${1:-0}
 insert() { echo "$1" > $F/lun.\${2:-0}/file; }
 `;
 
-test('f_mass_storage gadget: pstore extract, write/read back, eject/insert under wait, read-only LUN, port reset, two-slot reader', async (t) => {
-  const fixture = fixtureDisk(FIXTURE);
-  const r = await runVm({
+const fixture = fixtureDisk(FIXTURE);
+let vm: Promise<VmResult> | undefined;
+/**
+ * The one boot both tests read (started by whichever runs first). A scenario that fails still hands
+ * back its outputs: each test checks the part it owns (the gadget test its exit status).
+ */
+const boot = (): Promise<VmResult> =>
+  (vm ??= runVm({
     virtfsHostRoot: true,
     files: { '/data/card.img': fixture },
-    env: { REPO: repoRoot, CMDLINE: fixtureCmdline(FIXTURE) },
-    timeoutMs: 840_000,
-    memoryMiB: 640,
+    env: { REPO: repoRoot, CMDLINE: fixtureCmdline(FIXTURE), LABGRID: haveLabgrid ? '1' : '', LABGRID_SELECTION },
+    timeoutMs: 960_000,
+    memoryMiB: 768,
+    allowFailure: true,
     script: `${USB_PRELUDE}${GADGET_SH}
       mount_hostroot
+      # labgrid first (its outputs do not depend on the rest): pytest with labgrid's plugin and
+      # env-usb.yaml (the reader by its port path) on a one-LUN gadget with a blank card
+      if [ -n "$LABGRID" ]; then
+        cut -d' ' -f1 /proc/uptime | save_text labgrid-t0
+        dd if=/dev/zero of=/tmp/lg.img bs=1M count=8 2>/dev/null
+        gadget_luns /tmp/lg.img
+        i=0; until P=$(port_of_serial 0123456789); do i=$((i + 1)); [ $i -lt 300 ] || vm_fail "labgrid gadget missing"; sleep 0.1; done
+        wait_driver $P
+        run labgrid host_run env PYTHONPATH="$REPO/contrib/labgrid" PYTHONDONTWRITEBYTECODE=1 LG_READER_PORT="$P" \\
+          LG_CRASHCART="$REPO/bin/crashcart" CRASHCART_REPO="$REPO" \\
+          timeout 600 /usr/bin/python3 -m pytest -p no:cacheprovider -q -rs --durations=3 --basetemp /tmp/pytest -k "$LABGRID_SELECTION" \\
+          "$REPO/contrib/labgrid/tests" --lg-env "$REPO/contrib/labgrid/tests/env-usb.yaml"
+        cut -d' ' -f1 /proc/uptime | save_text labgrid-t1
+        sha256sum /tmp/lg.img | cut -d' ' -f1 | save_text labgrid-card.sha256
+        echo "$(driver_of $P)" | save_text labgrid-driver-at-end
+        gadget_luns_remove
+        rm /tmp/lg.img
+      fi
       cp /data/card.img /tmp/card.img
       gadget_luns /tmp/card.img
       i=0; until P=$(port_of_serial 0123456789); do i=$((i + 1)); [ $i -lt 300 ] || vm_fail "gadget missing"; sleep 0.1; done
@@ -118,8 +160,12 @@ test('f_mass_storage gadget: pstore extract, write/read back, eject/insert under
       wait_driver $P
       echo "$(driver_of $P)" | save_text driver-at-end
     `,
-  });
+  }));
+
+test('f_mass_storage gadget: pstore extract, write/read back, eject/insert under wait, read-only LUN, port reset, two-slot reader', async (t) => {
+  const r = await boot();
   t.diagnostic(`VM run: ${(r.durationMs / 1000).toFixed(1)} s`);
+  assert.equal(r.exitStatus, 0, `the scenario failed (exit ${r.exitStatus}${r.exitStatus === 124 ? ': watchdog' : ''})\n${r.scriptLog.slice(-4000)}`);
   const o = outputs(r);
   const port = o.text('port').trim();
 
@@ -220,3 +266,25 @@ test('f_mass_storage gadget: pstore extract, write/read back, eject/insert under
   assert.equal(o.json('two-wait-slot1').already, true);
   assert.equal(o.text('driver-at-end').trim(), 'usb-storage');
 });
+
+test(
+  'labgrid: CrashcartDriver through the labgrid pytest plugin on the gadget reader (flash + verify, read back, pstore extract, wait_card)',
+  { skip: haveLabgrid ? false : 'python3-labgrid or python3-pytest is not installed on the host' },
+  async (t) => {
+    const r = await boot();
+    const o = outputs(r);
+    t.diagnostic(`labgrid section: ${(Number(o.text('labgrid-t1')) - Number(o.text('labgrid-t0'))).toFixed(1)} s of the VM run`);
+    const out = o.ok('labgrid');
+    t.diagnostic(out.trim().split('\n').at(-1) ?? '');
+    for (const slow of out.match(/^[\d.]+s call .*$/gm) ?? []) t.diagnostic(slow);
+    // wait_card (insert; remove running into its timeout as CrashcartInfrastructureError), flash + verify
+    // + read back + extract against the kernel's readout, usb-storage bound again after the calls,
+    // set_mode refused without a mux resource
+    assert.match(out, /\b4 passed, 3 deselected\b/, `${out}\n${o.err('labgrid')}`);
+    assert.doesNotMatch(out, /skipped|failed|error/i, out);
+    // what the driver's write_image left on the card, read from the gadget's backing file: the image
+    assert.equal(o.text('labgrid-driver-at-end').trim(), 'usb-storage');
+    const image = fixtureDisk(LABGRID_FIXTURE);
+    assert.equal(o.text('labgrid-card.sha256').trim(), createHash('sha256').update(image).digest('hex'), 'the card holds the flashed image');
+  },
+);
