@@ -25,10 +25,10 @@ export class MemoryCard {
   readonly blocks: number;
   readonly data: Uint8Array;
   writeProtected = false;
-  constructor(blocks: number, blockSize = 512, opts: { pattern?: boolean; writeProtected?: boolean } = {}) {
+  constructor(blocks: number, blockSize = 512, opts: { pattern?: boolean; writeProtected?: boolean; data?: Uint8Array } = {}) {
     this.blocks = blocks;
     this.blockSize = blockSize;
-    this.data = new Uint8Array(blocks * blockSize);
+    this.data = opts.data ?? new Uint8Array(blocks * blockSize);
     if (opts.pattern) for (let i = 0; i < this.data.length; i++) this.data[i] = (i * 7 + (i >>> 9)) & 0xff;
     this.writeProtected = !!opts.writeProtected;
   }
@@ -121,7 +121,7 @@ export interface SimReaderOptions {
 /** A vendor command's answer: data-IN, a data-OUT stage the handler receives, or a failure. */
 export type VendorReply = { in: Uint8Array } | { outLength: number; received: (data: Uint8Array) => void } | { sense: Sense };
 
-type Phase = 'cbw' | 'data-in' | 'data-out' | 'csw';
+export type Phase = 'cbw' | 'data-in' | 'data-out' | 'csw';
 
 interface Pending {
   cbw: Cbw;
@@ -224,6 +224,15 @@ export class SimReader implements UsbTransport {
 
   removeCard(lun: number): void {
     this.luns[lun].card = null;
+  }
+
+  /**
+   * The device side as a wire driver sees it (the FunctionFS reader in the test VM): the BOT phase
+   * the device is in, data-OUT bytes it still expects, endpoints it has halted and whether it hangs.
+   */
+  wireState(): { phase: Phase; outRemaining: number; haltIn: boolean; haltOut: boolean; hung: boolean } {
+    const cur = this.cur;
+    return { phase: this.phase, outRemaining: cur ? cur.outExpected - cur.outPos : 0, haltIn: this.haltIn, haltOut: this.haltOut, hung: this.hung };
   }
 
   /** The reader is unplugged: every later call fails with "disconnected". */

@@ -228,7 +228,7 @@ fi
 # Modules wanted in the guest (dependencies are added from modules.dep; modules built into
 # this kernel are skipped).
 WANT_MODULES="virtio_pci virtio_blk virtio_scsi 9p 9pnet_virtio pstore_zone pstore_blk deflate zlib_deflate zlib_inflate
-  configfs loop scsi_mod sd_mod xhci_pci xhci_hcd usb_storage uas dummy_hcd libcomposite usb_f_mass_storage
+  configfs loop scsi_mod sd_mod xhci_pci xhci_hcd usb_storage uas dummy_hcd libcomposite usb_f_mass_storage usb_f_fs
   ext4 crc32c_generic vfat nls_cp437 nls_utf8"
 
 INITRD_INPUTS_HASH="$( { echo "$ABI $WANT_MODULES"; sha256sum "$BUSYBOX" "$HERE/provision.sh" "$HERE/init.sh" "$HERE/vm-lib.sh" "$OOPS_DIR"/oops*.ko "$OOPS_DIR/panic_blk.ko"; } | sha256sum | cut -c1-16)"

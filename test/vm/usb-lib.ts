@@ -114,8 +114,14 @@ export function outputs(r: VmResult) {
       assert.equal(rc(name), code, `${name}: exit ${rc(name)}, expected ${code}\nstdout: ${text(`${name}.out`).slice(0, 2000)}\nstderr: ${text(`${name}.err`).slice(0, 2000)}`);
       return text(`${name}.out`);
     },
+    /** Asserts exit status `code` and returns stdout's JSON: the whole of it, or its last line (NDJSON events, then the summary). */
     json<T = any>(name: string, code = 0): T {
-      return JSON.parse(this.ok(name, code)) as T;
+      const out = this.ok(name, code).trim();
+      try {
+        return JSON.parse(out) as T;
+      } catch {
+        return JSON.parse(out.slice(out.lastIndexOf('\n') + 1)) as T;
+      }
     },
   };
 }

@@ -1,0 +1,258 @@
+// A programmable USB card reader on the real wire: runs inside the test VM (host_run node
+// dist/test/vm/ffs-reader.js FFS_DIR SCENARIO.json), serves a USB mass-storage interface through
+// FunctionFS (usb_f_fs on dummy_hcd), so every byte crosses the kernel's USB stack, usbfs and the
+// `usb` package. The device logic is the simulated reader of the unit tests (test/sim): its BOT
+// target, SCSI answers and fault injection, and the USB-SD-Mux emulation. This file only moves
+// bytes between the FunctionFS endpoint files and that target, and halts endpoints where the
+// target stalls them.
+//
+// Scenario file (JSON):
+//   { "luns": ["/tmp/card.img" | null, ...],      backing files (read at start, written back on
+//                                                  SIGTERM/SIGUSR1 and when the program ends)
+//     "reader": { SimReaderOptions: capacityReportsCount, noModeSense, maxLunStalls, ... },
+//     "faults": [ Fault, ... ],                    injected in order (opcode, times, ...)
+//     "mux": "classic" | "fast" }                  emulate a USB-SD-Mux (card = luns[0])
+// Prints "ready" once the descriptors are written (the VM script then binds the UDC).
+import { openSync, readFileSync, read as readCb, write as writeCb, writeFileSync, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { MemoryCard, SimReader, type Fault, type SimReaderOptions } from '../sim/sim-reader.js';
+import { SimUsbSdMux } from '../sim/sim-usb-sd-mux.js';
+import { UsbTransferError } from '../../src/usb/errors.js';
+
+const fsRead = promisify(readCb);
+const fsWrite = promisify(writeCb);
+
+interface Scenario {
+  luns: (string | null)[];
+  reader?: SimReaderOptions;
+  faults?: Fault[];
+  mux?: 'classic' | 'fast';
+}
+
+// ---- FunctionFS descriptors --------------------------------------------------------------------
+const FUNCTIONFS_DESCRIPTORS_MAGIC_V2 = 3;
+const FUNCTIONFS_STRINGS_MAGIC = 2;
+const HAS_FS_DESC = 1;
+const HAS_HS_DESC = 2;
+
+function interfaceDescriptor(): number[] {
+  return [9, 4, 0, 0, 2, 0x08, 0x06, 0x50, 1];
+}
+function endpoint(address: number, maxPacket: number): number[] {
+  return [7, 5, address, 2, maxPacket & 0xff, maxPacket >> 8, 0];
+}
+
+function descriptors(): Buffer {
+  const fs = [...interfaceDescriptor(), ...endpoint(0x81, 64), ...endpoint(0x02, 64)];
+  const hs = [...interfaceDescriptor(), ...endpoint(0x81, 512), ...endpoint(0x02, 512)];
+  const body = Buffer.from([...fs, ...hs]);
+  const head = Buffer.alloc(20);
+  head.writeUInt32LE(FUNCTIONFS_DESCRIPTORS_MAGIC_V2, 0);
+  head.writeUInt32LE(20 + body.length, 4);
+  head.writeUInt32LE(HAS_FS_DESC | HAS_HS_DESC, 8);
+  head.writeUInt32LE(3, 12);
+  head.writeUInt32LE(3, 16);
+  return Buffer.concat([head, body]);
+}
+
+function strings(): Buffer {
+  const s = Buffer.from('crashcart programmable reader\0', 'ascii');
+  const head = Buffer.alloc(16);
+  head.writeUInt32LE(FUNCTIONFS_STRINGS_MAGIC, 0);
+  head.writeUInt32LE(16 + 2 + s.length, 4);
+  head.writeUInt32LE(1, 8);
+  head.writeUInt32LE(1, 12);
+  const lang = Buffer.alloc(2);
+  lang.writeUInt16LE(0x0409, 0);
+  return Buffer.concat([head, lang, s]);
+}
+
+// ---- event types of ep0 (struct usb_functionfs_event, 12 bytes) ---------------------------------
+const EVENT_SIZE = 12;
+const EV = { BIND: 0, UNBIND: 1, ENABLE: 2, DISABLE: 3, SETUP: 4 } as const;
+
+const log = (m: string) => process.stderr.write(`ffs-reader: ${m}\n`);
+
+async function main(dir: string, scenarioPath: string): Promise<void> {
+  const sc = JSON.parse(readFileSync(scenarioPath, 'utf8')) as Scenario;
+  const cards = sc.luns.map((p) => {
+    if (!p) return null;
+    const data = new Uint8Array(readFileSync(p));
+    return new MemoryCard(data.length / 512, 512, { data });
+  });
+  const save = () => sc.luns.forEach((p, i) => p && cards[i] && writeFileSync(p, cards[i]!.data));
+  let sim: SimReader;
+  if (sc.mux) {
+    const mux = new SimUsbSdMux(sc.mux, { ...sc.reader, card: cards[0] ?? undefined });
+    sim = mux.reader;
+  } else {
+    sim = new SimReader({ ...sc.reader, luns: cards });
+  }
+  if (sc.faults) sim.inject(...sc.faults);
+
+  const ep0 = openSync(`${dir}/ep0`, 'r+');
+  writeSync0(ep0, descriptors());
+  writeSync0(ep0, strings());
+  process.on('SIGUSR1', save);
+  process.on('SIGTERM', () => {
+    save();
+    process.exit(0);
+  });
+  process.stdout.write('ready\n');
+
+  let epIn = -1;
+  let epOut = -1;
+  let enabledOnce = false;
+  let generation = 0;
+  const ev = Buffer.alloc(EVENT_SIZE * 4);
+  for (;;) {
+    const { bytesRead } = await fsRead(ep0, ev, 0, ev.length, null);
+    for (let at = 0; at + EVENT_SIZE <= bytesRead; at += EVENT_SIZE) {
+      const type = ev[at + 8];
+      if (type === EV.ENABLE) {
+        if (epIn < 0) {
+          epIn = openSync(`${dir}/ep1`, 'r+');
+          epOut = openSync(`${dir}/ep2`, 'r+');
+        }
+        if (enabledOnce) await sim.resetPort({ timeoutMs: 1000 });
+        enabledOnce = true;
+        const g = ++generation;
+        void bulkLoop(sim, epIn, epOut, () => g === generation).catch((e) => log(`bulk loop ended: ${(e as Error).message}`));
+      } else if (type === EV.DISABLE || type === EV.UNBIND) {
+        generation++;
+      } else if (type === EV.SETUP) {
+        await setup(sim, ep0, ev.subarray(at, at + 8));
+      }
+    }
+  }
+}
+
+/** Descriptors and strings go to ep0 in one write each. */
+function writeSync0(fd: number, b: Buffer): void {
+  const n = writeSync(fd, b);
+  if (n !== b.length) throw new Error(`short write to ep0: ${n} of ${b.length}`);
+}
+
+/** A class request to the interface: Get Max LUN and Bulk-Only Mass Storage Reset. */
+async function setup(sim: SimReader, ep0: number, s: Buffer): Promise<void> {
+  const requestType = s[0];
+  const request = s[1];
+  const index = s.readUInt16LE(4);
+  const length = s.readUInt16LE(6);
+  const dirIn = (requestType & 0x80) !== 0;
+  const ctl = { requestType: 'class' as const, recipient: 'interface' as const, request, value: s.readUInt16LE(2), index };
+  try {
+    if ((requestType & 0x60) !== 0x20) throw new UsbTransferError('stall', 'not a class request');
+    if (dirIn) {
+      const data = await sim.controlIn(ctl, length, { timeoutMs: 1000 });
+      await fsWrite(ep0, Buffer.from(data), 0, data.length, null);
+    } else {
+      await sim.controlOut(ctl, undefined, { timeoutMs: 1000 });
+      await fsRead(ep0, Buffer.alloc(0), 0, 0, null);
+    }
+  } catch (e) {
+    if (!(e instanceof UsbTransferError)) throw e;
+    if (e.kind === 'timeout') return; // the device does not answer: the host times out
+    // STALL the control request: I/O in the wrong direction on ep0 halts it.
+    try {
+      if (dirIn) await fsRead(ep0, Buffer.alloc(1), 0, 1, null);
+      else await fsWrite(ep0, Buffer.alloc(1), 0, 1, null);
+    } catch {
+      // EL2HLT / EBADMSG: the request is stalled
+    }
+  }
+}
+
+/** Halts a bulk endpoint: FunctionFS halts an endpoint on I/O in the wrong direction. */
+async function halt(fd: number, direction: 'in' | 'out'): Promise<void> {
+  try {
+    if (direction === 'in') await fsRead(fd, Buffer.alloc(1), 0, 1, null);
+    else await fsWrite(fd, Buffer.alloc(1), 0, 1, null);
+  } catch {
+    // EBADMSG: halted
+  }
+}
+
+/**
+ * CBW in, then whatever the target does next: receive data-OUT, send data-IN, halt, send the CSW.
+ * A target that hangs (timeout fault) sends nothing until the host resets it.
+ */
+async function bulkLoop(sim: SimReader, epIn: number, epOut: number, current: () => boolean): Promise<void> {
+  const cbwBuf = Buffer.alloc(512);
+  while (current()) {
+    const { bytesRead } = await fsRead(epOut, cbwBuf, 0, cbwBuf.length, null);
+    if (!current()) return;
+    try {
+      await sim.bulkOut(new Uint8Array(cbwBuf.subarray(0, bytesRead)), { timeoutMs: 1000 });
+    } catch (e) {
+      if (!(await onTargetError(e, sim, epIn, epOut))) continue;
+    }
+    let st = sim.wireState();
+    if (st.haltOut) {
+      await halt(epOut, 'out');
+      await sim.clearHalt('out', { timeoutMs: 1000 });
+    }
+    while (st.phase === 'data-out' && st.outRemaining > 0 && current()) {
+      const buf = Buffer.alloc(Math.min(st.outRemaining, 1 << 20));
+      const r = await fsRead(epOut, buf, 0, buf.length, null);
+      try {
+        await sim.bulkOut(new Uint8Array(buf.subarray(0, r.bytesRead)), { timeoutMs: 1000 });
+      } catch (e) {
+        if (!(await onTargetError(e, sim, epIn, epOut))) break;
+      }
+      st = sim.wireState();
+    }
+    // data-IN, then the CSW (the same call: the target says which it is by its phase)
+    for (let guard = 0; guard < 100000 && current(); guard++) {
+      st = sim.wireState();
+      if (st.phase === 'cbw') break;
+      let chunk: Uint8Array;
+      try {
+        chunk = await sim.bulkIn(1 << 20, { timeoutMs: 1000 });
+      } catch (e) {
+        if (await onTargetError(e, sim, epIn, epOut)) continue;
+        break;
+      }
+      if (chunk.length) await fsWrite(epIn, Buffer.from(chunk), 0, chunk.length, null);
+      else if (st.phase === 'csw') {
+        // an empty CSW: a zero-length packet
+        await fsWrite(epIn, Buffer.alloc(0), 0, 0, null);
+      }
+    }
+  }
+}
+
+/**
+ * What the target's error means on the wire. A STALL halts the endpoint (the host clears it on the
+ * bus; the target is told at once so its next answer is queued behind the halt); a hang sends
+ * nothing; a vanished device ends the program. Returns true when the exchange goes on.
+ */
+async function onTargetError(e: unknown, sim: SimReader, epIn: number, epOut: number): Promise<boolean> {
+  if (!(e instanceof UsbTransferError)) throw e;
+  if (e.kind === 'stall') {
+    const st = sim.wireState();
+    if (st.haltIn) {
+      await halt(epIn, 'in');
+      await sim.clearHalt('in', { timeoutMs: 1000 });
+    }
+    if (st.haltOut) {
+      await halt(epOut, 'out');
+      await sim.clearHalt('out', { timeoutMs: 1000 });
+    }
+    return true;
+  }
+  if (e.kind === 'timeout') return false;
+  if (e.kind === 'disconnected') {
+    log('device vanished');
+    process.exit(3);
+  }
+  return false;
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  main(process.argv[2], process.argv[3]).catch((e: unknown) => {
+    log(`failed: ${(e as Error).stack ?? String(e)}`);
+    process.exit(1);
+  });
+}
+

@@ -1,0 +1,85 @@
+// Reader quirk scenarios for the programmable FunctionFS reader (usb-ffs.vmtest.ts). Each models
+// a device class of Linux's drivers/usb/storage/unusual_devs.h: the device's VID:PID (so that
+// crashcart's reader profile for it applies), what the simulated target does wrong, and the
+// usb-storage.quirks flags the kernel gets for it.
+import type { Fault, SimReaderOptions } from '../sim/sim-reader.js';
+
+export interface QuirkScenario {
+  name: string;
+  vendorId: string;
+  productId: string;
+  /** bcdDevice (4 hex digits). */
+  revision?: string;
+  serial: string;
+  reader?: SimReaderOptions;
+  faults?: Fault[];
+  /** Further LUNs (null = empty slot). */
+  extraLuns?: (string | null)[];
+  /** usb-storage quirks parameter (VID:PID:flags), as unusual_devs.h gives the device. */
+  kernelQuirks?: string;
+  /** 'read': crashcart must read the card whatever the kernel does. */
+  expect?: 'read';
+  /** The unusual_devs.h entry the scenario follows. */
+  source: string;
+}
+
+const MANY = 1_000_000;
+
+export const QUIRK_SCENARIOS: QuirkScenario[] = [
+  {
+    name: 'fix-capacity',
+    vendorId: '0421',
+    productId: '005d',
+    revision: '0001',
+    serial: '01',
+    reader: { capacityReportsCount: true },
+    kernelQuirks: '0421:005d:c',
+    source: 'UNUSUAL_DEV(0x0421, 0x005d, 0x0001, 0x0600, "Nokia", "Nokia 3110c", … US_FL_FIX_CAPACITY)',
+  },
+  {
+    name: 'ignore-residue',
+    vendorId: '03ee',
+    productId: '6906',
+    revision: '0003',
+    serial: '02',
+    faults: [{ type: 'wrong-residue', opcode: 0x28, residue: 4096, times: MANY }],
+    kernelQuirks: '03ee:6906:r',
+    source: 'UNUSUAL_DEV(0x03ee, 0x6906, 0x0003, 0x0003, "VIA Technologies Inc.", "Mitsumi multi cardreader", … US_FL_IGNORE_RESIDUE)',
+  },
+  {
+    name: 'max-lun-stall',
+    vendorId: '1d6b',
+    productId: '0106',
+    serial: '03',
+    reader: { maxLunStalls: true },
+    expect: 'read',
+    source: 'BOT 3.2: a single-LUN device may STALL Get Max LUN (usb_stor_Bulk_max_lun treats it as LUN 0)',
+  },
+  {
+    name: 'multi-lun-empty-slot',
+    vendorId: '1d6b',
+    productId: '0107',
+    serial: '04',
+    extraLuns: [null],
+    expect: 'read',
+    source: 'multi-slot readers with empty slots (02/3A on the empty LUN)',
+  },
+  {
+    name: 'phase-error-once',
+    vendorId: '1d6b',
+    productId: '0108',
+    serial: '05',
+    faults: [{ type: 'phase-error', opcode: 0x28, times: 1 }],
+    expect: 'read',
+    source: 'BOT 6.7: phase error → reset recovery (usb_stor_Bulk_transport returns USB_STOR_TRANSPORT_ERROR, the command is retried)',
+  },
+  {
+    name: 'no-wp-detect',
+    vendorId: '046b',
+    productId: 'ff40',
+    serial: '06',
+    reader: { noModeSense: true },
+    kernelQuirks: '046b:ff40:w',
+    source: 'UNUSUAL_DEV(0x046b, 0xff40, 0x0100, 0x0100, "AMI", "Virtual Floppy", … US_FL_NO_WP_DETECT)',
+  },
+];
