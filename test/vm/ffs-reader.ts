@@ -10,7 +10,8 @@
 //   { "luns": ["/tmp/card.img" | null, ...],      backing files (read at start, written back on
 //                                                  SIGTERM/SIGUSR1 and when the program ends)
 //     "reader": { SimReaderOptions: capacityReportsCount, noModeSense, maxLunStalls, ... },
-//     "faults": [ Fault, ... ],                    injected in order (opcode, times, ...)
+//     "faults": [ Fault, ... ],                    injected in order (opcode, times, ...), armed
+//                                                  again at every Get Max LUN (a new host driver)
 //     "mux": "classic" | "fast" }                  emulate a USB-SD-Mux (card = luns[0])
 // Prints "ready" once the descriptors are written (the VM script then binds the UDC).
 import { openSync, readFileSync, read as readCb, write as writeCb, writeFileSync, writeSync } from 'node:fs';
@@ -70,6 +71,7 @@ function strings(): Buffer {
 // ---- event types of ep0 (struct usb_functionfs_event, 12 bytes) ---------------------------------
 const EVENT_SIZE = 12;
 const EV = { BIND: 0, UNBIND: 1, ENABLE: 2, DISABLE: 3, SETUP: 4 } as const;
+const GET_MAX_LUN = 0xfe;
 
 const log = (m: string) => process.stderr.write(`ffs-reader: ${m}\n`);
 
@@ -88,7 +90,11 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
   } else {
     sim = new SimReader({ ...sc.reader, luns: cards });
   }
-  if (sc.faults) sim.inject(...sc.faults);
+  const armFaults = () => {
+    sim.faults.length = 0;
+    if (sc.faults) sim.inject(...sc.faults.map((f) => ({ ...f })));
+  };
+  armFaults();
 
   const ep0 = openSync(`${dir}/ep0`, 'r+');
   writeSync0(ep0, descriptors());
@@ -121,6 +127,9 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
       } else if (type === EV.DISABLE || type === EV.UNBIND) {
         generation++;
       } else if (type === EV.SETUP) {
+        // Get Max LUN opens each host driver's session (the kernel's usb-storage probe, crashcart's
+        // open): the scenario's faults are armed afresh, so each driver meets them all
+        if (ev[at + 1] === GET_MAX_LUN) armFaults();
         await setup(sim, ep0, ev.subarray(at, at + 8));
       }
     }
@@ -255,4 +264,3 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
     process.exit(1);
   });
 }
-
