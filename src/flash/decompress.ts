@@ -4,8 +4,9 @@
  * memory stays bounded whatever the image size. Failures become SourceErrors naming the file
  * and the format.
  *
- * Decoders: gzip — node:zlib; zstd — node:zlib's zstd where the running Node has it (22.15+),
- * otherwise fzstd (pure JS); xz — xz-decompress (xz-embedded compiled to WebAssembly);
+ * Decoders: gzip — node:zlib; zstd — libzstd's streaming decoder compiled to WebAssembly
+ * (zstd-stream.ts, on every Node, so that frames can be skipped and the checks and messages are
+ * the same everywhere); xz — xz-decompress (xz-embedded compiled to WebAssembly);
  * bzip2 — libbzip2 compiled to WebAssembly (@foxglove/wasm-bz2), blocks decoded in parallel on
  * worker threads (bzip2-parallel.ts).
  *
@@ -14,8 +15,10 @@
  * - gzip: CRC-32 and ISIZE of every member (node:zlib); members one after the other are read
  *   as one image; zero bytes after the last member are ignored with a warning (as gzip -d
  *   does), any other data there is an error.
- * - zstd: every frame's content checksum (XXH64) and declared content size — fzstd checks
- *   neither, zstdVerifiedStream does; skippable frames are skipped; trailing data is an error.
+ * - zstd: every frame's content checksum (XXH64) and declared content size (libzstd, and the
+ *   size counted again by zstdVerifiedStream); skippable frames are skipped; trailing data is
+ *   an error. A frame the caller skips (`skipFrame`, for bmap holes) is not decoded, so its
+ *   checksum is not verified.
  * - xz: every block's CRC32 or CRC64 (xz-embedded). A stream with SHA-256 or another check
  *   type xz-embedded cannot compute is refused, never decoded unchecked; one with no check
  *   (xz --check=none) is decoded with a warning.
@@ -23,7 +26,6 @@
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import xzModule from 'xz-decompress';
 import type { ImageFormat } from './detect.js';
@@ -42,6 +44,14 @@ export interface DecompressOptions {
   start?: number;
   /** Told about an image part whose integrity cannot be checked (no checksum recorded). */
   onWarning?: (message: string) => void;
+  /** zstd: the largest output piece (pieces end at its multiples in the image). Default 1 MiB. */
+  chunkSize?: number;
+  /**
+   * zstd only: asked before each frame whose header declares its size (`length` image bytes at
+   * `start`); true skips the frame — it is neither decoded nor yielded, and the caller accounts
+   * for the gap.
+   */
+  skipFrame?: (start: number, length: number) => boolean;
 }
 
 /** xz-embedded return codes (xz.h). */
@@ -81,14 +91,6 @@ function sourceError(path: string, format: ImageFormat, err: unknown, outBytes: 
   return new SourceError(`${path}: ${format} decompression failed after ${outBytes} bytes of output: ${describe(format, err)}`, { cause: err });
 }
 
-type ZstdFactory = () => Transform;
-
-/** node:zlib's zstd decoder when this Node has one (22.15+, 23.8+). */
-function nativeZstd(): ZstdFactory | undefined {
-  const f = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
-  return typeof f === 'function' ? () => f() : undefined;
-}
-
 /** Which implementation decodes each format on this Node (for reports and the benchmark). */
 export function decoderName(format: ImageFormat): string {
   switch (format) {
@@ -97,7 +99,7 @@ export function decoderName(format: ImageFormat): string {
     case 'gzip':
       return 'node:zlib';
     case 'zstd':
-      return nativeZstd() ? 'node:zlib (zstd)' : 'fzstd';
+      return 'libzstd (wasm)';
     case 'xz':
       return 'xz-decompress (wasm)';
     case 'bzip2':
@@ -119,7 +121,7 @@ function counted(path: string, opts: DecompressOptions, start = 0): AsyncIterabl
 
 /**
  * Input slice sizes that keep the output of one transform write near a target, so that one
- * compressed MiB of a sparse image's zeros is not decoded in a single step. (fzstd and the
+ * compressed MiB of a sparse image's zeros is not decoded in a single step. (zstd and the
  * bzip2 decoder are cut at block boundaries instead: zstdVerifiedStream, bzip2Parallel.)
  */
 class AdaptiveSlicer {
@@ -337,11 +339,9 @@ export async function* decompressFile(path: string, format: ImageFormat, opts: D
         stream = gzipThenTail(path, viaTransform(input, gunzip, opts.signal), gunzip, opts.onWarning);
         break;
       }
-      case 'zstd': {
-        const native = nativeZstd();
-        stream = native ? viaTransform(input, native(), opts.signal) : zstdVerifiedStream(input, { onWarning: opts.onWarning });
+      case 'zstd':
+        stream = zstdVerifiedStream(input, { onWarning: opts.onWarning, chunkSize: opts.chunkSize, skipFrame: opts.skipFrame });
         break;
-      }
       case 'xz': {
         const { XzReadableStream } = xzModule as unknown as { XzReadableStream: new (s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array> };
         const web = new ReadableStream<Uint8Array>({
