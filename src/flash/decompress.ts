@@ -52,6 +52,11 @@ export interface DecompressOptions {
    * for the gap.
    */
   skipFrame?: (start: number, length: number) => boolean;
+  /**
+   * The consumer copies what it keeps before it asks for the next piece, so a decoder may yield
+   * views of its own memory (zstd does).
+   */
+  borrowed?: boolean;
 }
 
 /** xz-embedded return codes (xz.h). */
@@ -117,6 +122,31 @@ function counted(path: string, opts: DecompressOptions, start = 0): AsyncIterabl
       yield new Uint8Array(c.buffer, c.byteOffset, c.length);
     }
   })();
+}
+
+/**
+ * The file's bytes read into a ring of RING buffers of INPUT_CHUNK bytes, reused: a piece is
+ * overwritten RING - 1 reads after it was yielded, so the consumer must be done with it (or
+ * have copied it) by then. For the zstd decoder, which copies its input into libzstd's memory
+ * block by block (and joins pieces that straddle reads into a copy): no garbage of one MiB
+ * per MiB read.
+ */
+async function* ringReads(path: string, opts: DecompressOptions): AsyncGenerator<Uint8Array> {
+  const RING = 3;
+  const ring = Array.from({ length: RING }, () => new Uint8Array(INPUT_CHUNK));
+  const fh = await open(path, 'r');
+  try {
+    for (let n = 0, i = 0; ; i = (i + 1) % RING) {
+      opts.signal?.throwIfAborted();
+      const { bytesRead } = await fh.read(ring[i], 0, INPUT_CHUNK, n);
+      if (bytesRead === 0) return;
+      n += bytesRead;
+      opts.onInput?.(n);
+      yield ring[i].subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
@@ -328,26 +358,26 @@ async function* viaTransform(input: AsyncIterable<Uint8Array>, t: NodeJS.ReadWri
 export async function* decompressFile(path: string, format: ImageFormat, opts: DecompressOptions = {}): AsyncGenerator<Uint8Array> {
   let out = 0;
   try {
-    const input = counted(path, opts, format === 'raw' ? (opts.start ?? 0) : 0);
+    const input = () => counted(path, opts, format === 'raw' ? (opts.start ?? 0) : 0);
     let stream: AsyncIterable<Uint8Array>;
     switch (format) {
       case 'raw':
-        stream = input;
+        stream = input();
         break;
       case 'gzip': {
         const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
-        stream = gzipThenTail(path, viaTransform(input, gunzip, opts.signal), gunzip, opts.onWarning);
+        stream = gzipThenTail(path, viaTransform(input(), gunzip, opts.signal), gunzip, opts.onWarning);
         break;
       }
       case 'zstd':
-        stream = zstdVerifiedStream(input, { onWarning: opts.onWarning, chunkSize: opts.chunkSize, skipFrame: opts.skipFrame });
+        stream = zstdVerifiedStream(ringReads(path, opts), { onWarning: opts.onWarning, chunkSize: opts.chunkSize, skipFrame: opts.skipFrame, borrowed: opts.borrowed });
         break;
       case 'xz': {
         const { XzReadableStream } = xzModule as unknown as { XzReadableStream: new (s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array> };
         const web = new ReadableStream<Uint8Array>({
           async start() {},
           pull: (() => {
-            const it = xzCheckGate(input, opts.onWarning)[Symbol.asyncIterator]();
+            const it = xzCheckGate(input(), opts.onWarning)[Symbol.asyncIterator]();
             return async (controller: ReadableStreamDefaultController<Uint8Array>) => {
               const { done, value } = await it.next();
               if (done) controller.close();
@@ -359,7 +389,7 @@ export async function* decompressFile(path: string, format: ImageFormat, opts: D
         break;
       }
       case 'bzip2':
-        stream = bzip2Parallel(input);
+        stream = bzip2Parallel(input());
         break;
     }
     for await (const c of stream) {

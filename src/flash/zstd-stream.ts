@@ -32,52 +32,74 @@ export interface ZstdStreamOptions {
    * yielded, its checksum not checked); the caller accounts for the gap.
    */
   skipFrame?: (start: number, length: number) => boolean;
+  /**
+   * Yield views of the decoder's output window instead of copies: each is valid only until the
+   * consumer asks for the next piece (for a consumer that copies what it keeps).
+   */
+  borrowed?: boolean;
 }
 
 function u32(b: Uint8Array, o: number): number {
   return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000;
 }
 
-/** Pull-based reader over a stream of chunks; bytes are copied only to join a header split between chunks. */
+/**
+ * Pull-based reader over a stream of chunks. Bytes are copied only to join a header split
+ * between two chunks (just the header's bytes), so the chunks may come from a ring of reused
+ * buffers: it holds on to the last chunk read (and the rest of the one before, when a header
+ * was joined), and what it hands out is used before the next read.
+ */
 class ByteCursor {
   private buf: Uint8Array = new Uint8Array(0);
   private at = 0;
-  private ended = false;
+  /** The rest of a chunk whose head was joined to the tail of the one before. */
+  private next: Uint8Array | undefined;
   /** Stream offset of the next byte. */
   offset = 0;
   constructor(private readonly it: AsyncIterator<Uint8Array>) {}
 
+  /** Bytes read but not yet taken. */
   get available(): number {
-    return this.buf.length - this.at;
+    return this.buf.length - this.at + (this.next?.length ?? 0);
   }
 
-  /** Makes `n` contiguous bytes available; false when the input ends first. */
+  private async pull(): Promise<Uint8Array | undefined> {
+    if (this.next) {
+      const n = this.next;
+      this.next = undefined;
+      return n;
+    }
+    const r = await this.it.next();
+    return r.done ? undefined : r.value;
+  }
+
+  /** Makes `n` (a header's few) contiguous bytes available; false when the input ends first. */
   async need(n: number): Promise<boolean> {
-    while (this.available < n && !this.ended) {
-      const r = await this.it.next();
-      if (r.done) {
-        this.ended = true;
-        break;
-      }
-      const c = r.value;
+    while (this.buf.length - this.at < n) {
+      const c = await this.pull();
+      if (c === undefined) return false;
       if (c.length === 0) continue;
-      if (this.available === 0) {
+      const have = this.buf.length - this.at;
+      if (have === 0) {
         this.buf = c;
       } else {
-        const b = new Uint8Array(this.available + c.length);
+        const k = Math.min(c.length, n - have);
+        const b = new Uint8Array(have + k);
         b.set(this.buf.subarray(this.at));
-        b.set(c, this.available);
+        b.set(c.subarray(0, k), have);
         this.buf = b;
+        if (k < c.length) this.next = c.subarray(k);
       }
       this.at = 0;
     }
-    return this.available >= n;
+    return true;
   }
 
   peek(n: number): Uint8Array {
     return this.buf.subarray(this.at, this.at + n);
   }
 
+  /** `n` bytes made available by need(n). */
   take(n: number): Uint8Array {
     const b = this.buf.subarray(this.at, this.at + n);
     this.at += b.length;
@@ -87,8 +109,8 @@ class ByteCursor {
 
   /** Up to `n` bytes, reading more input only when none is buffered; empty at the end. */
   async some(n: number): Promise<Uint8Array> {
-    if (this.available === 0) await this.need(1);
-    return this.take(Math.min(n, this.available));
+    if (this.at >= this.buf.length && !(await this.need(1))) return new Uint8Array(0);
+    return this.take(Math.min(n, this.buf.length - this.at));
   }
 }
 
@@ -141,7 +163,7 @@ async function readFrameHeader(cur: ByteCursor, what: string): Promise<FrameHead
   const fcsAt = 5 + (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3];
   const headerLen = fcsAt + fcsBytes;
   if (!(await cur.need(headerLen))) throw new Error(`truncated (the file ends inside the header of ${what})`);
-  const header = cur.take(headerLen);
+  const header = cur.take(headerLen).slice();
   let contentSize: number | undefined;
   if (fcsBytes === 1) contentSize = header[fcsAt];
   else if (fcsBytes === 2) contentSize = (header[fcsAt] | (header[fcsAt + 1] << 8)) + 256;
@@ -160,16 +182,11 @@ async function walkBlock(cur: ByteCursor, sink: (bytes: Uint8Array) => void, wha
   const v = h[0] | (h[1] << 8) | (h[2] << 16);
   const type = (v >> 1) & 3;
   if (type === 3) throw new Error(`${what}: reserved block type at byte ${cur.offset} (corrupt data)`);
-  let left = 3 + (type === 1 ? 1 : v >>> 3);
-  if (cur.available >= left) {
-    sink(cur.take(left));
-  } else {
-    while (left > 0) {
-      const piece = await cur.some(left);
-      if (piece.length === 0) throw new Error(`truncated (the file ends inside a block of ${what}, after ${out} bytes of its output)`);
-      sink(piece);
-      left -= piece.length;
-    }
+  for (let left = 3 + (type === 1 ? 1 : v >>> 3); left > 0;) {
+    const piece = await cur.some(left);
+    if (piece.length === 0) throw new Error(`truncated (the file ends inside a block of ${what}, after ${out} bytes of its output)`);
+    sink(piece);
+    left -= piece.length;
   }
   return (v & 1) === 1;
 }
@@ -193,6 +210,7 @@ class OutputWindow {
   constructor(
     readonly z: ZstdWasmStream,
     private readonly chunk: number,
+    private readonly borrowed: boolean,
   ) {
     z.take(chunk);
   }
@@ -206,9 +224,13 @@ class OutputWindow {
     return this.z.outLength >= this.z.outLimit;
   }
 
-  /** The window's bytes (a copy), and a new window from where it ended (or from `at`, past a skipped frame). */
+  /**
+   * The window's bytes (a copy, or a view of the decoder's memory when borrowed: the caller is
+   * done with it before the decoder runs again), and a new window from where it ended (or from
+   * `at`, past a skipped frame).
+   */
   cut(at = this.end): Uint8Array {
-    const bytes = this.z.peek().slice();
+    const bytes = this.borrowed ? this.z.peek() : this.z.peek().slice();
     this.start = at;
     this.z.take(this.chunk - (at % this.chunk));
     return bytes;
@@ -274,7 +296,7 @@ async function passFrame(cur: ByteCursor, header: FrameHeader, what: string): Pr
  */
 export async function* zstdVerifiedStream(input: AsyncIterable<Uint8Array>, opts: ZstdStreamOptions = {}): AsyncGenerator<Uint8Array> {
   const cur = new ByteCursor(input[Symbol.asyncIterator]());
-  const win = new OutputWindow(new ZstdWasmStream(opts.chunkSize ?? 1024 * 1024), opts.chunkSize ?? 1024 * 1024);
+  const win = new OutputWindow(new ZstdWasmStream(opts.chunkSize ?? 1024 * 1024), opts.chunkSize ?? 1024 * 1024, opts.borrowed ?? false);
   let frames = 0;
   let warned = false;
   try {
@@ -297,8 +319,9 @@ export async function* zstdVerifiedStream(input: AsyncIterable<Uint8Array>, opts
       const header = await readFrameHeader(cur, what);
       frames++;
       const { contentSize } = header;
+      // what came before is handed on first, so the caller knows where the stream is when asked
+      if (contentSize !== undefined && opts.skipFrame && win.z.outLength > 0) yield win.cut();
       if (contentSize !== undefined && opts.skipFrame?.(win.end, contentSize)) {
-        if (win.z.outLength > 0) yield win.cut();
         await passFrame(cur, header, what);
         win.cut(win.end + contentSize);
         continue;

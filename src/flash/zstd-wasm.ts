@@ -129,15 +129,29 @@ export class ZstdWasmStream {
     return this.pending.length + this.view.getUint32(this.inS + 4, true) - this.view.getUint32(this.inS + 8, true);
   }
 
-  /** Queues compressed bytes (kept by reference until consumed). */
+  /**
+   * Hands compressed bytes to the decoder: they are copied into its memory at once (beyond
+   * its input buffer, into a queue), so the caller may reuse `bytes` as soon as this returns.
+   */
   input(bytes: Uint8Array): void {
-    if (this.pending.length === 0) this.pending = bytes;
-    else {
+    if (this.pending.length > 0) {
       const b = new Uint8Array(this.pending.length + bytes.length);
       b.set(this.pending);
       b.set(bytes, this.pending.length);
       this.pending = b;
+      return;
     }
+    this.refresh();
+    let size = this.view.getUint32(this.inS + 4, true);
+    const pos = this.view.getUint32(this.inS + 8, true);
+    if (pos > 0) {
+      this.heap.copyWithin(this.inBuf, this.inBuf + pos, this.inBuf + size);
+      size -= pos;
+    }
+    const n = Math.min(IN_SIZE - size, bytes.length);
+    this.heap.set(bytes.subarray(0, n), this.inBuf + size);
+    this.setIn(size + n);
+    if (n < bytes.length) this.pending = bytes.slice(n);
   }
 
   /**
