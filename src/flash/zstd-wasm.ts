@@ -124,11 +124,6 @@ export class ZstdWasmStream {
     return this.view.getUint32(this.outS + 4, true);
   }
 
-  /** Input given but not yet consumed by libzstd. */
-  get inputLeft(): number {
-    return this.pending.length + this.view.getUint32(this.inS + 4, true) - this.view.getUint32(this.inS + 8, true);
-  }
-
   /**
    * Hands compressed bytes to the decoder: they are copied into its memory at once (beyond
    * its input buffer, into a queue), so the caller may reuse `bytes` as soon as this returns.
