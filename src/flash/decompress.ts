@@ -4,8 +4,9 @@
  * memory stays bounded whatever the image size. Failures become SourceErrors naming the file
  * and the format.
  *
- * Decoders: gzip — node:zlib; zstd — node:zlib's zstd where the running Node has it (22.15+),
- * otherwise fzstd (pure JS); xz — xz-decompress (xz-embedded compiled to WebAssembly);
+ * Decoders: gzip — node:zlib; zstd — libzstd's streaming decoder compiled to WebAssembly
+ * (zstd-stream.ts, on every Node, so that frames can be skipped and the checks and messages are
+ * the same everywhere); xz — xz-decompress (xz-embedded compiled to WebAssembly);
  * bzip2 — libbzip2 compiled to WebAssembly (@foxglove/wasm-bz2), blocks decoded in parallel on
  * worker threads (bzip2-parallel.ts); zip — stored or deflated (node:zlib inflateRaw).
  *
@@ -14,8 +15,10 @@
  * - gzip: CRC-32 and ISIZE of every member (node:zlib); members one after the other are read
  *   as one image; zero bytes after the last member are ignored with a warning (as gzip -d
  *   does), any other data there is an error.
- * - zstd: every frame's content checksum (XXH64) and declared content size — fzstd checks
- *   neither, zstdVerifiedStream does; skippable frames are skipped; trailing data is an error.
+ * - zstd: every frame's content checksum (XXH64) and declared content size (libzstd, and the
+ *   size counted again by zstdVerifiedStream); skippable frames are skipped; trailing data is
+ *   an error. A frame the caller skips (`skipFrame`, for bmap holes) is not decoded, so its
+ *   checksum is not verified.
  * - xz: every block's CRC32 or CRC64 (xz-embedded). A stream with SHA-256 or another check
  *   type xz-embedded cannot compute is refused, never decoded unchecked; one with no check
  *   (xz --check=none) is decoded with a warning.
@@ -26,7 +29,6 @@
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import xzModule from 'xz-decompress';
 import type { ImageFormat } from './detect.js';
@@ -47,6 +49,19 @@ export interface DecompressOptions {
   start?: number;
   /** Told about an image part whose integrity cannot be checked (no checksum recorded). */
   onWarning?: (message: string) => void;
+  /** zstd: the largest output piece (pieces end at its multiples in the image). Default 1 MiB. */
+  chunkSize?: number;
+  /**
+   * zstd only: asked before each frame whose header declares its size (`length` image bytes at
+   * `start`); true skips the frame — it is neither decoded nor yielded, and the caller accounts
+   * for the gap.
+   */
+  skipFrame?: (start: number, length: number) => boolean;
+  /**
+   * The consumer copies what it keeps before it asks for the next piece, so a decoder may yield
+   * views of its own memory (zstd does).
+   */
+  borrowed?: boolean;
 }
 
 /** xz-embedded return codes (xz.h). */
@@ -86,14 +101,6 @@ function sourceError(path: string, format: ImageFormat, err: unknown, outBytes: 
   return new SourceError(`${path}: ${format} decompression failed after ${outBytes} bytes of output: ${describe(format, err)}`, { cause: err });
 }
 
-type ZstdFactory = () => Transform;
-
-/** node:zlib's zstd decoder when this Node has one (22.15+, 23.8+). */
-function nativeZstd(): ZstdFactory | undefined {
-  const f = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
-  return typeof f === 'function' ? () => f() : undefined;
-}
-
 /** Which implementation decodes each format on this Node (for reports and the benchmark). */
 export function decoderName(format: ImageFormat): string {
   switch (format) {
@@ -102,7 +109,7 @@ export function decoderName(format: ImageFormat): string {
     case 'gzip':
       return 'node:zlib';
     case 'zstd':
-      return nativeZstd() ? 'node:zlib (zstd)' : 'fzstd';
+      return 'libzstd (wasm)';
     case 'xz':
       return 'xz-decompress (wasm)';
     case 'bzip2':
@@ -122,6 +129,31 @@ function counted(path: string, opts: DecompressOptions, start = 0): AsyncIterabl
       yield new Uint8Array(c.buffer, c.byteOffset, c.length);
     }
   })();
+}
+
+/**
+ * The file's bytes read into a ring of RING buffers of INPUT_CHUNK bytes, reused: a piece is
+ * overwritten RING - 1 reads after it was yielded, so the consumer must be done with it (or
+ * have copied it) by then. For the zstd decoder, which copies its input into libzstd's memory
+ * block by block (and joins pieces that straddle reads into a copy): no garbage of one MiB
+ * per MiB read.
+ */
+async function* ringReads(path: string, opts: DecompressOptions): AsyncGenerator<Uint8Array> {
+  const RING = 3;
+  const ring = Array.from({ length: RING }, () => new Uint8Array(INPUT_CHUNK));
+  const fh = await open(path, 'r');
+  try {
+    for (let n = 0, i = 0; ; i = (i + 1) % RING) {
+      opts.signal?.throwIfAborted();
+      const { bytesRead } = await fh.read(ring[i], 0, INPUT_CHUNK, n);
+      if (bytesRead === 0) return;
+      n += bytesRead;
+      opts.onInput?.(n);
+      yield ring[i].subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
@@ -198,29 +230,26 @@ async function* xzCheckGate(input: AsyncIterable<Uint8Array>, onWarning?: (messa
 export async function* decompressFile(path: string, format: ImageFormat, opts: DecompressOptions = {}): AsyncGenerator<Uint8Array> {
   let out = 0;
   try {
-    // (the zip reader reads its entry's own byte range)
-    const input = format === 'zip' ? (async function* () {})() : counted(path, opts, format === 'raw' ? (opts.start ?? 0) : 0);
+    const input = () => counted(path, opts, format === 'raw' ? (opts.start ?? 0) : 0);
     let stream: AsyncIterable<Uint8Array>;
     switch (format) {
       case 'raw':
-        stream = input;
+        stream = input();
         break;
       case 'gzip': {
         const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
-        stream = gzipThenTail(path, viaTransform(input, gunzip, opts.signal), gunzip, opts.onWarning);
+        stream = gzipThenTail(path, viaTransform(input(), gunzip, opts.signal), gunzip, opts.onWarning);
         break;
       }
-      case 'zstd': {
-        const native = nativeZstd();
-        stream = native ? viaTransform(input, native(), opts.signal) : zstdVerifiedStream(input, { onWarning: opts.onWarning });
+      case 'zstd':
+        stream = zstdVerifiedStream(ringReads(path, opts), { onWarning: opts.onWarning, chunkSize: opts.chunkSize, skipFrame: opts.skipFrame, borrowed: opts.borrowed });
         break;
-      }
       case 'xz': {
         const { XzReadableStream } = xzModule as unknown as { XzReadableStream: new (s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array> };
         const web = new ReadableStream<Uint8Array>({
           async start() {},
           pull: (() => {
-            const it = xzCheckGate(input, opts.onWarning)[Symbol.asyncIterator]();
+            const it = xzCheckGate(input(), opts.onWarning)[Symbol.asyncIterator]();
             return async (controller: ReadableStreamDefaultController<Uint8Array>) => {
               const { done, value } = await it.next();
               if (done) controller.close();
@@ -232,7 +261,7 @@ export async function* decompressFile(path: string, format: ImageFormat, opts: D
         break;
       }
       case 'bzip2':
-        stream = bzip2Parallel(input);
+        stream = bzip2Parallel(input());
         break;
       case 'zip':
         stream = zipImageBytes(path, { signal: opts.signal, onInput: opts.onInput });

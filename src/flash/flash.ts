@@ -111,7 +111,8 @@ export interface FlashTargetResult {
   resumedFrom?: number;
   /**
    * The card was read back and equals the image, and the image passed every integrity check
-   * it carries (the container's checksums — see decompress.ts — or the bmap's). Never true
+   * it carries (the container's checksums — see decompress.ts — or the bmap's; a zstd frame
+   * skipped because it lies wholly in a bmap hole is not checked, and none of it is written). Never true
    * when decoding failed, even after all the bytes were written.
    */
   verified: boolean;

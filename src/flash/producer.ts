@@ -4,9 +4,10 @@
  *   source extents → re-chunking (rechunk.ts) → whole-image SHA-256
  *     → bmap range selection and checksums (bmap-ranges.ts) → fan-out to the destinations (fan-out.ts)
  *
- * A raw image with a bmap is read range by range (`sparseRead`): its extents skip re-chunking
- * and the image hash. At the end the amount of data is checked against what the bmap or the
- * container says, and the destination queues are closed — with the error when the source
+ * An image with a bmap comes as its mapped ranges only (`sparseRead`: read directly from a raw
+ * file, or cut out by the decoder): its extents skip re-chunking and the image hash. At the
+ * end the amount of data is checked against what the container says (the source checks it
+ * against the bmap), and the destination queues are closed — with the error when the source
  * failed, so no card writes its held-back head.
  */
 import { createHash } from 'node:crypto';
@@ -32,17 +33,9 @@ export interface ProduceOutcome {
   cancelled: boolean;
 }
 
-/** Throws when the amount of image data does not match what the bmap or the container records. */
+/** Throws when the amount of image data does not match what the container records. */
 function checkStreamedLength(source: ImageSource, streamed: number): void {
   const { bmap } = source;
-  if (bmap && !source.sparseRead) {
-    if (streamed < bmap.imageSize) {
-      throw new SourceError(`${source.path} is truncated: it holds ${streamed} bytes but the bmap describes ${bmap.imageSize}`);
-    }
-    if (streamed > bmap.imageSize) {
-      throw new SourceError(`${source.path} holds ${streamed} bytes, more than the ${bmap.imageSize} its bmap ${bmap.path} describes: wrong bmap for this image?`);
-    }
-  }
   if (!bmap && source.size.exact !== undefined && streamed !== source.size.exact) {
     throw new SourceError(`${source.path}: decompressed to ${streamed} bytes but the container records ${source.size.exact}`);
   }
@@ -101,7 +94,7 @@ export class Producer {
         this.sparseEnd = Math.max(this.sparseEnd, ext.offset + ext.data.length);
         await this.onChunk(ext.offset, ext.data);
       } else {
-        await this.rechunker.push(ext.data);
+        await this.rechunker.push(ext.data, ext.owned);
       }
       const now = performance.now();
       if (now - this.lastSourceEvent >= o.progressIntervalMs) {

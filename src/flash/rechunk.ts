@@ -2,7 +2,9 @@
  * Re-chunking: the decoders yield pieces of any size; the rest of the flash pipeline works in
  * fixed-size chunks (one digest, one queue slot and one write each). A Rechunker copies the
  * stream into chunks of exactly `chunkSize` bytes (the last may be shorter) and hands each
- * one, with its image offset, to `sink`. Every chunk is a fresh buffer the sink may keep.
+ * one, with its image offset, to `sink`. Every chunk is a fresh buffer the sink may keep: a
+ * whole chunk the caller owns (`push(data, true)`) that starts on a chunk boundary is handed on
+ * as it is, without a copy.
  */
 export type ChunkSink = (offset: number, data: Uint8Array) => Promise<void>;
 
@@ -20,8 +22,14 @@ export class Rechunker {
     this.cur = new Uint8Array(chunkSize);
   }
 
-  /** Takes `data` in, passing on every chunk it fills. */
-  async push(data: Uint8Array): Promise<void> {
+  /** Takes `data` in, passing on every chunk it fills; `owned`: nothing else holds or reuses `data`. */
+  async push(data: Uint8Array, owned = false): Promise<void> {
+    if (owned && this.curLen === 0 && data.length === this.chunkSize) {
+      const at = this.curStart;
+      this.curStart += data.length;
+      this.taken += data.length;
+      return this.sink(at, data);
+    }
     while (data.length > 0) {
       const n = Math.min(this.chunkSize - this.curLen, data.length);
       this.cur.set(data.subarray(0, n), this.curLen);

@@ -1,16 +1,19 @@
 /**
  * An image to flash: a raw or compressed file, its detected format, what is known of its
  * decompressed size, and an optional bmap. `extents()` yields the bytes to write as
- * (offset, data) pieces: the whole image in order, or — for an uncompressed image with a
- * bmap — only the mapped ranges, read directly from the file without touching the holes.
+ * (offset, data) pieces: the whole image in order, or — with a bmap — only the mapped ranges:
+ * read directly from an uncompressed file without touching the holes; cut out of a compressed
+ * one by the decoder's worker thread, which drops the holes before they are copied or sent
+ * (and does not decode zstd frames that lie wholly in them). The decoded length is then
+ * checked against the bmap's image size.
  */
 import { open, realpath, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { SourceError } from './errors.js';
 import { formatFromName, sizeInfo, sniffSource, SNIFF_BYTES, type ImageFormat, type SizeInfo, type SourceFormat } from './detect.js';
 import { readSparseMap, sparseExtents, sparseMapAsBmap } from './android-sparse.js';
-import { decoderName } from './decompress.js';
-import { decompressOffThread } from './decode-off-thread.js';
+import { decoderName, decompressFile } from './decompress.js';
+import { decodedExtentsOffThread } from './decode-off-thread.js';
 import { findBmapFor, loadBmap, rangeBytes, type Bmap } from './bmap.js';
 import { UsageError } from '../errors.js';
 
@@ -26,6 +29,8 @@ export interface Extent {
   /** Image byte offset of `data[0]`. */
   offset: number;
   data: Uint8Array;
+  /** `data` is the consumer's to keep: nothing else holds or reuses its memory (it may be passed on without a copy). */
+  owned?: boolean;
 }
 
 export interface ExtentOptions {
@@ -51,7 +56,7 @@ export interface ImageSource {
   /** What the container says about the decompressed size. */
   size: SizeInfo;
   bmap?: Bmap;
-  /** True when `extents()` reads only the mapped ranges (raw image with a bmap). */
+  /** True when `extents()` yields only the mapped ranges (any image with a bmap, Android sparse images). */
   sparseRead: boolean;
   extents(opts?: ExtentOptions): AsyncIterable<Extent>;
   /** Random access to the image bytes (raw images only), used to name exact mismatching bytes. */
@@ -138,10 +143,44 @@ async function* mappedExtents(fh: FileHandle, path: string, bmap: Bmap, eo: Exte
 
 /** The whole image, decompressed (on a worker thread), in order. */
 async function* decodedExtents(path: string, format: ImageFormat, eo: ExtentOptions): AsyncGenerator<Extent> {
-  let offset = 0;
-  for await (const data of decompressOffThread(path, format, { signal: eo.signal, onInput: eo.onInput, onWarning: eo.onWarning })) {
-    yield { offset, data };
-    offset += data.length;
+  const opts = { signal: eo.signal, onInput: eo.onInput, onWarning: eo.onWarning };
+  if (format === 'raw') {
+    let offset = 0;
+    for await (const data of decompressFile(path, format, opts)) {
+      yield { offset, data };
+      offset += data.length;
+    }
+    return;
+  }
+  for await (const e of decodedExtentsOffThread(path, format, { ...opts, chunkSize: eo.chunkSize })) yield { ...e, owned: true };
+}
+
+/** Throws when the decoded image is not as long as the bmap says. */
+function checkBmapLength(path: string, bmap: Bmap, decoded: number): void {
+  if (decoded < bmap.imageSize) {
+    throw new SourceError(`${path} is truncated: it holds ${decoded} bytes but the bmap describes ${bmap.imageSize}`);
+  }
+  if (decoded > bmap.imageSize) {
+    throw new SourceError(`${path} holds ${decoded} bytes, more than the ${bmap.imageSize} its bmap ${bmap.path} describes: wrong bmap for this image?`);
+  }
+}
+
+/** The mapped ranges of a compressed image: decoded on a worker thread, which drops the holes. */
+async function* mappedDecodedExtents(path: string, format: ImageFormat, bmap: Bmap, eo: ExtentOptions): AsyncGenerator<Extent> {
+  const mapped = bmap.ranges.flatMap((r) => {
+    const { start, end } = rangeBytes(bmap, r);
+    return [start, end];
+  });
+  const it = decodedExtentsOffThread(path, format, { signal: eo.signal, onInput: eo.onInput, onWarning: eo.onWarning, chunkSize: eo.chunkSize, mapped });
+  try {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return checkBmapLength(path, bmap, r.value);
+      yield { ...r.value, owned: true };
+    }
+  } finally {
+    // stopped early (a failure downstream): the worker goes too
+    await it.return(0);
   }
 }
 
@@ -164,9 +203,12 @@ export async function openImageSource(path: string, opts: ImageSourceOptions = {
     if (format === 'android-sparse') return await openAndroidSparse(fh, path, st, opts);
     const size = await sizeInfo(fh, format, st.size, path);
     const bmap = await matchingBmap(path, opts, format, size);
-    const sparseRead = !!bmap && format === 'raw';
+    const sparseRead = !!bmap;
     const realPath = await realpath(path);
-    const extents = (eo: ExtentOptions = {}): AsyncIterable<Extent> => (sparseRead && bmap ? mappedExtents(fh, path, bmap, eo) : decodedExtents(path, format, eo));
+    const extents = (eo: ExtentOptions = {}): AsyncIterable<Extent> => {
+      if (!bmap) return decodedExtents(path, format, eo);
+      return format === 'raw' ? mappedExtents(fh, path, bmap, eo) : mappedDecodedExtents(path, format, bmap, eo);
+    };
     return {
       path,
       realPath,
@@ -212,7 +254,7 @@ async function openAndroidSparse(fh: FileHandle, path: string, st: { size: numbe
 /** How the image's bytes are produced, for reports: the decoder, or a direct read of the mapped ranges. */
 export function sourceDecoder(src: Pick<ImageSource, 'format' | 'sparseRead'>): string {
   if (src.format === 'android-sparse') return 'Android sparse chunks read directly';
-  return src.sparseRead ? 'bmap ranges read directly' : decoderName(src.format);
+  return src.sparseRead && src.format === 'raw' ? 'bmap ranges read directly' : decoderName(src.format);
 }
 
 /** Bytes the destination must hold: the bmap's image size, else the exact or least known size. */
