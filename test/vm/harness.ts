@@ -25,7 +25,12 @@ function resolveSourceDir(): string {
   return candidates[0];
 }
 
+/** Guest architectures provision.sh can set up (CRASHCART_VM_ARCH). */
+export type VmArch = 'amd64' | 'i386' | 'arm64';
+export const VM_ARCHES: readonly VmArch[] = ['amd64', 'i386', 'arm64'];
+
 export interface VmEnv {
+  arch: VmArch;
   kernelRelease: string;
   /** Kernel QEMU boots (uncompressed vmlinux via PVH when available, else the bzImage). */
   bootKernel: string;
@@ -37,12 +42,14 @@ export interface VmEnv {
 
 export class VmNotProvisionedError extends Error {}
 
-/** Reads the cache's current.env written by provision.sh. */
-/** `arch` 'i386' reads the 32-bit guest provisioned with CRASHCART_VM_ARCH=i386 (current-i386.env). */
-export function loadVmEnv(cacheDir = process.env.CRASHCART_VM_CACHE ?? join(VM_SOURCE_DIR, 'cache'), arch: 'amd64' | 'i386' = 'amd64'): VmEnv {
-  const file = join(cacheDir, arch === 'i386' ? 'current-i386.env' : 'current.env');
+/**
+ * Reads the cache's current.env written by provision.sh; another `arch` reads the guest
+ * provisioned with CRASHCART_VM_ARCH=ARCH (current-ARCH.env).
+ */
+export function loadVmEnv(cacheDir = process.env.CRASHCART_VM_CACHE ?? join(VM_SOURCE_DIR, 'cache'), arch: VmArch = 'amd64'): VmEnv {
+  const file = join(cacheDir, arch === 'amd64' ? 'current.env' : `current-${arch}.env`);
   if (!existsSync(file)) {
-    throw new VmNotProvisionedError(`VM harness not provisioned: ${file} missing; run ${arch === 'i386' ? 'CRASHCART_VM_ARCH=i386 ' : ''}test/vm/provision.sh`);
+    throw new VmNotProvisionedError(`VM harness not provisioned: ${file} missing; run ${arch === 'amd64' ? '' : `CRASHCART_VM_ARCH=${arch} `}test/vm/provision.sh`);
   }
   const kv = new Map<string, string>();
   for (const line of readFileSync(file, 'utf8').split('\n')) {
@@ -55,6 +62,7 @@ export function loadVmEnv(cacheDir = process.env.CRASHCART_VM_CACHE ?? join(VM_S
     return v;
   };
   const env: VmEnv = {
+    arch,
     kernelRelease: get('KERNEL_RELEASE'),
     bootKernel: kv.get('BOOT_KERNEL') || get('VMLINUZ'),
     initrd: get('INITRD'),
@@ -67,6 +75,19 @@ export function loadVmEnv(cacheDir = process.env.CRASHCART_VM_CACHE ?? join(VM_S
   }
   return env;
 }
+
+/**
+ * The emulated machine per guest architecture. Disks are virtio-blk-pci on every machine
+ * (x86 pc/i440fx, arm64 virt's PCIe root bus), so the guest's /dev/vdX order and the
+ * harness's slots are the same everywhere.
+ */
+const MACHINES: Record<VmArch, { args: string[]; console: string; append: string }> = {
+  // i8042/tsc switches shorten the x86 boot (no PS/2 probing, no TSC calibration against the PIT)
+  amd64: { args: [], console: 'ttyS0', append: 'i8042.noaux i8042.nokbd i8042.nopnp tsc=reliable no_timer_check' },
+  i386: { args: [], console: 'ttyS0', append: 'i8042.noaux i8042.nokbd i8042.nopnp tsc=reliable no_timer_check' },
+  // Cortex-A57 (ARMv8.0): fewer features to emulate than `max` (no pointer authentication, no SVE)
+  arm64: { args: ['-machine', 'virt', '-cpu', 'cortex-a57'], console: 'ttyAMA0', append: '' },
+};
 
 export interface VmDisk {
   /** Image file on the host. */
@@ -205,13 +226,13 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
     await fh.truncate((opts.outputDiskMiB ?? 256) * 1024 * 1024);
     await fh.close();
 
+    const machine = MACHINES[env.arch];
     const append = [
-      'console=ttyS0',
+      `console=${machine.console}`,
       'panic=-1',
       'nokaslr',
       opts.verboseKernel ? '' : 'quiet',
-      'i8042.noaux i8042.nokbd i8042.nopnp',
-      'tsc=reliable no_timer_check',
+      machine.append,
       `crashcart.timeout=${scriptTimeoutS}`,
       opts.cmdline ?? '',
     ]
@@ -219,6 +240,7 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
       .join(' ');
 
     const args = [
+      ...machine.args,
       '-accel',
       'tcg',
       '-m',

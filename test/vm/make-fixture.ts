@@ -2,12 +2,15 @@
  * Generates a kernel-written fixture (run once; the outputs are committed):
  * - with a CPU count that does not divide ftrace_size, so that psz_alloc_zones() starts the kmsg
  *   zones off the 4 KiB grid (3 CPUs: 1 byte early);
- * - with the 32-bit x86 kernel (i386: 28-byte kmsg header, 4-byte aligned 64-bit fields).
+ * - with the 32-bit x86 kernel (i386: 28-byte kmsg header, 4-byte aligned 64-bit fields);
+ * - with Debian's arm64 kernel under qemu-system-aarch64 (virt, Cortex-A57).
  *
  *   export CRASHCART_VM_CACHE=...; npm run build
  *   flock /tmp/crashcart-vm.lock node dist/test/vm/make-fixture.js stock61-smp3 3
  *   CRASHCART_VM_ARCH=i386 bash test/vm/provision.sh
  *   flock /tmp/crashcart-vm.lock node dist/test/vm/make-fixture.js stock61-i386 1 i386
+ *   CRASHCART_VM_ARCH=arm64 bash test/vm/provision.sh
+ *   flock /tmp/crashcart-vm.lock node dist/test/vm/make-fixture.js stock61-arm64 2 arm64
  *
  * Boot 1 (qemu -smp N) registers pstore_blk on a zeroed 1 MiB virtio disk with ftrace_size=64
  * (the module parameter exists even where CONFIG_PSTORE_FTRACE is off, and the zones are laid
@@ -30,7 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { kernelFixturesDir } from '../helpers/kernel-fixtures.js';
-import { createRawImage, loadVmEnv, runVm } from './harness.js';
+import { createRawImage, loadVmEnv, runVm, VM_ARCHES, type VmArch } from './harness.js';
 
 /** Physical range of the panic_blk region (memmap=1M$0x10000000) inside the 512 MiB guest. */
 const PANIC_REGION = { phys: 0x1000_0000, size: 1 << 20 };
@@ -85,9 +88,9 @@ async function main() {
   const [name, cpusArg, arch = 'amd64'] = process.argv.slice(2);
   if (name && cpusArg === 'panic') return makePanicFixture(name, arch);
   const cpus = Number(cpusArg);
-  if (!name || !Number.isInteger(cpus) || cpus < 1 || (arch !== 'amd64' && arch !== 'i386'))
-    throw new Error('usage: make-fixture.js NAME CPUS [amd64|i386] | NAME panic deflate|none');
-  const vmEnv = loadVmEnv(undefined, arch);
+  if (!name || !Number.isInteger(cpus) || cpus < 1 || !VM_ARCHES.includes(arch as VmArch))
+    throw new Error(`usage: make-fixture.js NAME CPUS [${VM_ARCHES.join('|')}] | NAME panic deflate|none`);
+  const vmEnv = loadVmEnv(undefined, arch as VmArch);
   const sizes = 'pstore_blk.kmsg_size=32 pstore_blk.pmsg_size=0 pstore_blk.console_size=0 pstore_blk.ftrace_size=64 pstore_blk.max_reason=2';
   const cmdline = `pstore_blk.blkdev=/dev/vda pstore_blk.best_effort=y ${sizes}`;
   const work = await mkdtemp(join(tmpdir(), `crashcart-fixture-${name}-`));

@@ -19,6 +19,9 @@
 #   CRASHCART_VM_NO_APT=1    never call apt (fail if something is missing)
 #   CRASHCART_VM_ARCH=i386   provision Debian's 32-bit x86 kernel (linux-image-686, i386 busybox,
 #                        qemu-system-i386) next to the default amd64 one; writes current-i386.env
+#   CRASHCART_VM_ARCH=arm64  provision Debian's arm64 kernel (linux-image-arm64, arm64 busybox,
+#                        qemu-system-aarch64, modules cross-built with aarch64-linux-gnu-gcc-12 and
+#                        the host's linux-kbuild); writes current-arm64.env
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,10 +29,13 @@ CACHE="${CRASHCART_VM_CACHE:-$HERE/cache}"
 OOPS_COUNT="${CRASHCART_VM_OOPS_COUNT:-8}"
 T0=$(date +%s.%N)
 ARCH="${CRASHCART_VM_ARCH:-amd64}"
+# FLAVOUR: Debian's kernel flavour (linux-image-FLAVOUR); CROSS: the cross toolchain prefix for
+# the Oops modules (empty: the host's gcc builds them, -m32 for i386).
 case "$ARCH" in
-  amd64) ENV_FILE=current.env ;;
-  i386) ENV_FILE=current-i386.env ;;
-  *) echo "provision: ERROR: CRASHCART_VM_ARCH=$ARCH: amd64 or i386" >&2; exit 1 ;;
+  amd64) ENV_FILE=current.env FLAVOUR=amd64 CROSS= QEMU_BIN=qemu-system-x86_64 QEMU_PKG=qemu-system-x86 ;;
+  i386) ENV_FILE=current-i386.env FLAVOUR=686 CROSS= QEMU_BIN=qemu-system-i386 QEMU_PKG=qemu-system-x86 ;;
+  arm64) ENV_FILE=current-arm64.env FLAVOUR=arm64 CROSS=aarch64-linux-gnu- QEMU_BIN=qemu-system-aarch64 QEMU_PKG=qemu-system-arm ;;
+  *) echo "provision: ERROR: CRASHCART_VM_ARCH=$ARCH: amd64, i386 or arm64" >&2; exit 1 ;;
 esac
 
 log() { printf "provision: [%5ss] %s\n" "$(elapsed)" "$*" >&2; }
@@ -57,6 +63,7 @@ apt_update_once() {
 # ---------------------------------------------------------------- host tools
 need_pkgs=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need_pkgs+=(qemu-system-x86)
+command -v "$QEMU_BIN" >/dev/null 2>&1 || need_pkgs+=("$QEMU_PKG")
 if ! dpkg -s busybox-static >/dev/null 2>&1; then need_pkgs+=(busybox-static); fi
 command -v cpio >/dev/null 2>&1 || need_pkgs+=(cpio)
 command -v make >/dev/null 2>&1 || need_pkgs+=(make)
@@ -71,27 +78,27 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     cat "$CACHE/apt-install.log" >&2; die "apt-get install ${need_pkgs[*]} failed"
   fi
 else
-  log "host tools present (qemu-system-x86_64, busybox-static, cpio, make, depmod, xz, zstd)"
+  log "host tools present ($QEMU_BIN, busybox-static, cpio, make, depmod, xz, zstd)"
 fi
 DEPMOD="$(command -v depmod || echo /sbin/depmod)"
 BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] || die "/bin/busybox missing after installing busybox-static"
 
-# A 32-bit guest needs Debian's i386 packages (dpkg --add-architecture i386) and an i386 busybox.
-if [ "$ARCH" = i386 ]; then
-  if ! dpkg --print-foreign-architectures | grep -qx i386; then
-    [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "i386 packages needed but CRASHCART_VM_NO_APT=1"
-    log "dpkg --add-architecture i386"
-    $SUDO dpkg --add-architecture i386
+# A foreign guest needs Debian's packages of its architecture (dpkg --add-architecture) and its busybox.
+if [ "$ARCH" != amd64 ]; then
+  if ! dpkg --print-foreign-architectures | grep -qx "$ARCH"; then
+    [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "$ARCH packages needed but CRASHCART_VM_NO_APT=1"
+    log "dpkg --add-architecture $ARCH"
+    $SUDO dpkg --add-architecture "$ARCH"
     APT_UPDATED=0
     apt_update_once
   fi
-  BUSYBOX="$CACHE/busybox-i386/bin/busybox"
+  BUSYBOX="$CACHE/busybox-$ARCH/bin/busybox"
   if [ ! -x "$BUSYBOX" ]; then
-    ls "$CACHE"/debs/busybox-static_*_i386.deb >/dev/null 2>&1 || (cd "$CACHE/debs" && apt-get download -qq busybox-static:i386 >&2) || die "apt-get download busybox-static:i386 failed"
-    rm -rf "$CACHE/busybox-i386" && dpkg-deb -x "$(ls -t "$CACHE"/debs/busybox-static_*_i386.deb | head -n1)" "$CACHE/busybox-i386"
+    ls "$CACHE"/debs/busybox-static_*_"$ARCH".deb >/dev/null 2>&1 || (cd "$CACHE/debs" && apt-get download -qq "busybox-static:$ARCH" >&2) || die "apt-get download busybox-static:$ARCH failed"
+    rm -rf "$CACHE/busybox-$ARCH" && dpkg-deb -x "$(ls -t "$CACHE"/debs/busybox-static_*_"$ARCH".deb | head -n1)" "$CACHE/busybox-$ARCH"
   fi
-  [ -x "$BUSYBOX" ] || die "no i386 busybox in $CACHE/busybox-i386"
+  [ -x "$BUSYBOX" ] || die "no $ARCH busybox in $CACHE/busybox-$ARCH"
 fi
 
 # ---------------------------------------------------------------- kernel choice
@@ -100,9 +107,9 @@ fi
 resolve_abi() {
   local meta dep
   local metas="linux-image-amd64 linux-image-generic"
-  [ "$ARCH" = i386 ] && metas="linux-image-686:i386"
+  [ "$ARCH" != amd64 ] && metas="linux-image-$FLAVOUR:$ARCH"
   for meta in $metas; do
-    dep="$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: linux-image-\(unsigned-\)\{0,1\}\([0-9][^ :]*\)\(:i386\)\{0,1\}$/\2/p' | head -n1)"
+    dep="$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: linux-image-\(unsigned-\)\{0,1\}\([0-9][^ :]*\)\(:[a-z0-9]*\)\{0,1\}$/\2/p' | head -n1)"
     if [ -n "$dep" ]; then echo "$dep"; return 0; fi
   done
   return 1
@@ -117,7 +124,7 @@ if [ -z "$ABI" ]; then
   fi
   if [ -z "$ABI" ]; then
     # apt cannot tell (offline): reuse the newest kernel already in the cache
-    ABI="$(ls -d "$CACHE"/kernel-*/ 2>/dev/null | sed 's#.*/kernel-\(.*\)/$#\1#' | if [ "$ARCH" = i386 ]; then grep -- '-686$'; else grep -v -- '-686$'; fi | sort -V | tail -n1 || true)"
+    ABI="$(ls -d "$CACHE"/kernel-*/ 2>/dev/null | sed 's#.*/kernel-\(.*\)/$#\1#' | if [ "$ARCH" != amd64 ]; then grep -- "-$FLAVOUR\$"; else grep -v -e '-686$' -e '-arm64$'; fi | sort -V | tail -n1 || true)"
     [ -n "$ABI" ] || die "cannot determine a kernel: apt-cache knows neither linux-image-amd64 nor linux-image-generic"
     log "apt cannot resolve the kernel metapackage; using cached kernel $ABI"
   fi
@@ -132,9 +139,9 @@ else
     *-amd64)
       flavour_pkgs=(linux-image-$ABI linux-headers-$ABI linux-headers-${ABI%-amd64}-common)
       ;;
-    *-686)
-      # linux-kbuild (host tools) stays native: it only runs on the build host.
-      flavour_pkgs=(linux-image-$ABI:i386 linux-headers-$ABI:i386 linux-headers-${ABI%-686}-common)
+    *-686 | *-arm64)
+      # linux-kbuild (host tools: fixdep, modpost) stays native: it only runs on the build host.
+      flavour_pkgs=(linux-image-$ABI:$ARCH linux-headers-$ABI:$ARCH linux-headers-${ABI%-"$FLAVOUR"}-common)
       ;;
     *-generic)
       flavour_pkgs=(linux-image-unsigned-$ABI linux-modules-$ABI linux-modules-extra-$ABI linux-headers-$ABI linux-headers-${ABI%-generic})
@@ -142,13 +149,13 @@ else
     *) die "unsupported kernel flavour: $ABI" ;;
   esac
   # Debian headers need linux-kbuild-X.Y (the major.minor of the kernel)
-  if [ "${ABI%-amd64}" != "$ABI" ] || [ "${ABI%-686}" != "$ABI" ]; then
+  if [ "${ABI%-amd64}" != "$ABI" ] || [ "${ABI%-686}" != "$ABI" ] || [ "${ABI%-arm64}" != "$ABI" ]; then
     kb="linux-kbuild-$(echo "$ABI" | cut -d. -f1-2)"
     flavour_pkgs+=("$kb")
   fi
   missing=()
   for p in "${flavour_pkgs[@]}"; do
-    ls "$CACHE/debs/${p%:i386}_"*.deb >/dev/null 2>&1 || missing+=("$p")
+    ls "$CACHE/debs/${p%:*}_"*.deb >/dev/null 2>&1 || missing+=("$p")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "kernel packages not cached: ${missing[*]}"
@@ -163,7 +170,7 @@ else
   rm -rf "$KROOT.tmp"
   mkdir -p "$KROOT.tmp"
   for p in "${flavour_pkgs[@]}"; do
-    deb="$(ls -t "$CACHE/debs/${p%:i386}_"*.deb | head -n1)"
+    deb="$(ls -t "$CACHE/debs/${p%:*}_"*.deb | head -n1)"
     log "unpacking $(basename "$deb")"
     dpkg-deb -x "$deb" "$KROOT.tmp"
   done
@@ -192,13 +199,17 @@ VMLINUZ="$(ls "$KROOT"/boot/vmlinuz-"$ABI"* | head -n1)"
 KBUILD_DIR="$KROOT/lib/modules/$ABI/build"
 [ -f "$KBUILD_DIR/Makefile" ] || die "no kernel build dir at $KBUILD_DIR"
 
-# The headers name the compiler the kernel was built with (Debian: CC = ... gcc-12).
+# The headers name the compiler the kernel was built with (Debian: CC = ... gcc-12); a foreign
+# 64-bit kernel needs its cross compiler (Debian: gcc-12-aarch64-linux-gnu).
 KCC="$(sed -n 's/^CC = .*\(gcc-[0-9][0-9]*\)$/\1/p' "$KBUILD_DIR/.kernelvariables" 2>/dev/null | head -n1 || true)"
 [ -n "$KCC" ] || KCC=gcc
-if ! command -v "$KCC" >/dev/null 2>&1; then
+KCC_PKG="$KCC libc6-dev"
+[ -n "$CROSS" ] && KCC_PKG="$KCC-${CROSS%-}"
+if ! command -v "$CROSS$KCC" >/dev/null 2>&1; then
   apt_update_once
-  log "installing compiler $KCC"
-  $SUDO apt-get install -y -qq --no-install-recommends "$KCC" libc6-dev >&2 || die "cannot install $KCC"
+  log "installing compiler $CROSS$KCC ($KCC_PKG)"
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $KCC_PKG >&2 || die "cannot install $KCC_PKG"
 fi
 
 # ---------------------------------------------------------------- Oops modules
@@ -217,7 +228,7 @@ else
   cp "$HERE/panic_blk.c" "$OOPS_DIR/"
   echo "obj-m :=$objs panic_blk.o" > "$OOPS_DIR/Kbuild"
   log "building $OOPS_COUNT Oops modules and panic_blk against $ABI"
-  make -s -C "$KBUILD_DIR" M="$OOPS_DIR" modules >"$OOPS_DIR/build.log" 2>&1 || { cat "$OOPS_DIR/build.log" >&2; die "building the Oops modules failed"; }
+  make -s -C "$KBUILD_DIR" M="$OOPS_DIR" ${CROSS:+CROSS_COMPILE=$CROSS} modules >"$OOPS_DIR/build.log" 2>&1 || { cat "$OOPS_DIR/build.log" >&2; die "building the Oops modules failed"; }
   for i in $(seq 1 "$OOPS_COUNT"); do [ -f "$OOPS_DIR/oops$i.ko" ] || die "oops$i.ko not built"; done
   [ -f "$OOPS_DIR/panic_blk.ko" ] || die "panic_blk.ko not built"
   echo "$OOPS_SRC_HASH" > "$OOPS_DIR/.complete"
@@ -307,11 +318,11 @@ elif grep -q '^CONFIG_PVH=y' "$KROOT/boot/config-$ABI" 2>/dev/null; then
     || log "warning: could not extract vmlinux from $VMLINUZ; booting the bzImage (slower)"
   [ -s "$VMLINUX" ] && log "extracted uncompressed kernel $VMLINUX"
 else
-  log "kernel lacks CONFIG_PVH; booting the bzImage"
+  log "kernel lacks CONFIG_PVH; booting $(basename "$VMLINUZ") as it is"
 fi
 [ -s "$VMLINUX" ] && BOOT_KERNEL="$VMLINUX" || BOOT_KERNEL="$VMLINUZ"
 
-QEMU="$(command -v "$([ "$ARCH" = i386 ] && echo qemu-system-i386 || echo qemu-system-x86_64)")"
+QEMU="$(command -v "$QEMU_BIN")"
 cat > "$CACHE/$ENV_FILE.tmp" <<ENV
 KERNEL_RELEASE=$ABI
 VMLINUZ=$VMLINUZ

@@ -103,7 +103,8 @@ _oops_insmod() {
   # the Oops kills insmod; its exit status carries no information
   insmod "/lib/oops/oops$_n.ko" >/dev/null 2>&1 || true
   _i=0
-  until dmesg | grep -q "[ER]IP: .*\[oops$_n\]"; do
+  # the faulting instruction's line names the module: "RIP:"/"EIP:" on x86, "pc :" on arm64
+  until dmesg | grep -qE "([ER]IP: |pc : ).*\[oops$_n\]"; do
     _i=$((_i + 1)); [ $_i -lt 100 ] || vm_fail "no Oops from oops$_n in the kernel log"
     sleep 0.1
   done
