@@ -63,6 +63,10 @@ load_pstore_blk() {
     /dev/*) echo "$_blk" > /run/pstore_blkdev ;;
     *) rm -f /run/pstore_blkdev ;;
   esac
+  # virtio-blk-ccw disks (s390x) are probed in parallel with -smp > 1: /dev/vda is not always the first disk
+  if [ "$(cat "/sys/block/${_blk#/dev/}/serial" 2>/dev/null)" = crashcart-out ]; then
+    vm_fail "pstore_blk attached to the harness output disk $_blk (pass blkdev=\$(vm_disk_by_serial ...))"
+  fi
   vm_log "pstore_blk registered on ${_blk:-?}: $(for p in /sys/module/pstore_blk/parameters/*; do printf '%s=%s ' "${p##*/}" "$(cat "$p")"; done)"
 }
 
@@ -103,8 +107,9 @@ _oops_insmod() {
   # the Oops kills insmod; its exit status carries no information
   insmod "/lib/oops/oops$_n.ko" >/dev/null 2>&1 || true
   _i=0
-  # the faulting instruction's line names the module: "RIP:"/"EIP:" on x86, "pc :" on arm64
-  until dmesg | grep -qE "([ER]IP: |pc : ).*\[oops$_n\]"; do
+  # the faulting instruction's line names the module: "RIP:"/"EIP:" on x86, "pc :" on arm64,
+  # "Krnl PSW :" on s390x
+  until dmesg | grep -qE "([ER]IP: |pc : |PSW : ).*\[oops$_n\]"; do
     _i=$((_i + 1)); [ $_i -lt 100 ] || vm_fail "no Oops from oops$_n in the kernel log"
     sleep 0.1
   done
