@@ -135,6 +135,7 @@ async function main() {
     await writeFile(join(dir, 'disk.img.gz'), gzipSync(await readFile(disk), { level: 9 }));
     await writeFile(join(dir, 'cmdline.txt'), `${cmdline} nokaslr\n`);
     await writeFile(join(dir, 'effective'), boot1.outputs.get('effective') ?? '');
+    await writeFile(join(dir, 'kernel-readout.stat'), boot2.outputs.get('pstore.stat') ?? '');
     let n = 0;
     for (const [k, v] of boot2.outputs) {
       if (!k.startsWith('pstore/')) continue;

@@ -22,7 +22,7 @@
 #                                 content changed and is stable) and sync
 #   oops_nowait N                 same, but only wait until the Oops is in the kernel log
 #   save_pstore [NAME]            copy /sys/fs/pstore/* byte-exactly to output NAME/ (default
-#                                 "pstore"); NAME.stat lists "file size mtime" of the originals
+#                                 "pstore"); NAME.stat lists "file size mtime date time.ns zone" of the originals
 #   save_file PATH [NAME]         copy PATH (file or block device contents) to output NAME
 #                                 (default: basename of PATH)
 #   save_text NAME                copy stdin to output NAME
@@ -149,7 +149,7 @@ save_pstore() {
   for _f in /sys/fs/pstore/*; do
     [ -e "$_f" ] || continue
     cp -p "$_f" "/out/$_name/" || vm_fail "copying $_f failed"
-    stat -c '%n %s %Y' "$_f" | sed 's#^/sys/fs/pstore/##' >> "/out/$_name.stat"
+    stat -c '%n %s %Y %y' "$_f" | sed 's#^/sys/fs/pstore/##' >> "/out/$_name.stat"
   done
   vm_log "saved $(ls "/out/$_name" | wc -l) pstore file(s) as $_name/"
 }
