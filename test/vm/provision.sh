@@ -290,7 +290,7 @@ else
   done
   cp "$HERE/panic_blk.c" "$OOPS_DIR/"
   # panic_blk maps RAM with memremap(), which needs CONFIG_HAS_IOMEM (not in the s390x kernel: no PCI)
-  printf 'obj-m :=%s\nobj-$(CONFIG_HAS_IOMEM) += panic_blk.o\n' "$objs" > "$OOPS_DIR/Kbuild"
+  printf 'obj-m :=%s\nifdef CONFIG_HAS_IOMEM\nobj-m += panic_blk.o\nendif\n' "$objs" > "$OOPS_DIR/Kbuild"
   log "building $OOPS_COUNT Oops modules and panic_blk against $ABI"
   make -s -C "$KBUILD_DIR" M="$OOPS_DIR" "${OOPS_MAKE_ARGS[@]}" modules >"$OOPS_DIR/build.log" 2>&1 || { cat "$OOPS_DIR/build.log" >&2; die "building the Oops modules failed"; }
   for i in $(seq 1 "$OOPS_COUNT"); do [ -f "$OOPS_DIR/oops$i.ko" ] || die "oops$i.ko not built"; done
