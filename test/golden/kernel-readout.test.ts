@@ -40,6 +40,18 @@ describe('kernel readout golden tests', () => {
     assert.equal(x.decoded.abi.layout, 'i386');
     assert.equal(x.records.length, 3);
   });
+  it('c61-s390x: detected as big-endian LP64 (s390x) and its kmsg, pmsg and console zones read byte-exactly', async () => {
+    const fx = fixtures.find((f) => f.name === 'c61-s390x')!;
+    const x = await extract(fx.disk(), { blkdev: parseCmdline(fx.cmdline).blkdev });
+    assert.deepEqual([x.decoded.abi.endian, x.decoded.abi.layout], ['be', 'lp64']);
+    assert.deepEqual(x.records.map((r) => r.type).sort(), ['console', 'dmesg', 'dmesg', 'dmesg', 'pmsg']);
+  });
+  it('stock61-arm64: detected as little-endian LP64', async () => {
+    const fx = fixtures.find((f) => f.name === 'stock61-arm64')!;
+    const x = await extract(fx.disk(), { blkdev: parseCmdline(fx.cmdline).blkdev });
+    assert.deepEqual([x.decoded.abi.endian, x.decoded.abi.layout], ['le', 'lp64']);
+    assert.equal(x.records.length, 3);
+  });
   it('has the fixtures', () => assert.ok(fixtures.length >= 6, `found ${fixtures.length} fixtures`));
   for (const fx of fixtures) {
     it(`${fx.name}: records equal the kernel's /sys/fs/pstore (geometry from cmdline.txt)`, async () => {
@@ -51,6 +63,18 @@ describe('kernel readout golden tests', () => {
       const x = await extract(fx.disk(), parseCmdline(fx.cmdline), fx.kallsyms, 'zones');
       assertMatchesReadout(new Map(x.records.map((r) => [r.file, r.content])), fx.readout);
     });
+    if (fx.readoutStat) {
+      it(`${fx.name}: every Oops record has the time the kernel gave its file (mtime = the header's tv_sec, tv_nsec)`, async () => {
+        const x = await extract(fx.disk(), { blkdev: parseCmdline(fx.cmdline).blkdev });
+        const dumps = x.records.filter((r) => r.type === 'dmesg');
+        assert.ok(dumps.length > 0);
+        for (const r of dumps) {
+          const st = fx.readoutStat!.get(r.file)!;
+          assert.equal(r.time?.sec, String(st.mtime), `${r.file}: tv_sec`);
+          if (st.mtimeNsec !== undefined) assert.equal(r.time?.nsec, st.mtimeNsec, `${r.file}: tv_nsec`);
+        }
+      });
+    }
     it(`${fx.name}: records equal the kernel's with the geometry auto-detected`, async () => {
       const given = parseCmdline(fx.cmdline);
       // Only the region is named; every size, the CPU count, ABI and byte order are detected.

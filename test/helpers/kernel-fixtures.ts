@@ -16,6 +16,8 @@ export interface KernelFixture {
   cmdline: string;
   readout: Map<string, Buffer>;
   kallsyms?: Uint8Array;
+  /** `kernel-readout.stat`: size and mtime of each /sys/fs/pstore file, where the fixture has it. */
+  readoutStat?: Map<string, FileStat>;
 }
 
 export function kernelFixtures(): KernelFixture[] {
@@ -26,6 +28,7 @@ export function kernelFixtures(): KernelFixture[] {
       const readout = new Map<string, Buffer>();
       for (const f of readdirSync(join(dir, 'kernel-readout'))) readout.set(f, readFileSync(join(dir, 'kernel-readout', f)));
       const ks = join(dir, 'kallsyms.gz');
+      const st = join(dir, 'kernel-readout.stat');
       return {
         name: d.name,
         dir,
@@ -33,8 +36,27 @@ export function kernelFixtures(): KernelFixture[] {
         cmdline: readFileSync(join(dir, 'cmdline.txt'), 'utf8').trim(),
         readout,
         kallsyms: existsSync(ks) ? readFileSync(ks) : undefined,
+        readoutStat: existsSync(st) ? parseStat(readFileSync(st, 'utf8')) : undefined,
       };
     });
+}
+
+export interface FileStat {
+  size: number;
+  /** Seconds since the epoch. */
+  mtime: number;
+  /** Nanoseconds of the mtime, where the manifest has the human-readable time too. */
+  mtimeNsec?: number;
+}
+
+/** Lines `NAME SIZE MTIME [YYYY-MM-DD HH:MM:SS.NNNNNNNNN +ZZZZ]` (stat -c '%n %s %Y %y'). */
+function parseStat(text: string): Map<string, FileStat> {
+  const out = new Map<string, FileStat>();
+  for (const line of text.split('\n')) {
+    const m = /^(\S+) (\d+) (\d+)(?: \S+ \d\d:\d\d:\d\d\.(\d{9}) \S+)?$/.exec(line);
+    if (m) out.set(m[1], { size: Number(m[2]), mtime: Number(m[3]), mtimeNsec: m[4] === undefined ? undefined : Number(m[4]) });
+  }
+  return out;
 }
 
 /**

@@ -25,7 +25,12 @@ function resolveSourceDir(): string {
   return candidates[0];
 }
 
+/** Guest architectures provision.sh can set up (CRASHCART_VM_ARCH). */
+export type VmArch = 'amd64' | 'i386' | 'arm64' | 's390x';
+export const VM_ARCHES: readonly VmArch[] = ['amd64', 'i386', 'arm64', 's390x'];
+
 export interface VmEnv {
+  arch: VmArch;
   kernelRelease: string;
   /** Kernel QEMU boots (uncompressed vmlinux via PVH when available, else the bzImage). */
   bootKernel: string;
@@ -37,12 +42,14 @@ export interface VmEnv {
 
 export class VmNotProvisionedError extends Error {}
 
-/** Reads the cache's current.env written by provision.sh. */
-/** `arch` 'i386' reads the 32-bit guest provisioned with CRASHCART_VM_ARCH=i386 (current-i386.env). */
-export function loadVmEnv(cacheDir = process.env.CRASHCART_VM_CACHE ?? join(VM_SOURCE_DIR, 'cache'), arch: 'amd64' | 'i386' = 'amd64'): VmEnv {
-  const file = join(cacheDir, arch === 'i386' ? 'current-i386.env' : 'current.env');
+/**
+ * Reads the cache's current.env written by provision.sh; another `arch` reads the guest
+ * provisioned with CRASHCART_VM_ARCH=ARCH (current-ARCH.env).
+ */
+export function loadVmEnv(cacheDir = process.env.CRASHCART_VM_CACHE ?? join(VM_SOURCE_DIR, 'cache'), arch: VmArch = 'amd64'): VmEnv {
+  const file = join(cacheDir, arch === 'amd64' ? 'current.env' : `current-${arch}.env`);
   if (!existsSync(file)) {
-    throw new VmNotProvisionedError(`VM harness not provisioned: ${file} missing; run ${arch === 'i386' ? 'CRASHCART_VM_ARCH=i386 ' : ''}test/vm/provision.sh`);
+    throw new VmNotProvisionedError(`VM harness not provisioned: ${file} missing; run ${arch === 'amd64' ? '' : `CRASHCART_VM_ARCH=${arch} `}test/vm/provision.sh`);
   }
   const kv = new Map<string, string>();
   for (const line of readFileSync(file, 'utf8').split('\n')) {
@@ -55,6 +62,7 @@ export function loadVmEnv(cacheDir = process.env.CRASHCART_VM_CACHE ?? join(VM_S
     return v;
   };
   const env: VmEnv = {
+    arch,
     kernelRelease: get('KERNEL_RELEASE'),
     bootKernel: kv.get('BOOT_KERNEL') || get('VMLINUZ'),
     initrd: get('INITRD'),
@@ -67,6 +75,39 @@ export function loadVmEnv(cacheDir = process.env.CRASHCART_VM_CACHE ?? join(VM_S
   }
   return env;
 }
+
+interface Machine {
+  args: string[];
+  console: string;
+  append: string;
+  /** The -device of a virtio disk in slot `slot` (its PCI slot or CCW device number). */
+  virtioBlk: (drive: string, slot: number) => string;
+  /** PCI bus for qemu-xhci (USB disks). */
+  pci: boolean;
+}
+
+const virtioBlkPci = (drive: string, slot: number): string => `virtio-blk-pci,drive=${drive},addr=${hex(slot)}`;
+
+/**
+ * The emulated machine per guest architecture. Disks are virtio-blk-pci on x86 (pc) and arm64
+ * (virt's PCIe root bus) and virtio-blk-ccw on s390x (device numbers fe.0.SLOT); the guest
+ * finds them in the order given (/dev/vda, /dev/vdb, ...) on every machine.
+ */
+const MACHINES: Record<VmArch, Machine> = {
+  // i8042/tsc switches shorten the x86 boot (no PS/2 probing, no TSC calibration against the PIT)
+  amd64: { args: [], console: 'ttyS0', append: 'i8042.noaux i8042.nokbd i8042.nopnp tsc=reliable no_timer_check', virtioBlk: virtioBlkPci, pci: true },
+  i386: { args: [], console: 'ttyS0', append: 'i8042.noaux i8042.nokbd i8042.nopnp tsc=reliable no_timer_check', virtioBlk: virtioBlkPci, pci: true },
+  // Cortex-A57 (ARMv8.0): fewer features to emulate than `max` (no pointer authentication, no SVE)
+  arm64: { args: ['-machine', 'virt', '-cpu', 'cortex-a57'], console: 'ttyAMA0', append: '', virtioBlk: virtioBlkPci, pci: true },
+  // -serial is the SCLP VT220 console (ttysclp0) on s390-ccw-virtio
+  s390x: {
+    args: ['-machine', 's390-ccw-virtio'],
+    console: 'ttysclp0',
+    append: '',
+    virtioBlk: (drive, slot) => `virtio-blk-ccw,drive=${drive},devno=fe.0.${slot.toString(16).padStart(4, '0')}`,
+    pci: false,
+  },
+};
 
 export interface VmDisk {
   /** Image file on the host. */
@@ -205,13 +246,13 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
     await fh.truncate((opts.outputDiskMiB ?? 256) * 1024 * 1024);
     await fh.close();
 
+    const machine = MACHINES[env.arch];
     const append = [
-      'console=ttyS0',
+      `console=${machine.console}`,
       'panic=-1',
       'nokaslr',
       opts.verboseKernel ? '' : 'quiet',
-      'i8042.noaux i8042.nokbd i8042.nopnp',
-      'tsc=reliable no_timer_check',
+      machine.append,
       `crashcart.timeout=${scriptTimeoutS}`,
       opts.cmdline ?? '',
     ]
@@ -219,6 +260,7 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
       .join(' ');
 
     const args = [
+      ...machine.args,
       '-accel',
       'tcg',
       '-m',
@@ -254,14 +296,15 @@ export async function runVm(opts: RunVmOptions): Promise<VmResult> {
         '-drive',
         `file=${qemuPath(d.path)},format=${d.format ?? 'raw'},if=none,id=disk${i}${d.readonly ? ',readonly=on' : ''}`,
         '-device',
-        `virtio-blk-pci,drive=disk${i},addr=${hex(4 + i)}${d.serial ? `,serial=${d.serial}` : ''}`,
+        `${machine.virtioBlk(`disk${i}`, 4 + i)}${d.serial ? `,serial=${d.serial}` : ''}`,
       );
     });
-    args.push('-drive', `file=${qemuPath(outImg)},format=raw,if=none,id=out`, '-device', `virtio-blk-pci,drive=out,addr=${hex(0x18)},serial=${OUTPUT_SERIAL}`);
+    args.push('-drive', `file=${qemuPath(outImg)},format=raw,if=none,id=out`, '-device', `${machine.virtioBlk('out', 0x18)},serial=${OUTPUT_SERIAL}`);
     if (opts.virtfsHostRoot) {
       args.push('-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap');
     }
     if (opts.usb && opts.usb.disks.length > 0) {
+      if (!machine.pci) throw new Error(`usb: no PCI bus for qemu-xhci on the ${env.arch} machine`);
       args.push('-device', `qemu-xhci,id=xhci,addr=${hex(0x19)}`);
       opts.usb.disks.forEach((d, i) => {
         args.push(

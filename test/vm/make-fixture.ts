@@ -2,17 +2,23 @@
  * Generates a kernel-written fixture (run once; the outputs are committed):
  * - with a CPU count that does not divide ftrace_size, so that psz_alloc_zones() starts the kmsg
  *   zones off the 4 KiB grid (3 CPUs: 1 byte early);
- * - with the 32-bit x86 kernel (i386: 28-byte kmsg header, 4-byte aligned 64-bit fields).
+ * - with the 32-bit x86 kernel (i386: 28-byte kmsg header, 4-byte aligned 64-bit fields);
+ * - with Debian's arm64 kernel under qemu-system-aarch64 (virt, Cortex-A57).
  *
  *   export CRASHCART_VM_CACHE=...; npm run build
  *   flock /tmp/crashcart-vm.lock node dist/test/vm/make-fixture.js stock61-smp3 3
  *   CRASHCART_VM_ARCH=i386 bash test/vm/provision.sh
  *   flock /tmp/crashcart-vm.lock node dist/test/vm/make-fixture.js stock61-i386 1 i386
+ *   CRASHCART_VM_ARCH=arm64 bash test/vm/provision.sh
+ *   flock /tmp/crashcart-vm.lock node dist/test/vm/make-fixture.js stock61-arm64 2 arm64
+ *   CRASHCART_VM_ARCH=s390x bash test/vm/provision.sh   (builds the kernel: Debian's has no pstore)
+ *   flock /tmp/crashcart-vm.lock node dist/test/vm/make-fixture.js c61-s390x 2 s390x
  *
  * Boot 1 (qemu -smp N) registers pstore_blk on a zeroed 1 MiB virtio disk with ftrace_size=64
  * (the module parameter exists even where CONFIG_PSTORE_FTRACE is off, and the zones are laid
  * out from it all the same), mounts pstorefs and takes three Oopses. Boot 2 (same CPU count)
- * reads the disk back; its /sys/fs/pstore is the expected output. Writes disk.img.gz,
+ * reads the disk back; its /sys/fs/pstore is the expected output. The module is given the disk
+ * found by its serial: virtio-blk-ccw disks (s390x) come up in any order with -smp > 1. Writes disk.img.gz,
  * cmdline.txt, effective and kernel-readout/ into test/fixtures/kernel/NAME/.
  *
  * Panic mode (`make-fixture.js NAME panic deflate|none`): Panics are only stored by a pstore/blk
@@ -30,7 +36,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { kernelFixturesDir } from '../helpers/kernel-fixtures.js';
-import { createRawImage, loadVmEnv, runVm } from './harness.js';
+import { createRawImage, loadVmEnv, runVm, VM_ARCHES, type VmArch } from './harness.js';
 
 /** Physical range of the panic_blk region (memmap=1M$0x10000000) inside the 512 MiB guest. */
 const PANIC_REGION = { phys: 0x1000_0000, size: 1 << 20 };
@@ -85,10 +91,13 @@ async function main() {
   const [name, cpusArg, arch = 'amd64'] = process.argv.slice(2);
   if (name && cpusArg === 'panic') return makePanicFixture(name, arch);
   const cpus = Number(cpusArg);
-  if (!name || !Number.isInteger(cpus) || cpus < 1 || (arch !== 'amd64' && arch !== 'i386'))
-    throw new Error('usage: make-fixture.js NAME CPUS [amd64|i386] | NAME panic deflate|none');
-  const vmEnv = loadVmEnv(undefined, arch);
-  const sizes = 'pstore_blk.kmsg_size=32 pstore_blk.pmsg_size=0 pstore_blk.console_size=0 pstore_blk.ftrace_size=64 pstore_blk.max_reason=2';
+  if (!name || !Number.isInteger(cpus) || cpus < 1 || !VM_ARCHES.includes(arch as VmArch))
+    throw new Error(`usage: make-fixture.js NAME CPUS [${VM_ARCHES.join('|')}] | NAME panic deflate|none`);
+  const vmEnv = loadVmEnv(undefined, arch as VmArch);
+  // The s390x kernel (built for the harness) has PSTORE_PMSG and PSTORE_CONSOLE: its fixture has
+  // big-endian pmsg and console zones too. Debian's kernels have neither.
+  const frontends = arch === 's390x';
+  const sizes = `pstore_blk.kmsg_size=32 pstore_blk.pmsg_size=${frontends ? 16 : 0} pstore_blk.console_size=${frontends ? 16 : 0} pstore_blk.ftrace_size=64 pstore_blk.max_reason=2`;
   const cmdline = `pstore_blk.blkdev=/dev/vda pstore_blk.best_effort=y ${sizes}`;
   const work = await mkdtemp(join(tmpdir(), `crashcart-fixture-${name}-`));
   try {
@@ -101,23 +110,32 @@ async function main() {
       vmEnv,
       timeoutMs: 180_000,
       script: `
-        load_pstore_blk
+        load_pstore_blk blkdev=$(vm_disk_by_serial pstore)
         mount_pstore
+        ${frontends ? 'for i in 1 2 3; do echo "crashcart pmsg line $i from $(uname -m)" > /dev/pmsg0; done' : ''}
         oops 1
         oops 2
         oops 3
-        { for p in kmsg_size pmsg_size console_size ftrace_size max_reason; do echo "$p=$(cat /sys/module/pstore_blk/parameters/$p)"; done
+        { for p in blkdev kmsg_size pmsg_size console_size ftrace_size max_reason; do echo "$p=$(cat /sys/module/pstore_blk/parameters/$p)"; done
           echo "possible_cpus=$(cat /sys/devices/system/cpu/possible)"; uname -r; } | save_text effective
       `,
     });
     const copy = join(work, 'boot2.img');
     await copyFile(disk, copy);
-    const boot2 = await runVm({ disks: [{ path: copy, serial: 'pstore' }], cmdline, cpus, vmEnv, timeoutMs: 150_000, script: 'load_pstore_blk\nmount_pstore\nsave_pstore\n' });
+    const boot2 = await runVm({
+      disks: [{ path: copy, serial: 'pstore' }],
+      cmdline,
+      cpus,
+      vmEnv,
+      timeoutMs: 150_000,
+      script: 'load_pstore_blk blkdev=$(vm_disk_by_serial pstore)\nmount_pstore\nsave_pstore\n',
+    });
     const dir = join(kernelFixturesDir, name);
     await mkdir(join(dir, 'kernel-readout'), { recursive: true });
     await writeFile(join(dir, 'disk.img.gz'), gzipSync(await readFile(disk), { level: 9 }));
     await writeFile(join(dir, 'cmdline.txt'), `${cmdline} nokaslr\n`);
     await writeFile(join(dir, 'effective'), boot1.outputs.get('effective') ?? '');
+    await writeFile(join(dir, 'kernel-readout.stat'), boot2.outputs.get('pstore.stat') ?? '');
     let n = 0;
     for (const [k, v] of boot2.outputs) {
       if (!k.startsWith('pstore/')) continue;

@@ -19,6 +19,13 @@
 #   CRASHCART_VM_NO_APT=1    never call apt (fail if something is missing)
 #   CRASHCART_VM_ARCH=i386   provision Debian's 32-bit x86 kernel (linux-image-686, i386 busybox,
 #                        qemu-system-i386) next to the default amd64 one; writes current-i386.env
+#   CRASHCART_VM_ARCH=arm64  provision Debian's arm64 kernel (linux-image-arm64, arm64 busybox,
+#                        qemu-system-aarch64, modules cross-built with aarch64-linux-gnu-gcc-12 and
+#                        the host's linux-kbuild); writes current-arm64.env
+#   CRASHCART_VM_ARCH=s390x  big-endian guest under qemu-system-s390x (s390-ccw-virtio): Debian's
+#                        s390x kernel has no CONFIG_PSTORE, so a small kernel is cross-built from
+#                        linux-source-6.1 with kernel-s390x.config (~10 min once, cached); s390x
+#                        busybox; writes current-s390x.env
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,10 +33,15 @@ CACHE="${CRASHCART_VM_CACHE:-$HERE/cache}"
 OOPS_COUNT="${CRASHCART_VM_OOPS_COUNT:-8}"
 T0=$(date +%s.%N)
 ARCH="${CRASHCART_VM_ARCH:-amd64}"
+# FLAVOUR: Debian's kernel flavour (linux-image-FLAVOUR); CROSS: the cross toolchain prefix for
+# the Oops modules (empty: the host's gcc builds them, -m32 for i386).
 case "$ARCH" in
-  amd64) ENV_FILE=current.env ;;
-  i386) ENV_FILE=current-i386.env ;;
-  *) echo "provision: ERROR: CRASHCART_VM_ARCH=$ARCH: amd64 or i386" >&2; exit 1 ;;
+  amd64) ENV_FILE=current.env FLAVOUR=amd64 CROSS= QEMU_BIN=qemu-system-x86_64 QEMU_PKG=qemu-system-x86 ;;
+  i386) ENV_FILE=current-i386.env FLAVOUR=686 CROSS= QEMU_BIN=qemu-system-i386 QEMU_PKG=qemu-system-x86 ;;
+  arm64) ENV_FILE=current-arm64.env FLAVOUR=arm64 CROSS=aarch64-linux-gnu- QEMU_BIN=qemu-system-aarch64 QEMU_PKG=qemu-system-arm ;;
+  # Debian's s390x kernel has no pstore: the kernel is built from linux-source-6.1 (kernel-s390x.config)
+  s390x) ENV_FILE=current-s390x.env FLAVOUR=s390x CROSS=s390x-linux-gnu- QEMU_BIN=qemu-system-s390x QEMU_PKG=qemu-system-misc ;;
+  *) echo "provision: ERROR: CRASHCART_VM_ARCH=$ARCH: amd64, i386, arm64 or s390x" >&2; exit 1 ;;
 esac
 
 log() { printf "provision: [%5ss] %s\n" "$(elapsed)" "$*" >&2; }
@@ -57,6 +69,7 @@ apt_update_once() {
 # ---------------------------------------------------------------- host tools
 need_pkgs=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need_pkgs+=(qemu-system-x86)
+command -v "$QEMU_BIN" >/dev/null 2>&1 || need_pkgs+=("$QEMU_PKG")
 if ! dpkg -s busybox-static >/dev/null 2>&1; then need_pkgs+=(busybox-static); fi
 command -v cpio >/dev/null 2>&1 || need_pkgs+=(cpio)
 command -v make >/dev/null 2>&1 || need_pkgs+=(make)
@@ -71,120 +84,174 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     cat "$CACHE/apt-install.log" >&2; die "apt-get install ${need_pkgs[*]} failed"
   fi
 else
-  log "host tools present (qemu-system-x86_64, busybox-static, cpio, make, depmod, xz, zstd)"
+  log "host tools present ($QEMU_BIN, busybox-static, cpio, make, depmod, xz, zstd)"
 fi
 DEPMOD="$(command -v depmod || echo /sbin/depmod)"
 BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] || die "/bin/busybox missing after installing busybox-static"
 
-# A 32-bit guest needs Debian's i386 packages (dpkg --add-architecture i386) and an i386 busybox.
-if [ "$ARCH" = i386 ]; then
-  if ! dpkg --print-foreign-architectures | grep -qx i386; then
-    [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "i386 packages needed but CRASHCART_VM_NO_APT=1"
-    log "dpkg --add-architecture i386"
-    $SUDO dpkg --add-architecture i386
+# A foreign guest needs Debian's packages of its architecture (dpkg --add-architecture) and its busybox.
+if [ "$ARCH" != amd64 ]; then
+  if ! dpkg --print-foreign-architectures | grep -qx "$ARCH"; then
+    [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "$ARCH packages needed but CRASHCART_VM_NO_APT=1"
+    log "dpkg --add-architecture $ARCH"
+    $SUDO dpkg --add-architecture "$ARCH"
     APT_UPDATED=0
     apt_update_once
   fi
-  BUSYBOX="$CACHE/busybox-i386/bin/busybox"
+  BUSYBOX="$CACHE/busybox-$ARCH/bin/busybox"
   if [ ! -x "$BUSYBOX" ]; then
-    ls "$CACHE"/debs/busybox-static_*_i386.deb >/dev/null 2>&1 || (cd "$CACHE/debs" && apt-get download -qq busybox-static:i386 >&2) || die "apt-get download busybox-static:i386 failed"
-    rm -rf "$CACHE/busybox-i386" && dpkg-deb -x "$(ls -t "$CACHE"/debs/busybox-static_*_i386.deb | head -n1)" "$CACHE/busybox-i386"
+    ls "$CACHE"/debs/busybox-static_*_"$ARCH".deb >/dev/null 2>&1 || (cd "$CACHE/debs" && apt-get download -qq "busybox-static:$ARCH" >&2) || die "apt-get download busybox-static:$ARCH failed"
+    rm -rf "$CACHE/busybox-$ARCH" && dpkg-deb -x "$(ls -t "$CACHE"/debs/busybox-static_*_"$ARCH".deb | head -n1)" "$CACHE/busybox-$ARCH"
   fi
-  [ -x "$BUSYBOX" ] || die "no i386 busybox in $CACHE/busybox-i386"
+  [ -x "$BUSYBOX" ] || die "no $ARCH busybox in $CACHE/busybox-$ARCH"
 fi
 
 # ---------------------------------------------------------------- kernel choice
-# Debian: linux-image-amd64 -> linux-image-<abi>-amd64 (+ linux-headers-<abi>-amd64, -common, linux-kbuild-X.Y)
-# Ubuntu: linux-image-generic -> linux-image-<abi>-generic (+ linux-modules[-extra]-<abi>-generic, linux-headers-<abi>[-generic])
-resolve_abi() {
-  local meta dep
-  local metas="linux-image-amd64 linux-image-generic"
-  [ "$ARCH" = i386 ] && metas="linux-image-686:i386"
-  for meta in $metas; do
-    dep="$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: linux-image-\(unsigned-\)\{0,1\}\([0-9][^ :]*\)\(:i386\)\{0,1\}$/\2/p' | head -n1)"
-    if [ -n "$dep" ]; then echo "$dep"; return 0; fi
-  done
-  return 1
-}
-
-ABI="${CRASHCART_VM_KERNEL:-}"
-if [ -z "$ABI" ]; then
-  ABI="$(resolve_abi || true)"
-  if [ -z "$ABI" ] && [ "${CRASHCART_VM_NO_APT:-0}" != 1 ] && ! ls "$CACHE"/kernel-*/.complete >/dev/null 2>&1; then
+if [ "$ARCH" = s390x ]; then
+  # Debian's s390x kernel has no CONFIG_PSTORE: build the smallest kernel that has it from
+  # Debian's linux-source-6.1 with kernel-s390x.config (allnoconfig + that fragment), then lay
+  # it out like an unpacked Debian kernel (boot/vmlinuz-ABI, lib/modules/ABI/{kernel,build}).
+  KMAKE=(make ARCH=s390 "CROSS_COMPILE=$CROSS" "CC=${CROSS}gcc-12")
+  if ! { command -v "${CROSS}gcc-12" && command -v flex && command -v bison && command -v bc; } >/dev/null 2>&1; then
     apt_update_once
-    ABI="$(resolve_abi || true)"
+    log "installing gcc-12-s390x-linux-gnu flex bison bc libelf-dev"
+    $SUDO apt-get install -y -qq --no-install-recommends gcc-12-s390x-linux-gnu flex bison bc libelf-dev >&2 || die "cannot install the s390x cross compiler"
   fi
-  if [ -z "$ABI" ]; then
-    # apt cannot tell (offline): reuse the newest kernel already in the cache
-    ABI="$(ls -d "$CACHE"/kernel-*/ 2>/dev/null | sed 's#.*/kernel-\(.*\)/$#\1#' | if [ "$ARCH" = i386 ]; then grep -- '-686$'; else grep -v -- '-686$'; fi | sort -V | tail -n1 || true)"
-    [ -n "$ABI" ] || die "cannot determine a kernel: apt-cache knows neither linux-image-amd64 nor linux-image-generic"
-    log "apt cannot resolve the kernel metapackage; using cached kernel $ABI"
+  SRC_DEB="$(ls -t "$CACHE"/debs/linux-source-6.1_*.deb 2>/dev/null | head -n1 || true)"
+  if [ -z "$SRC_DEB" ]; then
+    [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "linux-source-6.1 not cached"
+    log "downloading linux-source-6.1"
+    (cd "$CACHE/debs" && apt-get download -qq linux-source-6.1 >&2) || { apt_update_once; (cd "$CACHE/debs" && apt-get download -qq linux-source-6.1 >&2); } || die "apt-get download linux-source-6.1 failed"
+    SRC_DEB="$(ls -t "$CACHE"/debs/linux-source-6.1_*.deb | head -n1)"
   fi
-fi
-log "kernel: $ABI"
-
-KROOT="$CACHE/kernel-$ABI"
-if [ -f "$KROOT/.complete" ]; then
-  log "kernel $ABI already unpacked in $KROOT"
-else
-  case "$ABI" in
-    *-amd64)
-      flavour_pkgs=(linux-image-$ABI linux-headers-$ABI linux-headers-${ABI%-amd64}-common)
-      ;;
-    *-686)
-      # linux-kbuild (host tools) stays native: it only runs on the build host.
-      flavour_pkgs=(linux-image-$ABI:i386 linux-headers-$ABI:i386 linux-headers-${ABI%-686}-common)
-      ;;
-    *-generic)
-      flavour_pkgs=(linux-image-unsigned-$ABI linux-modules-$ABI linux-modules-extra-$ABI linux-headers-$ABI linux-headers-${ABI%-generic})
-      ;;
-    *) die "unsupported kernel flavour: $ABI" ;;
-  esac
-  # Debian headers need linux-kbuild-X.Y (the major.minor of the kernel)
-  if [ "${ABI%-amd64}" != "$ABI" ] || [ "${ABI%-686}" != "$ABI" ]; then
-    kb="linux-kbuild-$(echo "$ABI" | cut -d. -f1-2)"
-    flavour_pkgs+=("$kb")
-  fi
-  missing=()
-  for p in "${flavour_pkgs[@]}"; do
-    ls "$CACHE/debs/${p%:i386}_"*.deb >/dev/null 2>&1 || missing+=("$p")
-  done
-  if [ "${#missing[@]}" -gt 0 ]; then
-    [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "kernel packages not cached: ${missing[*]}"
-    log "downloading: ${missing[*]}"
-    if ! (cd "$CACHE/debs" && apt-get download -qq "${missing[@]}" >&2 2>/dev/null); then
-      apt_update_once
-      (cd "$CACHE/debs" && apt-get download -qq "${missing[@]}" >&2) || die "apt-get download ${missing[*]} failed"
+  KSRC="$CACHE/s390x/linux-source-6.1"
+  KOBJ="$CACHE/s390x/build"
+  KHASH="$( { basename "$SRC_DEB"; cat "$HERE/kernel-s390x.config"; } | sha256sum | cut -c1-16)"
+  if [ "$(cat "$KOBJ/.complete" 2>/dev/null)" != "$KHASH" ]; then
+    if [ "$(cat "$KSRC/.deb" 2>/dev/null)" != "$(basename "$SRC_DEB")" ]; then
+      log "unpacking $(basename "$SRC_DEB")"
+      rm -rf "$KSRC" "$KOBJ" "$CACHE/s390x/src.tmp" && mkdir -p "$CACHE/s390x/src.tmp"
+      dpkg-deb --fsys-tarfile "$SRC_DEB" | tar -xO ./usr/src/linux-source-6.1.tar.xz | tar -xJ -C "$CACHE/s390x/src.tmp"
+      mv "$CACHE/s390x/src.tmp/linux-source-6.1" "$KSRC" && rmdir "$CACHE/s390x/src.tmp"
+      basename "$SRC_DEB" > "$KSRC/.deb"
     fi
-  else
-    log "kernel packages cached in $CACHE/debs"
+    # a changed fragment rebuilds incrementally (kbuild tracks every CONFIG_ a file depends on)
+    mkdir -p "$KOBJ"
+    log "building an s390x kernel (allnoconfig + kernel-s390x.config) in $KOBJ"
+    "${KMAKE[@]}" -s -C "$KSRC" O="$KOBJ" allnoconfig KCONFIG_ALLCONFIG="$HERE/kernel-s390x.config" >&2 || die "kernel configuration failed"
+    for opt in PSTORE_BLK=m PSTORE_ZONE=m PSTORE_DEFLATE_COMPRESS=y VIRTIO_BLK=y SCLP_VT220_CONSOLE=y MODULES=y; do
+      grep -qx "CONFIG_$opt" "$KOBJ/.config" || die "kernel-s390x.config: CONFIG_$opt did not survive allnoconfig"
+    done
+    "${KMAKE[@]}" -C "$KOBJ" -j"$(nproc)" bzImage modules >"$CACHE/s390x/build.log" 2>&1 || { tail -n 40 "$CACHE/s390x/build.log" >&2; die "building the s390x kernel failed"; }
+    echo "$KHASH" > "$KOBJ/.complete"
+    log "built $(cat "$KOBJ/include/config/kernel.release")"
   fi
-  rm -rf "$KROOT.tmp"
-  mkdir -p "$KROOT.tmp"
-  for p in "${flavour_pkgs[@]}"; do
-    deb="$(ls -t "$CACHE/debs/${p%:i386}_"*.deb | head -n1)"
-    log "unpacking $(basename "$deb")"
-    dpkg-deb -x "$deb" "$KROOT.tmp"
-  done
-  # The packages contain absolute symlinks and include paths meant for an installed
-  # system (/usr/src/..., /usr/lib/linux-kbuild-...). Re-point them into the cache.
-  # Relative links and includes keep the tree usable if the cache directory moves.
-  find "$KROOT.tmp" -type l | while read -r l; do
-    t="$(readlink "$l")"
-    case "$t" in
-      /*) ln -sfnr "$KROOT.tmp${t}" "$l" ;;
+  # the release (uname -r) names /lib/modules/ABI in the guest: CONFIG_LOCALVERSION="-s390x"
+  ABI="$(cat "$KOBJ/include/config/kernel.release")"
+  log "kernel: $ABI (built from $(basename "$SRC_DEB"))"
+  KROOT="$CACHE/kernel-$ABI"
+  if [ "$(cat "$KROOT/.complete" 2>/dev/null)" != "$KHASH" ]; then
+    rm -rf "$KROOT" && mkdir -p "$KROOT/boot"
+    "${KMAKE[@]}" -s -C "$KOBJ" INSTALL_MOD_PATH="$KROOT" modules_install >&2 || die "modules_install failed"
+    ln -sfnr "$KOBJ" "$KROOT/lib/modules/$ABI/build"
+    cp "$KOBJ/arch/s390/boot/bzImage" "$KROOT/boot/vmlinuz-$ABI"
+    cp "$KOBJ/.config" "$KROOT/boot/config-$ABI"
+    "$DEPMOD" -b "$KROOT" "$ABI" || die "depmod failed"
+    echo "$KHASH" > "$KROOT/.complete"
+  fi
+else
+  # Debian: linux-image-amd64 -> linux-image-<abi>-amd64 (+ linux-headers-<abi>-amd64, -common, linux-kbuild-X.Y)
+  # Ubuntu: linux-image-generic -> linux-image-<abi>-generic (+ linux-modules[-extra]-<abi>-generic, linux-headers-<abi>[-generic])
+  resolve_abi() {
+    local meta dep
+    local metas="linux-image-amd64 linux-image-generic"
+    [ "$ARCH" != amd64 ] && metas="linux-image-$FLAVOUR:$ARCH"
+    for meta in $metas; do
+      dep="$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: linux-image-\(unsigned-\)\{0,1\}\([0-9][^ :]*\)\(:[a-z0-9]*\)\{0,1\}$/\2/p' | head -n1)"
+      if [ -n "$dep" ]; then echo "$dep"; return 0; fi
+    done
+    return 1
+  }
+
+  ABI="${CRASHCART_VM_KERNEL:-}"
+  if [ -z "$ABI" ]; then
+    ABI="$(resolve_abi || true)"
+    if [ -z "$ABI" ] && [ "${CRASHCART_VM_NO_APT:-0}" != 1 ] && ! ls "$CACHE"/kernel-*/.complete >/dev/null 2>&1; then
+      apt_update_once
+      ABI="$(resolve_abi || true)"
+    fi
+    if [ -z "$ABI" ]; then
+      # apt cannot tell (offline): reuse the newest kernel already in the cache
+      ABI="$(ls -d "$CACHE"/kernel-*/ 2>/dev/null | sed 's#.*/kernel-\(.*\)/$#\1#' | if [ "$ARCH" != amd64 ]; then grep -- "-$FLAVOUR\$"; else grep -v -e '-686$' -e '-arm64$' -e '-s390x$'; fi | sort -V | tail -n1 || true)"
+      [ -n "$ABI" ] || die "cannot determine a kernel: apt-cache knows neither linux-image-amd64 nor linux-image-generic"
+      log "apt cannot resolve the kernel metapackage; using cached kernel $ABI"
+    fi
+  fi
+  log "kernel: $ABI"
+
+  KROOT="$CACHE/kernel-$ABI"
+  if [ -f "$KROOT/.complete" ]; then
+    log "kernel $ABI already unpacked in $KROOT"
+  else
+    case "$ABI" in
+      *-amd64)
+        flavour_pkgs=(linux-image-$ABI linux-headers-$ABI linux-headers-${ABI%-amd64}-common)
+        ;;
+      *-686 | *-arm64)
+        # linux-kbuild (host tools: fixdep, modpost) stays native: it only runs on the build host.
+        flavour_pkgs=(linux-image-$ABI:$ARCH linux-headers-$ABI:$ARCH linux-headers-${ABI%-"$FLAVOUR"}-common)
+        ;;
+      *-generic)
+        flavour_pkgs=(linux-image-unsigned-$ABI linux-modules-$ABI linux-modules-extra-$ABI linux-headers-$ABI linux-headers-${ABI%-generic})
+        ;;
+      *) die "unsupported kernel flavour: $ABI" ;;
     esac
-  done
-  for mk in "$KROOT.tmp"/usr/src/linux-headers-*/Makefile; do
-    [ -f "$mk" ] || continue
-    sed -i 's#^include /usr/src/#include $(dir $(lastword $(MAKEFILE_LIST)))../#' "$mk"
-  done
-  rm -rf "$KROOT"
-  mv "$KROOT.tmp" "$KROOT"
-  "$DEPMOD" -b "$KROOT" "$ABI" || die "depmod failed"
-  touch "$KROOT/.complete"
-  log "kernel unpacked to $KROOT"
+    # Debian headers need linux-kbuild-X.Y (the major.minor of the kernel)
+    if [ "${ABI%-amd64}" != "$ABI" ] || [ "${ABI%-686}" != "$ABI" ] || [ "${ABI%-arm64}" != "$ABI" ]; then
+      kb="linux-kbuild-$(echo "$ABI" | cut -d. -f1-2)"
+      flavour_pkgs+=("$kb")
+    fi
+    missing=()
+    for p in "${flavour_pkgs[@]}"; do
+      ls "$CACHE/debs/${p%:*}_"*.deb >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+      [ "${CRASHCART_VM_NO_APT:-0}" = 1 ] && die "kernel packages not cached: ${missing[*]}"
+      log "downloading: ${missing[*]}"
+      if ! (cd "$CACHE/debs" && apt-get download -qq "${missing[@]}" >&2 2>/dev/null); then
+        apt_update_once
+        (cd "$CACHE/debs" && apt-get download -qq "${missing[@]}" >&2) || die "apt-get download ${missing[*]} failed"
+      fi
+    else
+      log "kernel packages cached in $CACHE/debs"
+    fi
+    rm -rf "$KROOT.tmp"
+    mkdir -p "$KROOT.tmp"
+    for p in "${flavour_pkgs[@]}"; do
+      deb="$(ls -t "$CACHE/debs/${p%:*}_"*.deb | head -n1)"
+      log "unpacking $(basename "$deb")"
+      dpkg-deb -x "$deb" "$KROOT.tmp"
+    done
+    # The packages contain absolute symlinks and include paths meant for an installed
+    # system (/usr/src/..., /usr/lib/linux-kbuild-...). Re-point them into the cache.
+    # Relative links and includes keep the tree usable if the cache directory moves.
+    find "$KROOT.tmp" -type l | while read -r l; do
+      t="$(readlink "$l")"
+      case "$t" in
+        /*) ln -sfnr "$KROOT.tmp${t}" "$l" ;;
+      esac
+    done
+    for mk in "$KROOT.tmp"/usr/src/linux-headers-*/Makefile; do
+      [ -f "$mk" ] || continue
+      sed -i 's#^include /usr/src/#include $(dir $(lastword $(MAKEFILE_LIST)))../#' "$mk"
+    done
+    rm -rf "$KROOT"
+    mv "$KROOT.tmp" "$KROOT"
+    "$DEPMOD" -b "$KROOT" "$ABI" || die "depmod failed"
+    touch "$KROOT/.complete"
+    log "kernel unpacked to $KROOT"
+  fi
 fi
 
 VMLINUZ="$(ls "$KROOT"/boot/vmlinuz-"$ABI"* | head -n1)"
@@ -192,13 +259,20 @@ VMLINUZ="$(ls "$KROOT"/boot/vmlinuz-"$ABI"* | head -n1)"
 KBUILD_DIR="$KROOT/lib/modules/$ABI/build"
 [ -f "$KBUILD_DIR/Makefile" ] || die "no kernel build dir at $KBUILD_DIR"
 
-# The headers name the compiler the kernel was built with (Debian: CC = ... gcc-12).
+# The headers name the compiler the kernel was built with (Debian: CC = ... gcc-12); a foreign
+# 64-bit kernel needs its cross compiler (Debian: gcc-12-aarch64-linux-gnu).
 KCC="$(sed -n 's/^CC = .*\(gcc-[0-9][0-9]*\)$/\1/p' "$KBUILD_DIR/.kernelvariables" 2>/dev/null | head -n1 || true)"
 [ -n "$KCC" ] || KCC=gcc
-if ! command -v "$KCC" >/dev/null 2>&1; then
+# the self-built s390x kernel has no .kernelvariables: name its compiler and architecture here
+OOPS_MAKE_ARGS=(${CROSS:+CROSS_COMPILE=$CROSS})
+[ "$ARCH" = s390x ] && KCC=gcc-12 && OOPS_MAKE_ARGS+=(ARCH=s390 "CC=${CROSS}gcc-12")
+KCC_PKG="$KCC libc6-dev"
+[ -n "$CROSS" ] && KCC_PKG="$KCC-${CROSS%-}"
+if ! command -v "$CROSS$KCC" >/dev/null 2>&1; then
   apt_update_once
-  log "installing compiler $KCC"
-  $SUDO apt-get install -y -qq --no-install-recommends "$KCC" libc6-dev >&2 || die "cannot install $KCC"
+  log "installing compiler $CROSS$KCC ($KCC_PKG)"
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $KCC_PKG >&2 || die "cannot install $KCC_PKG"
 fi
 
 # ---------------------------------------------------------------- Oops modules
@@ -215,13 +289,16 @@ else
     objs="$objs oops$i.o"
   done
   cp "$HERE/panic_blk.c" "$OOPS_DIR/"
-  echo "obj-m :=$objs panic_blk.o" > "$OOPS_DIR/Kbuild"
+  # panic_blk maps RAM with memremap(), which needs CONFIG_HAS_IOMEM (not in the s390x kernel: no PCI)
+  printf 'obj-m :=%s\nifdef CONFIG_HAS_IOMEM\nobj-m += panic_blk.o\nendif\n' "$objs" > "$OOPS_DIR/Kbuild"
   log "building $OOPS_COUNT Oops modules and panic_blk against $ABI"
-  make -s -C "$KBUILD_DIR" M="$OOPS_DIR" modules >"$OOPS_DIR/build.log" 2>&1 || { cat "$OOPS_DIR/build.log" >&2; die "building the Oops modules failed"; }
+  make -s -C "$KBUILD_DIR" M="$OOPS_DIR" "${OOPS_MAKE_ARGS[@]}" modules >"$OOPS_DIR/build.log" 2>&1 || { cat "$OOPS_DIR/build.log" >&2; die "building the Oops modules failed"; }
   for i in $(seq 1 "$OOPS_COUNT"); do [ -f "$OOPS_DIR/oops$i.ko" ] || die "oops$i.ko not built"; done
-  [ -f "$OOPS_DIR/panic_blk.ko" ] || die "panic_blk.ko not built"
+  if grep -q '^CONFIG_HAS_IOMEM=y' "$KBUILD_DIR/.config" 2>/dev/null || [ ! -f "$KBUILD_DIR/.config" ]; then
+    [ -f "$OOPS_DIR/panic_blk.ko" ] || die "panic_blk.ko not built"
+  fi
   echo "$OOPS_SRC_HASH" > "$OOPS_DIR/.complete"
-  log "built oops1.ko..oops$OOPS_COUNT.ko, panic_blk.ko"
+  log "built oops1.ko..oops$OOPS_COUNT.ko$([ -f "$OOPS_DIR/panic_blk.ko" ] && echo ", panic_blk.ko")"
 fi
 
 # ---------------------------------------------------------------- initramfs
@@ -230,8 +307,10 @@ fi
 WANT_MODULES="virtio_pci virtio_blk virtio_scsi 9p 9pnet_virtio pstore_zone pstore_blk deflate zlib_deflate zlib_inflate
   configfs loop scsi_mod sd_mod xhci_pci xhci_hcd usb_storage uas dummy_hcd libcomposite usb_f_mass_storage usb_f_fs
   ext4 crc32c_generic vfat nls_cp437 nls_utf8"
+# the s390x kernel is built for pstore/blk on virtio-blk-ccw only (no PCI, USB, 9p or file systems)
+[ "$ARCH" = s390x ] && WANT_MODULES="virtio_blk pstore_zone pstore_blk"
 
-INITRD_INPUTS_HASH="$( { echo "$ABI $WANT_MODULES"; sha256sum "$BUSYBOX" "$HERE/provision.sh" "$HERE/init.sh" "$HERE/vm-lib.sh" "$OOPS_DIR"/oops*.ko "$OOPS_DIR/panic_blk.ko"; } | sha256sum | cut -c1-16)"
+INITRD_INPUTS_HASH="$( { echo "$ABI $WANT_MODULES"; sha256sum "$BUSYBOX" "$HERE/provision.sh" "$HERE/init.sh" "$HERE/vm-lib.sh" "$OOPS_DIR"/*.ko; } | sha256sum | cut -c1-16)"
 INITRD="$CACHE/initramfs-$ABI-$INITRD_INPUTS_HASH.cpio"
 if [ -f "$INITRD" ]; then
   log "initramfs up to date: $INITRD"
@@ -243,7 +322,7 @@ else
   cp "$HERE/init.sh" "$STAGE/init"
   cp "$HERE/vm-lib.sh" "$STAGE/bin/vm-lib.sh"
   chmod 755 "$STAGE/init" "$STAGE/bin/vm-lib.sh"
-  cp "$OOPS_DIR"/oops*.ko "$OOPS_DIR/panic_blk.ko" "$STAGE/lib/oops/"
+  cp "$OOPS_DIR"/*.ko "$STAGE/lib/oops/"
   MODDIR="$KROOT/lib/modules/$ABI"
   declare -A seen=()
   add_module() {
@@ -307,11 +386,11 @@ elif grep -q '^CONFIG_PVH=y' "$KROOT/boot/config-$ABI" 2>/dev/null; then
     || log "warning: could not extract vmlinux from $VMLINUZ; booting the bzImage (slower)"
   [ -s "$VMLINUX" ] && log "extracted uncompressed kernel $VMLINUX"
 else
-  log "kernel lacks CONFIG_PVH; booting the bzImage"
+  log "kernel lacks CONFIG_PVH; booting $(basename "$VMLINUZ") as it is"
 fi
 [ -s "$VMLINUX" ] && BOOT_KERNEL="$VMLINUX" || BOOT_KERNEL="$VMLINUZ"
 
-QEMU="$(command -v "$([ "$ARCH" = i386 ] && echo qemu-system-i386 || echo qemu-system-x86_64)")"
+QEMU="$(command -v "$QEMU_BIN")"
 cat > "$CACHE/$ENV_FILE.tmp" <<ENV
 KERNEL_RELEASE=$ABI
 VMLINUZ=$VMLINUZ

@@ -22,7 +22,7 @@
 #                                 content changed and is stable) and sync
 #   oops_nowait N                 same, but only wait until the Oops is in the kernel log
 #   save_pstore [NAME]            copy /sys/fs/pstore/* byte-exactly to output NAME/ (default
-#                                 "pstore"); NAME.stat lists "file size mtime" of the originals
+#                                 "pstore"); NAME.stat lists "file size mtime date time.ns zone" of the originals
 #   save_file PATH [NAME]         copy PATH (file or block device contents) to output NAME
 #                                 (default: basename of PATH)
 #   save_text NAME                copy stdin to output NAME
@@ -63,6 +63,10 @@ load_pstore_blk() {
     /dev/*) echo "$_blk" > /run/pstore_blkdev ;;
     *) rm -f /run/pstore_blkdev ;;
   esac
+  # virtio-blk-ccw disks (s390x) are probed in parallel with -smp > 1: /dev/vda is not always the first disk
+  if [ "$(cat "/sys/block/${_blk#/dev/}/serial" 2>/dev/null)" = crashcart-out ]; then
+    vm_fail "pstore_blk attached to the harness output disk $_blk (pass blkdev=\$(vm_disk_by_serial ...))"
+  fi
   vm_log "pstore_blk registered on ${_blk:-?}: $(for p in /sys/module/pstore_blk/parameters/*; do printf '%s=%s ' "${p##*/}" "$(cat "$p")"; done)"
 }
 
@@ -103,7 +107,9 @@ _oops_insmod() {
   # the Oops kills insmod; its exit status carries no information
   insmod "/lib/oops/oops$_n.ko" >/dev/null 2>&1 || true
   _i=0
-  until dmesg | grep -q "[ER]IP: .*\[oops$_n\]"; do
+  # the faulting instruction's line names the module: "RIP:"/"EIP:" on x86, "pc :" on arm64,
+  # "Krnl PSW :" on s390x
+  until dmesg | grep -qE "([ER]IP: |pc : |PSW : ).*\[oops$_n\]"; do
     _i=$((_i + 1)); [ $_i -lt 100 ] || vm_fail "no Oops from oops$_n in the kernel log"
     sleep 0.1
   done
@@ -143,7 +149,7 @@ save_pstore() {
   for _f in /sys/fs/pstore/*; do
     [ -e "$_f" ] || continue
     cp -p "$_f" "/out/$_name/" || vm_fail "copying $_f failed"
-    stat -c '%n %s %Y' "$_f" | sed 's#^/sys/fs/pstore/##' >> "/out/$_name.stat"
+    stat -c '%n %s %Y %y' "$_f" | sed 's#^/sys/fs/pstore/##' >> "/out/$_name.stat"
   done
   vm_log "saved $(ls "/out/$_name" | wc -l) pstore file(s) as $_name/"
 }
