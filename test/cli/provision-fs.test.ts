@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   lstatSync,
@@ -304,6 +304,54 @@ test('--fs refusals: exit codes, clear messages, nothing written, no temporary f
   const r = run('provision', inside, '--profile', 'qemu-x86_64', '--yes', '--fs', `rootfs=${holder}`);
   assert.equal(r.status, 12, r.stderr);
   assert.match(r.stderr, /lies inside --fs folder/);
+  assert.deepEqual(readdirSync(work), []);
+});
+
+/** The names of the processes whose parent is `pid` (from /proc). */
+function childCommands(pid: number): string[] {
+  const out: string[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      if (Number(stat.slice(close + 2).split(' ')[1]) === pid) out.push(stat.slice(stat.indexOf('(') + 1, close));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
+}
+
+test('Ctrl-C while a file system is being built: exit 130, the card untouched, no temporary file or tool left; the same command then finishes', { skip: SKIP }, async () => {
+  const img = card('sigint.img', 64 * MiB);
+  const h = hash(img);
+  const src = join(tmp, 'sigint-src');
+  mkdirSync(src);
+  // enough files that mcopy runs for a while (in folders: FAT12's root directory holds 512 entries)
+  for (let d = 0; d < 20; d++) {
+    mkdirSync(join(src, `dir-${d}`));
+    for (let i = 0; i < 30; i++) writeFileSync(join(src, `dir-${d}`, `file-${i}.txt`), pattern(2000, d * 30 + i));
+  }
+  const args = [bin, 'provision', img, '--profile', 'qemu-x86_64', '--fs', `esp=${src}`, '--guid-seed', 'sigint', '--yes'];
+  const child = spawn(process.execPath, args, { env: { ...process.env, TMPDIR: work }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  let ended = false;
+  void done.then(() => (ended = true));
+  let tools: string[] = [];
+  while (!ended && !(tools = childCommands(child.pid!)).some((c) => /^(mkfs\.fat|mcopy|mke2fs|debugfs)$/.test(c))) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(!ended, `the build ended before a file system tool was seen:\n${stderr}`);
+  child.kill('SIGINT');
+  const code = await done;
+  assert.equal(code, 130, `interrupted during ${tools.join(', ')}:\n${stderr}`);
+  assert.equal(hash(img), h, 'nothing was written to the card');
+  assert.deepEqual(readdirSync(work), [], 'no temporary file left');
+  assert.deepEqual(childCommands(child.pid!), [], 'no tool left running');
+
+  const again = run('provision', img, '--profile', 'qemu-x86_64', '--fs', `esp=${src}`, '--guid-seed', 'sigint', '--yes');
+  assert.equal(again.status, 0, again.stderr);
   assert.deepEqual(readdirSync(work), []);
 });
 
