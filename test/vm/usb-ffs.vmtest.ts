@@ -61,11 +61,8 @@ ffs_stop() {
   rmdir $G/configs/c.1/strings/0x409 $G/configs/c.1 $G/functions/ffs.$1 $G/strings/0x409 $G
   umount /host/dev/ffs-$1; rmdir /host/dev/ffs-$1
 }
-# trun NAME cc ARGS...: crashcart with a bound (a hang is recorded as exit 124)
-trun() {
-  _t=$1; shift; [ "$1" = cc ] && shift
-  run $_t timeout 90 chroot /host /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 node "$REPO/bin/crashcart" "$@"
-}
+# trun NAME ARGS...: crashcart ARGS with a bound (a hang is recorded as exit 124)
+trun() { _t=$1; shift; run $_t host_run timeout 90 node "$REPO/bin/crashcart" "$@"; }
 # set_quirks VID:PID:FLAGS — usb-storage's quirks parameter for devices bound from now on
 set_quirks() { echo "$1" > /sys/module/usb_storage/parameters/quirks; }
 # kernel_read PORT NAME: the kernel's view of the card (dd of its /dev/sdX), md5 and size saved
@@ -97,7 +94,7 @@ test('programmable FunctionFS reader: kernel and crashcart read alike, USB-SD-Mu
       set_quirks ${q.kernelQuirks ?? ''}
       ffs_start q${q.name.replace(/[^a-z0-9]/g, '')} ${q.vendorId} ${q.productId} Q${q.serial} /data/q-${q.name}.json ${q.revision ?? '0100'}
       vm_log "scenario ${q.name} on $P"
-      trun ${q.name}.crashcart cc read usb:$P -o /tmp/${q.name}.img --json
+      trun ${q.name}.crashcart read usb:$P -o /tmp/${q.name}.img --json
       [ -f /host/tmp/${q.name}.img ] && md5sum /host/tmp/${q.name}.img | cut -d' ' -f1 > /out/${q.name}.crashcart.md5 && rm -f /host/tmp/${q.name}.img
       _i=0; until [ "$(driver_of $P)" = usb-storage ] || [ $_i -ge 100 ]; do _i=$((_i + 1)); sleep 0.1; done
       kernel_read $P ${q.name}
@@ -121,10 +118,10 @@ test('programmable FunctionFS reader: kernel and crashcart read alike, USB-SD-Mu
       echo "$P" | save_text plain-port
       wait_driver $P
       kernel_read $P plain
-      trun plain-read cc read usb:$P -o /tmp/plain-read.img --json
+      trun plain-read read usb:$P -o /tmp/plain-read.img --json
       md5sum /host/tmp/plain-read.img | cut -d' ' -f1 | save_text plain-crashcart.md5
       rm -f /host/tmp/plain-read.img
-      trun plain-extract cc pstore extract usb:$P -o /tmp/px --json --cmdline "$CMDLINE"
+      trun plain-extract pstore extract usb:$P -o /tmp/px --json --cmdline "$CMDLINE"
       mkdir -p /out/plain-extract && cp /host/tmp/px/* /out/plain-extract/
       ffs_stop plain
 
@@ -133,17 +130,17 @@ test('programmable FunctionFS reader: kernel and crashcart read alike, USB-SD-Mu
       cp /data/card.img /host/tmp/image.img
       ffs_start mux 0424 4041 MUX0001 /data/mux.json 0100 usb-sd-mux_rev4.0
       echo "$P" | save_text mux-port
-      trun mux-status-0 cc mux usb status --json
-      trun mux-host cc mux usb:serial=MUX0001 host --json
-      trun mux-wait cc wait usb:$P --insert --timeout 30 --json
-      trun mux-flash cc flash /tmp/image.img usb:$P --yes --json
-      trun mux-dut cc mux usb dut
-      trun mux-wait-dut cc wait usb:$P --remove --timeout 0
-      trun mux-host-2 cc mux usb host
-      trun mux-wait-2 cc wait usb:$P --insert --timeout 30
-      trun mux-extract cc pstore extract usb:$P -o /tmp/mx --json --cmdline "$CMDLINE"
+      trun mux-status-0 mux usb status --json
+      trun mux-host mux usb:serial=MUX0001 host --json
+      trun mux-wait wait usb:$P --insert --timeout 30 --json
+      trun mux-flash flash /tmp/image.img usb:$P --yes --json
+      trun mux-dut mux usb dut
+      trun mux-wait-dut wait usb:$P --remove --timeout 0
+      trun mux-host-2 mux usb host
+      trun mux-wait-2 wait usb:$P --insert --timeout 30
+      trun mux-extract pstore extract usb:$P -o /tmp/mx --json --cmdline "$CMDLINE"
       mkdir -p /out/mux-extract && cp /host/tmp/mx/* /out/mux-extract/ 2>/dev/null || true
-      trun mux-status cc mux usb status
+      trun mux-status mux usb status
       ffs_stop mux
       md5sum /host/tmp/mux.img | cut -d' ' -f1 | save_text mux-card.md5
       ${quirkSteps}
