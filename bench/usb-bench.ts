@@ -28,10 +28,13 @@
  *
  * Host: `node dist/bench/usb-bench.js [MiB] [maxTransfer]` (default 32 MiB, 1 MiB per command;
  *        CRASHCART_BENCH_MIB too). CRASHCART_BENCH_SECTIONS=single or =multi runs one section only.
+ *        CRASHCART_BENCH_PROFILE=1 profiles every crashcart process in the VM and prints where each
+ *        spent its time (a whole run: the part its summary times); CRASHCART_BENCH_PROFILE_DIR also
+ *        keeps the .cpuprofile files there.
  * Guest: `node dist/bench/usb-bench.js guest usb:PORT MiB maxTransferBytes` prints JSON.
  */
 import { performance } from 'node:perf_hooks';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeAllUsbTransports, type NativeDevice } from '../src/usb/node-usb-transport.js';
@@ -255,26 +258,56 @@ interface GuestResult {
 }
 
 interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }[];
   samples: number[];
   timeDeltas: number[];
 }
 
-/** Where each profiled process spent its time: self time by function, the top entries. */
+/** Functions whose presence on the stack marks the start of a whole run's timed part (its --json seconds). */
+const RUN_ENTRY = new Set(['flashImage', 'readDevice']);
+/** Code of the data path: the last sample in it ends the timed part. */
+const DATA_PATH = /\/dist\/src\/(flash|usb|scsi|blockdev)\//;
+
+/**
+ * The samples of a whole `flash`/`read` run between its first one under flashImage/readDevice and
+ * its last one in the data path — the part its summary times, without node's start-up, argument
+ * parsing and device opening; all samples for other processes.
+ */
+function timedWindow(p: CpuProfile): [number, number] {
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const frame = new Map(p.nodes.map((n) => [n.id, n.callFrame]));
+  const stackHas = (id: number, test: (f: CpuProfile['nodes'][number]['callFrame']) => boolean) => {
+    for (let q: number | undefined = id; q !== undefined; q = parent.get(q)) if (test(frame.get(q)!)) return true;
+    return false;
+  };
+  const first = p.samples.findIndex((id) => stackHas(id, (f) => RUN_ENTRY.has(f.functionName)));
+  if (first < 0) return [0, p.samples.length];
+  let last = p.samples.length - 1;
+  while (last > first && !stackHas(p.samples[last], (f) => DATA_PATH.test(f.url))) last--;
+  return [first, last + 1];
+}
+
+/** Where each profiled process spent its time: self time by function, the top entries (for whole runs: of their timed part). */
 function printProfiles(outputs: Map<string, Buffer>, top = 12): void {
   for (const [name, buf] of [...outputs].filter(([n]) => n.startsWith('prof/')).sort(([a], [b]) => a.localeCompare(b))) {
     const p = JSON.parse(buf.toString('utf8')) as CpuProfile;
     const frame = new Map(p.nodes.map((n) => [n.id, n.callFrame]));
     const self = new Map<string, number>();
     let total = 0;
+    let all = 0;
+    const [from, to] = timedWindow(p);
     p.samples.forEach((id, i) => {
+      const dt = p.timeDeltas[i] ?? 0;
+      all += dt;
+      if (i < from || i >= to) return;
       const f = frame.get(id)!;
       const key = `${f.functionName || '(anonymous)'} ${f.url ? `${f.url.split('/').slice(-2).join('/')}:${f.lineNumber + 1}` : ''}`.trim();
-      const dt = p.timeDeltas[i] ?? 0;
       self.set(key, (self.get(key) ?? 0) + dt);
       total += dt;
     });
-    console.log(`\n${name.slice(5)}: ${(total / 1e6).toFixed(2)} s sampled; self time, top ${top}:`);
+    const part = total < all ? ` (${(total / 1e6).toFixed(2)} s from the first sample under ${[...RUN_ENTRY].join('/')} to the last in the data path)` : '';
+    console.log(`\n${name.slice(5)}: ${(all / 1e6).toFixed(2)} s sampled${part}; self time, top ${top}:`);
     for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}`);
   }
 }
@@ -419,6 +452,12 @@ async function host(mib: number, xfer: number, profile: boolean, sections: Secti
     if (sections !== 'multi') reportSingle(txt, mib, xfer, json);
     if (sections !== 'single') reportMulti(txt, mib, json);
     if (profile) printProfiles(r.outputs);
+    if (profile && process.env.CRASHCART_BENCH_PROFILE_DIR) {
+      // The raw profiles, for a closer look (Chrome DevTools, speedscope).
+      const out = process.env.CRASHCART_BENCH_PROFILE_DIR;
+      await mkdir(out, { recursive: true });
+      for (const [n, b] of r.outputs) if (n.startsWith('prof/')) await writeFile(join(out, n.slice(5)), b);
+    }
     console.log(JSON.stringify(json));
   } finally {
     await rm(dir, { recursive: true, force: true });
