@@ -324,6 +324,23 @@ function summarySeconds(text: string): number {
   return s.seconds;
 }
 
+/**
+ * MB/s of a whole run once it is going: the median `speed` (bytes per second over the last two
+ * seconds) of its progress events in the second half of the data — what the run costs per byte,
+ * without its fixed costs (first calls, the final flushes).
+ */
+function steadyRate(text: string): number | undefined {
+  const speeds = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { type?: string; bytes?: number; total?: number | null; speed?: number; phase?: string })
+    .filter((e) => e.type === 'progress' && e.phase !== 'verifying' && e.total && e.bytes! >= e.total / 2 && e.bytes! < e.total && e.speed! > 0)
+    .map((e) => e.speed!)
+    .sort((a, b) => a - b);
+  return speeds.length ? speeds[Math.floor(speeds.length / 2)] / 1e6 : undefined;
+}
+
 type Sections = 'all' | 'single' | 'multi';
 
 /** Seconds between two guest uptime stamps saved by the scenario. */
@@ -348,7 +365,8 @@ function reportSingle(txt: (n: string) => string, mib: number, xfer: number, jso
       read: (mbs(ddSeconds(txt(`${name}-dd-read.txt`))) + mbs(ddSeconds(txt(`${name}-dd-read2.txt`)))) / 2,
     };
     const cli = { write: mbs(summarySeconds(txt(`${name}-flash.json`))), read: mbs(summarySeconds(txt(`${name}-read.json`))) };
-    const entry: Record<string, unknown> = { kernelMaxSectorsKiB: kb, kernel, cli };
+    const steady = { write: steadyRate(txt(`${name}-flash.json`)), read: steadyRate(txt(`${name}-read.json`)) };
+    const entry: Record<string, unknown> = { kernelMaxSectorsKiB: kb, kernel, cli, steady };
     for (const op of ['write', 'read'] as const) {
       const k = kernel[op];
       const row = (path: string, xferBytes: number | string, rate: number, cpu?: number) =>
@@ -365,6 +383,7 @@ function reportSingle(txt: (n: string) => string, mib: number, xfer: number, jso
       row('crashcart driver, default size', g.driverDefault.transferBytes, mbs(g.driverDefault[op].seconds), g.driverDefault[op].cpu);
       row('crashcart driver, --max-transfer', g.driverSized.transferBytes, mbs(g.driverSized[op].seconds), g.driverSized[op].cpu);
       row(op === 'write' ? 'crashcart flash --no-verify' : 'crashcart read', xfer, cli[op]);
+      if (steady[op] !== undefined) row(`  its rate in the second half`, xfer, steady[op]);
       row('bare usb@3: CBW, data, CSW', g.bareNaive.transferBytes, mbs(g.bareNaive[op].seconds), g.bareNaive[op].cpu);
       row('bare usb@3: packed stages', g.barePacked.transferBytes, mbs(g.barePacked[op].seconds), g.barePacked[op].cpu);
     }
