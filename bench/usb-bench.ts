@@ -28,10 +28,13 @@
  *
  * Host: `node dist/bench/usb-bench.js [MiB] [maxTransfer]` (default 32 MiB, 1 MiB per command;
  *        CRASHCART_BENCH_MIB too). CRASHCART_BENCH_SECTIONS=single or =multi runs one section only.
+ *        CRASHCART_BENCH_PROFILE=1 profiles every crashcart process in the VM and prints where each
+ *        spent its time (a whole run: the part its summary times); CRASHCART_BENCH_PROFILE_DIR also
+ *        keeps the .cpuprofile files there.
  * Guest: `node dist/bench/usb-bench.js guest usb:PORT MiB maxTransferBytes` prints JSON.
  */
 import { performance } from 'node:perf_hooks';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeAllUsbTransports, type NativeDevice } from '../src/usb/node-usb-transport.js';
@@ -255,26 +258,56 @@ interface GuestResult {
 }
 
 interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }[];
   samples: number[];
   timeDeltas: number[];
 }
 
-/** Where each profiled process spent its time: self time by function, the top entries. */
+/** Functions whose presence on the stack marks the start of a whole run's timed part (its --json seconds). */
+const RUN_ENTRY = new Set(['flashImage', 'readDevice']);
+/** Code of the data path: the last sample in it ends the timed part. */
+const DATA_PATH = /\/dist\/src\/(flash|usb|scsi|blockdev)\//;
+
+/**
+ * The samples of a whole `flash`/`read` run between its first one under flashImage/readDevice and
+ * its last one in the data path — the part its summary times, without node's start-up, argument
+ * parsing and device opening; all samples for other processes.
+ */
+function timedWindow(p: CpuProfile): [number, number] {
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const frame = new Map(p.nodes.map((n) => [n.id, n.callFrame]));
+  const stackHas = (id: number, test: (f: CpuProfile['nodes'][number]['callFrame']) => boolean) => {
+    for (let q: number | undefined = id; q !== undefined; q = parent.get(q)) if (test(frame.get(q)!)) return true;
+    return false;
+  };
+  const first = p.samples.findIndex((id) => stackHas(id, (f) => RUN_ENTRY.has(f.functionName)));
+  if (first < 0) return [0, p.samples.length];
+  let last = p.samples.length - 1;
+  while (last > first && !stackHas(p.samples[last], (f) => DATA_PATH.test(f.url))) last--;
+  return [first, last + 1];
+}
+
+/** Where each profiled process spent its time: self time by function, the top entries (for whole runs: of their timed part). */
 function printProfiles(outputs: Map<string, Buffer>, top = 12): void {
   for (const [name, buf] of [...outputs].filter(([n]) => n.startsWith('prof/')).sort(([a], [b]) => a.localeCompare(b))) {
     const p = JSON.parse(buf.toString('utf8')) as CpuProfile;
     const frame = new Map(p.nodes.map((n) => [n.id, n.callFrame]));
     const self = new Map<string, number>();
     let total = 0;
+    let all = 0;
+    const [from, to] = timedWindow(p);
     p.samples.forEach((id, i) => {
+      const dt = p.timeDeltas[i] ?? 0;
+      all += dt;
+      if (i < from || i >= to) return;
       const f = frame.get(id)!;
       const key = `${f.functionName || '(anonymous)'} ${f.url ? `${f.url.split('/').slice(-2).join('/')}:${f.lineNumber + 1}` : ''}`.trim();
-      const dt = p.timeDeltas[i] ?? 0;
       self.set(key, (self.get(key) ?? 0) + dt);
       total += dt;
     });
-    console.log(`\n${name.slice(5)}: ${(total / 1e6).toFixed(2)} s sampled; self time, top ${top}:`);
+    const part = total < all ? ` (${(total / 1e6).toFixed(2)} s from the first sample under ${[...RUN_ENTRY].join('/')} to the last in the data path)` : '';
+    console.log(`\n${name.slice(5)}: ${(all / 1e6).toFixed(2)} s sampled${part}; self time, top ${top}:`);
     for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}`);
   }
 }
@@ -289,6 +322,23 @@ function summarySeconds(text: string): number {
   const s = lines.reverse().find((o) => o.type === 'summary' || o.type === 'result' || typeof o.seconds === 'number');
   if (!s || typeof s.seconds !== 'number') throw new Error(`no summary with seconds in: ${text.slice(-500)}`);
   return s.seconds;
+}
+
+/**
+ * MB/s of a whole run once it is going: the median `speed` (bytes per second over the last two
+ * seconds) of its progress events in the second half of the data — what the run costs per byte,
+ * without its fixed costs (first calls, the final flushes).
+ */
+function steadyRate(text: string): number | undefined {
+  const speeds = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { type?: string; bytes?: number; total?: number | null; speed?: number; phase?: string })
+    .filter((e) => e.type === 'progress' && e.phase !== 'verifying' && e.total && e.bytes! >= e.total / 2 && e.bytes! < e.total && e.speed! > 0)
+    .map((e) => e.speed!)
+    .sort((a, b) => a - b);
+  return speeds.length ? speeds[Math.floor(speeds.length / 2)] / 1e6 : undefined;
 }
 
 type Sections = 'all' | 'single' | 'multi';
@@ -315,7 +365,8 @@ function reportSingle(txt: (n: string) => string, mib: number, xfer: number, jso
       read: (mbs(ddSeconds(txt(`${name}-dd-read.txt`))) + mbs(ddSeconds(txt(`${name}-dd-read2.txt`)))) / 2,
     };
     const cli = { write: mbs(summarySeconds(txt(`${name}-flash.json`))), read: mbs(summarySeconds(txt(`${name}-read.json`))) };
-    const entry: Record<string, unknown> = { kernelMaxSectorsKiB: kb, kernel, cli };
+    const steady = { write: steadyRate(txt(`${name}-flash.json`)), read: steadyRate(txt(`${name}-read.json`)) };
+    const entry: Record<string, unknown> = { kernelMaxSectorsKiB: kb, kernel, cli, steady };
     for (const op of ['write', 'read'] as const) {
       const k = kernel[op];
       const row = (path: string, xferBytes: number | string, rate: number, cpu?: number) =>
@@ -332,6 +383,7 @@ function reportSingle(txt: (n: string) => string, mib: number, xfer: number, jso
       row('crashcart driver, default size', g.driverDefault.transferBytes, mbs(g.driverDefault[op].seconds), g.driverDefault[op].cpu);
       row('crashcart driver, --max-transfer', g.driverSized.transferBytes, mbs(g.driverSized[op].seconds), g.driverSized[op].cpu);
       row(op === 'write' ? 'crashcart flash --no-verify' : 'crashcart read', xfer, cli[op]);
+      if (steady[op] !== undefined) row(`  its rate in the second half`, xfer, steady[op]);
       row('bare usb@3: CBW, data, CSW', g.bareNaive.transferBytes, mbs(g.bareNaive[op].seconds), g.bareNaive[op].cpu);
       row('bare usb@3: packed stages', g.barePacked.transferBytes, mbs(g.barePacked[op].seconds), g.barePacked[op].cpu);
     }
@@ -419,6 +471,12 @@ async function host(mib: number, xfer: number, profile: boolean, sections: Secti
     if (sections !== 'multi') reportSingle(txt, mib, xfer, json);
     if (sections !== 'single') reportMulti(txt, mib, json);
     if (profile) printProfiles(r.outputs);
+    if (profile && process.env.CRASHCART_BENCH_PROFILE_DIR) {
+      // The raw profiles, for a closer look (Chrome DevTools, speedscope).
+      const out = process.env.CRASHCART_BENCH_PROFILE_DIR;
+      await mkdir(out, { recursive: true });
+      for (const [n, b] of r.outputs) if (n.startsWith('prof/')) await writeFile(join(out, n.slice(5)), b);
+    }
     console.log(JSON.stringify(json));
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -3,7 +3,7 @@
  * flashImage() wires the stages together:
  *
  * - the producer (producer.ts) decompresses (or reads mapped ranges of) the image, cuts it into
- *   chunks (rechunk.ts), keeps the image's SHA-256, keeps only the bmap's mapped ranges and
+ *   chunks (rechunk.ts), keeps the image's SHA-256 (when verifying), keeps only the bmap's mapped ranges and
  *   checks their checksums as the data passes (bmap-ranges.ts), and hands each piece, with a
  *   digest of it, to every live destination's bounded queue (fan-out.ts). Decompression runs
  *   while the destinations write; the slowest live destination sets the pace; memory is
@@ -129,7 +129,7 @@ export interface FlashResult {
     bytes: number;
     /** Image size (bmap's ImageSize or decompressed size). */
     size: number;
-    /** SHA-256 of the whole decompressed image (not for bmap reads that skip the holes). */
+    /** SHA-256 of the whole decompressed image (not for bmap reads that skip the holes, nor without verification). */
     sha256?: string;
     bmap?: { path: string; version: string; mappedBytes: number; checksumType?: string };
   };

@@ -1,7 +1,7 @@
 /**
  * The producer side of a flash: one pass over the image, through these stages —
  *
- *   source extents → re-chunking (rechunk.ts) → whole-image SHA-256
+ *   source extents → re-chunking (rechunk.ts) → whole-image SHA-256 (when verifying)
  *     → bmap range selection and checksums (bmap-ranges.ts) → fan-out to the destinations (fan-out.ts)
  *
  * An image with a bmap comes as its mapped ranges only (`sparseRead`: read directly from a raw
@@ -21,6 +21,8 @@ import type { ImageSource } from './source.js';
 
 export interface ProducerOptions {
   chunkSize: number;
+  /** The flash is verified: only then is the whole image's SHA-256 taken (--no-verify asks for no hashing). */
+  verify: boolean;
   progressIntervalMs: number;
   signal?: AbortSignal;
 }
@@ -43,7 +45,7 @@ function checkStreamedLength(source: ImageSource, streamed: number): void {
 }
 
 export class Producer {
-  /** SHA-256 of the whole image (undefined for sparse reads, which skip the holes). */
+  /** SHA-256 of the whole image (undefined for sparse reads, which skip the holes, and without verification). */
   readonly imageHash: ReturnType<typeof createHash> | undefined;
   private readonly rechunker: Rechunker;
   private readonly selector?: BmapRangeSelector;
@@ -58,7 +60,7 @@ export class Producer {
     private readonly o: ProducerOptions,
     private readonly emit: (e: FlashEvent) => void,
   ) {
-    this.imageHash = source.sparseRead ? undefined : createHash('sha256');
+    this.imageHash = source.sparseRead || !o.verify ? undefined : createHash('sha256');
     const dispatch: ChunkSink = (start, data) => this.fanOut.dispatch(start, data);
     if (source.bmap) this.selector = new BmapRangeSelector(source.bmap, source.path, dispatch);
     this.rechunker = new Rechunker(o.chunkSize, this.onChunk);

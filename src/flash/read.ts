@@ -185,6 +185,9 @@ function worthScraping(e: unknown): boolean {
   return e instanceof RetriesExhaustedError || classifyError(e) === 'transient' || (e instanceof CrashcartError && (e.exitCode === ExitCode.IO || e.exitCode === ExitCode.MEDIUM));
 }
 
+/** How the read of one chunk ended. */
+type ChunkRead = { data: Uint8Array; error?: undefined } | { data?: undefined; error: unknown };
+
 /** One run of readDevice once the output is open: the copy loop and the state it keeps. */
 class ReadSession {
   private readonly streamHash: ReturnType<typeof createHash> | undefined;
@@ -324,30 +327,47 @@ class ReadSession {
     await this.saveMap(pos + len, false);
   }
 
-  /** One chunk: read whole, or scraped block by block when that fails. */
-  private async readChunk(pos: number, len: number): Promise<void> {
-    let data: Uint8Array | undefined;
-    try {
-      data = await this.readOne(pos, len);
-    } catch (e) {
-      await this.readFailed(pos, e);
-      if (!worthScraping(e)) throw e;
-    }
-    if (data) await this.store(pos, len, data);
-    else await this.scrape(pos, len);
+  /** Starts reading the chunk at `pos`; its outcome, failure included, is kept for finishChunk. */
+  private startRead(pos: number, len: number): Promise<ChunkRead> {
+    return this.readOne(pos, len).then(
+      (data) => ({ data }),
+      (error: unknown) => ({ error }),
+    );
   }
 
+  /** One chunk whose read has ended: stored whole, or scraped block by block when the read failed. */
+  private async finishChunk(pos: number, len: number, r: ChunkRead): Promise<void> {
+    if (r.data) return this.store(pos, len, r.data);
+    await this.readFailed(pos, r.error);
+    if (!worthScraping(r.error)) throw r.error;
+    await this.scrape(pos, len);
+  }
+
+  /**
+   * Copies one area chunk by chunk, with the next chunk's read already on the device while this
+   * one is hashed and written to the output (after a failed read, the next waits for the scrape).
+   */
   private async copyArea(area: { pos: number; size: number }): Promise<void> {
     const { chunk } = this.plan;
     const end = area.pos + area.size;
-    for (let pos = area.pos; pos < end;) {
-      const len = Math.min(chunk - (pos % chunk || 0), end - pos);
-      await this.readChunk(pos, len);
-      pos += len;
-      this.done += len;
-      this.completedTo = pos;
-      this.progress();
-      if (performance.now() - this.lastMapSave > 5000) await this.saveMap(pos, false);
+    const lengthAt = (pos: number) => Math.min(chunk - (pos % chunk || 0), end - pos);
+    let next: Promise<ChunkRead> | undefined = this.startRead(area.pos, lengthAt(area.pos));
+    try {
+      for (let pos = area.pos; pos < end;) {
+        const len = lengthAt(pos);
+        const r: ChunkRead = await next!;
+        next = r.data && pos + len < end ? this.startRead(pos + len, lengthAt(pos + len)) : undefined;
+        await this.finishChunk(pos, len, r);
+        pos += len;
+        this.done += len;
+        this.completedTo = pos;
+        this.progress();
+        if (performance.now() - this.lastMapSave > 5000) await this.saveMap(pos, false);
+        if (!next && pos < end) next = this.startRead(pos, lengthAt(pos));
+      }
+    } finally {
+      // A chunk failed with the next read still on the device: it ends before the caller goes on.
+      await next;
     }
   }
 

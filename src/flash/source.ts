@@ -146,8 +146,9 @@ async function* decodedExtents(path: string, format: ImageFormat, eo: ExtentOpti
   const opts = { signal: eo.signal, onInput: eo.onInput, onWarning: eo.onWarning };
   if (format === 'raw') {
     let offset = 0;
+    // Every piece of a raw file is a buffer of its own (fs read streams allocate one per read): no copy needed.
     for await (const data of decompressFile(path, format, opts)) {
-      yield { offset, data };
+      yield { offset, data, owned: true };
       offset += data.length;
     }
     return;

@@ -24,7 +24,7 @@ export function flashCommand(y: Argv) {
         .positional('image', { type: 'string', demandOption: true, describe: 'image file; the format is detected from its content' })
         .positional('devices', { type: 'string', array: true, demandOption: true, describe: 'destinations: /dev/sdX, usb:… or an image file' })
         .option('bmap', { type: 'string', describe: 'bmap file (default: IMAGE.bmap next to the image, if there); --no-bmap writes every block' })
-        .option('verify', { type: 'boolean', default: true, describe: 'read the cards back and compare (--no-verify skips it)' })
+        .option('verify', { type: 'boolean', default: true, describe: 'read the cards back and compare (--no-verify skips it, and the image SHA-256 with it)' })
         .option('yes', { alias: 'y', type: 'boolean', describe: 'do not ask for confirmation' })
         .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' })
         .option('resume', { type: 'boolean', describe: 'continue an interrupted flash of this image on these cards where it stopped' })

@@ -207,12 +207,17 @@ test('verification failure of a compressed image names the chunk', async () => {
 
 test('--no-verify skips the read-back', async () => {
   const source = await openImageSource(fixture('disk.img'), { bmap: false });
-  const dev = new FaultyDevice(new MemoryDevice(new Uint8Array(CARD)), 'mem');
+  const mem = new MemoryDevice(new Uint8Array(CARD));
+  const dev = new FaultyDevice(mem, 'mem');
   dev.faults.push({ op: 'read', times: Infinity, error: () => new Error('must not read') });
   const r = await flashImage(source, [{ device: dev }], { verify: false });
   await source.close();
   assert.equal(r.exitCode, 0);
   assert.equal(r.targets[0].verified, false);
+  // Nothing is hashed that was not asked for: no whole-image SHA-256 without verification.
+  assert.equal(r.image.sha256, undefined);
+  assert.equal(r.image.bytes, (await readFile(fixture('disk.img'))).length);
+  assert.ok(Buffer.from(await mem.read(0, r.image.bytes)).equals(await readFile(fixture('disk.img'))), 'the image is on the card');
 });
 
 test('transient write errors are retried with back-off', async () => {

@@ -100,6 +100,40 @@ test('device gone while reading: error names the offset, map saved for a later r
   assert.equal(r.sha256, sha(data));
 });
 
+test('the next chunk is read while the last one is written out, one read on the device at a time', async (t) => {
+  const data = pattern(SIZE);
+  const out = join(tempDir(t), 'overlap.img');
+  const chunk = 256 * 1024;
+  const dev = new FaultyDevice(new MemoryDevice(data), 'overlap');
+  const log: string[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const origRead = dev.read.bind(dev);
+  dev.read = async (o, l, opts) => {
+    log.push(`read ${o}`);
+    maxInFlight = Math.max(maxInFlight, ++inFlight);
+    try {
+      return await origRead(o, l, opts);
+    } finally {
+      inFlight--;
+    }
+  };
+  const r = await readDevice(dev, out, {
+    chunkSize: chunk,
+    progressIntervalMs: 0,
+    onEvent: (e) => {
+      if (e.type === 'progress') log.push(`done ${e.bytes}`);
+    },
+  });
+  assert.equal(r.sha256, sha(data));
+  assert.ok(Buffer.from(await readFile(out)).equals(Buffer.from(data)));
+  assert.equal(maxInFlight, 1);
+  for (let k = 1; k < SIZE / chunk; k++) {
+    // chunk k is asked for before chunk k - 1 is stored (hashed, written, counted as done)
+    assert.ok(log.indexOf(`read ${k * chunk}`) < log.indexOf(`done ${k * chunk}`), `chunk ${k}: ${log.join(', ')}`);
+  }
+});
+
 test('ddrescue mapfiles: parse what ddrescue writes, format round-trips, status map merges', () => {
   const text = `# Mapfile. Created by GNU ddrescue version 1.27
 # Command line: ddrescue /dev/sdb card.img card.map
