@@ -16,8 +16,12 @@
  * A missing, stale (other source), damaged or rejected (another Node/V8) cache is never an error:
  * the script is compiled from its source as it would be without a cache.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Script } from 'node:vm';
+
+// node:fs through require(): an ES import of it builds its ES module facade, whose getters load
+// the fs streams too (~7 ms of a start-up this module exists to shorten).
+const { readFileSync, renameSync, writeFileSync } = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
 
 /** What became of the cache: used, or why the script was compiled without it. */
 export type CodeCacheStatus = 'used' | 'missing' | 'stale' | 'damaged' | 'rejected';
