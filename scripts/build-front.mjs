@@ -37,6 +37,26 @@ function lazyDefault(module, asciiWidth) {
   ].join('\n');
 }
 
+/** The package folder, its name@version and the path inside it, of a file in node_modules. */
+function packageOf(path) {
+  const m = /^(.*\/node_modules\/(?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(path);
+  if (!m) return undefined;
+  const { name, version } = JSON.parse(readFileSync(join(m[1], 'package.json'), 'utf8'));
+  return { root: m[1], key: `${name}@${version}`, inner: m[2] };
+}
+
+/**
+ * One copy of each package version: npm nests a package where versions differ along the way (three
+ * copies of strip-ansi 7.2.0 under yargs, cliui and wrap-ansi); the same name and version is the
+ * same published code, so the bundle keeps, of the copies a first build took in, the first path.
+ */
+const oneCopy = new Map();
+function samePackage(path) {
+  const p = packageOf(path);
+  const root = p && oneCopy.get(p.key);
+  return root ? join(root, p.inner) : path;
+}
+
 const frontPlugin = {
   name: 'crashcart-front',
   setup(b) {
@@ -51,14 +71,14 @@ const frontPlugin = {
           return { errors: [{ text: `${path}: the CLI front (main.js, args/) may import only args/, yargs and ${Object.keys(front.FRONT_SHARED).join(', ')}` }] };
         return undefined;
       }
+      if (!args.importer.includes('/node_modules/') || /^[./]/.test(args.path) || isBuiltin(args.path)) return undefined;
+      const resolved = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: { real: true } });
+      if (resolved.errors.length) return { errors: resolved.errors };
+      const real = samePackage(resolved.path);
       // yargs' help layout, loaded when first used (see above).
       const lazy = { cliui: false, 'string-width': true }[args.path];
-      if (lazy !== undefined && args.importer.includes(`${join('node_modules')}/`)) {
-        const real = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: { real: true } });
-        if (real.errors.length) return { errors: real.errors };
-        return { path: real.path, namespace: 'crashcart-lazy', pluginData: { real: real.path, asciiWidth: lazy } };
-      }
-      return undefined;
+      if (lazy !== undefined) return { path: real, namespace: 'crashcart-lazy', pluginData: { real, asciiWidth: lazy } };
+      return { path: real };
     });
     b.onLoad({ filter: /.*/, namespace: 'crashcart-lazy' }, (args) => ({
       contents: lazyDefault(args.pluginData.real, args.pluginData.asciiWidth),
@@ -75,8 +95,9 @@ const frontPlugin = {
 };
 
 const bundlePath = join(srcDir, 'cli/front.bundle.cjs');
-const result = await build({
+const options = {
   stdin: { contents: "export { main } from './cli/main.js';\nexport { hideBin } from 'yargs/helpers';\n", resolveDir: srcDir, sourcefile: 'front-entry.js', loader: 'js' },
+  absWorkingDir: root,
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -84,7 +105,15 @@ const result = await build({
   write: false,
   plugins: [frontPlugin],
   logLevel: 'warning',
-});
+};
+const first = await build({ ...options, metafile: true });
+const roots = new Map();
+for (const input of Object.keys(first.metafile.inputs)) {
+  const p = packageOf(resolve(root, input.replace(/^[a-z-]+:/, '')));
+  if (p) roots.set(p.key, [...(roots.get(p.key) ?? []), p.root]);
+}
+for (const [key, paths] of roots) oneCopy.set(key, paths.sort()[0]);
+const result = await build(options);
 let text = result.outputFiles[0].text.replaceAll('import("crashcart-import:', '__crashcartImport("').replaceAll('require("crashcart-shared:', '__crashcartShared("');
 const leftover = /\bimport\(|crashcart-(import|shared):|\bimport\.meta\b/.exec(text);
 if (leftover) throw new Error(`front bundle: ${leftover[0]} left in the output`);
