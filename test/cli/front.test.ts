@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
@@ -108,5 +109,20 @@ describe('the CLI front code cache', () => {
     writeFileSync(stale, s);
     assert.deepEqual(load(stale), { status: 0, stdout: `stale\n${version}\n`, stderr: '' });
     assert.deepEqual(load(join(tmp, 'none.v8cache')), { status: 0, stdout: `missing\n${version}\n`, stderr: '' });
+  });
+});
+
+describe("the front's ASCII width shortcut (scripts/build-front.mjs)", () => {
+  it('every copy of string-width the bundle holds measures printable ASCII as its length', async () => {
+    const ascii = Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i));
+    const samples = [...ascii, ascii.join(''), '#*0123456789', '  --log-format  [choices: "text", "json"]', ''];
+    // the copies yargs' help layout uses: its own and cliui's (wrap-ansi's is the same version)
+    for (const user of ['yargs', 'cliui']) {
+      const fromUser = createRequire(join(repoRoot, 'node_modules', user, 'package.json'));
+      const path = fromUser.resolve('string-width');
+      const stringWidth = ((await import(pathToFileURL(path).href)) as { default: (s: string) => number }).default;
+      for (const s of samples) assert.equal(stringWidth(s), s.length, `${path}: ${JSON.stringify(s)}`);
+      assert.equal(stringWidth('…—'), 2, 'and other text is measured by it');
+    }
   });
 });
