@@ -64,7 +64,14 @@ function instantiate(compiled: CachedScript, bundle: string): Front {
 
 /** The CLI front, compiled with its code cache where that fits (`bundle` and `cache`: for tests). */
 export function loadFront(bundle = FRONT_BUNDLE, cache = FRONT_CODE_CACHE): Front {
-  return instantiate(compileWithCodeCache(bundle, cache), bundle);
+  let compiled: CachedScript;
+  try {
+    compiled = compileWithCodeCache(bundle, cache);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${bundle} is missing: build crashcart with npm run build`);
+    throw e;
+  }
+  return instantiate(compiled, bundle);
 }
 
 /**
