@@ -2,7 +2,8 @@
  * Start-up loads only what the command needs: yargs parses the arguments first, and a
  * command's implementation, the library, the `usb` native module, codecs and progress
  * libraries are imported only when that command runs (src/cli/args/load-command.ts). Checked
- * on the real executable with a module-load trace (./helpers/module-trace.ts), not by timing.
+ * on the real executable with a module-load trace (./helpers/module-trace.ts), not by timing,
+ * and in the CLI front bundle that bin/crashcart runs (src/cli/front.ts): the modules built into it.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -35,8 +36,11 @@ const ownModules = (modules: string[]) => modules.filter((m) => m.startsWith(src
 /** The npm packages loaded (by name, scoped names included). */
 const packages = (modules: string[]) => new Set(modules.map((m) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(m)?.[1]).filter((p): p is string => p !== undefined));
 
-/** What parsing the arguments may load of our own: the CLI entry, its command definitions, errors, diagnostics and the signal handling. */
-const PARSING = /^(cli\/main\.js|cli\/cancellation\.js|cli\/diagnostics\.js|errors\.js|cli\/args\/[a-z-]+\.js)$/;
+/**
+ * What parsing the arguments may load of our own: the CLI front's loader and its code cache
+ * (the entry and the command definitions are in its bundle), errors, diagnostics and the signal handling.
+ */
+const PARSING = /^(cli\/front\.js|util\/code-cache\.js|cli\/cancellation\.js|cli\/diagnostics\.js|errors\.js)$/;
 /** The `usb` package and its native builds (@node-usb/…), progress bars and spinners, codecs. */
 const heavy = (loaded: Set<string>) => [...loaded].filter((p) => /^(usb|@node-usb\/.*|cli-progress|ora|fzstd|xz-decompress|@foxglove\/wasm-bz2)$/.test(p));
 
@@ -53,9 +57,24 @@ describe('start-up loads only what the command needs', () => {
       const loaded = packages(t.modules);
       assert.deepEqual(heavy(loaded), []);
       assert.ok(!t.modules.some((m) => m.endsWith('.node')), `a native addon was loaded: ${t.modules.filter((m) => m.endsWith('.node'))}`);
-      assert.ok(loaded.has('yargs'), 'the trace sees the packages that are loaded');
+      assert.ok(ownModules(t.modules).includes('cli/front.js'), 'the trace sees the modules that are loaded');
     });
   }
+
+  it('the CLI front bundle holds the entry, the command definitions and yargs with its dependencies, nothing of the library', () => {
+    // esbuild heads each module it builds in with a comment naming its path (from the working directory).
+    const built = [...readFileSync(join(repoRoot, 'dist/src/cli/front.bundle.cjs'), 'utf8').matchAll(/^\s*\/\/ (?:\S*?\/)??((?:dist\/src|node_modules)\/\S+)$/gm)].map((m) => m[1]);
+    const own = [...new Set(built.filter((p) => p.startsWith('dist/src/')).map((p) => p.slice('dist/src/'.length)))];
+    assert.ok(own.includes('cli/main.js') && own.includes('cli/args/flash.js'), `the bundle's modules were not found: ${own}`);
+    assert.deepEqual(
+      own.filter((m) => !/^(front-entry\.js|cli\/main\.js|cli\/args\/[a-z-]+\.js)$/.test(m)),
+      [],
+      'library modules in the front bundle',
+    );
+    const bundledPackages = packages(built.map((p) => `/${p}`));
+    assert.ok(bundledPackages.has('yargs') && bundledPackages.has('yargs-parser'), `${[...bundledPackages]}`);
+    assert.deepEqual(heavy(bundledPackages), []);
+  });
 
   it('a command that runs loads its implementation and the library (the trace sees dynamic imports), without codecs, progress libraries or usb it does not use', () => {
     const image = join(tmp, 'stock61-gpt.img');

@@ -1,0 +1,128 @@
+/**
+ * The CLI front that bin/crashcart runs (src/cli/front.ts: main.js, the command definitions and
+ * yargs built into one script by scripts/build-front.mjs, with a V8 code cache) behaves as the
+ * ES modules it is built from: the same output, streams and exit codes for help texts, the
+ * version, usage errors and a command that runs, in other languages and widths too. The cache
+ * the build wrote is used, and a damaged, stale or missing one only costs the compile.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { after, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { kernelFixturesDir, repoRoot } from '../helpers/kernel-fixtures.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'crashcart-front-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const bin = join(repoRoot, 'bin/crashcart');
+const mainUrl = pathToFileURL(join(repoRoot, 'dist/src/cli/main.js')).href;
+const frontUrl = pathToFileURL(join(repoRoot, 'dist/src/cli/front.js')).href;
+const bundle = join(repoRoot, 'dist/src/cli/front.bundle.cjs');
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+const run = (args: string[], env: NodeJS.ProcessEnv = {}): Run => {
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+/** crashcart through bin/crashcart (the bundle). */
+const viaBin = (argv: string[], env?: NodeJS.ProcessEnv) => run([bin, ...argv], env);
+/** crashcart through the ES modules of dist/src, no bundle. */
+const modulesEntry = join(tmp, 'crashcart-modules.mjs');
+writeFileSync(modulesEntry, `import { main } from ${JSON.stringify(mainUrl)};\nprocess.exitCode = await main(process.argv.slice(2));\n`);
+const viaModules = (argv: string[], env?: NodeJS.ProcessEnv) => run([modulesEntry, ...argv], env);
+
+describe('the CLI front bundle', () => {
+  const image = join(tmp, 'stock61-gpt.img');
+  writeFileSync(image, gunzipSync(readFileSync(join(kernelFixturesDir, 'stock61-gpt/disk.img.gz'))));
+  const cases: string[][] = [
+    ['--help'],
+    ['--version'],
+    ['pstore', '--help'],
+    ['pstore', 'extract', '--help'],
+    ['flash', '--help'],
+    ['provision', '--help'],
+    ['read', '--help'],
+    ['info', '--help'],
+    [],
+    ['frobnicate'],
+    ['flsh'],
+    ['flash'],
+    ['pstore', 'layout', '--bogus', 'x'],
+    ['info', '--json', join(tmp, 'missing.img')],
+    ['--log-format', 'json', 'frobnicate'],
+    ['pstore', 'layout', image],
+    ['info', image],
+  ];
+  for (const argv of cases) {
+    it(`crashcart ${argv.join(' ').replace(tmp, 'TMP')}: as the modules it is built from`, () => {
+      const a = viaBin(argv);
+      assert.deepEqual(a, viaModules(argv));
+      assert.ok(a.stdout.length + a.stderr.length > 0);
+    });
+  }
+
+  it('in another language and terminal width: yargs finds its locales and wraps the same', () => {
+    for (const env of [{ LC_ALL: 'de_DE.UTF-8' }, { LANG: 'fr_FR.UTF-8', COLUMNS: '60' }]) {
+      for (const argv of [['--help'], ['pstore', 'extract', '--help'], ['frobnicate']]) {
+        const a = viaBin(argv, env);
+        assert.deepEqual(a, viaModules(argv, env), `${JSON.stringify(env)} ${argv.join(' ')}`);
+      }
+    }
+    assert.match(viaBin(['--help'], { LC_ALL: 'de_DE.UTF-8' }).stdout, /Kommandos:/);
+  });
+});
+
+describe('the CLI front code cache', () => {
+  /** In a new process: loads the front (with `cache`, or the built one), reports the cache's state and runs `--version`. */
+  const load = (cache?: string) =>
+    run([
+      '--input-type=module',
+      '-e',
+      `import { loadFront, FRONT_BUNDLE } from ${JSON.stringify(frontUrl)};
+       const front = ${cache === undefined ? 'loadFront()' : `loadFront(FRONT_BUNDLE, ${JSON.stringify(cache)})`};
+       console.log(front.cache);
+       process.exitCode = await front.main(['--version']);`,
+    ]);
+  const version = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version;
+
+  it('the cache the build wrote is used', () => {
+    assert.deepEqual(load(), { status: 0, stdout: `used\n${version}\n`, stderr: '' });
+  });
+
+  it('a damaged, stale or missing cache: the front compiles without it and works', () => {
+    const built = readFileSync(`${bundle}.v8cache`);
+    const damaged = join(tmp, 'damaged.v8cache');
+    writeFileSync(damaged, Buffer.concat([built.subarray(0, 4096), Buffer.alloc(4096, 0xa5), built.subarray(8192)]));
+    assert.deepEqual(load(damaged), { status: 0, stdout: `damaged\n${version}\n`, stderr: '' });
+    const stale = join(tmp, 'stale.v8cache');
+    copyFileSync(`${bundle}.v8cache`, stale);
+    const s = readFileSync(stale);
+    s[8] ^= 0xff; // the checksum of the source it was made for
+    writeFileSync(stale, s);
+    assert.deepEqual(load(stale), { status: 0, stdout: `stale\n${version}\n`, stderr: '' });
+    assert.deepEqual(load(join(tmp, 'none.v8cache')), { status: 0, stdout: `missing\n${version}\n`, stderr: '' });
+  });
+});
+
+describe("the front's ASCII width shortcut (scripts/build-front.mjs)", () => {
+  it('every copy of string-width the bundle holds measures printable ASCII as its length', async () => {
+    const ascii = Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i));
+    const samples = [...ascii, ascii.join(''), '#*0123456789', '  --log-format  [choices: "text", "json"]', ''];
+    // the copies yargs' help layout uses: its own and cliui's (wrap-ansi's is the same version)
+    for (const user of ['yargs', 'cliui']) {
+      const fromUser = createRequire(join(repoRoot, 'node_modules', user, 'package.json'));
+      const path = fromUser.resolve('string-width');
+      const stringWidth = ((await import(pathToFileURL(path).href)) as { default: (s: string) => number }).default;
+      for (const s of samples) assert.equal(stringWidth(s), s.length, `${path}: ${JSON.stringify(s)}`);
+      assert.equal(stringWidth('…—'), 2, 'and other text is measured by it');
+    }
+  });
+});
