@@ -4,7 +4,7 @@
  * that are rewritten (maps, journals) are replaced by renaming a fresh file over them, and a
  * backup folder is new for every run.
  */
-import { constants as fsc } from 'node:fs';
+import { closeSync, constants as fsc, openSync, writeFileSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -58,6 +58,26 @@ export async function writeNewFile(path: string, data: string | Uint8Array, what
     await fh.writeFile(data);
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * `writeNewFile` without the thread-pool round trips of an open, a write and a close: for many
+ * small files (an extraction's records) it costs a third of the CPU time. Blocks the thread
+ * while it runs; callers writing many files yield between them.
+ */
+export function writeNewFileSync(path: string, data: string | Uint8Array, what = 'output'): void {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o644);
+  } catch (e) {
+    if (errnoCode(e) === 'EEXIST') throw new RefusedError(`${what} ${path} already exists; refusing to overwrite it (remove it or choose another name)`);
+    throw describeFsError(path, e);
+  }
+  try {
+    writeFileSync(fd, data);
+  } finally {
+    closeSync(fd);
   }
 }
 

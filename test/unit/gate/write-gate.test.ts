@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { link, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, symlink, unlink, writeFile } from 'node:fs/promises';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { WriteGate } from '../../../src/gate/write-gate.js';
-import { createExclusive, createRunDir, prepareOutputDir, replaceFile } from '../../../src/gate/outputs.js';
+import { createExclusive, createRunDir, prepareOutputDir, replaceFile, writeNewFileSync } from '../../../src/gate/outputs.js';
 import { footprintsConflict, type Footprint } from '../../../src/host/block-topology.js';
 import { openDevice } from '../../../src/blockdev/open-device.js';
 import { RefusedError } from '../../../src/errors.js';
@@ -95,9 +95,17 @@ test('output files are created exclusively: existing files, symlinks and danglin
   await assert.rejects(createExclusive(precious), refused(/already exists/));
   await assert.rejects(createExclusive(join(dir, 'link')), refused(/already exists/));
   await assert.rejects(createExclusive(join(dir, 'dangling')), refused(/already exists/));
+  for (const name of ['precious', 'link', 'dangling']) assert.throws(() => writeNewFileSync(join(dir, name), 'overwritten'), refused(/already exists/));
   await assert.rejects(replaceFile(join(dir, 'link'), 'overwritten'), refused(/symbolic link/));
   assert.equal(await readFile(precious, 'utf8'), 'keep me');
   assert.deepEqual((await readdir(dir)).sort(), ['dangling', 'link', 'precious']);
+  writeNewFileSync(join(dir, 'record'), new Uint8Array([1, 2, 3]));
+  assert.deepEqual(await readFile(join(dir, 'record')), Buffer.from([1, 2, 3]));
+  assert.throws(
+    () => writeNewFileSync(join(dir, 'missing', 'record'), 'x'),
+    (e: Error) => /does not exist/.test(e.message),
+  );
+  await unlink(join(dir, 'record'));
   const fh = await createExclusive(join(dir, 'fresh'));
   await fh.close();
   await replaceFile(join(dir, 'fresh'), 'v2');
