@@ -3,8 +3,7 @@
  * raw bytes of zones that failed validation under raw/, extra views, and index.json.
  */
 import { mkdir } from 'node:fs/promises';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { prepareOutputDir, syncPath, writeNewFileSync } from '../gate/outputs.js';
+import { prepareOutputDir, syncPath, writeNewFile, writeNewFiles } from '../gate/outputs.js';
 import { dirname, join } from 'node:path';
 import type { Extraction } from './extract.js';
 import { decodedFileName } from './kernel-version.js';
@@ -179,9 +178,6 @@ export interface WriteExtractionOptions {
 /** Files synced at once (durable backups): keeps the file system busy while the next ones are opened. */
 const FILES_IN_FLIGHT = 16;
 
-/** Longest run of file writes between two yields to the event loop. */
-const WRITE_SLICE_MS = 10;
-
 /**
  * Writes records, raw zones, extra views and index.json into `dir`: a new or empty folder
  * (see prepareOutputDir). Every file is created exclusively, never through a link.
@@ -193,19 +189,10 @@ export async function writeExtraction(x: Extraction, dir: string, region: Region
   if (raws.length) await mkdir(join(dir, 'raw'));
   for (const z of raws) files.push({ path: join(dir, rawFileName(z)), data: z.raw! });
   for (const f of x.extraFiles) files.push({ path: join(dir, f.file), data: f.content });
-  // One file after the other with plain system calls (no thread-pool hop per open, write and
-  // close), yielding now and then so that signals and progress are still served.
-  let slice = performance.now();
-  for (const f of files) {
-    writeNewFileSync(f.path, f.data);
-    if (performance.now() - slice >= WRITE_SLICE_MS) {
-      await yieldToLoop();
-      slice = performance.now();
-    }
-  }
+  await writeNewFiles(files);
   const index = buildIndex(x, region);
   // index.json last: a folder with an index holds the whole extraction.
-  writeNewFileSync(join(dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
+  await writeNewFile(join(dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
   if (opts.durable) {
     await inFlight(files, (f) => syncPath(f.path));
     await syncPath(join(dir, 'index.json'));
