@@ -2,10 +2,12 @@
  * npm run bench: extraction from a full 128 MiB pstore region (2045 kmsg zones, every one
  * holding a compressed dump, plus pmsg/console/ftrace) compared with just reading the region's
  * bytes from the same image file; extraction includes writing the records to a new folder. Prints a
- * table and a JSON line with both ratios (geometry given and auto-detected) from the same run.
+ * table and a JSON line with both ratios (geometry given and auto-detected) from the same run, the
+ * CPU time of each (all threads: decoding runs on worker threads too) and the load average, since
+ * on a shared machine the wall-clock ratios move with the load.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { deflateRawSync } from 'node:zlib';
@@ -20,6 +22,8 @@ import { ftraceRecords, putCircularZone, putKmsgZone } from '../test/helpers/zon
 const MiB = 1024 * 1024;
 const SIZE = 128 * MiB;
 const CPUS = 2;
+/** Runs of each contender (the median is reported): CRASHCART_BENCH_RUNS, default 3. */
+const RUNS = Math.max(1, Number(process.env.CRASHCART_BENCH_RUNS) || 3);
 
 function buildImage(path: string) {
   const layout = computeLayout(SIZE, { kmsg: 65536, pmsg: 65536, console: 65536, ftrace: 65536 }, CPUS);
@@ -45,14 +49,18 @@ function buildImage(path: string) {
   return layout;
 }
 
-async function time(fn: () => Promise<unknown>, runs = 3): Promise<number> {
-  const t: number[] = [];
+/** Median wall-clock time of `runs` runs, and the CPU time (user + system, every thread) of that run. */
+async function time(fn: () => Promise<unknown>, runs = RUNS): Promise<{ ms: number; cpuMs: number }> {
+  const t: { ms: number; cpuMs: number }[] = [];
   for (let i = 0; i < runs; i++) {
+    const c = process.cpuUsage();
     const s = performance.now();
     await fn();
-    t.push(performance.now() - s);
+    const ms = performance.now() - s;
+    const u = process.cpuUsage(c);
+    t.push({ ms, cpuMs: (u.user + u.system) / 1000 });
   }
-  return t.sort((a, b) => a - b)[Math.floor(runs / 2)];
+  return t.sort((a, b) => a.ms - b.ms)[Math.floor(runs / 2)];
 }
 
 async function main() {
@@ -77,26 +85,33 @@ async function main() {
       await writeExtraction(x, join(dir, `${prefix}-${run++}`), { device: img, offset: 0, size: dev.size, description: 'bench' });
       records = x.records.length;
     };
-    const tRead = await time(readAll);
-    const tGiven = await time(extractTo(params, 'given'));
-    const tAuto = await time(extractTo({}, 'auto'));
+    const load = loadavg()[0];
+    const read = await time(readAll);
+    const given = await time(extractTo(params, 'given'));
+    const auto = await time(extractTo({}, 'auto'));
     await dev.close();
-    const row = (name: string, ms: number) =>
-      console.log(`${name.padEnd(44)} ${ms.toFixed(0).padStart(7)} ms  ${(SIZE / MiB / (ms / 1000)).toFixed(0).padStart(6)} MiB/s  ×${(ms / tRead).toFixed(2)} of read`);
+    const tRead = read.ms;
+    const row = (name: string, t: { ms: number; cpuMs: number }) =>
+      console.log(
+        `${name.padEnd(44)} ${t.ms.toFixed(0).padStart(7)} ms  ${(SIZE / MiB / (t.ms / 1000)).toFixed(0).padStart(6)} MiB/s  ×${(t.ms / tRead).toFixed(2)} of read  (CPU ${t.cpuMs.toFixed(0)} ms)`,
+      );
     console.log(`region 128 MiB: ${layout.kmsgCount} compressed kmsg dumps, ${layout.ftraceCount} ftrace zones, pmsg, console (${records} records out)`);
-    row('read the region (8 MiB chunks)', tRead);
-    row('extract, geometry given', tGiven);
-    row('extract, geometry auto-detected', tAuto);
-    console.log(`auto-detected / given: ×${(tAuto / tGiven).toFixed(2)}`);
+    console.log(`${availableParallelism()} cores, load average ${load.toFixed(2)} at the start; median of ${RUNS} runs each`);
+    row('read the region (8 MiB chunks)', read);
+    row('extract, geometry given', given);
+    row('extract, geometry auto-detected', auto);
+    console.log(`auto-detected / given: ×${(auto.ms / given.ms).toFixed(2)}`);
     console.log(
       JSON.stringify({
         bench: 'extract-128MiB',
         readMs: tRead,
-        extractGivenMs: tGiven,
-        extractAutoMs: tAuto,
-        ratioGiven: tGiven / tRead,
-        ratioAuto: tAuto / tRead,
-        autoOverGiven: tAuto / tGiven,
+        extractGivenMs: given.ms,
+        extractAutoMs: auto.ms,
+        ratioGiven: given.ms / tRead,
+        ratioAuto: auto.ms / tRead,
+        autoOverGiven: auto.ms / given.ms,
+        cpuMs: { read: read.cpuMs, given: given.cpuMs, auto: auto.cpuMs },
+        loadAverage: load,
         records,
       }),
     );

@@ -108,14 +108,23 @@ export function readS32(b: Uint8Array, off: number, endian: Endian): number {
   return readU32(b, off, endian) | 0;
 }
 
+/** The view of the last array read from: thousands of records are read in a row from one buffer. */
+let lastArray: Uint8Array | undefined;
+let lastView: DataView | undefined;
+function viewOf(b: Uint8Array): DataView {
+  if (b !== lastArray || !lastView) {
+    lastView = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    lastArray = b;
+  }
+  return lastView;
+}
+
 export function readS64(b: Uint8Array, off: number, endian: Endian): bigint {
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return dv.getBigInt64(off, endian === 'le');
+  return viewOf(b).getBigInt64(off, endian === 'le');
 }
 
 export function readU64(b: Uint8Array, off: number, endian: Endian): bigint {
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return dv.getBigUint64(off, endian === 'le');
+  return viewOf(b).getBigUint64(off, endian === 'le');
 }
 
 export function writeU32(b: Uint8Array, off: number, v: number, endian: Endian): void {

@@ -519,7 +519,8 @@ function detectFtraceFormat(ftraceZones: Zone[], linear: Map<Zone, Uint8Array>, 
     const masks: FtraceCpuInIp[] = opts.ftraceCpuInIp !== undefined ? [opts.ftraceCpuInIp] : lay === 'lp64' ? [0] : [0, 3, 1];
     for (const cpuInIp of masks) candidates.push({ endian: abi.endian, layout: lay, cpuInIp });
   }
-  const score = (f: FtraceFormat) => ftraceZones.reduce((a, z) => a + scoreFtraceFormat(linear.get(z)!, z.index, f), 0);
+  const scores = new Map(candidates.map((f) => [f, ftraceZones.reduce((a, z) => a + scoreFtraceFormat(linear.get(z)!, z.index, f), 0)]));
+  const score = (f: FtraceFormat) => scores.get(f)!;
   const best = candidates.reduce((a, b) => (score(b) > score(a) ? b : a));
   if (abi.wordSizeOpen && score(best) > 0) {
     abi.layout = best.layout;

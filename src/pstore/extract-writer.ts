@@ -3,7 +3,7 @@
  * raw bytes of zones that failed validation under raw/, extra views, and index.json.
  */
 import { mkdir } from 'node:fs/promises';
-import { prepareOutputDir, syncPath, writeNewFile } from '../gate/outputs.js';
+import { prepareOutputDir, syncPath, writeNewFile, writeNewFiles } from '../gate/outputs.js';
 import { dirname, join } from 'node:path';
 import type { Extraction } from './extract.js';
 import { decodedFileName } from './kernel-version.js';
@@ -175,7 +175,7 @@ export interface WriteExtractionOptions {
   durable?: boolean;
 }
 
-/** Files being written at once: keeps the file system busy while the next ones are opened. */
+/** Files synced at once (durable backups): keeps the file system busy while the next ones are opened. */
 const FILES_IN_FLIGHT = 16;
 
 /**
@@ -189,7 +189,7 @@ export async function writeExtraction(x: Extraction, dir: string, region: Region
   if (raws.length) await mkdir(join(dir, 'raw'));
   for (const z of raws) files.push({ path: join(dir, rawFileName(z)), data: z.raw! });
   for (const f of x.extraFiles) files.push({ path: join(dir, f.file), data: f.content });
-  await inFlight(files, (f) => writeNewFile(f.path, f.data));
+  await writeNewFiles(files);
   const index = buildIndex(x, region);
   // index.json last: a folder with an index holds the whole extraction.
   await writeNewFile(join(dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');

@@ -19,6 +19,7 @@ import type { RegionSource } from './region-source.js';
 import { streamRegion } from './region-source.js';
 import type { ReadProgress } from './decode-ahead.js';
 import { decodeAhead } from './decode-ahead.js';
+import { KmsgDecodePool, defaultDecodeThreads } from './kmsg-decode-pool.js';
 import { KmsgDecompressor } from './kmsg-decompressor.js';
 import { SignatureScanner } from './scan.js';
 import { MAX_REGION } from './layout.js';
@@ -47,6 +48,12 @@ export interface ExtractOptions {
    * written beside them.
    */
   kernelVersion?: KernelVersion;
+  /**
+   * Worker threads that decompress dmesg records while the region is read (default: one per core,
+   * at most 4, none on one core; 0: all on the calling thread). They start only for a region with
+   * many compressed records.
+   */
+  decodeThreads?: number;
   /** Told how far the region has been read (and how many records decoded meanwhile), as it goes. */
   onProgress?: (p: ReadProgress) => void;
 }
@@ -96,6 +103,8 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
     const stream = streamRegion(source, used);
     src = stream.source;
     const scanner = scan ? new SignatureScanner(source.available) : undefined;
+    const threads = opts.decodeThreads ?? defaultDecodeThreads();
+    const pool = threads > 0 ? new KmsgDecodePool(threads) : undefined;
     try {
       await decodeAhead(stream, Math.min(source.available, used), {
         decompressor,
@@ -103,10 +112,12 @@ export async function extractPstore(source: RegionSource, opts: ExtractOptions):
         scanner,
         endian: opts.abi?.endian,
         layout: opts.abi?.layout,
+        pool,
         onProgress: opts.onProgress,
       });
     } finally {
       stream.stop();
+      await pool?.close();
     }
     geometry ??= await resolveGeometry(src, opts.params, { found: scanner?.found });
   }

@@ -11,6 +11,7 @@ import type { RegionSource } from './region-source.js';
 import type { CpuCountDetection } from './cpu-count.js';
 import { cpuCountsWithShift, detectCpuCount } from './cpu-count.js';
 import type { FoundSignature } from './scan.js';
+import type { ZoneType } from './abi.js';
 import { scanAllSignatures } from './scan.js';
 
 export interface EffectiveGeometry {
@@ -37,7 +38,13 @@ interface Candidate {
   kib: ZoneSizesKiB;
   cpus: number;
   score: number;
-  layout?: Layout;
+  /** Place in the enumeration (zone sizes, then CPU count): breaks ties. */
+  seq: number;
+}
+
+/** Whether `a` ranks before `b`: a higher score, or the same score and enumerated earlier. */
+function before(a: Candidate, b: Candidate): boolean {
+  return a.score > b.score || (a.score === b.score && a.seq < b.seq);
 }
 
 function describe(c: Candidate): string {
@@ -89,17 +96,47 @@ function lowerBound(a: number[], v: number): number {
 }
 
 /**
+ * A score `scoreCandidate` cannot exceed for these zone sizes, whatever the CPU count: the pmsg
+ * and console signatures it explains, the ftrace ones that could lie in its ftrace zones and every
+ * kmsg signature explained, less the penalties that do not depend on the CPU count (region too
+ * small, sizes other than the defaults). Every term left out only lowers a score.
+ */
+function scoreBound(kib: ZoneSizesKiB, s: ZoneSizesBytes, regionSize: number, sigs: SignatureIndex, kmsgSpacing: number): number {
+  let explained = sigs.dmesgCount;
+  for (const f of sigs.others) {
+    if (
+      f.type === 'pmsg'
+        ? s.pmsg && f.offset === 0
+        : f.type === 'console'
+          ? s.console && f.offset === s.pmsg
+          : s.ftrace && f.offset >= s.pmsg + s.console && f.offset < s.pmsg + s.console + s.ftrace
+    )
+      explained++;
+  }
+  const tooSmall = regionTooSmall(kib, s, regionSize) ? 1 : 0;
+  let prior = 0;
+  for (const k of ['pmsg_size', 'console_size', 'ftrace_size'] as const) if (kib[k] !== 0 && kib[k] !== 64) prior += 1;
+  if (kib.kmsg_size !== 64) prior += 1;
+  if (kmsgSpacing && s.kmsg < kmsgSpacing) prior += 4 * Math.log2(kmsgSpacing / s.kmsg);
+  return explained * 1000 - (sigs.others.length + sigs.dmesgCount - explained) * 1000 - tooSmall * 300 - prior * 3;
+}
+
+/** A region smaller than these zones need (possible only as a truncated image). */
+function regionTooSmall(kib: ZoneSizesKiB, s: ZoneSizesBytes, regionSize: number): boolean {
+  const T = Math.min(regionSize, MAX_REGION);
+  return T < 128 * 1024 * 1024 && kib.kmsg_size > 0 && T - s.pmsg - s.console - s.ftrace < s.kmsg;
+}
+
+/**
  * Scores a candidate geometry against the signatures found: every signature should sit at
  * the start of a zone of its type, with a header that fits that zone. Computed analytically
  * (no zone list) so that thousands of candidates stay cheap.
  */
-function scoreCandidate(kib: ZoneSizesKiB, cpus: number, regionSize: number, sigs: SignatureIndex, kmsgSpacing: number): number | null {
-  const warnings: string[] = [];
-  const s = normaliseSizes(kib, warnings);
+function scoreCandidate(kib: ZoneSizesKiB, s: ZoneSizesBytes, cpus: number, regionSize: number, sigs: SignatureIndex, kmsgSpacing: number): number | null {
   let T = Math.min(regionSize, MAX_REGION);
   // A region too small for the geometry is possible only as a truncated image: allow it, penalised.
   let tooSmall = 0;
-  if (T < 128 * 1024 * 1024 && (kib.kmsg_size > 0 ? 1 : 0) && T - s.pmsg - s.console - s.ftrace < s.kmsg) {
+  if (regionTooSmall(kib, s, regionSize)) {
     tooSmall = 1;
     T = s.pmsg + s.console + s.ftrace + s.kmsg * Math.max(1, Math.ceil((regionSize - s.pmsg - s.console - s.ftrace) / s.kmsg));
   }
@@ -222,27 +259,42 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
     cand('kmsg_size').map((kib) => normaliseSize('kmsg_size', kib, [])),
   );
   // Up to ~250 000 candidates: keep only the best TOP ones, in the order a stable sort by
-  // descending score would give them (ties in enumeration order), instead of sorting them all.
+  // descending score would give them (ties in enumeration order, `seq`), instead of sorting them
+  // all. Zone sizes are taken by their best possible score (whatever the CPU count), highest
+  // first, and the search stops at sizes that cannot beat the TOP-th candidate found so far.
   const TOP = 50;
   const candidates: Candidate[] = [];
   let fits = 0;
-  for (const pm of cand('pmsg_size'))
-    for (const co of cand('console_size'))
-      for (const ft of cand('ftrace_size'))
-        for (const km of cand('kmsg_size')) {
+  // Each size in bytes once, not once per candidate.
+  const bytes = (k: SizeParam) => new Map(cand(k).map((kib) => [kib, normaliseSize(k, kib, [])]));
+  const [pmsgBytes, consoleBytes, ftraceBytes, kmsgBytes] = (['pmsg_size', 'console_size', 'ftrace_size', 'kmsg_size'] as const).map(bytes);
+  const sizes: { kib: ZoneSizesKiB; s: ZoneSizesBytes; bound: number; seq: number }[] = [];
+  for (const [pm, pmsg] of pmsgBytes)
+    for (const [co, console] of consoleBytes)
+      for (const [ft, ftrace] of ftraceBytes)
+        for (const [km, kmsg] of kmsgBytes) {
+          const s = { kmsg, pmsg, console, ftrace };
           const kib = { kmsg_size: km, pmsg_size: pm, console_size: co, ftrace_size: ft };
-          const cpuList = ft > 0 ? (cpusKnown ? [cpusKnown.value] : cpuCandidates(kib, firstKmsg)) : [cpusKnown?.value ?? 1];
-          for (const cpus of cpuList) {
-            const score = scoreCandidate(kib, cpus, src.size, sigs, spacing);
-            if (score === null) continue;
-            fits++;
-            if (candidates.length === TOP && score <= candidates[TOP - 1].score) continue;
-            let at = candidates.length;
-            while (at > 0 && candidates[at - 1].score < score) at--;
-            candidates.splice(at, 0, { kib, cpus, score });
-            if (candidates.length > TOP) candidates.pop();
-          }
+          sizes.push({ kib, s, bound: scoreBound(kib, s, src.size, sigs, spacing), seq: sizes.length });
         }
+  sizes.sort((a, b) => b.bound - a.bound || a.seq - b.seq);
+  for (const { kib, s, bound, seq } of sizes) {
+    // (a margin for rounding: the bound adds the same terms in another order)
+    if (candidates.length === TOP && bound + 1e-6 < candidates[TOP - 1].score) break;
+    const cpuList = kib.ftrace_size > 0 ? (cpusKnown ? [cpusKnown.value] : cpuCandidates(s, firstKmsg)) : [cpusKnown?.value ?? 1];
+    for (let j = 0; j < cpuList.length; j++) {
+      const cpus = cpuList[j];
+      const score = scoreCandidate(kib, s, cpus, src.size, sigs, spacing);
+      if (score === null) continue;
+      fits++;
+      const c: Candidate = { kib, cpus, score, seq: seq * 65536 + j };
+      if (candidates.length === TOP && !before(c, candidates[TOP - 1])) continue;
+      let at = candidates.length;
+      while (at > 0 && before(c, candidates[at - 1])) at--;
+      candidates.splice(at, 0, c);
+      if (candidates.length > TOP) candidates.pop();
+    }
+  }
   if (fits === 0) throw new NoPstoreError('no zone layout fits this region with the given parameters');
   const best = candidates[0];
   // The count was scored on a short list; read the exact one from the zones (1..NR_CPUS).
@@ -255,11 +307,10 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
   for (const k of SIZE_PARAMS) sources[k] = known[k]?.source ?? 'detected';
   const cpuSource: ParamSource = cpusKnown ? cpusKnown.source : best.kib.ftrace_size > 0 ? 'detected' : 'default';
   // Alternatives that score within the tie-break margin but place kmsg zones differently.
-  const naming = (c: Candidate) => recordNaming(c, src.size, found);
-  const bestNaming = naming(best);
+  const bestNaming = recordNaming(best, src.size, found);
   const alternatives = candidates
     .slice(1, 50)
-    .filter((c) => best.score - c.score < 100 && c.score > 0 && naming(c) !== bestNaming)
+    .filter((c) => best.score - c.score < 100 && c.score > 0 && !sameNaming(recordNaming(c, src.size, found), bestNaming))
     .slice(0, 3)
     .map(describe);
   return finish(best.kib, best.cpus, sources, cpuSource, {
@@ -290,11 +341,24 @@ export function fitLayout(src: RegionSource, sizes: ZoneSizesBytes, cpus: number
   return { ...virtual, regionSize: src.size, warnings: [...layout.warnings, ...warnings.filter((w) => !layout.warnings.includes(w))], errors: layout.errors };
 }
 
-/** Which zone (type and index) each found signature lands in under a candidate geometry. */
-function recordNaming(c: Candidate, regionSize: number, found: FoundSignature[]): string {
+const ZONE_TYPE_CODE: Record<ZoneType, number> = { dmesg: 1, pmsg: 2, console: 3, ftrace: 4 };
+
+/**
+ * Which zone (type and index) each found signature lands in under a candidate geometry, in
+ * the order of `found`: type code × 2^24 + zone index, or -1 where no zone starts.
+ */
+function recordNaming(c: Candidate, regionSize: number, found: FoundSignature[]): Int32Array {
   const layout = computeLayout(regionSize, normaliseSizes(c.kib, []), c.cpus, []);
-  const at = new Map(layout.zones.map((z) => [z.offset, `${z.type}-${z.index}`]));
-  return found.map((f) => at.get(f.offset) ?? '?').join(',');
+  const at = new Map<number, number>();
+  for (const z of layout.zones) at.set(z.offset, ZONE_TYPE_CODE[z.type] * 2 ** 24 + z.index);
+  const out = new Int32Array(found.length);
+  for (let i = 0; i < found.length; i++) out[i] = at.get(found[i].offset) ?? -1;
+  return out;
+}
+
+function sameNaming(a: Int32Array, b: Int32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return a.length === b.length;
 }
 
 /**
@@ -302,9 +366,8 @@ function recordNaming(c: Candidate, regionSize: number, found: FoundSignature[])
  * would start the kmsg zones exactly where the first kmsg signature is.
  */
 const shiftCounts = new Map<string, number[]>();
-function cpuCandidates(kib: ZoneSizesKiB, firstKmsg: number | undefined): number[] {
+function cpuCandidates(s: ZoneSizesBytes, firstKmsg: number | undefined): number[] {
   if (firstKmsg === undefined) return CPU_CANDIDATES;
-  const s = normaliseSizes(kib, []);
   if (!s.kmsg || !s.ftrace) return CPU_CANDIDATES;
   const shift = (((s.pmsg + s.console + s.ftrace - firstKmsg) % s.kmsg) + s.kmsg) % s.kmsg;
   if (shift === 0) return CPU_CANDIDATES;

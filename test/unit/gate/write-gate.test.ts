@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { link, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, symlink, unlink, writeFile } from 'node:fs/promises';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { WriteGate } from '../../../src/gate/write-gate.js';
-import { createExclusive, createRunDir, prepareOutputDir, replaceFile } from '../../../src/gate/outputs.js';
+import { createExclusive, createRunDir, prepareOutputDir, replaceFile, writeNewFiles } from '../../../src/gate/outputs.js';
 import { footprintsConflict, type Footprint } from '../../../src/host/block-topology.js';
 import { openDevice } from '../../../src/blockdev/open-device.js';
 import { RefusedError } from '../../../src/errors.js';
@@ -86,7 +86,7 @@ test('an input given as an opened device protects its file: output, map and fold
   await gate.checkLocation(join(dir, 'new', 'deeper'));
 });
 
-test('output files are created exclusively: existing files, symlinks and dangling symlinks are refused', async (t) => {
+test('output files are created exclusively, one or many at once: existing files, symlinks and dangling symlinks are refused', async (t) => {
   const dir = tempDir(t);
   const precious = join(dir, 'precious');
   await writeFile(precious, 'keep me');
@@ -95,9 +95,24 @@ test('output files are created exclusively: existing files, symlinks and danglin
   await assert.rejects(createExclusive(precious), refused(/already exists/));
   await assert.rejects(createExclusive(join(dir, 'link')), refused(/already exists/));
   await assert.rejects(createExclusive(join(dir, 'dangling')), refused(/already exists/));
+  for (const name of ['precious', 'link', 'dangling']) {
+    await assert.rejects(
+      writeNewFiles([
+        { path: join(dir, `new-${name}`), data: 'a' },
+        { path: join(dir, name), data: 'overwritten' },
+      ]),
+      refused(/already exists/),
+    );
+    await unlink(join(dir, `new-${name}`));
+  }
   await assert.rejects(replaceFile(join(dir, 'link'), 'overwritten'), refused(/symbolic link/));
   assert.equal(await readFile(precious, 'utf8'), 'keep me');
   assert.deepEqual((await readdir(dir)).sort(), ['dangling', 'link', 'precious']);
+  const many = Array.from({ length: 40 }, (_, i) => ({ path: join(dir, `record-${i}`), data: i % 2 ? new Uint8Array(70000).fill(i) : `text ${i}` }));
+  await writeNewFiles(many);
+  for (const f of many) assert.deepEqual(await readFile(f.path), Buffer.from(f.data));
+  await assert.rejects(writeNewFiles([{ path: join(dir, 'missing', 'record'), data: 'x' }]), (e: Error) => /does not exist/.test(e.message));
+  for (const f of many) await unlink(f.path);
   const fh = await createExclusive(join(dir, 'fresh'));
   await fh.close();
   await replaceFile(join(dir, 'fresh'), 'v2');

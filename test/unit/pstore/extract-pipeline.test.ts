@@ -2,21 +2,24 @@
  * Extraction decodes while the region is still being read: over a (simulated) USB reader the
  * first records are decompressed before the last READ command of the region is issued, with the
  * geometry given and detected alike, and the records are those of a zone-by-zone read. Also: the
- * per-card codec choice and the one-pass signature scan fed in pieces.
+ * per-card codec choice, the decoding on worker threads (same records as on the calling thread,
+ * and decoded here when the workers fail) and the one-pass signature scan fed in pieces.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deflateRawSync } from 'node:zlib';
+import { decodeAhead } from '../../../src/pstore/decode-ahead.js';
 import { extractPstore } from '../../../src/pstore/extract.js';
-import { KmsgDecompressor } from '../../../src/pstore/kmsg-decompressor.js';
+import { KmsgDecodePool } from '../../../src/pstore/kmsg-decode-pool.js';
+import { KmsgDecompressor, decompressPreferring } from '../../../src/pstore/kmsg-decompressor.js';
 import { computeLayout } from '../../../src/pstore/layout.js';
 import type { PstoreParams } from '../../../src/pstore/params.js';
-import { deviceSource, memorySource } from '../../../src/pstore/region-source.js';
+import { deviceSource, memorySource, streamRegion } from '../../../src/pstore/region-source.js';
 import { SignatureScanner, scanAllSignatures } from '../../../src/pstore/scan.js';
 import { putCircularZone, putKmsgZone } from '../../helpers/zone-builder.js';
 import { MemoryCard } from '../../sim/sim-reader.js';
 import { openSim } from '../../sim/helpers.js';
-import { fixture } from './codecs/helpers.js';
+import { fixture, prng } from './codecs/helpers.js';
 
 const MiB = 1 << 20;
 const READ10 = 0x28;
@@ -127,6 +130,81 @@ describe('codec chosen once per card', () => {
     const p = fixture('vectors/dmesg.deflate-w15');
     assert.equal(d.decompress(p, 4096, 4 * MiB), d.decompress(p, 4096, 4 * MiB));
     assert.notEqual(d.decompress(p, 4096, 4 * MiB), d.decompress(p, 4096, 8 * MiB), 'another output limit decodes anew');
+  });
+});
+
+/**
+ * A 16 MiB region whose 254 kmsg zones hold, in region order, an LZ4 dump first (so LZ4 becomes
+ * the codec tried first), then deflate dumps, with LZ4 dumps, payloads that no codec decodes and
+ * uncompressed dumps among them.
+ */
+function mixedRegion(): Uint8Array {
+  const size = 16 * MiB;
+  const layout = computeLayout(size, { kmsg: 65536, pmsg: 65536, console: 65536, ftrace: 0 }, 1);
+  const bytes = new Uint8Array(size);
+  const rnd = prng(11);
+  const lz4 = fixture('vectors/dmesg.lz4');
+  for (const z of layout.zones) {
+    if (z.type !== 'dmesg') continue;
+    const i = z.index;
+    const text = Buffer.from(Array.from({ length: 300 }, (_, k) => `<4>[${i}.${k}] zone ${i} line ${k}\n`).join(''));
+    let payload: Uint8Array = deflateRawSync(text);
+    let compressed = true;
+    if (i % 50 === 0) payload = lz4;
+    else if (i % 37 === 5) payload = Uint8Array.from({ length: 3000 }, () => Math.floor(rnd() * 256));
+    else if (i % 41 === 7) [payload, compressed] = [text, false];
+    putKmsgZone(bytes, z.offset, z.size, { sec: 1700000000n + BigInt(i), nsec: 0, compressed, counter: i + 1, reason: 1, payload }, 'le', 'lp64');
+  }
+  return bytes;
+}
+
+describe('decoding on worker threads', () => {
+  const bytes = mixedRegion();
+  const view = (x: Awaited<ReturnType<typeof extractPstore>>) => ({
+    records: x.records.map((r) => [r.file, r.algorithm, r.warnings, Buffer.from(r.content).toString('latin1')]),
+    zones: x.zones.map((z) => [z.index, z.state, z.problem]),
+    warnings: x.warnings,
+  });
+
+  it('gives the records decoding on the calling thread gives, geometry given and detected', async () => {
+    for (const params of [GIVEN, {}]) {
+      const here = await extractPstore(memorySource(bytes), { params, decodeThreads: 0 });
+      const pooled = await extractPstore(memorySource(bytes), { params, decodeThreads: 2 });
+      assert.deepEqual(view(pooled), view(here));
+      const algorithms = new Set(here.records.map((r) => String(r.algorithm)));
+      assert.deepEqual([...algorithms].sort(), ['deflate', 'lz4', 'null'], 'the region mixes codecs and failures');
+      assert.ok(here.records.some((r) => r.file.endsWith('.enc.z')));
+    }
+  });
+
+  it('a batch decodes as decompressPreferring does, in order', async () => {
+    const pool = new KmsgDecodePool(2);
+    try {
+      const payloads = [fixture('vectors/dmesg.lz4'), fixture('vectors/dmesg.deflate-w15'), new Uint8Array([1, 2, 3]), fixture('vectors/tiny.zst')];
+      const jobs = payloads.map((payload) => ({ payload, maxOutput: 4 * MiB }));
+      const got = await pool.decode(jobs, 'lz4');
+      assert.deepEqual(
+        got,
+        payloads.map((p) => decompressPreferring(p, 4 * MiB, 'lz4')),
+      );
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('when the workers fail, every record is decoded on the calling thread', async () => {
+    const pool = new KmsgDecodePool(1);
+    await pool.close(); // every batch handed to it is rejected
+    const decompressor = new KmsgDecompressor();
+    const stream = streamRegion(memorySource(bytes), bytes.length);
+    let decoded = 0;
+    await decodeAhead(stream, bytes.length, { decompressor, pool, scanner: new SignatureScanner(bytes.length), onProgress: (p) => (decoded = p.recordsDecoded) });
+    const here = await extractPstore(memorySource(bytes), { params: GIVEN, decodeThreads: 0 });
+    const compressed = here.records.filter((r) => r.compressed).length;
+    assert.equal(decoded, compressed);
+    for (const z of here.zones.filter((z) => z.kmsg?.compressed)) {
+      assert.ok(decompressor.has(z.offset + 12 + 40, z.datalen - 40, 4 * MiB), `zone ${z.index} decoded`);
+    }
   });
 });
 
