@@ -89,7 +89,8 @@ export class ReconnectingUsbDevice implements BlockDevice {
     this.blockSize = dev.blockSize;
     this.alignment = dev.alignment;
     this.lun = dev.scsi.lun;
-    this.reader = dev.scsi.bot.transport.device;
+    // A copy: a transport that finds its device again after a reset updates its own record.
+    this.reader = { ...dev.scsi.bot.transport.device };
     this.inquiry = { vendor: dev.state.inquiry.vendor, product: dev.state.inquiry.product };
   }
 
@@ -204,7 +205,7 @@ export class ReconnectingUsbDevice implements BlockDevice {
         });
         if (next && (await this.accept(next, previous, signal))) {
           this.dev = next;
-          this.reader = found.device;
+          this.reader = { ...found.device };
           this.reconnects++;
           const afterMs = Math.round(performance.now() - started);
           this.emit({ type: 'reader-back', device: next.info.name, port: found.device.portPath, address: found.device.address, previousPort: gone.portPath, previousAddress: gone.address, match: found.match, afterMs });
