@@ -208,7 +208,16 @@ export class ReconnectingUsbDevice implements BlockDevice {
           this.reader = { ...found.device };
           this.reconnects++;
           const afterMs = Math.round(performance.now() - started);
-          this.emit({ type: 'reader-back', device: next.info.name, port: found.device.portPath, address: found.device.address, previousPort: gone.portPath, previousAddress: gone.address, match: found.match, afterMs });
+          this.emit({
+            type: 'reader-back',
+            device: next.info.name,
+            port: found.device.portPath,
+            address: found.device.address,
+            previousPort: gone.portPath,
+            previousAddress: gone.address,
+            match: found.match,
+            afterMs,
+          });
           return;
         }
       }
@@ -261,7 +270,9 @@ export class ReconnectingUsbDevice implements BlockDevice {
     const nothing = 'nothing was written to it; check the card and run the command again';
     const inq = next.state.inquiry;
     if (inq.vendor !== this.inquiry.vendor || inq.product !== this.inquiry.product) {
-      throw new CardChangedError(`${was}, but the reader now answers "${inq.vendor} ${inq.product}" instead of "${this.inquiry.vendor} ${this.inquiry.product}": another reader; ${nothing}`);
+      throw new CardChangedError(
+        `${was}, but the reader now answers "${inq.vendor} ${inq.product}" instead of "${this.inquiry.vendor} ${this.inquiry.product}": another reader; ${nothing}`,
+      );
     }
     if (next.size !== this.size || next.blockSize !== this.blockSize) {
       throw new CardChangedError(

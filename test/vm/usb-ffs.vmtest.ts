@@ -1,6 +1,10 @@
 // The programmable reader on the real wire (test/vm/ffs-reader.ts: a user-space USB mass-storage
 // device through FunctionFS on dummy_hcd). One boot:
 //  - a plain reader: the kernel's usb-storage and crashcart read the same card, byte for byte,
+//  - reconnect: the reader unplugged mid-transfer (D+ pull-up off on the UDC, back after 2 s at a
+//    new address): crashcart's flash and read finish with the card equal to the image, an unplug
+//    that never comes back ends with exit 3; the kernel's dd onto /dev/sdX in the same situation is
+//    recorded as the differential,
 //  - a USB-SD-Mux: `mux host` → `wait --insert` → `flash` (verified) → `mux dut` → `mux host` →
 //    `pstore extract` equal to the kernel's readout, `mux status`,
 //  - reader quirk scenarios modelled on unusual_devs.h entries, each read by the kernel (with the
@@ -81,11 +85,75 @@ kernel_read() {
 }
 `;
 
+// ---- reconnect: the reader unplugged mid-transfer ---------------------------------------------
+// The unplug is the UDC's soft_connect (the D+ pull-up off, as a cable pulled out: the host sees a
+// disconnect and, on "connect", a new device at a new address). Unbinding the gadget from the UDC
+// (echo "" > UDC) is not used: with the FunctionFS program holding its endpoints it does not return
+// (see ffs_stop). rc_when PROG waits until PROG's --json progress shows 10 MB done.
+const RECONNECT_SH = `
+rc_unplug() { echo disconnect > /sys/class/udc/$(cat /sys/kernel/config/usb_gadget/rc/UDC)/soft_connect; vm_log "rc: unplugged at $(cut -d' ' -f1 /proc/uptime) s"; }
+rc_replug() {
+  echo connect > /sys/class/udc/$(cat /sys/kernel/config/usb_gadget/rc/UDC)/soft_connect
+  _i=0; until port_of_serial RC0001 > /dev/null; do _i=$((_i + 1)); [ $_i -lt 300 ] || vm_fail "rc: not enumerated again"; sleep 0.1; done
+  vm_log "rc: plugged in again at $(cut -d' ' -f1 /proc/uptime) s, address $(cat /sys/bus/usb/devices/$(port_of_serial RC0001)/devnum)"
+}
+rc_when() {
+  _i=0
+  until grep -Eq '"bytes":[0-9]{8,}' /out/$1.out 2>/dev/null; do
+    _i=$((_i + 1)); { [ $_i -lt 1200 ] && kill -0 $BG_PID 2>/dev/null; } || { vm_log "rc: $1 never reached 10 MB"; return 1; }; sleep 0.05
+  done
+}
+# rc_wait NAME: bg_wait with a bound (a hang is killed and recorded as such)
+rc_wait() { ( sleep 150; kill $BG_PID 2>/dev/null && echo hang > /out/$1.hang ) & _wd=$!; bg_wait $1; kill $_wd 2>/dev/null || true; }
+# rc_card NAME: the program writes its card back (it says "saved"); sha256 of the first 48 MiB and of all of it
+rc_card() {
+  _n=$(grep -c saved /tmp/ffs-rc.out || true); kill -USR1 $FFS_PID; _i=0
+  until [ "$(grep -c saved /tmp/ffs-rc.out || true)" -gt "$_n" ]; do _i=$((_i + 1)); [ $_i -lt 600 ] || vm_fail "rc: card not written back"; sleep 0.1; done
+  head -c 50331648 /host/tmp/rc.img | sha256sum | cut -d' ' -f1 | save_text $1.image-part.sha256
+  sha256sum /host/tmp/rc.img | cut -d' ' -f1 | save_text $1.sha256
+}
+`;
+const RECONNECT_STEPS = `
+      head -c 50331648 /dev/urandom > /host/tmp/rc-image.img
+      sha256sum /host/tmp/rc-image.img | cut -d' ' -f1 | save_text rc-image.sha256
+      dd if=/dev/zero of=/host/tmp/rc.img bs=1M count=64 2>/dev/null
+      ffs_start rc 1d6b 0106 RC0001 /data/rc.json
+      wait_driver $P
+      # the kernel's usb-storage: dd onto its disk, unplugged a second in, back 2 s later
+      _d=$(kernel_disk $P); echo "$_d" | save_text rc-kernel.disk
+      ( _rc=0; timeout 60 dd if=/host/tmp/rc-image.img of=$_d bs=64k oflag=direct 2> /out/rc-kernel.err || _rc=$?; echo $_rc > /out/rc-kernel.rc ) &
+      _dd=$!
+      sleep 1; rc_unplug; sleep 2; rc_replug; wait $_dd
+      wait_driver $P; kernel_disk $P | save_text rc-kernel.disk-after
+      dmesg | tail -n 40 | save_text rc-kernel.dmesg
+      rc_card rc-kernel-card
+      # crashcart flash: unplugged at 10 MB, back 2 s later
+      bg rc-flash flash /tmp/rc-image.img usb:$P --yes --json --no-bmap
+      rc_when rc-flash && { rc_unplug; sleep 2; rc_replug; }
+      rc_wait rc-flash
+      rc_card rc-flash-card
+      # crashcart read: the same
+      bg rc-read read usb:$P -o /tmp/rc-read.img --json
+      rc_when rc-read && { rc_unplug; sleep 2; rc_replug; }
+      rc_wait rc-read
+      sha256sum /host/tmp/rc-read.img | cut -d' ' -f1 | save_text rc-read.sha256
+      rm -f /host/tmp/rc-read.img /host/tmp/rc-read.img.map
+      # an unplug that never comes back: exit 3 once --reconnect-timeout is over
+      bg rc-gone flash /tmp/rc-image.img usb:$P --yes --json --no-bmap --reconnect-timeout 5
+      rc_when rc-gone && rc_unplug
+      rc_wait rc-gone
+      rc_replug
+      ffs_stop rc
+      rm -f /host/tmp/rc.img /host/tmp/rc-image.img
+`;
+// ---- end of reconnect --------------------------------------------------------------------------
+
 test('programmable FunctionFS reader: kernel and crashcart read alike, USB-SD-Mux round trip, quirk scenarios', async (t) => {
   const fixture = fixtureDisk(FIXTURE);
   const scenarios: Record<string, string> = {
     '/data/plain.json': JSON.stringify({ luns: ['/tmp/plain.img'] }),
     '/data/mux.json': JSON.stringify({ mux: 'classic', luns: ['/tmp/mux.img'], reader: { serial: 'MUX0001' } }),
+    '/data/rc.json': JSON.stringify({ luns: ['/tmp/rc.img'], reader: { serial: 'RC0001' } }),
   };
   for (const q of QUIRK_SCENARIOS) scenarios[`/data/q-${q.name}.json`] = JSON.stringify({ luns: ['/tmp/q.img', ...(q.extraLuns ?? [])], reader: q.reader, faults: q.faults });
   const quirkSteps = QUIRK_SCENARIOS.map(
@@ -108,7 +176,7 @@ test('programmable FunctionFS reader: kernel and crashcart read alike, USB-SD-Mu
     timeoutMs: 600_000,
     scriptTimeoutMs: 580_000,
     memoryMiB: 768,
-    script: `${USB_PRELUDE}${FFS_SH}
+    script: `${USB_PRELUDE}${FFS_SH}${RECONNECT_SH}
       mount_hostroot
       ffs_modules
       cp /data/card.img /host/tmp/plain.img
@@ -124,6 +192,9 @@ test('programmable FunctionFS reader: kernel and crashcart read alike, USB-SD-Mu
       trun plain-extract pstore extract usb:$P -o /tmp/px --json --cmdline "$CMDLINE"
       mkdir -p /out/plain-extract && cp /host/tmp/px/* /out/plain-extract/
       ffs_stop plain
+
+      # reconnect: the reader unplugged mid-transfer and plugged in again
+      ${RECONNECT_STEPS}
 
       # USB-SD-Mux: switch to host, wait for the card, flash, to the board and back, extract
       dd if=/dev/zero of=/host/tmp/mux.img bs=512 count=$(( $(wc -c < /data/card.img) / 512 )) 2>/dev/null
@@ -159,6 +230,42 @@ test('programmable FunctionFS reader: kernel and crashcart read alike, USB-SD-Mu
     const ix = o.json('plain-extract');
     assert.deepEqual(ix.records.map((x: any) => x.file).sort(), [...expected.keys()].sort());
     for (const [name, want] of expected) assert.ok(r.outputs.get(`plain-extract/${name}`)?.equals(want), `${name} differs from the kernel's readout`);
+  });
+
+  // ---- reconnect -------------------------------------------------------------------------------
+  await t.test('reconnect: unplugged mid-flash and mid-read, back at a new address → crashcart finishes; never back → exit 3; the kernel fails the I/O', (st) => {
+    const image = o.text('rc-image.sha256').trim();
+    const kernelRc = o.text('rc-kernel.rc').trim();
+    const kernelCardOk = o.text('rc-kernel-card.image-part.sha256').trim() === image;
+    st.diagnostic(
+      `kernel usb-storage, dd to ${o.text('rc-kernel.disk').trim()} unplugged 1 s in: dd exit ${kernelRc} (${o.text('rc-kernel.err').trim().split('\n').slice(0, 3).join(' | ')}); ` +
+        `after the replug the disk is ${o.text('rc-kernel.disk-after').trim()}; the card ${kernelCardOk ? 'holds' : 'does not hold'} the image`,
+    );
+    const events = (name: string) =>
+      o
+        .out(name)
+        .split('\n')
+        .filter((l) => l.includes('"reader-'))
+        .map((l) => JSON.parse(l));
+    for (const name of ['rc-flash', 'rc-read']) {
+      assert.ok(!r.outputs.has(`${name}.hang`), `${name} hung`);
+      o.json(name);
+      const ev = events(name);
+      st.diagnostic(`${name}: ${ev.map((e) => `${e.type} ${e.port} address ${e.address}${e.afterMs !== undefined ? ` after ${e.afterMs} ms` : ''}`).join('; ')}`);
+      assert.deepEqual(
+        ev.map((e) => e.type),
+        ['reader-gone', 'reader-back'],
+        `${name}: the reader left and came back\n${o.err(name)}`,
+      );
+      assert.equal(ev[1].port, ev[0].port, 'back on the same port');
+      assert.notEqual(ev[1].address, ev[0].address, 'at a new address');
+    }
+    assert.equal(o.text('rc-flash-card.image-part.sha256').trim(), image, 'after the interrupted flash the card holds the image');
+    assert.equal(o.text('rc-read.sha256').trim(), o.text('rc-flash-card.sha256').trim(), 'the interrupted read equals the card');
+    assert.ok(!r.outputs.has('rc-gone.hang'), 'the unplug that never came back did not hang');
+    const gone = o.json('rc-gone', 3);
+    assert.equal(gone.targets[0].error.name, 'DeviceGoneDuringFlashError');
+    assert.match(gone.targets[0].error.message, /did not come back within 5\.0 s/);
   });
 
   await t.test('USB-SD-Mux: host, wait, flash, dut, host, extract', () => {

@@ -38,7 +38,16 @@ function crashcart(dir: string, bench: object, args: string[]) {
 
 test('flash --json: the reader is unplugged mid-write and comes back → reader-gone and reader-back lines match the schema, the card equals the image', (t) => {
   const dir = work(t);
-  const r = crashcart(dir, { blocks: 8192, unplugAt: { opcode: WRITE10, n: 8 }, back: 'same' }, ['flash', fixture('disk.img'), 'usb:1-5', '--no-bmap', '--yes', '--json', '--reconnect-timeout', '5']);
+  const r = crashcart(dir, { blocks: 8192, unplugAt: { opcode: WRITE10, n: 8 }, back: 'same' }, [
+    'flash',
+    fixture('disk.img'),
+    'usb:1-5',
+    '--no-bmap',
+    '--yes',
+    '--json',
+    '--reconnect-timeout',
+    '5',
+  ]);
   assert.equal(r.code, 0, r.err);
   const lines = assertNdjson('flash', r.out);
   assert.deepEqual(
@@ -56,7 +65,16 @@ test('flash --json: the reader is unplugged mid-write and comes back → reader-
 
 test('flash: another card comes back → exit 13, class infrastructure, CardChangedError in the summary and the error object', (t) => {
   const dir = work(t);
-  const r = crashcart(dir, { blocks: 8192, unplugAt: { opcode: WRITE10, n: 8 }, back: 'other' }, ['flash', fixture('disk.img'), 'usb:1-5', '--no-bmap', '--yes', '--json', '--reconnect-timeout', '5']);
+  const r = crashcart(dir, { blocks: 8192, unplugAt: { opcode: WRITE10, n: 8 }, back: 'other' }, [
+    'flash',
+    fixture('disk.img'),
+    'usb:1-5',
+    '--no-bmap',
+    '--yes',
+    '--json',
+    '--reconnect-timeout',
+    '5',
+  ]);
   assert.equal(r.code, 13, r.err);
   const lines = assertNdjson('flash', r.out);
   const summary = lines.find((l) => l.type === 'summary') as { exitCode: number; class: string; targets: { error?: { name: string } }[] };
@@ -67,7 +85,15 @@ test('flash: another card comes back → exit 13, class infrastructure, CardChan
 
 test('flash: the reader never comes back (while the held-back first MiB is written) → exit 3 once the timeout is over; the resume point is in the journal', (t) => {
   const dir = work(t);
-  const r = crashcart(dir, { blocks: 8192, unplugAt: { opcode: WRITE10, n: 20 }, back: 'none' }, ['flash', fixture('disk.img'), 'usb:1-5', '--no-bmap', '--yes', '--reconnect-timeout', '0.2']);
+  const r = crashcart(dir, { blocks: 8192, unplugAt: { opcode: WRITE10, n: 20 }, back: 'none' }, [
+    'flash',
+    fixture('disk.img'),
+    'usb:1-5',
+    '--no-bmap',
+    '--yes',
+    '--reconnect-timeout',
+    '0.2',
+  ]);
   assert.equal(r.code, 3, r.err);
   assert.match(r.err, /usb:1-5@lun=0: the reader went away \(port 1-5, address 3: .*\); waiting up to 0\.2 s for it to come back/);
   // Write 20 is in the held-back head: the rest of the image is flushed by then.
@@ -108,7 +134,15 @@ test('read --json: events match the read schema; with --reconnect-timeout 0 the 
       .map((l) => l.type),
     ['reader-gone', 'reader-back'],
   );
-  const off = crashcart(dir, { blocks: 4096, unplugAt: { opcode: READ10, n: 3 }, back: 'same' }, ['read', 'usb:1-5', '-o', join(dir, 'b.img'), '--json', '--reconnect-timeout', '0']);
+  const off = crashcart(dir, { blocks: 4096, unplugAt: { opcode: READ10, n: 3 }, back: 'same' }, [
+    'read',
+    'usb:1-5',
+    '-o',
+    join(dir, 'b.img'),
+    '--json',
+    '--reconnect-timeout',
+    '0',
+  ]);
   assert.equal(off.code, 3, off.err);
   assert.ok(!off.out.includes('reader-gone'));
   assertNdjson('read', off.out);
