@@ -1,8 +1,8 @@
 // The programmable reader on the real wire (test/vm/ffs-reader.ts: a user-space USB mass-storage
 // device through FunctionFS on dummy_hcd). One boot:
 //  - a plain reader: the kernel's usb-storage and crashcart read the same card, byte for byte,
-//  - reconnect: the reader unplugged mid-transfer (D+ pull-up off on the UDC, back after 2 s at a
-//    new address): crashcart's flash and read finish with the card equal to the image, an unplug
+//  - reconnect: the reader unplugged mid-transfer (its host port powered off, on again after 2 s:
+//    it re-enumerates at a new address): crashcart's flash and read finish with the card equal to the image, an unplug
 //    that never comes back ends with exit 3; the kernel's dd onto /dev/sdX in the same situation is
 //    recorded as the differential,
 //  - a USB-SD-Mux: `mux host` → `wait --insert` → `flash` (verified) → `mux dut` → `mux host` →
@@ -86,15 +86,18 @@ kernel_read() {
 `;
 
 // ---- reconnect: the reader unplugged mid-transfer ---------------------------------------------
-// The unplug is the UDC's soft_connect (the D+ pull-up off, as a cable pulled out: the host sees a
-// disconnect and, on "connect", a new device at a new address). Unbinding the gadget from the UDC
-// (echo "" > UDC) is not used: with the FunctionFS program holding its endpoints it does not return
-// (see ffs_stop). rc_when PROG waits until PROG's --json progress shows 10 MB done.
+// The unplug is the host port's power switched off and on again (the port's sysfs `disable`): the
+// reader loses VBUS as when its cable is pulled, the host sees a disconnect and then a new device at a
+// new address. Not used: unbinding the gadget from the UDC (echo "" > UDC) does not return while the
+// FunctionFS program holds its endpoints (see ffs_stop), and after the UDC's soft_connect
+// "disconnect"/"connect" dummy_hcd's device no longer answers its address (descriptor read error -71).
+// rc_when PROG waits until PROG's --json progress shows 10 MB done.
 const RECONNECT_SH = `
-rc_unplug() { echo disconnect > /sys/class/udc/$(cat /sys/kernel/config/usb_gadget/rc/UDC)/soft_connect; vm_log "rc: unplugged at $(cut -d' ' -f1 /proc/uptime) s"; }
+rc_port() { RC_PORT=$(readlink -f /sys/bus/usb/devices/$P/port); [ -f "$RC_PORT/disable" ] || vm_fail "rc: no port disable attribute for $P"; }
+rc_unplug() { echo 1 > $RC_PORT/disable; vm_log "rc: unplugged at $(cut -d' ' -f1 /proc/uptime) s"; }
 rc_replug() {
-  echo connect > /sys/class/udc/$(cat /sys/kernel/config/usb_gadget/rc/UDC)/soft_connect
-  _i=0; until port_of_serial RC0001 > /dev/null; do _i=$((_i + 1)); [ $_i -lt 300 ] || vm_fail "rc: not enumerated again"; sleep 0.1; done
+  echo 0 > $RC_PORT/disable
+  _i=0; until port_of_serial RC0001 > /dev/null; do _i=$((_i + 1)); [ $_i -lt 300 ] || { vm_log "rc: not enumerated again"; return 1; }; sleep 0.1; done
   vm_log "rc: plugged in again at $(cut -d' ' -f1 /proc/uptime) s, address $(cat /sys/bus/usb/devices/$(port_of_serial RC0001)/devnum)"
 }
 rc_when() {
@@ -118,31 +121,34 @@ const RECONNECT_STEPS = `
       sha256sum /host/tmp/rc-image.img | cut -d' ' -f1 | save_text rc-image.sha256
       dd if=/dev/zero of=/host/tmp/rc.img bs=1M count=64 2>/dev/null
       ffs_start rc 1d6b 0106 RC0001 /data/rc.json
-      wait_driver $P
-      # the kernel's usb-storage: dd onto its disk, unplugged a second in, back 2 s later
-      _d=$(kernel_disk $P); echo "$_d" | save_text rc-kernel.disk
-      ( _rc=0; timeout 60 dd if=/host/tmp/rc-image.img of=$_d bs=64k oflag=direct 2> /out/rc-kernel.err || _rc=$?; echo $_rc > /out/rc-kernel.rc ) &
-      _dd=$!
-      sleep 1; rc_unplug; sleep 2; rc_replug; wait $_dd
-      wait_driver $P; kernel_disk $P | save_text rc-kernel.disk-after
-      dmesg | tail -n 40 | save_text rc-kernel.dmesg
-      rc_card rc-kernel-card
-      # crashcart flash: unplugged at 10 MB, back 2 s later
-      bg rc-flash flash /tmp/rc-image.img usb:$P --yes --json --no-bmap
-      rc_when rc-flash && { rc_unplug; sleep 2; rc_replug; }
-      rc_wait rc-flash
-      rc_card rc-flash-card
-      # crashcart read: the same
-      bg rc-read read usb:$P -o /tmp/rc-read.img --json
-      rc_when rc-read && { rc_unplug; sleep 2; rc_replug; }
-      rc_wait rc-read
-      sha256sum /host/tmp/rc-read.img | cut -d' ' -f1 | save_text rc-read.sha256
-      rm -f /host/tmp/rc-read.img /host/tmp/rc-read.img.map
-      # an unplug that never comes back: exit 3 once --reconnect-timeout is over
-      bg rc-gone flash /tmp/rc-image.img usb:$P --yes --json --no-bmap --reconnect-timeout 5
-      rc_when rc-gone && rc_unplug
-      rc_wait rc-gone
-      rc_replug
+      rc_port
+      rc_steps() {
+        wait_driver $P
+        # the kernel's usb-storage: dd onto its disk, unplugged a second in, back 2 s later
+        _d=$(kernel_disk $P); echo "$_d" | save_text rc-kernel.disk
+        ( _rc=0; timeout 60 dd if=/host/tmp/rc-image.img of=$_d bs=64k oflag=direct 2> /out/rc-kernel.err || _rc=$?; echo $_rc > /out/rc-kernel.rc ) &
+        _dd=$!
+        sleep 1; rc_unplug; sleep 2; rc_replug || return 1; wait $_dd
+        wait_driver $P; kernel_disk $P | save_text rc-kernel.disk-after; vm_log "rc: kernel dd exit $(cat /out/rc-kernel.rc)"
+        rc_card rc-kernel-card
+        # crashcart flash: unplugged at 10 MB, back 2 s later
+        bg rc-flash flash /tmp/rc-image.img usb:$P --yes --json --no-bmap
+        rc_when rc-flash && { rc_unplug; sleep 2; rc_replug; }
+        rc_wait rc-flash
+        rc_card rc-flash-card
+        # crashcart read: the same
+        bg rc-read read usb:$P -o /tmp/rc-read.img --json
+        rc_when rc-read && { rc_unplug; sleep 2; rc_replug; }
+        rc_wait rc-read
+        sha256sum /host/tmp/rc-read.img | cut -d' ' -f1 | save_text rc-read.sha256
+        rm -f /host/tmp/rc-read.img /host/tmp/rc-read.img.map
+        # an unplug that never comes back: exit 3 once --reconnect-timeout is over
+        bg rc-gone flash /tmp/rc-image.img usb:$P --yes --json --no-bmap --reconnect-timeout 5
+        rc_when rc-gone && rc_unplug
+        rc_wait rc-gone
+        rc_replug
+      }
+      rc_steps || vm_log "rc: stopped early"
       ffs_stop rc
       rm -f /host/tmp/rc.img /host/tmp/rc-image.img
 `;
