@@ -94,15 +94,20 @@ export class ReconnectingUsbDevice implements BlockDevice {
     this.inquiry = { vendor: dev.state.inquiry.vendor, product: dev.state.inquiry.product };
   }
 
-  /** Wraps an open slot; takes the first sample of the card (closing the device if that fails). */
+  /**
+   * Wraps an open slot and takes the first sample of the card. A card whose first block cannot be
+   * read (a damaged card being rescued) gets no such sample; a cancellation closes the device.
+   */
   static async wrap(dev: UsbBlockDevice, ctx: ReconnectContext): Promise<ReconnectingUsbDevice> {
     const r = new ReconnectingUsbDevice(dev, ctx);
+    const len = r.sampleLength(dev.size);
     try {
-      const len = r.sampleLength(dev.size);
-      r.samples.push({ offset: 0, length: len, digest: sha256(await dev.read(0, len)), kind: 'open' });
+      r.samples.push({ offset: 0, length: len, digest: sha256(await dev.read(0, len, { signal: ctx.open.signal })), kind: 'open' });
     } catch (e) {
-      await dev.close().catch(() => undefined);
-      throw e;
+      if ((e as Error)?.name === 'AbortError' || deviceFailureOf(e) === 'gone') {
+        await dev.close().catch(() => undefined);
+        throw e;
+      }
     }
     return r;
   }

@@ -187,3 +187,17 @@ test('the card comes back write-protected while writing → WriteProtectedError 
     await dev.close();
   }
 });
+
+test('a card whose first block cannot be read still opens (no sample of it); the rest of it reads', async () => {
+  const card = new MemoryCard(2048, 512, { pattern: true });
+  const sim = new SimReader({ ports: [2], serial: 'R', address: 4, luns: [card] });
+  // MEDIUM ERROR on the two attempts the SCSI layer makes at the first read (the sample).
+  sim.inject({ type: 'sense', sense: [3, 0x11, 0x00], opcode: 0x28, times: 2 });
+  const dev = await openOn(new SimHost([sim]), 2_000, [], false);
+  try {
+    assert.deepEqual(sim.faults, [], 'the sample read met the medium error');
+    assert.ok(Buffer.from(await dev.read(4096, 512)).equals(Buffer.from(card.data.subarray(4096, 4608))));
+  } finally {
+    await dev.close();
+  }
+});
