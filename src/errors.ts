@@ -31,6 +31,11 @@ export const ExitCode = {
   VERIFY: 11,
   /** A write refused for safety (card too small, device mounted or holding the system, ...). */
   REFUSED: 12,
+  /**
+   * The reader or card went away mid-operation and what came back is not the same card (other
+   * capacity, block size or contents): nothing more was written to it.
+   */
+  CARD_CHANGED: 13,
   /** Interrupted by SIGHUP (128 + 1): stopped at a safe point, resumable. */
   HANGUP: 129,
   /** The user cancelled: Ctrl-C / SIGINT (128 + 2), or declined a prompt. */
@@ -67,6 +72,7 @@ export const EXIT_CLASS: Readonly<Record<ExitCodeValue, ExitClass>> = {
   [ExitCode.SOURCE]: 'image',
   [ExitCode.VERIFY]: 'media',
   [ExitCode.REFUSED]: 'usage',
+  [ExitCode.CARD_CHANGED]: 'infrastructure',
   [ExitCode.HANGUP]: 'interrupted',
   [ExitCode.CANCELLED]: 'interrupted',
   [ExitCode.BROKEN_PIPE]: 'interrupted',
@@ -142,6 +148,16 @@ export class BadInputError extends CrashcartError {
 export class RefusedError extends CrashcartError {
   constructor(message: string) {
     super(message, ExitCode.REFUSED);
+  }
+}
+
+/**
+ * A reader or card that went away came back as a different card (capacity, block size, reader, or
+ * the bytes last read or written differ). The operation stopped before touching it.
+ */
+export class CardChangedError extends CrashcartError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, ExitCode.CARD_CHANGED, options);
   }
 }
 

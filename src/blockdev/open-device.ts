@@ -8,6 +8,7 @@
  */
 import { stat } from 'node:fs/promises';
 import type { BlockDevice } from './block-device.js';
+import type { ReconnectOptions } from './reconnect.js';
 import { openImageFile, mapOpenError } from './image-file-device.js';
 import { openOsBlockDevice } from './os-block-device.js';
 import { UsageError } from '../errors.js';
@@ -20,6 +21,11 @@ export interface OpenDeviceOptions {
    * whole blocks). Default: the device's own (a reader profile's, else Linux usb-storage's per speed).
    */
   maxTransferBytes?: number;
+  /**
+   * Devices that can go away and come back (USB readers): wait for them and continue on the same
+   * card (see ../reader/reconnecting-device.ts). Other backends ignore it.
+   */
+  reconnect?: ReconnectOptions;
 }
 
 export type DeviceOpener = (spec: string, opts: OpenDeviceOptions) => Promise<BlockDevice>;

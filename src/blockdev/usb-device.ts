@@ -10,7 +10,7 @@ import type { BlockDevice, BlockDeviceInfo, IoOptions } from './block-device.js'
 import { IoError, UsageError, WriteProtectedError } from '../errors.js';
 import { checkAccess, checkOpen } from './device-util.js';
 import { BotDriver, type BotEvent, type BotOptions } from '../usb/bot.js';
-import { BotTransportError } from '../usb/errors.js';
+import { BotTransportError, DeviceGoneError } from '../usb/errors.js';
 import type { UsbDeviceInfo, UsbTransport } from '../usb/transport.js';
 import { hex4 } from '../usb/transport.js';
 import type { ReaderQuirks } from '../usb/quirk-types.js';
@@ -77,6 +77,8 @@ export class UsbBlockDevice implements BlockDevice {
   private readonly onEvent?: (e: UsbDeviceEvent) => void;
   private closed = false;
   private changed?: MediumChangedError;
+  /** Bus address of the reader when the slot was opened. */
+  private readonly address: number;
 
   private constructor(scsi: ScsiLun, state: UsbMediumState, opts: UsbBlockDeviceOptions, name: string) {
     this.scsi = scsi;
@@ -96,6 +98,7 @@ export class UsbBlockDevice implements BlockDevice {
       serial: dev.serial,
       identity: { kind: 'usb', key: name },
     };
+    this.address = dev.address;
     const bytes = defaultTransferBytes(dev.speed, this.quirks, opts.maxTransferBytes);
     this.maxTransferBytes = Math.max(state.blockSize, bytes - (bytes % state.blockSize));
   }
@@ -167,6 +170,18 @@ export class UsbBlockDevice implements BlockDevice {
     checkAccess(this, op, offset, length);
   }
 
+  /**
+   * Refuses to send a command once the reader re-enumerated under a new address (a port reset the
+   * transport recovered from by finding the device again): whatever answers now may hold another
+   * card, so the slot counts as gone and has to be opened (and checked) again.
+   */
+  private checkSameReader(): void {
+    const now = this.scsi.bot.transport.device.address;
+    if (now !== this.address) {
+      throw new DeviceGoneError(`${this.info.name}: the reader re-enumerated (address ${this.address} → ${now}) after a reset; the card has to be opened and checked again`);
+    }
+  }
+
   /** Splits [lba, lba+blocks) into commands and runs `op` on each. */
   private async forEachChunk(firstLba: number, blocks: number, op: (lba: number, count: number, index: number) => Promise<void>): Promise<void> {
     const total = Number(this.state.blocks);
@@ -178,7 +193,10 @@ export class UsbBlockDevice implements BlockDevice {
       let count = Math.min(end - lba, maxBlocks);
       if (lba >= buggyFrom) count = 1;
       else if (lba + count > buggyFrom) count = buggyFrom - lba;
-      const done = await this.withTimeoutFallback(count, () => op(lba, count, lba - firstLba));
+      const done = await this.withTimeoutFallback(count, () => {
+        this.checkSameReader();
+        return op(lba, count, lba - firstLba);
+      });
       if (done) lba += count;
     }
   }
@@ -250,6 +268,7 @@ export class UsbBlockDevice implements BlockDevice {
     checkOpen(this.closed, this.info.name);
     if (this.changed) throw this.changed;
     if (this.ro || this.quirks.noSynchronizeCache) return;
+    this.checkSameReader();
     try {
       await this.scsi.synchronizeCache(opts.signal);
     } catch (e) {

@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { readRange, writeRange } from '../blockdev/io.js';
 import { formatBytes } from '../util/format-bytes.js';
-import { CancelledError, CrashcartError, deviceFailureOf, ExitCode, exitClassOf, ioExitCode, WriteProtectedError } from '../errors.js';
+import { CancelledError, CardChangedError, CrashcartError, deviceFailureOf, ExitCode, exitClassOf, ioExitCode, WriteProtectedError } from '../errors.js';
 import { DeviceGoneDuringFlashError, RefusedError, VerificationError, type MismatchRange } from './errors.js';
 import { BoundedQueue } from './queue.js';
 import { RateMeter } from './progress.js';
@@ -368,7 +368,7 @@ export class Destination {
       return await this.retry(() => readRange(this.dev, start, len, { signal: this.o.signal }), start);
     } catch (e) {
       const cls = classifyError(e);
-      if (cls === 'abort') throw e;
+      if (cls === 'abort' || e instanceof CardChangedError) throw e;
       throw new CrashcartError(`${this.name}: reading back for verification failed at offset ${start}: ${(e as Error)?.message ?? String(e)}`, ioExitCode(deviceFailureOf(e)), {
         cause: e,
       });

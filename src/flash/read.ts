@@ -12,7 +12,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { BlockDevice } from '../blockdev/block-device.js';
 import { readRange } from '../blockdev/io.js';
 import { formatBytes } from '../util/format-bytes.js';
-import { CancelledError, CrashcartError, ExitCode, RefusedError, UsageError } from '../errors.js';
+import { CancelledError, CardChangedError, CrashcartError, ExitCode, RefusedError, UsageError } from '../errors.js';
 import { WriteGate } from '../gate/write-gate.js';
 import { readFileBounded, STATE_MAX_BYTES } from '../input-limits.js';
 import { formatRescueMap, parseRescueMap, StatusMap } from './ddrescue-map.js';
@@ -290,11 +290,16 @@ class ReadSession {
 
   /**
    * A read at `pos` failed (after its retries): a cancellation goes on up; a card that went
-   * away ends the read with the map saved; anything else returns to the caller to handle.
+   * away, or came back as another card, ends the read with the map saved; anything else returns
+   * to the caller to handle.
    */
   private async readFailed(pos: number, e: unknown): Promise<void> {
     const cls = classifyError(e);
     if (cls === 'abort') throw e;
+    if (e instanceof CardChangedError) {
+      await this.saveMap(pos, false);
+      throw new CardChangedError(`${e.message}; what was read before is in ${this.output} and ${this.plan.mapPath}`, { cause: e });
+    }
     if (cls !== 'gone') return;
     await this.saveMap(pos, false);
     throw new CrashcartError(

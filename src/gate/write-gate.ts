@@ -13,7 +13,8 @@
 import { realpath, stat, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
-import type { BlockDevice, DeviceIdentity } from '../blockdev/block-device.js';
+import type { BlockDevice, BlockDeviceInfo, DeviceIdentity } from '../blockdev/block-device.js';
+import type { ReconnectOptions } from '../blockdev/reconnect.js';
 import { identityOf } from '../blockdev/identity.js';
 import { openDevice } from '../blockdev/open-device.js';
 import type { SystemPaths } from '../host/sysfs-block.js';
@@ -66,10 +67,12 @@ export class WriteGate {
 
   /**
    * Opens `spec` for writing and admits it, or closes it again and refuses. A dry run opens it
-   * read-only and makes the same checks.
+   * read-only and makes the same checks. With `reconnect`, a reader that goes away and comes back
+   * is admitted again (readmitDevice) before anything more is written to it.
    */
-  async openDevice(spec: string, opts: { dryRun?: boolean; maxTransferBytes?: number } = {}): Promise<BlockDevice> {
-    const dev = await openDevice(spec, { write: !opts.dryRun, maxTransferBytes: opts.maxTransferBytes });
+  async openDevice(spec: string, opts: { dryRun?: boolean; maxTransferBytes?: number; reconnect?: Omit<ReconnectOptions, 'admit'> } = {}): Promise<BlockDevice> {
+    const reconnect = opts.reconnect && { ...opts.reconnect, admit: (dev: BlockDevice, previous: BlockDeviceInfo) => this.readmitDevice(dev, previous) };
+    const dev = await openDevice(spec, { write: !opts.dryRun, maxTransferBytes: opts.maxTransferBytes, ...(reconnect ? { reconnect } : {}) });
     try {
       await this.admitDevice(dev);
     } catch (e) {
@@ -87,6 +90,21 @@ export class WriteGate {
     this.refuseOverlap(dev.info.name, fp);
     if (id.kind === 'block') await this.refuseSystemDisk(dev.info.name, id);
     this.targets.push({ name: dev.info.name, role: 'a destination', footprint: fp });
+  }
+
+  /**
+   * A target that went away (`previous`) came back as `dev` (perhaps on another port): it is
+   * checked again like a new target, in place of the one it was.
+   */
+  async readmitDevice(dev: BlockDevice, previous: BlockDeviceInfo): Promise<void> {
+    const i = this.targets.findIndex((t) => t.name === previous.name && t.role === 'a destination');
+    const [was] = i >= 0 ? this.targets.splice(i, 1) : [];
+    try {
+      await this.admitDevice(dev);
+    } catch (e) {
+      if (was) this.targets.push(was);
+      throw e;
+    }
   }
 
   /**

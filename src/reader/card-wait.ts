@@ -3,7 +3,9 @@
  * stays enumerated — so each slot is asked with TEST UNIT READY: GOOD = card present,
  * NOT READY 3Ah = empty, UNIT ATTENTION 28h (medium may have changed) is absorbed and asked
  * again. Readers are re-enumerated on every poll, so a reader that is plugged in or pulled
- * while waiting is noticed too (a pulled reader has no cards).
+ * while waiting is noticed too (a pulled reader has no cards). A watched reader that leaves, and one
+ * that comes back under a new address (same port path, or same serial on another port), is
+ * reported (`onReader`, `readerEvents`).
  *
  * Readers being watched stay claimed between polls (the kernel driver stays detached), so
  * usb-storage does not rescan the reader after every poll; everything is handed back when the
@@ -24,6 +26,8 @@ import { loadReaderProfiles, quirksFor, type ReaderProfile, type ReaderQuirks } 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatUsbSelector, matchUsbSelector, type UsbSelector } from './selector.js';
 import type { SysfsOptions } from './sysfs.js';
+import type { ReconnectMatch } from '../blockdev/reconnect.js';
+import { matchReader } from './reader-identity.js';
 import { hex4, type UsbDeviceInfo, type UsbHost, type UsbTransport } from '../usb/transport.js';
 
 export type CardEvent = 'insert' | 'remove';
@@ -41,6 +45,14 @@ export interface WatchedSlot {
   reader: { port: string; id: string; product?: string; serial?: string };
 }
 
+/**
+ * A watched reader left (no longer listed) or came back (listed again under a new address, on its
+ * port or — by its serial — on another one).
+ */
+export type ReaderPresenceEvent =
+  | { type: 'reader-gone'; time: string; port: string; address: number; id: string; serial?: string }
+  | { type: 'reader-back'; time: string; port: string; address: number; id: string; serial?: string; previousPort: string; previousAddress: number; match: ReconnectMatch };
+
 export interface WaitOptions {
   /** Which readers/slots to watch; undefined = every reader. */
   selector?: UsbSelector;
@@ -57,6 +69,8 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** Called after every poll with the state of every watched slot. */
   onPoll?: (slots: WatchedSlot[], poll: number) => void;
+  /** Called when a watched reader leaves or comes back. */
+  onReader?: (e: ReaderPresenceEvent) => void;
 }
 
 export interface WaitResult {
@@ -69,6 +83,8 @@ export interface WaitResult {
   slots: WatchedSlot[];
   /** Every watched slot at the end. */
   all: WatchedSlot[];
+  /** Watched readers that left or came back during the wait, in order (absent when none did). */
+  readerEvents?: ReaderPresenceEvent[];
 }
 
 interface Session {
@@ -83,6 +99,42 @@ interface Session {
 
 const key = (d: UsbDeviceInfo) => `${d.bus}:${d.address}:${d.portPath}`;
 
+/** Follows the watched readers from poll to poll and reports those that leave and come back. */
+class ReaderPresence {
+  private last = new Map<string, UsbDeviceInfo>();
+  private away: UsbDeviceInfo[] = [];
+  private first = true;
+  readonly events: ReaderPresenceEvent[] = [];
+
+  constructor(private readonly onEvent?: (e: ReaderPresenceEvent) => void) {}
+
+  private emit(e: ReaderPresenceEvent): void {
+    this.events.push(e);
+    this.onEvent?.(e);
+  }
+
+  /** The readers listed (and matching the selector) at this poll. */
+  update(readers: readonly UsbDeviceInfo[]): void {
+    const now = new Map(readers.map((d) => [key(d), d]));
+    const time = new Date().toISOString();
+    const who = (d: UsbDeviceInfo) => ({ port: d.portPath, address: d.address, id: `${hex4(d.vendorId)}:${hex4(d.productId)}`, ...(d.serial ? { serial: d.serial } : {}) });
+    for (const [k, d] of this.last) {
+      if (now.has(k)) continue;
+      this.away.push(d);
+      this.emit({ type: 'reader-gone', time, ...who(d) });
+    }
+    for (const [k, d] of now) {
+      if (this.first || this.last.has(k)) continue;
+      const i = this.away.findIndex((g) => matchReader(g, d) !== undefined);
+      if (i < 0) continue;
+      const [g] = this.away.splice(i, 1);
+      this.emit({ type: 'reader-back', time, ...who(d), previousPort: g.portPath, previousAddress: g.address, match: matchReader(g, d)! });
+    }
+    this.last = now;
+    this.first = false;
+  }
+}
+
 export async function waitForCard(opts: WaitOptions): Promise<WaitResult> {
   const host = opts.host ?? new (await import('../usb/node-usb-transport.js')).NodeUsbHost();
   const profiles = opts.profiles ?? loadReaderProfiles();
@@ -92,11 +144,12 @@ export async function waitForCard(opts: WaitOptions): Promise<WaitResult> {
   const deadline = opts.timeoutMs === undefined ? undefined : started + opts.timeoutMs;
   const sessions = new Map<string, Session>();
   const seenPresent = new Map<string, WatchedSlot>();
+  const presence = new ReaderPresence(opts.onReader);
   let polls = 0;
   try {
     for (;;) {
       if (opts.signal?.aborted) throw new CancelledError();
-      const all = await pollOnce(host, sel, sessions, profiles, opts);
+      const all = await pollOnce(host, sel, sessions, profiles, opts, presence);
       polls++;
       opts.onPoll?.(all, polls);
       const present = all.filter((s) => s.state === 'present');
@@ -104,7 +157,15 @@ export async function waitForCard(opts: WaitOptions): Promise<WaitResult> {
       const done = opts.event === 'insert' ? present.length > 0 : present.length === 0 && all.every((s) => s.state !== 'unknown');
       if (done) {
         const slots = opts.event === 'insert' ? present : [...seenPresent.values()].map((s) => ({ ...s, state: 'absent' as const }));
-        return { event: opts.event, already: polls === 1, elapsedMs: Date.now() - started, polls, slots, all };
+        return {
+          event: opts.event,
+          already: polls === 1,
+          elapsedMs: Date.now() - started,
+          polls,
+          slots,
+          all,
+          ...(presence.events.length ? { readerEvents: presence.events } : {}),
+        };
       }
       const now = Date.now();
       if (deadline !== undefined && now >= deadline) {
@@ -127,8 +188,16 @@ async function abortableSleep(ms: number, signal: AbortSignal | undefined): Prom
   if (signal?.aborted) throw new CancelledError();
 }
 
-async function pollOnce(host: UsbHost, sel: UsbSelector, sessions: Map<string, Session>, profiles: readonly ReaderProfile[], opts: WaitOptions): Promise<WatchedSlot[]> {
+async function pollOnce(
+  host: UsbHost,
+  sel: UsbSelector,
+  sessions: Map<string, Session>,
+  profiles: readonly ReaderProfile[],
+  opts: WaitOptions,
+  presence: ReaderPresence,
+): Promise<WatchedSlot[]> {
   const readers = matchUsbSelector(sel, await host.list());
+  presence.update(readers);
   const wanted = new Set(readers.map(key));
   for (const [k, s] of sessions) {
     if (!wanted.has(k)) {

@@ -146,6 +146,16 @@ async function openOn(t: UsbTransport, d: UsbDeviceInfo, lun: number, quirks: Re
   return dev;
 }
 
+/**
+ * Opens slot `lun` of reader `d` (found by listing `host`): refused when its kernel disks are
+ * mounted, with the reader's quirk profile, closed again on every failure.
+ */
+export async function openUsbSlot(host: UsbHost, d: UsbDeviceInfo, lun: number, profiles: readonly ReaderProfile[], opts: UsbOpenOptions): Promise<UsbBlockDevice> {
+  assertNotMounted(d, opts.sysfs);
+  const t = await host.open(d);
+  return openOn(t, d, lun, quirksOf(d, profiles), opts);
+}
+
 /** Probes every reader the selector matches and returns the cards, leaving nothing open. */
 export async function findCards(sel: UsbSelector, opts: UsbOpenOptions = {}): Promise<FoundCard[]> {
   const host = opts.host ?? new (await import('../usb/node-usb-transport.js')).NodeUsbHost();

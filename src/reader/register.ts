@@ -8,10 +8,19 @@
  */
 import { registerDeviceOpener } from '../blockdev/open-device.js';
 import { openUsbDevice, type UsbOpenOptions } from './open-usb.js';
+import { openReconnectingUsbDevice } from './reconnecting-device.js';
 
-/** Registers the `usb:` opener with `openDevice`; `defaults` apply to every open. */
-export function registerUsbDeviceOpener(defaults: Omit<UsbOpenOptions, 'write'> = {}): void {
-  registerDeviceOpener('usb:', (spec, o) =>
-    openUsbDevice(spec, { ...defaults, write: o.write === true, ...(o.maxTransferBytes !== undefined ? { maxTransferBytes: o.maxTransferBytes } : {}) }),
-  );
+/**
+ * Registers the `usb:` opener with `openDevice`; `defaults` apply to every open. An open with a
+ * `reconnect` timeout above 0 gives a device that waits for its reader to come back.
+ */
+export function registerUsbDeviceOpener(defaults: Omit<UsbOpenOptions, 'write'> & { reconnectPollMs?: number } = {}): void {
+  const { reconnectPollMs, ...base } = defaults;
+  registerDeviceOpener('usb:', (spec, o) => {
+    const opts: UsbOpenOptions = { ...base, write: o.write === true, ...(o.maxTransferBytes !== undefined ? { maxTransferBytes: o.maxTransferBytes } : {}) };
+    if (o.reconnect && o.reconnect.timeoutMs > 0) {
+      return openReconnectingUsbDevice(spec, { ...opts, reconnect: o.reconnect, ...(reconnectPollMs !== undefined ? { pollMs: reconnectPollMs } : {}) });
+    }
+    return openUsbDevice(spec, opts);
+  });
 }

@@ -86,6 +86,8 @@ export interface SimReaderOptions {
   serial?: string;
   bus?: number;
   ports?: number[];
+  /** Device address on the bus (default 5); a re-plugged reader comes back under a new one. */
+  address?: number;
   /** Cards per LUN (null = empty slot). Default one 4 MiB card. */
   luns?: (MemoryCard | null)[];
   /** Queue 06/29/00 on every LUN at power-on (the Linux gadget does). Default true. */
@@ -193,7 +195,7 @@ export class SimReader implements UsbTransport {
       product: opts.product ?? 'Simulated card reader',
       serial: opts.serial ?? 'SIM0001',
       bus,
-      address: 5,
+      address: opts.address ?? 5,
       ports,
       portPath: formatPortPath(bus, ports),
       speed: 'high',

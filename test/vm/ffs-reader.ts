@@ -13,7 +13,8 @@
 //     "faults": [ Fault, ... ],                    injected in order (opcode, times, ...), armed
 //                                                  again at every Get Max LUN (a new host driver)
 //     "mux": "classic" | "fast" }                  emulate a USB-SD-Mux (card = luns[0])
-// Prints "ready" once the descriptors are written (the VM script then binds the UDC).
+// Prints "ready" once the descriptors are written (the VM script then binds the UDC), and "saved"
+// each time SIGUSR1 has written the cards back.
 import { openSync, readFileSync, read as readCb, write as writeCb, writeFileSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { MemoryCard, SimReader, type Fault, type SimReaderOptions } from '../sim/sim-reader.js';
@@ -99,7 +100,10 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
   const ep0 = openSync(`${dir}/ep0`, 'r+');
   writeSync0(ep0, descriptors());
   writeSync0(ep0, strings());
-  process.on('SIGUSR1', save);
+  process.on('SIGUSR1', () => {
+    save();
+    process.stdout.write('saved\n');
+  });
   process.on('SIGTERM', () => {
     save();
     process.exit(0);

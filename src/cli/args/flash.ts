@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { MAX_TRANSFER_OPTION } from './max-transfer-option.js';
+import { RECONNECT_TIMEOUT_OPTION } from './reconnect-option.js';
 import { loadCommand } from './load-command.js';
 
 export interface FlashArgs {
@@ -13,6 +14,7 @@ export interface FlashArgs {
   'force-system-disk'?: boolean;
   retries?: number;
   'max-transfer'?: string;
+  'reconnect-timeout'?: number;
 }
 
 export function flashCommand(y: Argv) {
@@ -30,7 +32,8 @@ export function flashCommand(y: Argv) {
         .option('resume', { type: 'boolean', describe: 'continue an interrupted flash of this image on these cards where it stopped' })
         .option('force-system-disk', { alias: 'allow-system-disk', type: 'boolean', describe: 'allow writing an OS block device that is mounted or holds the running system' })
         .option('retries', { type: 'number', default: 5, describe: 'retries per transfer on transient errors (with back-off)' })
-        .option('max-transfer', MAX_TRANSFER_OPTION),
+        .option('max-transfer', MAX_TRANSFER_OPTION)
+        .option('reconnect-timeout', RECONNECT_TIMEOUT_OPTION),
     async (argv) => (await loadCommand(() => import('../commands/flash.js'))).runFlash(argv),
   );
 }

@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { MAX_TRANSFER_OPTION } from './max-transfer-option.js';
+import { RECONNECT_TIMEOUT_OPTION } from './reconnect-option.js';
 import { loadCommand } from './load-command.js';
 
 export interface ReadArgs {
@@ -11,6 +12,7 @@ export interface ReadArgs {
   map?: string;
   json?: boolean;
   'max-transfer'?: string;
+  'reconnect-timeout'?: number;
 }
 
 export function readCommand(y: Argv) {
@@ -26,7 +28,8 @@ export function readCommand(y: Argv) {
         .option('retries', { type: 'number', default: 3, describe: 'retries per chunk and per sector before a sector counts as bad' })
         .option('map', { type: 'string', describe: 'ddrescue mapfile (default OUTPUT.map); an existing one with OUTPUT retries only the unfinished areas' })
         .option('json', { type: 'boolean', describe: 'NDJSON progress events and a summary object on stdout' })
-        .option('max-transfer', MAX_TRANSFER_OPTION),
+        .option('max-transfer', MAX_TRANSFER_OPTION)
+        .option('reconnect-timeout', RECONNECT_TIMEOUT_OPTION),
     async (argv) => (await loadCommand(() => import('../commands/read.js'))).runRead(argv),
   );
 }

@@ -19,6 +19,8 @@ import { formatDuration, formatSpeed } from '../../flash/progress.js';
 import { beginOperation, describeStop, exitCodeFor, InterruptedError, type Operation, type StopReason } from '../cancellation.js';
 import { diag } from '../diagnostics.js';
 import { loadProgressBars, startSpinner, type ProgressBars, type Spinner } from '../progress.js';
+import type { ReconnectEvent } from '../../blockdev/reconnect.js';
+import { describeReconnectEvent, logReconnectEvent, reconnectTimeoutMs } from '../reconnect-events.js';
 
 interface Opened {
   spec: string;
@@ -61,6 +63,13 @@ class Reporter {
     if (this.json) this.line({ type: 'message', message: msg });
     else if (this.bars) this.bars.log(msg + '\n');
     else diag(msg.startsWith('warning: ') ? 'warning' : 'info', msg, { plain: true });
+  }
+
+  /** A destination's reader went away or came back. */
+  reconnect(target: number, e: ReconnectEvent): void {
+    if (this.json) this.line({ ...e, target });
+    else if (this.bars) this.bars.log(describeReconnectEvent(e) + '\n');
+    else logReconnectEvent(e);
   }
 
   event(e: FlashEvent): void {
@@ -155,11 +164,23 @@ async function openSource(a: FlashArgs, spinner: Spinner | undefined): Promise<I
   }
 }
 
-/** Opens every destination through the gate; a destination that cannot be opened keeps its error. */
-async function openDestinations(gate: WriteGate, specs: string[], opened: Opened[], maxTransferBytes: number | undefined): Promise<void> {
+/**
+ * Opens every destination through the gate; a destination that cannot be opened keeps its error.
+ * USB readers wait `reconnectMs` for their reader to come back, telling `onReconnect`.
+ */
+async function openDestinations(
+  gate: WriteGate,
+  specs: string[],
+  opened: Opened[],
+  maxTransferBytes: number | undefined,
+  reconnectMs: number,
+  onReconnect: (target: number, e: ReconnectEvent) => void,
+): Promise<void> {
   for (const spec of specs) {
+    const target = opened.length;
     try {
-      opened.push({ spec, device: await gate.openDevice(spec, { maxTransferBytes }) });
+      const reconnect = { timeoutMs: reconnectMs, onEvent: (e: ReconnectEvent) => onReconnect(target, e) };
+      opened.push({ spec, device: await gate.openDevice(spec, { maxTransferBytes, reconnect }) });
     } catch (e) {
       opened.push({ spec, error: e });
     }
@@ -322,6 +343,7 @@ function throwForOutcome(result: FlashResult, pre: FlashTargetResult[], specs: s
 export async function runFlash(a: FlashArgs): Promise<void> {
   const specs = checkArgs(a);
   const maxTransferBytes = parseMaxTransfer(a['max-transfer']);
+  const reconnectMs = reconnectTimeoutMs(a['reconnect-timeout']);
   const json = a.json === true;
   const spinner = await startSpinner(`opening ${a.image}`, json);
   const source = await openSource(a, spinner);
@@ -332,7 +354,9 @@ export async function runFlash(a: FlashArgs): Promise<void> {
     const gate = new WriteGate({ allowSystemDisk: a['force-system-disk'] });
     await gate.addInput(source.path, 'the image being flashed');
     await gate.addInput(source.bmap?.path, 'the bmap of the image');
-    await openDestinations(gate, specs, opened, maxTransferBytes);
+    // Events come only while the flash runs, after the reporter exists.
+    let reporterRef: Reporter | undefined;
+    await openDestinations(gate, specs, opened, maxTransferBytes, reconnectMs, (target, e) => reporterRef?.reconnect(target, e));
     spinner?.stop();
     // A refusal is a mistake in the command line: write nothing at all, to any card.
     const refused = opened.find((o) => o.error instanceof RefusedError);
@@ -342,6 +366,7 @@ export async function runFlash(a: FlashArgs): Promise<void> {
       opened.map((o) => o.device?.info.name ?? o.spec),
       await loadProgressBars(json),
     );
+    reporterRef = reporter;
     const { usable, pre } = sortOpened(opened, specs, reporter);
 
     const journal = new ResumeJournal(undefined, gate);

@@ -13,6 +13,8 @@ import { diag } from '../diagnostics.js';
 import { beginOperation, describeStop, exitCodeFor, InterruptedError } from '../cancellation.js';
 import { formatDuration, formatSpeed } from '../../flash/progress.js';
 import { parseByteCount, parseMaxTransfer } from '../byte-count.js';
+import type { ReconnectEvent } from '../../blockdev/reconnect.js';
+import { logReconnectEvent, reconnectTimeoutMs } from '../reconnect-events.js';
 
 export async function runRead(a: ReadArgs): Promise<void> {
   const offset = a.offset !== undefined ? parseByteCount(a.offset, '--offset') : undefined;
@@ -21,8 +23,13 @@ export async function runRead(a: ReadArgs): Promise<void> {
   const json = a.json === true;
   const bars = await loadProgressBars(json);
   const maxTransferBytes = parseMaxTransfer(a['max-transfer']);
-  const dev = await openDevice(a.device, { write: false, maxTransferBytes });
   let bar: cliProgress.SingleBar | undefined;
+  const onReconnect = (e: ReconnectEvent) => {
+    if (json) return void process.stdout.write(JSON.stringify(e) + '\n');
+    if (bar) (bar.stop(), (bar = undefined));
+    logReconnectEvent(e);
+  };
+  const dev = await openDevice(a.device, { write: false, maxTransferBytes, reconnect: { timeoutMs: reconnectTimeoutMs(a['reconnect-timeout']), onEvent: onReconnect } });
   // A signal stops the read at a safe point: output synced, map saved (see ../cancellation.ts).
   const op = beginOperation();
   try {

@@ -2,7 +2,7 @@ import type { WaitArgs } from '../args/wait.js';
 import { formatBytes } from '../../util/format-bytes.js';
 import { UsageError } from '../../errors.js';
 import { diag } from '../diagnostics.js';
-import { waitForCard, type WaitOptions, type WaitResult, type WatchedSlot } from '../../reader/card-wait.js';
+import { waitForCard, type ReaderPresenceEvent, type WaitOptions, type WaitResult, type WatchedSlot } from '../../reader/card-wait.js';
 import { formatUsbSelector, isUsbSelector, parseUsbSelector } from '../../reader/selector.js';
 
 function describeSlot(s: WatchedSlot): string {
@@ -15,6 +15,14 @@ export function formatWaitResult(r: WaitResult): string {
   if (r.event === 'insert') return `card present: ${r.slots.map(describeSlot).join(', ')} (${after})\n`;
   if (r.slots.length === 0) return `no card present (${after})\n`;
   return `card removed: ${r.slots.map((s) => s.selector).join(', ')} (${after})\n`;
+}
+
+/** A watched reader leaving or coming back, as a line for people. */
+export function describeReaderEvent(e: ReaderPresenceEvent): string {
+  const reader = `reader usb:${e.port} (${e.id}${e.serial ? `, serial ${e.serial}` : ''})`;
+  if (e.type === 'reader-gone') return `${reader} left (it was at address ${e.address})`;
+  const where = e.match === 'port' ? 'on the same port' : `on another port (it was on ${e.previousPort})`;
+  return `${reader} is back ${where} at address ${e.address} (was ${e.previousAddress})`;
 }
 
 /** Parses and checks the arguments into waitForCard options (everything but the host). */
@@ -42,7 +50,13 @@ export async function runWait(a: WaitArgs): Promise<void> {
     `waiting until ${opts.event === 'insert' ? 'a card is present' : 'no card is present'} in ${where}` +
       `${opts.timeoutMs === undefined ? '' : ` (timeout ${opts.timeoutMs / 1000} s)`}`,
   );
-  const r = await waitForCard(opts);
+  const r = await waitForCard({
+    ...opts,
+    onReader: (e) => {
+      const { type, time: _time, ...fields } = e;
+      diag(type === 'reader-gone' ? 'warning' : 'info', describeReaderEvent(e), { event: type, ...fields });
+    },
+  });
   if (a.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
   else process.stdout.write(formatWaitResult(r));
 }
