@@ -36,6 +36,11 @@ export function requestTypeByte(dirIn: boolean, s: Pick<ControlSetup, 'requestTy
   return (dirIn ? 0x80 : 0) | (type << 5) | recipient;
 }
 
+/** The requests of an FTDI session that set or read the CBUS pins (pyftdi's housekeeping left out). */
+export function pinRequests(session: readonly ControlRecord[]): ControlRecord[] {
+  return session.filter((r) => (r.bRequest === 0x0b && r.wValue >> 8 === 0x20) || r.bRequest === 0x0c);
+}
+
 /** The FTDI chip's ep0 vendor requests and CBUS pins. */
 export class SimFtdiCbus {
   readonly log: ControlRecord[] = [];
