@@ -92,7 +92,7 @@ function describe(d: UsbDeviceInfo): string {
   return `usb:${d.portPath}  ${hex4(d.vendorId)}:${hex4(d.productId)}  ${[d.manufacturer, d.product].filter(Boolean).join(' ')}${d.serial ? `  serial=${d.serial}` : ''}`;
 }
 
-/** The one device a mux selector names (`usb` alone: the only USB-SD-Mux a profile recognises). */
+/** The one device a mux selector names (`usb` alone: the only SD mux a profile or the `sd-wire` product string recognises). */
 function resolveMux(spec: string, devices: UsbDeviceInfo[], profiles: readonly ReaderProfile[]): UsbDeviceInfo {
   const sel = parseUsbSelector(spec);
   if (sel.lun !== undefined) throw new UsageError(`${spec}: a mux has no slots to choose; leave out @lun=`);
@@ -142,8 +142,8 @@ export async function controlMux(spec: string, action: MuxMode | 'status', opts:
 
 /** The SDWire path: the FTDI's interface 0 claimed for two vendor requests, the reader found beside it. */
 async function controlSdWire(host: UsbHost, d: UsbDeviceInfo, devices: UsbDeviceInfo[], action: MuxMode | 'status', opts: MuxControlOptions): Promise<MuxReport> {
-  const other = d.product !== SDWIRE_PRODUCT && d.product ? OTHER_TIZEN_PRODUCTS[d.product] : undefined;
-  if (other || d.product !== SDWIRE_PRODUCT) {
+  if (d.product !== SDWIRE_PRODUCT) {
+    const other = d.product ? OTHER_TIZEN_PRODUCTS[d.product] : undefined;
     throw new UsageError(
       `usb:${d.portPath} (${hex4(d.vendorId)}:${hex4(d.productId)}, product ${JSON.stringify(d.product ?? '')}): ` +
         (other ?? `not an SDWire: its USB product string is not "${SDWIRE_PRODUCT}" (sd-mux-ctrl --device-type sd-wire writes it)`),
