@@ -42,6 +42,7 @@ export { openUsbDevice, findCards } from './reader/open-usb.js';
 export { listReaders, probeReader } from './reader/readers.js';
 export { parseUsbSelector, resolveUsbSelector } from './reader/selector.js';
 export { registerUsbDeviceOpener } from './reader/register.js';
-/** SD multiplexers (USB-SD-Mux): switch the card between host and board. */
-export { controlMux, type MuxControlOptions, type MuxReport } from './mux/mux-control.js';
+/** SD multiplexers (USB-SD-Mux, SDWire): switch the card between host and board. */
+export { controlMux, readerBesideMux, type MuxControlOptions, type MuxReport } from './mux/mux-control.js';
+export { SdWire, sdwireBitmodeValue, type SdWireState } from './mux/sdwire.js';
 export { UsbSdMux, type MuxMode, type MuxState, type UsbSdMuxVariant } from './mux/usb-sd-mux.js';

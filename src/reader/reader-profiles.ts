@@ -11,7 +11,7 @@
  *              "revisionMin": "0141", "revisionMax": "0141" },   // revisions optional
  *   "quirks": { "maxSectors": 64, ... },           // keys of ReaderQuirks, nothing else
  *   "notes": "why",                               // optional
- *   "mux": "usb-sd-mux"                           // optional: the device is an SD mux `crashcart mux` drives
+ *   "mux": "usb-sd-mux" | "sdwire"                // optional: the device is an SD mux `crashcart mux` drives
  * }
  */
 import { readdirSync } from 'node:fs';
@@ -41,7 +41,7 @@ export interface ReaderProfile {
   mux?: ReaderMuxKind;
 }
 
-export const READER_MUX_KINDS = ['usb-sd-mux'] as const;
+export const READER_MUX_KINDS = ['usb-sd-mux', 'sdwire'] as const;
 export type ReaderMuxKind = (typeof READER_MUX_KINDS)[number];
 
 const BOOLEAN_QUIRKS = [

@@ -61,9 +61,9 @@ export function formatUsbSelector(sel: UsbSelector): string {
 }
 
 /** The devices a selector matches, among those with a usable mass-storage interface. */
-export function matchUsbSelector(sel: UsbSelector, devices: readonly UsbDeviceInfo[]): UsbDeviceInfo[] {
+export function matchUsbSelector(sel: UsbSelector, devices: readonly UsbDeviceInfo[], accept: (d: UsbDeviceInfo) => boolean = isReader): UsbDeviceInfo[] {
   return devices.filter((d) => {
-    if (!botInterfaceOf(d)) return false;
+    if (!accept(d)) return false;
     switch (sel.kind) {
       case 'any':
         return true;
@@ -77,6 +77,11 @@ export function matchUsbSelector(sel: UsbSelector, devices: readonly UsbDeviceIn
   });
 }
 
+/** The devices a selector names by default: those with a mass-storage interface crashcart can use. */
+function isReader(d: UsbDeviceInfo): boolean {
+  return botInterfaceOf(d) !== undefined;
+}
+
 function describeCandidate(d: UsbDeviceInfo): string {
   const name = [d.manufacturer, d.product].filter(Boolean).join(' ') || 'USB mass storage';
   return `usb:${d.portPath}  ${hex4(d.vendorId)}:${hex4(d.productId)}  ${name}${d.serial ? `  serial=${d.serial}` : ''}`;
@@ -86,12 +91,12 @@ function describeCandidate(d: UsbDeviceInfo): string {
  * The one reader a selector names. No match and several matches are usage errors; the latter
  * lists the candidates with selectors that tell them apart.
  */
-export function resolveUsbSelector(sel: UsbSelector, devices: readonly UsbDeviceInfo[]): UsbDeviceInfo {
-  const found = matchUsbSelector(sel, devices);
+export function resolveUsbSelector(sel: UsbSelector, devices: readonly UsbDeviceInfo[], accept: (d: UsbDeviceInfo) => boolean = isReader): UsbDeviceInfo {
+  const found = matchUsbSelector(sel, devices, accept);
   if (found.length === 1) return found[0];
   const text = formatUsbSelector(sel);
   if (found.length === 0) {
-    const readers = devices.filter((d) => botInterfaceOf(d));
+    const readers = devices.filter(accept);
     throw new UsageError(
       readers.length === 0 ? `${text}: no USB mass-storage reader found` : `${text}: no such reader; present:\n  ${readers.map(describeCandidate).join('\n  ')}`,
     );

@@ -27,6 +27,7 @@ import {
   type MassStorageInterface,
   type OpenOptions,
   type TransferOptions,
+  type UsbControlTransport,
   type UsbDeviceInfo,
   type UsbHost,
   type UsbTransport,
@@ -223,7 +224,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-const openTransports = new Set<NodeUsbTransport>();
+const openTransports = new Set<{ close(): Promise<void> }>();
 
 /**
  * Closes every transport still open (releasing interfaces and re-attaching kernel drivers).
@@ -440,6 +441,98 @@ export class NodeUsbTransport implements UsbTransport {
   }
 }
 
+/**
+ * A claimed interface of any class, for vendor control transfers (the FTDI chip of an SDWire). The
+ * kernel driver bound to it (ftdi_sio) is detached while crashcart holds it and re-attached on
+ * close, as for the mass-storage transport.
+ */
+export class NodeUsbControlTransport implements UsbControlTransport {
+  readonly device: UsbDeviceInfo;
+  readonly interfaceNumber: number;
+  private readonly dev: NativeDevice;
+  private detached = false;
+  private closed = false;
+
+  private constructor(dev: NativeDevice, info: UsbDeviceInfo, interfaceNumber: number) {
+    this.dev = dev;
+    this.device = info;
+    this.interfaceNumber = interfaceNumber;
+  }
+
+  static async open(dev: NativeDevice, info: UsbDeviceInfo, interfaceNumber: number): Promise<NodeUsbControlTransport> {
+    const t = new NodeUsbControlTransport(dev, info, interfaceNumber);
+    try {
+      await dev.open();
+    } catch (e) {
+      throw mapNodeUsbError(e, `open ${info.portPath}`);
+    }
+    // registered before the kernel driver is detached: a Ctrl-C from here on re-attaches it
+    openTransports.add(t);
+    if (process.platform === 'linux') {
+      try {
+        await dev.detachKernelDriver(interfaceNumber);
+        t.detached = true;
+      } catch (e) {
+        const m = e instanceof Error ? e.message : String(e);
+        if (!/no kernel driver|errno 61|ENODATA|not found/i.test(m)) {
+          openTransports.delete(t);
+          await dev.close().catch(() => undefined);
+          throw mapNodeUsbError(e, `detach kernel driver from ${info.portPath} interface ${interfaceNumber}`);
+        }
+      }
+    }
+    try {
+      await dev.claimInterface(interfaceNumber);
+    } catch (e) {
+      openTransports.delete(t);
+      await t.reattach();
+      await dev.close().catch(() => undefined);
+      throw mapNodeUsbError(e, `claim ${info.portPath} interface ${interfaceNumber}`);
+    }
+    return t;
+  }
+
+  private async reattach(): Promise<void> {
+    if (!this.detached) return;
+    this.detached = false;
+    await this.dev.attachKernelDriver(this.interfaceNumber).catch(() => undefined);
+  }
+
+  async controlIn(setup: ControlSetup, length: number, opts: TransferOptions): Promise<Uint8Array> {
+    if (this.closed) throw new DeviceGoneError(`${this.device.portPath}: transport closed`);
+    let r: Uint8Array | null;
+    try {
+      r = await raceAbort(this.dev.nativeControlTransferIn(setup, opts.timeoutMs, length), opts.signal);
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      throw mapNodeUsbError(e, `control IN 0x${setup.request.toString(16)}`);
+    }
+    if (r === null) throw new UsbTransferError('stall', `control IN 0x${setup.request.toString(16)}: stalled`);
+    return r;
+  }
+
+  async controlOut(setup: ControlSetup, data: Uint8Array | undefined, opts: TransferOptions): Promise<void> {
+    if (this.closed) throw new DeviceGoneError(`${this.device.portPath}: transport closed`);
+    let n: number;
+    try {
+      n = await raceAbort(this.dev.nativeControlTransferOut(setup, opts.timeoutMs, data ?? new Uint8Array(0)), opts.signal);
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      throw mapNodeUsbError(e, `control OUT 0x${setup.request.toString(16)}`);
+    }
+    if (n < 0) throw new UsbTransferError('stall', `control OUT 0x${setup.request.toString(16)}: stalled`);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    openTransports.delete(this);
+    await this.dev.releaseInterface(this.interfaceNumber).catch(() => undefined);
+    await this.reattach();
+    await this.dev.close().catch(() => undefined);
+  }
+}
+
 /** The host over the real USB stack. */
 export class NodeUsbHost implements UsbHost {
   private native = new Map<string, NativeDevice>();
@@ -474,5 +567,15 @@ export class NodeUsbHost implements UsbHost {
     }
     if (!d) throw new DeviceGoneError(`${device.portPath}: device no longer present`);
     return NodeUsbTransport.open(d, device, opts);
+  }
+
+  async openControl(device: UsbDeviceInfo, interfaceNumber: number): Promise<UsbControlTransport> {
+    let d = this.native.get(`${device.bus}:${device.address}`);
+    if (!d) {
+      await this.list();
+      d = this.native.get(`${device.bus}:${device.address}`);
+    }
+    if (!d) throw new DeviceGoneError(`${device.portPath}: device no longer present`);
+    return NodeUsbControlTransport.open(d, device, interfaceNumber);
   }
 }

@@ -89,10 +89,25 @@ export interface OpenOptions {
   detachKernelDriver?: boolean;
 }
 
+/**
+ * One claimed interface of a device that is not a card reader (an FTDI chip driving an SD mux):
+ * control transfers only. The interface is claimed so that no kernel driver (ftdi_sio) talks to
+ * the chip at the same time; a driver detached on open is re-attached on close.
+ */
+export interface UsbControlTransport {
+  readonly device: UsbDeviceInfo;
+  readonly interfaceNumber: number;
+  controlIn(setup: ControlSetup, length: number, opts: TransferOptions): Promise<Uint8Array>;
+  controlOut(setup: ControlSetup, data: Uint8Array | undefined, opts: TransferOptions): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** Enumerates devices and opens transports. */
 export interface UsbHost {
   list(): Promise<UsbDeviceInfo[]>;
   open(device: UsbDeviceInfo, opts?: OpenOptions): Promise<UsbTransport>;
+  /** Claims interface `interfaceNumber` of any class, for control transfers. */
+  openControl(device: UsbDeviceInfo, interfaceNumber: number): Promise<UsbControlTransport>;
 }
 
 /** USB class codes used to spot a mass-storage BOT interface. */
@@ -116,6 +131,15 @@ export function botInterfaceOf(dev: UsbDeviceInfo, interfaceNumber?: number): Ma
  */
 export function formatPortPath(bus: number, ports: readonly number[]): string {
   return ports.length === 0 ? `usb${bus}` : `${bus}-${ports.join('.')}`;
+}
+
+/**
+ * The port path of the hub a device hangs off (`1-1.4` → `1-1`; a device on the root hub: `usb1`).
+ * Two devices with the same parent are on the same hub, as the FTDI chip and the card reader of an
+ * SDWire are.
+ */
+export function parentPortPath(d: Pick<UsbDeviceInfo, 'bus' | 'ports'>): string {
+  return formatPortPath(d.bus, d.ports.slice(0, -1));
 }
 
 /** `0x058f` → `058f`. */

@@ -20,6 +20,7 @@ import { EXIT_CLASS, ExitCode } from '../../src/errors.js';
 import { FAST_BOT, FAST_SCSI } from '../sim/helpers.js';
 import { MemoryCard, SimHost, SimReader } from '../sim/sim-reader.js';
 import { SimUsbSdMux } from '../sim/sim-usb-sd-mux.js';
+import { SimSdWire } from '../sim/sim-sdwire.js';
 import { assertContract, assertNdjson, schemaFiles, validatorFor } from '../helpers/contract.js';
 import { kernelFixturesDir, repoRoot } from '../helpers/kernel-fixtures.js';
 
@@ -248,7 +249,7 @@ describe('machine contract: real outputs', () => {
     assertContract('wait', await waitForCard({ ...fast, host: new SimHost([sim]), event: 'insert', timeoutMs: 0, profiles: [] }));
   });
 
-  it('mux: the report `mux --json` prints after a switch and for status, both USB-SD-Mux generations', async () => {
+  it('mux: the report `mux --json` prints after a switch and for status, both USB-SD-Mux generations and the SDWire', async () => {
     const opts = (host: SimHost) => ({ host, profiles: loadReaderProfiles(), offSettleMs: 0, bot: FAST_BOT, scsi: FAST_SCSI, sysfs: { sysRoot: '/nonexistent' } });
     for (const variant of ['classic', 'fast'] as const) {
       const host = new SimHost([new SimUsbSdMux(variant, { serial: 'MUX42' }).reader]);
@@ -259,7 +260,14 @@ describe('machine contract: real outputs', () => {
         if (action === 'status') assert.equal(typeof r.pins, 'number');
       }
     }
+    const w = new SimSdWire({ serial: 'SDW42' });
+    for (const action of ['host', 'dut', 'status'] as const) {
+      const r = await controlMux('usb:serial=SDW42', action, opts(new SimHost([w.reader], [], [w])));
+      assertContract('mux', JSON.parse(JSON.stringify(r)), `sdwire ${action}`);
+      assert.equal(r.reader, 'usb:1-1.3.2');
+    }
     const v = validatorFor('mux');
     assert.equal(v({ selector: 'usb:1-1.4', id: '0424:4041', variant: 'classic', expander: { name: 'PCA9536', address: 65 }, mode: 'up' }), false, 'an unknown mode');
+    assert.equal(v({ selector: 'usb:1-1.4', id: '0424:4041', variant: 'classic', mode: 'host' }), false, 'a USB-SD-Mux report names its expander');
   });
 });

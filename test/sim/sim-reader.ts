@@ -16,6 +16,7 @@ import {
   type OpenOptions,
   type TransferOptions,
   type UsbDeviceInfo,
+  type UsbControlTransport,
   type UsbHost,
   type UsbTransport,
 } from '../../src/usb/transport.js';
@@ -777,20 +778,33 @@ export class SimReader implements UsbTransport {
 }
 
 /** A UsbHost over a set of simulated readers, for enumeration and selector tests. */
+/** A simulated non-reader device whose interface can be claimed for control transfers (an SDWire's FTDI). */
+export interface SimControlDevice {
+  readonly device: UsbDeviceInfo;
+  openControl(interfaceNumber: number): UsbControlTransport;
+}
+
 export class SimHost implements UsbHost {
   readonly readers: SimReader[];
   /** Extra non-reader devices (e.g. a keyboard) to make enumeration realistic. */
   readonly others: UsbDeviceInfo[];
-  constructor(readers: SimReader[], others: UsbDeviceInfo[] = []) {
+  readonly controls: SimControlDevice[];
+  constructor(readers: SimReader[], others: UsbDeviceInfo[] = [], controls: SimControlDevice[] = []) {
     this.readers = readers;
     this.others = others;
+    this.controls = controls;
   }
   async list(): Promise<UsbDeviceInfo[]> {
-    return [...this.readers.map((r) => r.device), ...this.others];
+    return [...this.readers.map((r) => r.device), ...this.controls.map((c) => c.device), ...this.others];
   }
   async open(device: UsbDeviceInfo, _opts?: OpenOptions): Promise<UsbTransport> {
     const r = this.readers.find((x) => x.device === device);
     if (!r) throw new DeviceGoneError(`no simulated reader at ${device.portPath}`);
     return r;
+  }
+  async openControl(device: UsbDeviceInfo, interfaceNumber: number): Promise<UsbControlTransport> {
+    const c = this.controls.find((x) => x.device === device);
+    if (!c) throw new DeviceGoneError(`no simulated control device at ${device.portPath}`);
+    return c.openControl(interfaceNumber);
   }
 }

@@ -12,13 +12,24 @@
 //     "reader": { SimReaderOptions: capacityReportsCount, noModeSense, maxLunStalls, ... },
 //     "faults": [ Fault, ... ],                    injected in order (opcode, times, ...), armed
 //                                                  again at every Get Max LUN (a new host driver)
-//     "mux": "classic" | "fast" }                  emulate a USB-SD-Mux (card = luns[0])
+//     "mux": "classic" | "fast" | "sdwire",         emulate a USB-SD-Mux (card = luns[0]), or an
+//                                                  SDWire: one device with the FTDI FT200XD's vendor
+//                                                  interface (0, two bulk endpoints never used) and the
+//                                                  reader (1), the card present while CBUS0 is high
+//     "controlLog": "/tmp/ftdi.log" }              SDWire: every vendor request appended as a JSON line
+//                                                  {bmRequestType, bRequest, wValue, wIndex, wLength, data}
+// An SDWire is a hub with the FTDI and the reader on two ports; dummy_hcd has no hub, so the
+// emulator is one composite device. FunctionFS hands a function the vendor requests addressed to
+// the device (not to one of its interfaces) only with FUNCTIONFS_ALL_CTRL_RECIP in the
+// descriptors' flags (f_fs.c, ffs_func_req_match); the FTDI's requests are such requests.
 // Prints "ready" once the descriptors are written (the VM script then binds the UDC), and "saved"
 // each time SIGUSR1 has written the cards back.
 import { openSync, readFileSync, read as readCb, write as writeCb, writeFileSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { MemoryCard, SimReader, type Fault, type SimReaderOptions } from '../sim/sim-reader.js';
 import { SimUsbSdMux } from '../sim/sim-usb-sd-mux.js';
+import { SimSdWire, type SimFtdiCbus } from '../sim/sim-sdwire.js';
+import { appendFileSync } from 'node:fs';
 import { UsbTransferError } from '../../src/usb/errors.js';
 
 const fsRead = promisify(readCb);
@@ -28,7 +39,8 @@ interface Scenario {
   luns: (string | null)[];
   reader?: SimReaderOptions;
   faults?: Fault[];
-  mux?: 'classic' | 'fast';
+  mux?: 'classic' | 'fast' | 'sdwire';
+  controlLog?: string;
 }
 
 // ---- FunctionFS descriptors --------------------------------------------------------------------
@@ -36,24 +48,33 @@ const FUNCTIONFS_DESCRIPTORS_MAGIC_V2 = 3;
 const FUNCTIONFS_STRINGS_MAGIC = 2;
 const HAS_FS_DESC = 1;
 const HAS_HS_DESC = 2;
+const ALL_CTRL_RECIP = 64;
 
-function interfaceDescriptor(): number[] {
-  return [9, 4, 0, 0, 2, 0x08, 0x06, 0x50, 1];
+function interfaceDescriptor(number = 0): number[] {
+  return [9, 4, number, 0, 2, 0x08, 0x06, 0x50, 1];
+}
+/** The FT200XD's one interface: vendor class, bulk IN and OUT. */
+function ftdiInterfaceDescriptor(): number[] {
+  return [9, 4, 0, 0, 2, 0xff, 0xff, 0xff, 0];
 }
 function endpoint(address: number, maxPacket: number): number[] {
   return [7, 5, address, 2, maxPacket & 0xff, maxPacket >> 8, 0];
 }
 
-function descriptors(): Buffer {
-  const fs = [...interfaceDescriptor(), ...endpoint(0x81, 64), ...endpoint(0x02, 64)];
-  const hs = [...interfaceDescriptor(), ...endpoint(0x81, 512), ...endpoint(0x02, 512)];
+function descriptors(sdwire: boolean): Buffer {
+  const ftdi = (mp: number) => (sdwire ? [...ftdiInterfaceDescriptor(), ...endpoint(0x81, mp), ...endpoint(0x02, mp)] : []);
+  const msc = (mp: number) =>
+    sdwire ? [...interfaceDescriptor(1), ...endpoint(0x83, mp), ...endpoint(0x04, mp)] : [...interfaceDescriptor(), ...endpoint(0x81, mp), ...endpoint(0x02, mp)];
+  const fs = [...ftdi(64), ...msc(64)];
+  const hs = [...ftdi(512), ...msc(512)];
   const body = Buffer.from([...fs, ...hs]);
+  const count = sdwire ? 6 : 3;
   const head = Buffer.alloc(20);
   head.writeUInt32LE(FUNCTIONFS_DESCRIPTORS_MAGIC_V2, 0);
   head.writeUInt32LE(20 + body.length, 4);
-  head.writeUInt32LE(HAS_FS_DESC | HAS_HS_DESC, 8);
-  head.writeUInt32LE(3, 12);
-  head.writeUInt32LE(3, 16);
+  head.writeUInt32LE(HAS_FS_DESC | HAS_HS_DESC | (sdwire ? ALL_CTRL_RECIP : 0), 8);
+  head.writeUInt32LE(count, 12);
+  head.writeUInt32LE(count, 16);
   return Buffer.concat([head, body]);
 }
 
@@ -85,7 +106,12 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
   });
   const save = () => sc.luns.forEach((p, i) => p && cards[i] && writeFileSync(p, cards[i]!.data));
   let sim: SimReader;
-  if (sc.mux) {
+  let ftdi: SimFtdiCbus | undefined;
+  if (sc.mux === 'sdwire') {
+    const w = new SimSdWire({ reader: sc.reader, card: cards[0] ?? undefined });
+    sim = w.reader;
+    ftdi = w.ftdi;
+  } else if (sc.mux) {
     const mux = new SimUsbSdMux(sc.mux, { ...sc.reader, card: cards[0] ?? undefined });
     sim = mux.reader;
   } else {
@@ -98,7 +124,7 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
   armFaults();
 
   const ep0 = openSync(`${dir}/ep0`, 'r+');
-  writeSync0(ep0, descriptors());
+  writeSync0(ep0, descriptors(ftdi !== undefined));
   writeSync0(ep0, strings());
   process.on('SIGUSR1', () => {
     save();
@@ -121,8 +147,9 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
       const type = ev[at + 8];
       if (type === EV.ENABLE) {
         if (epIn < 0) {
-          epIn = openSync(`${dir}/ep1`, 'r+');
-          epOut = openSync(`${dir}/ep2`, 'r+');
+          // the reader's endpoint files: after the FTDI's two on an SDWire
+          epIn = openSync(`${dir}/ep${ftdi ? 3 : 1}`, 'r+');
+          epOut = openSync(`${dir}/ep${ftdi ? 4 : 2}`, 'r+');
         }
         if (enabledOnce) await sim.resetPort({ timeoutMs: 1000 });
         enabledOnce = true;
@@ -134,7 +161,8 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
         // Get Max LUN opens each host driver's session (the kernel's usb-storage probe, crashcart's
         // open): the scenario's faults are armed afresh, so each driver meets them all
         if (ev[at + 1] === GET_MAX_LUN) armFaults();
-        await setup(sim, ep0, ev.subarray(at, at + 8));
+        if (ftdi && (ev[at] & 0x60) === 0x40) await vendorSetup(ftdi, ep0, ev.subarray(at, at + 8), sc.controlLog);
+        else await setup(sim, ep0, ev.subarray(at, at + 8));
       }
     }
   }
@@ -173,6 +201,34 @@ async function setup(sim: SimReader, ep0: number, s: Buffer): Promise<void> {
     } catch {
       // EL2HLT / EBADMSG: the request is stalled
     }
+  }
+}
+
+/** A vendor request to the FTDI chip: logged, answered (IN), acknowledged (OUT) or stalled. */
+async function vendorSetup(ftdi: SimFtdiCbus, ep0: number, s: Buffer, logFile: string | undefined): Promise<void> {
+  const [requestType, request] = [s[0], s[1]];
+  const [value, index, length] = [s.readUInt16LE(2), s.readUInt16LE(4), s.readUInt16LE(6)];
+  const dirIn = (requestType & 0x80) !== 0;
+  let data: Uint8Array | undefined;
+  if (!dirIn && length > 0) {
+    const b = Buffer.alloc(length);
+    const { bytesRead } = await fsRead(ep0, b, 0, length, null);
+    data = b.subarray(0, bytesRead);
+  }
+  try {
+    const reply = ftdi.request(requestType, request, value, index, length, data);
+    if (dirIn) await fsWrite(ep0, Buffer.from(reply ?? new Uint8Array(0)), 0, reply?.length ?? 0, null);
+    else if (length === 0) await fsRead(ep0, Buffer.alloc(0), 0, 0, null);
+  } catch (e) {
+    if (!(e instanceof UsbTransferError)) throw e;
+    try {
+      if (dirIn) await fsRead(ep0, Buffer.alloc(1), 0, 1, null);
+      else await fsWrite(ep0, Buffer.alloc(1), 0, 1, null);
+    } catch {
+      // stalled
+    }
+  } finally {
+    if (logFile) appendFileSync(logFile, JSON.stringify(ftdi.log[ftdi.log.length - 1]) + '\n');
   }
 }
 

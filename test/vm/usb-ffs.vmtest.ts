@@ -7,6 +7,10 @@
 //    recorded as the differential,
 //  - a USB-SD-Mux: `mux host` → `wait --insert` → `flash` (verified) → `mux dut` → `mux host` →
 //    `pstore extract` equal to the kernel's readout, `mux status`,
+//  - an SDWire (the FTDI FT200XD's vendor interface beside the reader, one composite device):
+//    `mux host` → `wait --insert` → `mux dut` → `wait --remove`, `mux status`, `mux off` refused, and
+//    sdwire-cli's switching over pyftdi (scripts/sdwire-reference.py): the emulator logs every
+//    vendor request each program sends, compared byte for byte,
 //  - reader quirk scenarios modelled on unusual_devs.h entries, each read by the kernel (with the
 //    entry's flags through usb-storage.quirks) and by crashcart: where the kernel reads the card
 //    correctly crashcart must too, byte for byte; where it fails crashcart fails with a typed error.
@@ -16,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { runVm } from './harness.js';
 import { fixtureCmdline, fixtureDisk, fixtureReadout, outputs, repoRoot, USB_PRELUDE } from './usb-lib.js';
 import { QUIRK_SCENARIOS } from './ffs-scenarios.js';
+import { pinRequests, type ControlRecord } from '../sim/sim-sdwire.js';
 
 const FIXTURE = 'c61-lz4-wrap';
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
@@ -161,6 +166,7 @@ test('programmable FunctionFS reader: kernel and crashcart read alike, USB-SD-Mu
     '/data/plain.json': JSON.stringify({ luns: ['/tmp/plain.img'] }),
     '/data/mux.json': JSON.stringify({ mux: 'classic', luns: ['/tmp/mux.img'], reader: { serial: 'MUX0001' } }),
     '/data/rc.json': JSON.stringify({ luns: ['/tmp/rc.img'], reader: { serial: 'RC0001' } }),
+    '/data/sdwire.json': JSON.stringify({ mux: 'sdwire', luns: ['/tmp/sdw.img'], controlLog: '/tmp/ftdi.log' }),
   };
   for (const q of QUIRK_SCENARIOS) scenarios[`/data/q-${q.name}.json`] = JSON.stringify({ luns: ['/tmp/q.img', ...(q.extraLuns ?? [])], reader: q.reader, faults: q.faults });
   const quirkSteps = QUIRK_SCENARIOS.map(
@@ -222,6 +228,22 @@ test('programmable FunctionFS reader: kernel and crashcart read alike, USB-SD-Mu
       trun mux-status mux usb status
       ffs_stop mux
       md5sum /host/tmp/mux.img | cut -d' ' -f1 | save_text mux-card.md5
+
+      # SDWire: crashcart, then sdwire-cli's logic over pyftdi; each command's vendor requests as the
+      # emulated FT200XD received them go to NAME.ftdi
+      cp /data/card.img /host/tmp/sdw.img
+      ffs_start sdw 04e8 6001 sdw-1 /data/sdwire.json 1000 sd-wire
+      echo "$P" | save_text sdw-port
+      ftdi() { _f=$1; shift; : > /host/tmp/ftdi.log; "$@"; cp /host/tmp/ftdi.log /out/$_f.ftdi; }
+      ftdi sdw-host trun sdw-host mux usb:serial=sdw-1 host --json
+      trun sdw-wait wait usb:$P --insert --timeout 30 --json
+      ftdi sdw-status-1 trun sdw-status-1 mux usb status --json
+      ftdi sdw-dut trun sdw-dut mux usb:04e8:6001 dut --json
+      trun sdw-wait-dut wait usb:$P --remove --timeout 10
+      ftdi sdw-status-2 trun sdw-status-2 mux usb status --json
+      ftdi sdw-off trun sdw-off mux usb off
+      ftdi py run py host_run timeout 60 /usr/bin/python3 "$REPO/scripts/sdwire-reference.py" ts status dut status
+      ffs_stop sdw
       ${quirkSteps}
     `,
   });
@@ -297,6 +319,43 @@ test('programmable FunctionFS reader: kernel and crashcart read alike, USB-SD-Mu
     for (const [name, want] of expected) assert.ok(r.outputs.get(`mux-extract/${name}`)?.equals(want), `mux: ${name} differs from the kernel's readout`);
     assert.match(o.ok('mux-status'), /^host\t/);
     assert.equal(o.text('mux-card.md5').trim(), cardMd5, 'the flashed card holds the image');
+  });
+
+  await t.test('SDWire: host, wait, dut, wait, status; the same vendor requests as sdwire-cli over pyftdi', () => {
+    const log = (name: string): ControlRecord[] =>
+      o
+        .text(`${name}.ftdi`)
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as ControlRecord);
+    const port = o.text('sdw-port').trim();
+    const host = o.json('sdw-host');
+    assert.deepEqual({ mode: host.mode, variant: host.variant, id: host.id, reader: host.reader }, { mode: 'host', variant: 'sdwire', id: '04e8:6001', reader: `usb:${port}` });
+    assert.equal(o.json('sdw-wait').event, 'insert');
+    assert.equal(o.json('sdw-status-1').mode, 'host');
+    assert.equal(o.json('sdw-dut').mode, 'dut');
+    o.ok('sdw-wait-dut');
+    assert.equal(o.json('sdw-status-2').mode, 'dut');
+    assert.match(o.ok('sdw-off', 2) + o.err('sdw-off'), /no off position/);
+    assert.deepEqual(log('sdw-off'), [], 'mux off sends nothing');
+    // what crashcart sent, on the wire
+    const SET = (wValue: number) => ({ bmRequestType: 0x40, bRequest: 0x0b, wValue, wIndex: 1, wLength: 0, data: '' });
+    const READ_PINS = { bmRequestType: 0xc0, bRequest: 0x0c, wValue: 0, wIndex: 1, wLength: 1, data: '' };
+    assert.deepEqual(log('sdw-host'), [SET(0x20f1)]);
+    assert.deepEqual(log('sdw-dut'), [SET(0x20f0)]);
+    for (const s of ['sdw-status-1', 'sdw-status-2']) assert.deepEqual(log(s), [READ_PINS], s);
+    // the reference, one pyftdi session per action (ts status dut status): the same pin requests
+    // inside pyftdi's housekeeping, and the same positions read back
+    const py = log('py');
+    assert.equal(py.filter((r) => r.bRequest === 0 && r.wValue === 1).length, 4, 'four pyftdi sessions (each opens with a purge)');
+    assert.deepEqual(pinRequests(py), [...log('sdw-host'), ...log('sdw-status-1'), ...log('sdw-dut'), ...log('sdw-status-2')], 'pyftdi and crashcart, request for request');
+    assert.deepEqual(JSON.parse(o.ok('py')).status, ['ts', 'dut']);
+    t.diagnostic(
+      `pyftdi session: ${py
+        .slice(0, 8)
+        .map((r) => `${r.bmRequestType.toString(16)}/${r.bRequest.toString(16)}/${r.wValue.toString(16)}`)
+        .join(' ')}`,
+    );
   });
 
   // quirk scenarios: differential against the kernel

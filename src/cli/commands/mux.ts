@@ -7,7 +7,8 @@ const ACTIONS = [...MUX_MODES, 'status'] as const;
 type MuxAction = (typeof ACTIONS)[number];
 
 export function formatMuxReport(r: MuxReport, action: MuxAction): string {
-  const what = `${r.selector} (USB-SD-Mux ${r.variant}${r.serial ? `, serial ${r.serial}` : ''})`;
+  const kind = r.variant === 'sdwire' ? `SDWire${r.reader ? `, card in reader ${r.reader}` : ', its reader not found on the same hub'}` : `USB-SD-Mux ${r.variant}`;
+  const what = `${r.selector} (${kind}${r.serial ? `, serial ${r.serial}` : ''})`;
   return action === 'status' ? `${r.mode}\t${what}\n` : `switched to ${r.mode}: ${what}\n`;
 }
 

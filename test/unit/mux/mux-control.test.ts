@@ -74,7 +74,7 @@ test('fast generation: TCA6408 at 20h, power-on state adopted, switch pins chang
 test('selection: not a mux, no mux, two muxes, a LUN, an unknown generation', async () => {
   const plain = new SimReader({ ports: [2] });
   await assert.rejects(controlMux('usb:1-2', 'status', opts(new SimHost([plain]))), (e: unknown) => e instanceof UsageError && /not a known SD mux/.test(e.message));
-  await assert.rejects(controlMux('usb', 'host', opts(new SimHost([plain]))), (e: unknown) => e instanceof UsageError && /no USB-SD-Mux found/.test(e.message));
+  await assert.rejects(controlMux('usb', 'host', opts(new SimHost([plain]))), (e: unknown) => e instanceof UsageError && /no SD mux \(USB-SD-Mux, SDWire\) found/.test(e.message));
   const a = new SimUsbSdMux('classic', { ports: [3], serial: 'A' });
   const b = new SimUsbSdMux('classic', { ports: [4], serial: 'B' });
   await assert.rejects(

@@ -19,6 +19,10 @@ test('shipped reader profiles are valid and unique by match', () => {
     quirksFor(ps, 0x0424, 0x4041, 0x0001).matched.map((p) => p.mux),
     ['usb-sd-mux'],
   );
+  assert.deepEqual(
+    quirksFor(ps, 0x04e8, 0x6001, 0x1000).matched.map((p) => p.mux),
+    ['sdwire'],
+  );
   assert.equal(quirksFor(ps, 0x0421, 0x005d, 0x0600).quirks.capacityOffByOne, true);
   assert.deepEqual(quirksFor(ps, 0x0421, 0x005d, 0x0601).quirks, {});
   assert.equal(quirksFor(ps, 0x046b, 0xff40, 0x0100).quirks.noWriteProtectDetect, true);
@@ -58,7 +62,10 @@ test('validator reports every problem with its path', () => {
   assert.throws(() => validateReaderProfile({ name: 'n', match: { vendorId: '0001', productId: '0002' } }, 'a.json'), /quirks: required/);
   const ok = validateReaderProfile({ name: ' n ', match: { vendorId: 'ABCD', productId: '0002' }, quirks: {}, notes: 'x' }, 'a.json');
   assert.deepEqual(ok, { source: 'a.json', name: 'n', match: { vendorId: 0xabcd, productId: 2 }, quirks: {}, notes: 'x' });
-  assert.throws(() => validateReaderProfile({ name: 'n', match: { vendorId: '0001', productId: '0002' }, quirks: {}, mux: 'sdwire' }, 'a.json'), /mux: one of usb-sd-mux/);
+  assert.throws(
+    () => validateReaderProfile({ name: 'n', match: { vendorId: '0001', productId: '0002' }, quirks: {}, mux: 'sd-mux' }, 'a.json'),
+    /mux: one of usb-sd-mux, sdwire expected/,
+  );
 });
 
 test('loading a directory: malformed JSON is an error naming the file; missing dir is empty', () => {

@@ -8,6 +8,7 @@ import {
   describeNativeDevice,
   mapNodeUsbError,
   massStorageInterfacesOf,
+  NodeUsbControlTransport,
   NodeUsbTransport,
   type NativeDevice,
   type NativeInterface,
@@ -313,5 +314,39 @@ test('a signal while the interface is being claimed: the transport is already cl
   await closing;
   await assert.rejects(opening, DeviceGoneError);
   assert.deepEqual(log, ['open', 'detach 0', 'claim 0', 'release 0', 'attach 0', 'close']);
+  assert.equal(openUsbTransportCount(), 0);
+});
+
+test('control-only transport (an FTDI): any interface claimed, ftdi_sio detached and re-attached, stalls typed, closed on a signal', async () => {
+  const log: Call[] = [];
+  const native = fakeDevice({ configuration: { interfaces: [] } as unknown as NativeDevice['configuration'] }, log);
+  const info = describeNativeDevice(native);
+  assert.equal(info.massStorage.length, 0);
+  const t = await NodeUsbControlTransport.open(native, info, 0);
+  assert.deepEqual(log, linux ? ['open', 'detach 0', 'claim 0'] : ['open', 'claim 0']);
+  log.length = 0;
+  await t.controlOut({ requestType: 'vendor', recipient: 'device', request: 0x0b, value: 0x20f1, index: 1 }, undefined, { timeoutMs: 5000 });
+  assert.deepEqual([...(await t.controlIn({ requestType: 'vendor', recipient: 'device', request: 0x0c, value: 0, index: 1 }, 1, { timeoutMs: 5000 }))], [1]);
+  assert.deepEqual(log, ['ctrlOut 11 5000', 'ctrlIn 12 5000 1']);
+  assert.equal(openUsbTransportCount(), 1);
+  log.length = 0;
+  await closeAllUsbTransports();
+  assert.deepEqual(log, linux ? ['release 0', 'attach 0', 'close'] : ['release 0', 'close']);
+  assert.equal(openUsbTransportCount(), 0);
+  await assert.rejects(t.controlIn({ requestType: 'vendor', recipient: 'device', request: 0x0c, value: 0, index: 1 }, 1, { timeoutMs: 1 }), DeviceGoneError);
+
+  const stalls = fakeDevice({ nativeControlTransferIn: async () => null, nativeControlTransferOut: async () => Promise.reject(new Error('controlTransferOut error: Stall')) });
+  const s = await NodeUsbControlTransport.open(stalls, describeNativeDevice(stalls), 0);
+  await assert.rejects(
+    s.controlIn({ requestType: 'vendor', recipient: 'device', request: 0x0c, value: 0, index: 1 }, 1, { timeoutMs: 1 }),
+    (e: unknown) => e instanceof UsbTransferError && e.kind === 'stall',
+  );
+  await assert.rejects(
+    s.controlOut({ requestType: 'vendor', recipient: 'device', request: 0x0b, value: 0, index: 1 }, undefined, { timeoutMs: 1 }),
+    (e: unknown) => e instanceof UsbTransferError && e.kind === 'stall',
+  );
+  await s.close();
+  const busy = fakeDevice({ claimInterface: async () => Promise.reject(new Error('claimInterface error: interface is busy (errno 16)')) });
+  await assert.rejects(NodeUsbControlTransport.open(busy, describeNativeDevice(busy), 0), UsbBusyError);
   assert.equal(openUsbTransportCount(), 0);
 });
