@@ -368,27 +368,12 @@ export class NodeUsbTransport implements UsbTransport {
 
   async controlIn(setup: ControlSetup, length: number, opts: TransferOptions): Promise<Uint8Array> {
     this.check();
-    let r: Uint8Array | null;
-    try {
-      r = await raceAbort(this.dev.nativeControlTransferIn(setup, opts.timeoutMs, length), opts.signal);
-    } catch (e) {
-      if (opts.signal?.aborted) throw e;
-      throw mapNodeUsbError(e, `control IN 0x${setup.request.toString(16)}`);
-    }
-    if (r === null) throw new UsbTransferError('stall', `control IN 0x${setup.request.toString(16)}: stalled`);
-    return r;
+    return controlIn(this.dev, setup, length, opts);
   }
 
   async controlOut(setup: ControlSetup, data: Uint8Array | undefined, opts: TransferOptions): Promise<void> {
     this.check();
-    let n: number;
-    try {
-      n = await raceAbort(this.dev.nativeControlTransferOut(setup, opts.timeoutMs, data ?? new Uint8Array(0)), opts.signal);
-    } catch (e) {
-      if (opts.signal?.aborted) throw e;
-      throw mapNodeUsbError(e, `control OUT 0x${setup.request.toString(16)}`);
-    }
-    if (n < 0) throw new UsbTransferError('stall', `control OUT 0x${setup.request.toString(16)}: stalled`);
+    return controlOut(this.dev, setup, data, opts);
   }
 
   /**
@@ -500,27 +485,12 @@ export class NodeUsbControlTransport implements UsbControlTransport {
 
   async controlIn(setup: ControlSetup, length: number, opts: TransferOptions): Promise<Uint8Array> {
     if (this.closed) throw new DeviceGoneError(`${this.device.portPath}: transport closed`);
-    let r: Uint8Array | null;
-    try {
-      r = await raceAbort(this.dev.nativeControlTransferIn(setup, opts.timeoutMs, length), opts.signal);
-    } catch (e) {
-      if (opts.signal?.aborted) throw e;
-      throw mapNodeUsbError(e, `control IN 0x${setup.request.toString(16)}`);
-    }
-    if (r === null) throw new UsbTransferError('stall', `control IN 0x${setup.request.toString(16)}: stalled`);
-    return r;
+    return controlIn(this.dev, setup, length, opts);
   }
 
   async controlOut(setup: ControlSetup, data: Uint8Array | undefined, opts: TransferOptions): Promise<void> {
     if (this.closed) throw new DeviceGoneError(`${this.device.portPath}: transport closed`);
-    let n: number;
-    try {
-      n = await raceAbort(this.dev.nativeControlTransferOut(setup, opts.timeoutMs, data ?? new Uint8Array(0)), opts.signal);
-    } catch (e) {
-      if (opts.signal?.aborted) throw e;
-      throw mapNodeUsbError(e, `control OUT 0x${setup.request.toString(16)}`);
-    }
-    if (n < 0) throw new UsbTransferError('stall', `control OUT 0x${setup.request.toString(16)}: stalled`);
+    return controlOut(this.dev, setup, data, opts);
   }
 
   async close(): Promise<void> {
@@ -531,6 +501,31 @@ export class NodeUsbControlTransport implements UsbControlTransport {
     await this.reattach();
     await this.dev.close().catch(() => undefined);
   }
+}
+
+/** A control transfer from the device; a stall is a typed error. */
+async function controlIn(dev: NativeDevice, setup: ControlSetup, length: number, opts: TransferOptions): Promise<Uint8Array> {
+  let r: Uint8Array | null;
+  try {
+    r = await raceAbort(dev.nativeControlTransferIn(setup, opts.timeoutMs, length), opts.signal);
+  } catch (e) {
+    if (opts.signal?.aborted) throw e;
+    throw mapNodeUsbError(e, `control IN 0x${setup.request.toString(16)}`);
+  }
+  if (r === null) throw new UsbTransferError('stall', `control IN 0x${setup.request.toString(16)}: stalled`);
+  return r;
+}
+
+/** A control transfer to the device; a stall is a typed error. */
+async function controlOut(dev: NativeDevice, setup: ControlSetup, data: Uint8Array | undefined, opts: TransferOptions): Promise<void> {
+  let n: number;
+  try {
+    n = await raceAbort(dev.nativeControlTransferOut(setup, opts.timeoutMs, data ?? new Uint8Array(0)), opts.signal);
+  } catch (e) {
+    if (opts.signal?.aborted) throw e;
+    throw mapNodeUsbError(e, `control OUT 0x${setup.request.toString(16)}`);
+  }
+  if (n < 0) throw new UsbTransferError('stall', `control OUT 0x${setup.request.toString(16)}: stalled`);
 }
 
 /** The host over the real USB stack. */
