@@ -30,9 +30,12 @@ import { CSW_SIGNATURE, CBW_LENGTH, CSW_LENGTH, BOMS_RESET, GET_MAX_LUN, MAX_LUN
 export interface BotOptions {
   /** Timeout for sending the CBW. Default 5 s. */
   cbwTimeoutMs?: number;
-  /** Default timeout for the data phase (a command may pass its own). Default 20 s. */
+  /**
+   * Default timeout for the data phase (a command may pass its own). Default 30 s: the SCSI disk
+   * driver's command timeout (SD_TIMEOUT), so a slow card the kernel waits for is waited for here too.
+   */
   dataTimeoutMs?: number;
-  /** Timeout for reading the CSW. Default 20 s (the device answers after finishing the command). */
+  /** Timeout for reading the CSW. Default 30 s (the device answers after finishing the command). */
   cswTimeoutMs?: number;
   /** Timeout for Get Max LUN and clear-halt requests. Default 5 s. */
   controlTimeoutMs?: number;
@@ -86,8 +89,8 @@ export interface BotResult {
 
 const DEFAULTS = {
   cbwTimeoutMs: 5_000,
-  dataTimeoutMs: 20_000,
-  cswTimeoutMs: 20_000,
+  dataTimeoutMs: 30_000,
+  cswTimeoutMs: 30_000,
   controlTimeoutMs: 5_000,
   resetTimeoutMs: 5_000,
   resetSettleMs: 6_000,
