@@ -44,11 +44,17 @@ export class QuirkHinter {
     const q = this.quirks;
     switch (e.type) {
       case 'ignore-residue-detected':
-        if (!q.ignoreResidue) this.hint('residue', 'ignoreResidue', 'reports a wrong data residue (Linux IGNORE_RESIDUE); crashcart ignores residues from now on', '"ignoreResidue": true');
+        if (!q.ignoreResidue)
+          this.hint('residue', 'ignoreResidue', 'reports a wrong data residue (Linux IGNORE_RESIDUE); crashcart ignores residues from now on', '"ignoreResidue": true');
         return;
       case 'transfer-size-fallback':
         if (!q.maxSectors)
-          this.hint('max-sectors', 'maxSectors', `large transfers timed out; crashcart fell back to ${e.toBytes / 1024} KiB per command (Linux MAX_SECTORS_64)`, '"maxSectors": 64');
+          this.hint(
+            'max-sectors',
+            'maxSectors',
+            `large transfers timed out; crashcart fell back to ${e.toBytes / 1024} KiB per command (Linux MAX_SECTORS_64)`,
+            '"maxSectors": 64',
+          );
         return;
       case 'write-protect-unknown':
         if (e.why === 'timeout' && !q.noWriteProtectDetect)

@@ -12,7 +12,14 @@
 //     "reader": { SimReaderOptions: capacityReportsCount, noModeSense, maxLunStalls, ... },
 //     "faults": [ Fault, ... ],                    injected in order (opcode, times, ...), armed
 //                                                  again at every Get Max LUN (a new host driver)
-//     "mux": "classic" | "fast" }                  emulate a USB-SD-Mux (card = luns[0])
+//     "mux": "classic" | "fast",                   emulate a USB-SD-Mux (card = luns[0])
+//     "events": [ { "action": "swap" | "wp-on" | "wp-off", "afterBytes"?: n, "card"?: path,
+//                   "storm"?: n }, ... ] }         each SIGUSR2 arms the next one (prints "armed N"):
+//                                                  without afterBytes it happens at once, else after
+//                                                  that many READ/WRITE data bytes (prints "fired N");
+//                                                  swap: LUN 0 gets `card` (06/28, `storm` × 02/3A,
+//                                                  06/28), wp-on/off: the card's lock switch
+// Logs every Bulk-Only Mass Storage Reset and port reset ("reset: …") on stderr.
 // Prints "ready" once the descriptors are written (the VM script then binds the UDC).
 import { openSync, readFileSync, read as readCb, write as writeCb, writeFileSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -23,12 +30,22 @@ import { UsbTransferError } from '../../src/usb/errors.js';
 const fsRead = promisify(readCb);
 const fsWrite = promisify(writeCb);
 
+interface ScenarioEvent {
+  action: 'swap' | 'wp-on' | 'wp-off';
+  afterBytes?: number;
+  card?: string;
+  storm?: number;
+}
+
 interface Scenario {
   luns: (string | null)[];
   reader?: SimReaderOptions;
   faults?: Fault[];
   mux?: 'classic' | 'fast';
+  events?: ScenarioEvent[];
 }
+
+const DATA_OPCODES = new Set([0x28, 0x2a, 0x88, 0x8a]);
 
 // ---- FunctionFS descriptors --------------------------------------------------------------------
 const FUNCTIONFS_DESCRIPTORS_MAGIC_V2 = 3;
@@ -72,6 +89,7 @@ function strings(): Buffer {
 const EVENT_SIZE = 12;
 const EV = { BIND: 0, UNBIND: 1, ENABLE: 2, DISABLE: 3, SETUP: 4 } as const;
 const GET_MAX_LUN = 0xfe;
+const BOMS_RESET = 0xff;
 
 const log = (m: string) => process.stderr.write(`ffs-reader: ${m}\n`);
 
@@ -82,13 +100,49 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
     const data = new Uint8Array(readFileSync(p));
     return new MemoryCard(data.length / 512, 512, { data });
   });
-  const save = () => sc.luns.forEach((p, i) => p && cards[i] && writeFileSync(p, cards[i]!.data));
+  const eventCards = new Map<string, MemoryCard>();
+  for (const e of sc.events ?? []) {
+    if (e.card && !eventCards.has(e.card)) {
+      const data = new Uint8Array(readFileSync(e.card));
+      eventCards.set(e.card, new MemoryCard(data.length / 512, 512, { data }));
+    }
+  }
+  const save = () => {
+    sc.luns.forEach((p, i) => p && cards[i] && writeFileSync(p, cards[i]!.data));
+    for (const [p, c] of eventCards) writeFileSync(p, c.data);
+  };
+  // scenario events: armed one by one with SIGUSR2, fired at once or after some READ/WRITE data
+  let nextEvent = 0;
+  let armed: { n: number; e: ScenarioEvent; bytes: number } | undefined;
+  const fire = (n: number, e: ScenarioEvent) => {
+    armed = undefined;
+    if (e.action === 'swap') sim.swapCard(0, e.card ? eventCards.get(e.card)! : null, e.storm ?? 3);
+    else {
+      const card = sim.luns[0].card ?? sim.luns[0].swapping?.card;
+      if (card) card.writeProtected = e.action === 'wp-on';
+    }
+    log(`event ${n} (${e.action}) fired`);
+    process.stdout.write(`fired ${n}\n`);
+  };
+  const onCbw = (cbw: { cdb: Uint8Array; dataTransferLength: number }) => {
+    if (!armed || !DATA_OPCODES.has(cbw.cdb[0])) return;
+    armed.bytes += cbw.dataTransferLength;
+    if (armed.bytes >= (armed.e.afterBytes ?? 0)) fire(armed.n, armed.e);
+  };
+  process.on('SIGUSR2', () => {
+    const e = sc.events?.[nextEvent];
+    if (!e) return log('SIGUSR2: no event left');
+    const n = ++nextEvent;
+    process.stdout.write(`armed ${n}\n`);
+    if (e.afterBytes === undefined) fire(n, e);
+    else armed = { n, e, bytes: 0 };
+  });
   let sim: SimReader;
   if (sc.mux) {
     const mux = new SimUsbSdMux(sc.mux, { ...sc.reader, card: cards[0] ?? undefined });
     sim = mux.reader;
   } else {
-    sim = new SimReader({ ...sc.reader, luns: cards });
+    sim = new SimReader({ ...sc.reader, luns: cards, realTime: true, onCbw });
   }
   const armFaults = () => {
     sim.faults.length = 0;
@@ -120,7 +174,10 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
           epIn = openSync(`${dir}/ep1`, 'r+');
           epOut = openSync(`${dir}/ep2`, 'r+');
         }
-        if (enabledOnce) await sim.resetPort({ timeoutMs: 1000 });
+        if (enabledOnce) {
+          log('reset: port reset (endpoints enabled again)');
+          await sim.resetPort({ timeoutMs: 1000 });
+        }
         enabledOnce = true;
         const g = ++generation;
         void bulkLoop(sim, epIn, epOut, () => g === generation).catch((e) => log(`bulk loop ended: ${(e as Error).message}`));
@@ -130,6 +187,7 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
         // Get Max LUN opens each host driver's session (the kernel's usb-storage probe, crashcart's
         // open): the scenario's faults are armed afresh, so each driver meets them all
         if (ev[at + 1] === GET_MAX_LUN) armFaults();
+        if (ev[at + 1] === BOMS_RESET) log('reset: Bulk-Only Mass Storage Reset');
         await setup(sim, ep0, ev.subarray(at, at + 8));
       }
     }

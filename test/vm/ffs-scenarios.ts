@@ -110,4 +110,37 @@ export const QUIRK_SCENARIOS: QuirkScenario[] = [
     kernelQuirks: '046b:ff40:w',
     source: 'UNUSUAL_DEV(0x046b, 0xff40, 0x0100, 0x0100, "AMI", "Virtual Floppy", … US_FL_NO_WP_DETECT)',
   },
+  {
+    name: 'slow-media',
+    vendorId: '1d6b',
+    productId: '010b',
+    serial: '0a',
+    // each driver's first READs take 2 s (the kernel waits up to its 30 s SCSI timeout, crashcart as long)
+    faults: [{ type: 'delay', ms: 2000, opcode: 0x28, times: 2 }],
+    expect: 'read',
+    source: 'slow media: READs answered after 2 s; neither driver may reset the reader (sd_mod SD_TIMEOUT 30 s, crashcart BOT 30 s)',
+  },
+  {
+    name: 'babble-once',
+    vendorId: '1d6b',
+    productId: '010c',
+    serial: '0b',
+    faults: [{ type: 'babble', opcode: 0x28, minLength: 16 * 1024, extra: 512, times: 1 }],
+    expect: 'read',
+    source: 'babble: a READ sends 512 bytes more than dCBWDataTransferLength (BOT 6.7.2 case Hi < Di; the host controller reports -EOVERFLOW)',
+  },
+  {
+    name: 'mode-sense-hang',
+    vendorId: '054c',
+    productId: '0010',
+    revision: '0106',
+    serial: '0c',
+    faults: [
+      { type: 'timeout', phase: 'data', opcode: 0x1a, times: MANY },
+      { type: 'timeout', phase: 'data', opcode: 0x5a, times: MANY },
+    ],
+    kernelQuirks: '054c:0010:slw',
+    source:
+      'UNUSUAL_DEV(0x054c, 0x0010, 0x0106, 0x0450, "Sony", "DSC-S30/S70/S75/505V/F505/F707/F717/P8", … US_FL_SINGLE_LUN | US_FL_NOT_LOCKABLE | US_FL_NO_WP_DETECT): MODE SENSE never answered',
+  },
 ];

@@ -92,7 +92,10 @@ test('card swap mid-flash: the flash stops with a typed error and nothing reache
   assert.equal(r.exitCode, 3, JSON.stringify(r.targets[0].error));
   assert.equal(r.targets[0].error?.name, 'DeviceGoneDuringFlashError');
   assert.match(r.targets[0].error?.message ?? '', /medium may have changed|no card/);
-  assert.ok(b.data.every((x) => x === 0x3c), 'the new card is untouched');
+  assert.ok(
+    b.data.every((x) => x === 0x3c),
+    'the new card is untouched',
+  );
   // a fresh flash onto the new card works
   for (let i = 0; ; i++) {
     try {
