@@ -121,8 +121,8 @@ test('programmable FunctionFS reader: kernel and crashcart read alike, USB-SD-Mu
     virtfsHostRoot: true,
     files: { '/data/card.img': fixture, ...Object.fromEntries(Object.entries(scenarios).map(([k, v]) => [k, Buffer.from(v)])) },
     env: { REPO: repoRoot, CMDLINE: fixtureCmdline(FIXTURE) },
-    timeoutMs: 600_000,
-    scriptTimeoutMs: 580_000,
+    timeoutMs: 900_000,
+    scriptTimeoutMs: 880_000,
     memoryMiB: 768,
     script: `${USB_PRELUDE}${FFS_SH}
       mount_hostroot
