@@ -249,6 +249,9 @@ async function bulkLoop(sim: SimReader, epIn: number, epOut: number, current: ()
   while (current()) {
     const { bytesRead } = await fsRead(epOut, cbwBuf, 0, cbwBuf.length, null);
     if (!current()) return;
+    // dCBWDataTransferLength, and the data-IN bytes sent for it (more is babble)
+    const asked = bytesRead === 31 ? cbwBuf.readUInt32LE(8) : 0;
+    let sentIn = 0;
     try {
       await sim.bulkOut(new Uint8Array(cbwBuf.subarray(0, bytesRead)), { timeoutMs: 1000 });
     } catch (e) {
@@ -280,13 +283,37 @@ async function bulkLoop(sim: SimReader, epIn: number, epOut: number, current: ()
         if (await onTargetError(e, sim, epIn, epOut)) continue;
         break;
       }
-      if (chunk.length) await fsWrite(epIn, Buffer.from(chunk), 0, chunk.length, null);
-      else if (st.phase === 'csw') {
+      if (chunk.length) {
+        if (st.phase === 'csw' && sentIn > asked && (await resetWithin(sim, BABBLE_CSW_HOLD_MS))) {
+          log('babble: the host reset the reader, its CSW is dropped');
+          continue;
+        }
+        const { bytesWritten } = await fsWrite(epIn, Buffer.from(chunk), 0, chunk.length, null);
+        if (st.phase === 'data-in') {
+          sentIn += chunk.length;
+          if (sentIn > asked) log(`babble: ${sentIn} bytes sent for a CBW of ${asked}, the host took ${bytesWritten} of the last ${chunk.length}`);
+        }
+      } else if (st.phase === 'csw') {
         // an empty CSW: a zero-length packet
         await fsWrite(epIn, Buffer.alloc(0), 0, 0, null);
       }
     }
   }
+}
+
+/**
+ * After babble a host that read the surplus as its CSW (the kernel: its 13-byte CSW transfer gets
+ * -EOVERFLOW) resets the reader, and a reader drops the CSW it still holds; one that read the
+ * surplus with its data (crashcart: data and CSW in one transfer) reads the CSW next. A write on
+ * FunctionFS cannot be taken back once queued, so the CSW waits this long for a reset first.
+ */
+const BABBLE_CSW_HOLD_MS = 3000;
+
+async function resetWithin(sim: SimReader, ms: number): Promise<boolean> {
+  const resets = () => sim.stats.bomsResets + sim.stats.portResets;
+  const before = resets();
+  for (let waited = 0; waited < ms && resets() === before; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  return resets() !== before;
 }
 
 /**

@@ -19,6 +19,8 @@ export interface QuirkScenario {
   kernelQuirks?: string;
   /** 'read': crashcart must read the card whatever the kernel does. */
   expect?: 'read';
+  /** Record the bus (usbmon) during the scenario: `expect` the hosts' bulk-IN transfers to end with this status, e.g. -75 (-EOVERFLOW, babble). */
+  usbmonStatus?: number;
   /** The unusual_devs.h entry the scenario follows. */
   source: string;
 }
@@ -127,6 +129,7 @@ export const QUIRK_SCENARIOS: QuirkScenario[] = [
     serial: '0b',
     faults: [{ type: 'babble', opcode: 0x28, minLength: 16 * 1024, extra: 512, times: 1 }],
     expect: 'read',
+    usbmonStatus: -75,
     source: 'babble: a READ sends 512 bytes more than dCBWDataTransferLength (BOT 6.7.2 case Hi < Di; the host controller reports -EOVERFLOW)',
   },
   {

@@ -10,7 +10,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { runVm } from './harness.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadVmEnv, runVm } from './harness.js';
 import { fixtureDisk, outputs, repoRoot, USB_PRELUDE } from './usb-lib.js';
 import { FFS_SH } from './ffs-lib.js';
 import { QUIRK_SCENARIOS } from './ffs-scenarios.js';
@@ -38,27 +40,40 @@ test('programmable FunctionFS reader: quirk scenarios against the kernel, card s
     reader: { noSyncCache: true },
     events: [{ action: 'wp-on' }, { action: 'wp-off' }, { action: 'wp-on', afterBytes: 256 << 10 }, { action: 'wp-off' }],
   });
+  // usbmon is not in the initramfs: loaded from the provisioned kernel's modules over the host root
+  const env = loadVmEnv();
+  const usbmonKo = join(env.kernelRoot, 'lib/modules', env.kernelRelease, 'kernel/drivers/usb/mon/usbmon.ko');
   const quirkSteps = QUIRK_SCENARIOS.map(
     (q) => `
       cp /data/card.img /host/tmp/q.img
       set_quirks ${q.kernelQuirks ?? ''}
+      ${q.usbmonStatus !== undefined ? `usbmon_start ${q.name}` : ''}
       ffs_start ${gadgetName(q.name)} ${q.vendorId} ${q.productId} Q${q.serial} /data/q-${q.name}.json ${q.revision ?? '0100'}
       vm_log "scenario ${q.name} on $P"
       trun ${q.name}.crashcart read usb:$P -o /tmp/${q.name}.img --json
       [ -f /host/tmp/${q.name}.img ] && md5sum /host/tmp/${q.name}.img | cut -d' ' -f1 > /out/${q.name}.crashcart.md5 && rm -f /host/tmp/${q.name}.img
       _i=0; until [ "$(driver_of $P)" = usb-storage ] || [ $_i -ge 100 ]; do _i=$((_i + 1)); sleep 0.1; done
       kernel_read $P ${q.name}
-      ffs_stop ${gadgetName(q.name)}`,
+      ffs_stop ${gadgetName(q.name)}
+      ${q.usbmonStatus !== undefined ? 'usbmon_stop' : ''}`,
   ).join('\n');
 
   const r = await runVm({
     virtfsHostRoot: true,
     files: { '/data/card.img': fixture, ...Object.fromEntries(Object.entries(scenarios).map(([k, v]) => [k, Buffer.from(v)])) },
-    env: { REPO: repoRoot },
+    env: { REPO: repoRoot, USBMON_KO: existsSync(usbmonKo) ? usbmonKo : '' },
     timeoutMs: 900_000,
     scriptTimeoutMs: 880_000,
     memoryMiB: 768,
     script: `${USB_PRELUDE}${FFS_SH}
+      # usbmon_start NAME / usbmon_stop: the bus in usbmon's text format → NAME.usbmon
+      usbmon_start() {
+        [ -n "$USBMON_KO" ] || return 0
+        grep -q '^usbmon ' /proc/modules || insmod "/host$USBMON_KO" || vm_fail "insmod usbmon"
+        [ -d /sys/kernel/debug/usb ] || mount -t debugfs none /sys/kernel/debug
+        cat /sys/kernel/debug/usb/usbmon/0u > /out/$1.usbmon & USBMON_PID=$!
+      }
+      usbmon_stop() { [ -z "$USBMON_KO" ] || { kill $USBMON_PID; wait $USBMON_PID || true; }; }
       mount_hostroot
       ffs_modules
       ${quirkSteps}
@@ -117,6 +132,22 @@ test('programmable FunctionFS reader: quirk scenarios against the kernel, card s
       st.diagnostic(
         `${q.name}: kernel ${kernelOk ? 'reads the card' : `fails (rc ${o.text(`${q.name}.kernel.rc`).trim()}, ${o.text(`${q.name}.kernel.size`).trim()} bytes)`}; crashcart exit ${ccRc}`,
       );
+      const readerLog = r.outputs.get(`ffs-${gadgetName(q.name)}.log`)?.toString() ?? '';
+      for (const l of readerLog.split('\n').filter((x) => /babble|reset:/.test(x))) st.diagnostic(`${q.name}: ${l}`);
+      if (q.usbmonStatus !== undefined) {
+        if (!r.outputs.has(`${q.name}.usbmon`)) st.skip(`usbmon.ko missing from the provisioned kernel (${usbmonKo})`);
+        else {
+          // completions on a bulk-IN pipe with that status: "… C Bi:BUS:DEV:EP STATUS LENGTH …"
+          const ends = o
+            .text(`${q.name}.usbmon`)
+            .split('\n')
+            .filter((l) => new RegExp(` C Bi:\\d+:\\d+:\\d+ ${q.usbmonStatus} `).test(l));
+          st.diagnostic(
+            `${q.name}: bulk-IN transfers ended with ${q.usbmonStatus}: ${ends.length}${ends.length ? ` (${ends.map((l) => l.split(' ').slice(3, 6).join(' ')).join('; ')})` : ''}`,
+          );
+          assert.ok(ends.length > 0, `${q.name}: no bulk-IN transfer ended with status ${q.usbmonStatus} on the bus`);
+        }
+      }
       if (kernelOk || q.expect === 'read') {
         assert.equal(ccRc, 0, `${q.name}: crashcart must read what the kernel reads\n${o.err(`${q.name}.crashcart`)}`);
         assert.equal(o.text(`${q.name}.crashcart.md5`).trim(), cardMd5, `${q.name}: crashcart's copy differs`);
