@@ -19,7 +19,8 @@
 //                                                  that many READ/WRITE data bytes (prints "fired N");
 //                                                  swap: LUN 0 gets `card` (06/28, `storm` × 02/3A,
 //                                                  06/28), wp-on/off: the card's lock switch
-// Logs every Bulk-Only Mass Storage Reset and port reset ("reset: …") on stderr.
+// Logs every Bulk-Only Mass Storage Reset and port reset ("reset: …") on stderr, and babble (a
+// data-IN longer than the CBW asked: the CSW is held until the host resets the reader or 3 s pass).
 // Prints "ready" once the descriptors are written (the VM script then binds the UDC).
 import { openSync, readFileSync, read as readCb, write as writeCb, writeFileSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -156,7 +157,8 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
   process.on('SIGUSR1', save);
   process.on('SIGTERM', () => {
     save();
-    process.exit(0);
+    // not process.exit(): it joins the libuv threadpool, whose threads sit in reads of the endpoint files
+    process.kill(process.pid, 'SIGKILL');
   });
   process.stdout.write('ready\n');
 
@@ -288,11 +290,12 @@ async function bulkLoop(sim: SimReader, epIn: number, epOut: number, current: ()
           log('babble: the host reset the reader, its CSW is dropped');
           continue;
         }
+        // babble: data-IN beyond dCBWDataTransferLength, the CSW still to come (data with the CSW in
+        // one chunk, for a host that reads both at once, leaves the target waiting for a CBW)
+        const babble = st.phase === 'data-in' && sim.wireState().phase === 'csw' && sentIn + chunk.length > asked;
         const { bytesWritten } = await fsWrite(epIn, Buffer.from(chunk), 0, chunk.length, null);
-        if (st.phase === 'data-in') {
-          sentIn += chunk.length;
-          if (sentIn > asked) log(`babble: ${sentIn} bytes sent for a CBW of ${asked}, the host took ${bytesWritten} of the last ${chunk.length}`);
-        }
+        if (st.phase === 'data-in') sentIn += chunk.length;
+        if (babble) log(`babble: ${sentIn} bytes sent for a CBW of ${asked}, the host took ${bytesWritten} of the last ${chunk.length}`);
       } else if (st.phase === 'csw') {
         // an empty CSW: a zero-length packet
         await fsWrite(epIn, Buffer.alloc(0), 0, 0, null);
