@@ -21,8 +21,6 @@ export interface QuirkScenario {
   expect?: 'read';
   /** Record the bus (usbmon) during the scenario: `expect` the hosts' bulk-IN transfers to end with this status, e.g. -75 (-EOVERFLOW, babble). */
   usbmonStatus?: number;
-  /** A known crashcart failure on the wire, not fixed yet: the scenario runs and is reported as TODO with this reason. */
-  knownFailure?: string;
   /** The unusual_devs.h entry the scenario follows. */
   source: string;
 }
@@ -98,8 +96,6 @@ export const QUIRK_SCENARIOS: QuirkScenario[] = [
     serial: '09',
     faults: [{ type: 'stall-csw', opcode: 0x28, minLength: 16 * 1024, times: 1 }],
     expect: 'read',
-    knownFailure:
-      'crashcart reads data and CSW in one bulk-IN transfer; the STALL ends it and the data already received is lost with it (nativeTransferIn returns null), the READ comes back short and the read goes on block by block: 90 s were not enough under TCG',
     source: 'BOT 6.7.2/6.6.1: the CSW read STALLs once (usb_stor_Bulk_transport clears the halt and reads the CSW again)',
   },
   {

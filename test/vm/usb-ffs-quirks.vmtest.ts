@@ -126,7 +126,7 @@ test('programmable FunctionFS reader: quirk scenarios against the kernel, card s
 
   // quirk scenarios: differential against the kernel
   for (const q of QUIRK_SCENARIOS) {
-    await t.test(`quirk ${q.name}: ${q.source}`, { todo: q.knownFailure }, (st) => {
+    await t.test(`quirk ${q.name}: ${q.source}`, (st) => {
       const kernelOk = o.text(`${q.name}.kernel.rc`).trim() === '0' && o.text(`${q.name}.kernel.md5`).trim() === cardMd5;
       const ccRc = o.rc(`${q.name}.crashcart`);
       st.diagnostic(
