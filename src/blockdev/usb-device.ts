@@ -16,7 +16,7 @@ import { hex4 } from '../usb/transport.js';
 import type { ReaderQuirks } from '../usb/quirk-types.js';
 import { ScsiLun, type ScsiEvent, type ScsiOptions } from '../scsi/scsi-lun.js';
 import type { InquiryData } from '../scsi/cdb.js';
-import { MediumChangedError, MediumWriteProtectedError, NoMediumError } from '../scsi/sense.js';
+import { LbaOutOfRangeError, MediumChangedError, MediumWriteProtectedError, NoMediumError } from '../scsi/sense.js';
 
 /** Linux usb-storage default: 240 sectors of 512 bytes. */
 export const DEFAULT_MAX_TRANSFER_BYTES = 240 * 512;
@@ -37,7 +37,12 @@ export const FALLBACK_MAX_TRANSFER_BYTES = 64 * 512;
 /** Blocks at the end of the medium accessed one at a time. */
 export const LAST_BUGGY_BLOCKS = 8;
 
-export type UsbDeviceEvent = BotEvent | ScsiEvent | { type: 'transfer-size-fallback'; fromBytes: number; toBytes: number };
+export type UsbDeviceEvent =
+  | BotEvent
+  | ScsiEvent
+  | { type: 'transfer-size-fallback'; fromBytes: number; toBytes: number }
+  /** The reader refused a block inside the capacity it reported (05/21): its READ CAPACITY is off. */
+  | { type: 'capacity-beyond-end'; lba: number; blocks: number };
 
 export interface UsbBlockDeviceOptions {
   /** Slot to open. Default 0. */
@@ -193,7 +198,7 @@ export class UsbBlockDevice implements BlockDevice {
       let count = Math.min(end - lba, maxBlocks);
       if (lba >= buggyFrom) count = 1;
       else if (lba + count > buggyFrom) count = buggyFrom - lba;
-      const done = await this.withTimeoutFallback(count, () => {
+      const done = await this.withTimeoutFallback(lba, count, () => {
         this.checkSameReader();
         return op(lba, count, lba - firstLba);
       });
@@ -206,7 +211,7 @@ export class UsbBlockDevice implements BlockDevice {
    * above the fallback size shrinks the transfer size and returns false (caller re-splits); a
    * small one is retried once before the error goes up.
    */
-  private async withTimeoutFallback(count: number, run: () => Promise<void>): Promise<boolean> {
+  private async withTimeoutFallback(lba: number, count: number, run: () => Promise<void>): Promise<boolean> {
     let retried = false;
     for (;;) {
       try {
@@ -214,6 +219,7 @@ export class UsbBlockDevice implements BlockDevice {
         return true;
       } catch (e) {
         if (e instanceof MediumChangedError) this.changed = e;
+        if (e instanceof LbaOutOfRangeError) this.onEvent?.({ type: 'capacity-beyond-end', lba: lba + count - 1, blocks: Number(this.state.blocks) });
         if (!(e instanceof BotTransportError) || e.reason !== 'timeout' || !e.recovered) throw e;
         const bytes = count * this.blockSize;
         if (bytes > FALLBACK_MAX_TRANSFER_BYTES && this.maxTransferBytes > FALLBACK_MAX_TRANSFER_BYTES) {

@@ -10,7 +10,8 @@ import { closeAllUsbTransports, openUsbTransportCount } from '../usb/node-usb-tr
 import { registerExitCleanup, type StopReason } from './cancellation.js';
 import { diag } from './diagnostics.js';
 
-registerUsbDeviceOpener();
+// Readers that misbehave in a way a reader profile would cover get a warning naming the quirk.
+registerUsbDeviceOpener({ onHint: (h) => diag('warning', h.message, { hint: h.quirk, reader: h.reader, revision: h.revision }) });
 registerExitCleanup(async (reason: StopReason) => {
   if (openUsbTransportCount() === 0) return;
   if (reason !== 'EPIPE')

@@ -20,6 +20,7 @@ import { loadReaderProfiles, quirksFor, type ReaderProfile, type ReaderQuirks } 
 import { probeSlots, type SlotState } from './readers.js';
 import { formatUsbSelector, matchUsbSelector, parseUsbSelector, resolveUsbSelector, type UsbSelector } from './selector.js';
 import { kernelDisksOf, type SysfsOptions } from './sysfs.js';
+import { QuirkHinter, type QuirkHint } from './quirk-hints.js';
 import { botInterfaceOf, hex4, type UsbDeviceInfo, type UsbHost, type UsbTransport } from '../usb/transport.js';
 
 export interface UsbOpenOptions {
@@ -34,6 +35,8 @@ export interface UsbOpenOptions {
   /** Where to look for the kernel's disks of a reader (tests). */
   sysfs?: SysfsOptions;
   onEvent?: UsbBlockDeviceOptions['onEvent'];
+  /** Hints that a reader profile would help (quirk-hints.ts), and notices such as a skipped flush. */
+  onHint?: (h: QuirkHint) => void;
   /** Bytes per SCSI command (default: the reader profile's maxSectors, else 120 KiB). */
   maxTransferBytes?: number;
   signal?: AbortSignal;
@@ -121,6 +124,13 @@ export async function openUsbDevice(spec: string, opts: UsbOpenOptions = {}): Pr
 
 async function openOn(t: UsbTransport, d: UsbDeviceInfo, lun: number, quirks: ReaderQuirks, opts: UsbOpenOptions): Promise<UsbBlockDevice> {
   const name = slotSelector(d, lun);
+  const hinter = opts.onHint ? new QuirkHinter(d, quirks, opts.onHint) : undefined;
+  const onEvent: UsbBlockDeviceOptions['onEvent'] = hinter
+    ? (e) => {
+        opts.onEvent?.(e);
+        hinter.onEvent(e);
+      }
+    : opts.onEvent;
   let dev: UsbBlockDevice;
   try {
     dev = await UsbBlockDevice.open(t, {
@@ -130,7 +140,7 @@ async function openOn(t: UsbTransport, d: UsbDeviceInfo, lun: number, quirks: Re
       name,
       bot: opts.bot,
       scsi: opts.scsi,
-      onEvent: opts.onEvent,
+      onEvent,
       signal: opts.signal,
       maxTransferBytes: opts.maxTransferBytes,
     });

@@ -68,7 +68,11 @@ export type ScsiEvent =
   | { type: 'unit-attention'; sense: SenseData; opcode: number }
   | { type: 'medium-changed'; sense: SenseData; opcode: number }
   | { type: 'retry'; reason: string; opcode: number; attempt: number }
-  | { type: 'start-unit' };
+  | { type: 'start-unit' }
+  /** MODE SENSE gave no answer (timeout) or was refused: the card is taken as writable. */
+  | { type: 'write-protect-unknown'; why: 'timeout' | 'unsupported' }
+  /** SYNCHRONIZE CACHE is refused (05/20) or never answered: flushes are skipped from now on. */
+  | { type: 'sync-cache-unsupported'; why: 'timeout' | 'unsupported' };
 
 export interface CommandOptions {
   inLength?: number;
@@ -238,14 +242,22 @@ export class ScsiLun {
     if (r.residue !== 0) throw new IoError(`short write at LBA ${lba}: device took ${data.length - r.residue} of ${data.length} bytes`);
   }
 
-  /** SYNCHRONIZE CACHE(10) for the whole medium; silently skipped on readers without it. */
+  /**
+   * SYNCHRONIZE CACHE(10) for the whole medium, best effort: a reader that refuses it (05/20) or
+   * never answers it (reset-recovered after the timeout, not retried) is not asked again, and the
+   * `sync-cache-unsupported` event says so. Linux sends it only to devices whose caching mode page
+   * shows a write cache, which card readers rarely do; data written is in the reader either way.
+   */
   async synchronizeCache(signal?: AbortSignal): Promise<void> {
     if (this.syncCacheUnsupported) return;
     try {
-      await this.command(cdb.synchronizeCache10(), { signal, timeoutMs: 60_000 });
+      await this.command(cdb.synchronizeCache10(), { signal, timeoutMs: 60_000, retryTimeouts: false });
     } catch (e) {
-      if (e instanceof IllegalRequestError && e.unsupportedCommand) {
+      const unsupported = e instanceof IllegalRequestError && e.unsupportedCommand;
+      const hung = e instanceof BotTransportError && e.reason === 'timeout' && e.recovered;
+      if (unsupported || hung) {
         this.syncCacheUnsupported = true;
+        this.onEvent?.({ type: 'sync-cache-unsupported', why: hung ? 'timeout' : 'unsupported' });
         return;
       }
       throw e;
@@ -256,22 +268,31 @@ export class ScsiLun {
   /**
    * Write-protect state from the MODE SENSE header (WP bit). MODE SENSE(6) page 3Fh with 192
    * bytes first, MODE SENSE(10) if (6) is refused; when both fail the medium is assumed writable
-   * (as Linux does) — a real lock still shows up as 7/27 on the first write.
+   * (as Linux does) — a real lock still shows up as 7/27 on the first write. A reader that does
+   * not answer MODE SENSE at all (hangs until reset) is asked once, not retried, and not asked the
+   * (10) form either: such readers hang on both (Linux's NO_WP_DETECT entries).
    */
   async writeProtected(signal?: AbortSignal): Promise<boolean> {
+    const hung = (e: unknown) => e instanceof BotTransportError && e.recovered && e.reason === 'timeout';
+    const unknown = (why: 'timeout' | 'unsupported') => {
+      this.onEvent?.({ type: 'write-protect-unknown', why });
+      return false;
+    };
     try {
-      const r = await this.command(cdb.modeSense6(0x3f, MODE_SENSE_ALL_PAGES_LENGTH), { inLength: MODE_SENSE_ALL_PAGES_LENGTH, signal, retryTimeouts: true });
+      const r = await this.command(cdb.modeSense6(0x3f, MODE_SENSE_ALL_PAGES_LENGTH), { inLength: MODE_SENSE_ALL_PAGES_LENGTH, signal, retryTimeouts: false });
       return parseModeSenseWriteProtect(r.data, false);
     } catch (e) {
+      if (hung(e)) return unknown('timeout');
       if (!(e instanceof IllegalRequestError) && !(e instanceof RangeError)) {
         if (!(e instanceof BotTransportError && e.recovered)) throw e;
       }
     }
     try {
-      const r = await this.command(cdb.modeSense10(0x3f, MODE_SENSE_ALL_PAGES_LENGTH), { inLength: MODE_SENSE_ALL_PAGES_LENGTH, signal, retryTimeouts: true });
+      const r = await this.command(cdb.modeSense10(0x3f, MODE_SENSE_ALL_PAGES_LENGTH), { inLength: MODE_SENSE_ALL_PAGES_LENGTH, signal, retryTimeouts: false });
       return parseModeSenseWriteProtect(r.data, true);
     } catch (e) {
-      if (e instanceof IllegalRequestError || e instanceof RangeError || (e instanceof BotTransportError && e.recovered)) return false;
+      if (hung(e)) return unknown('timeout');
+      if (e instanceof IllegalRequestError || e instanceof RangeError || (e instanceof BotTransportError && e.recovered)) return unknown('unsupported');
       throw e;
     }
   }

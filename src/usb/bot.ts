@@ -30,9 +30,12 @@ import { CSW_SIGNATURE, CBW_LENGTH, CSW_LENGTH, BOMS_RESET, GET_MAX_LUN, MAX_LUN
 export interface BotOptions {
   /** Timeout for sending the CBW. Default 5 s. */
   cbwTimeoutMs?: number;
-  /** Default timeout for the data phase (a command may pass its own). Default 20 s. */
+  /**
+   * Default timeout for the data phase (a command may pass its own). Default 30 s: the SCSI disk
+   * driver's command timeout (SD_TIMEOUT), so a slow card the kernel waits for is waited for here too.
+   */
   dataTimeoutMs?: number;
-  /** Timeout for reading the CSW. Default 20 s (the device answers after finishing the command). */
+  /** Timeout for reading the CSW. Default 30 s (the device answers after finishing the command). */
   cswTimeoutMs?: number;
   /** Timeout for Get Max LUN and clear-halt requests. Default 5 s. */
   controlTimeoutMs?: number;
@@ -59,6 +62,8 @@ export type BotEvent =
   | { type: 'csw-retry'; why: 'stall' | 'empty' }
   | { type: 'ignore-residue-detected' }
   | { type: 'early-status-off' }
+  /** A transfer of data and CSW together ended in a STALL: they are read apart from now on. */
+  | { type: 'data-with-csw-off' }
   | { type: 'data-phase-skipped' };
 
 export interface BotCommand {
@@ -86,8 +91,8 @@ export interface BotResult {
 
 const DEFAULTS = {
   cbwTimeoutMs: 5_000,
-  dataTimeoutMs: 20_000,
-  cswTimeoutMs: 20_000,
+  dataTimeoutMs: 30_000,
+  cswTimeoutMs: 30_000,
   controlTimeoutMs: 5_000,
   resetTimeoutMs: 5_000,
   resetSettleMs: 6_000,
@@ -117,6 +122,8 @@ interface DataStage {
   stalled: boolean;
   /** Data-IN overflowed (more data than asked). */
   babble: boolean;
+  /** Data and CSW were read in one transfer and it ended in a STALL: what it brought is lost. */
+  lostWithStall?: boolean;
   /** The CSW, when it came with the data (in place of it, or after it in the same transfer). */
   earlyCsw?: Uint8Array;
   /** The CSW read queued together with a data-OUT stage. */
@@ -137,6 +144,11 @@ export class BotDriver {
   ignoreResidue: boolean;
   /** Queue the CSW read with the data-OUT stage. */
   earlyStatus: boolean;
+  /**
+   * Read data-IN that ends on a packet boundary together with the CSW. Off once such a transfer
+   * ended in a STALL (a device that stalls its status): the STALL takes the data with it.
+   */
+  dataWithCsw = true;
 
   constructor(transport: UsbTransport, options: BotOptions = {}) {
     this.transport = transport;
@@ -277,8 +289,10 @@ export class BotDriver {
     try {
       if (directionIn) {
         // Data that ends on a packet boundary: the CSW is the next packet, read it in the same transfer.
-        const withCsw = expected % this.transport.iface.maxPacketSize === 0;
+        const withCsw = this.dataWithCsw && expected % this.transport.iface.maxPacketSize === 0;
+        stage.lostWithStall = withCsw;
         const got = await this.transport.bulkIn(withCsw ? expected + CSW_LENGTH : expected, { timeoutMs: x.dataTimeout, signal: cmd.signal });
+        stage.lostWithStall = false;
         this.takeDataIn(x, stage, got);
       } else {
         const sent = this.transport.bulkOut(cmd.data!, { timeoutMs: x.dataTimeout, signal: cmd.signal });
@@ -378,6 +392,13 @@ export class BotDriver {
       // The device sent more than asked. The exchange is back in step (good CSW), but the data is
       // unusable: report it as a transport failure the caller may retry (Linux fakes 05/24/00).
       throw new BotTransportError('babble', true, 'device sent more data than requested (babble)');
+    }
+    if (stage.lostWithStall && csw.status === 0 && Math.min(csw.residue, x.expected) < x.expected) {
+      // The device sent data (its CSW says so) and stalled the status read that came with it: the
+      // data went with the STALL. The exchange is back in step; the caller may send it again.
+      this.dataWithCsw = false;
+      this.onEvent?.({ type: 'data-with-csw-off' });
+      throw new BotTransportError('data-failed', true, 'the bulk-IN transfer of data and CSW ended in a STALL, the data with it; data and status are read apart from now on');
     }
     const { data, stalled } = stage;
     return { status: csw.status === 0 ? 'passed' : 'failed', residue: this.residueOf(x, stage, csw), data, stalled };

@@ -59,7 +59,8 @@ export type Fault = FaultBase &
     | { type: 'short-csw'; length: number }
     | { type: 'empty-csw' }
     | { type: 'timeout'; phase: 'cbw' | 'data' | 'csw' }
-    | { type: 'babble' }
+    | { type: 'babble'; extra?: number }
+    | { type: 'delay'; ms: number }
     | { type: 'remove-medium'; afterBytes: number }
     | { type: 'vanish'; phase: 'cbw' | 'data' | 'csw' }
     | { type: 'skip-data-phase'; sense?: Sense }
@@ -78,6 +79,8 @@ export interface SimLun {
   becomingReady: number;
   /** Medium needs START STOP UNIT (02/04/02) before it is ready. */
   needsStart: boolean;
+  /** A card swap in progress: the slot answers 02/3A `after` more times, then holds `card` (06/28). */
+  swapping?: { card: MemoryCard | null; after: number };
 }
 
 export interface SimReaderOptions {
@@ -107,6 +110,12 @@ export interface SimReaderOptions {
   noModeSense?: boolean;
   /** READ CAPACITY reports this many blocks instead of the card's (capacity beyond memory). */
   reportedBlocks?: number;
+  /**
+   * Real time (the FunctionFS reader on the wire): a delay fault sleeps for real and the host's
+   * timeouts are the host's business; babble sends the extra bytes instead of failing the transfer.
+   * Default false: time is simulated (a delay longer than the transfer's timeout fails it at once).
+   */
+  realTime?: boolean;
   /** Called for every accepted CBW (tests use it to act mid-command). */
   onCbw?: (cbw: Cbw) => void;
   /** A status read that arrives during the data-OUT stage is STALLed (QEMU's usb-storage). */
@@ -140,6 +149,7 @@ interface Pending {
   residue: number;
   cswStalled: boolean;
   emptyCswSent: boolean;
+  delayed: boolean;
 }
 
 export interface SimStats {
@@ -230,6 +240,19 @@ export class SimReader implements UsbTransport {
   }
 
   /**
+   * The card in a slot is replaced by another, as a card reader reports it: the next command gets
+   * 06/28/00 (medium may have changed), the following `storm` commands that need the medium get
+   * 02/3A/00 (medium not present) while the slot is empty, then `card` is there and announces itself
+   * with 06/28/00 once more.
+   */
+  swapCard(lun: number, card: MemoryCard | null, storm = 3): void {
+    const l = this.luns[lun];
+    l.card = null;
+    l.unitAttention.push([6, 0x28, 0x00]);
+    l.swapping = { card, after: storm };
+  }
+
+  /**
    * The device side as a wire driver sees it (the FunctionFS reader in the test VM): the BOT phase
    * the device is in, data-OUT bytes it still expects, endpoints it has halted and whether it hangs.
    */
@@ -312,6 +335,7 @@ export class SimReader implements UsbTransport {
     const cur = this.cur;
     if (this.phase === 'data-in' && cur) {
       const f = cur.fault;
+      await this.delay(cur, opts);
       if (f?.type === 'timeout' && f.phase === 'data') {
         this.hung = true;
         this.timeout('data-IN');
@@ -321,9 +345,14 @@ export class SimReader implements UsbTransport {
         this.checkGone();
       }
       if (f?.type === 'babble') {
-        // The device sent more than the host asked for; the rest of the data phase is lost.
+        // The device sends more than the host asked for; the rest of the data phase is lost.
         this.phase = 'csw';
-        throw new UsbTransferError('babble', 'simulated reader: babble on bulk-IN');
+        if (!this.o.realTime) throw new UsbTransferError('babble', 'simulated reader: babble on bulk-IN');
+        // On the wire: the data and then `extra` bytes more (the host's controller reports babble).
+        const more = new Uint8Array(cur.inData.length - cur.inPos + (f.extra ?? 512)).fill(0xa5);
+        more.set(cur.inData.subarray(cur.inPos));
+        cur.inPos = cur.inData.length;
+        return more;
       }
       if (f?.type === 'skip-data-phase') {
         this.phase = 'cbw';
@@ -354,6 +383,7 @@ export class SimReader implements UsbTransport {
     }
     if (this.phase === 'csw' && cur) {
       const f = cur.fault;
+      await this.delay(cur, opts);
       if (f?.type === 'timeout' && f.phase === 'csw') {
         this.hung = true;
         this.timeout('CSW');
@@ -426,6 +456,24 @@ export class SimReader implements UsbTransport {
 
   // ---- BOT target -----------------------------------------------------------------------------
 
+  /**
+   * A slow command (delay fault): the device answers `ms` after the CBW. In simulated time a host
+   * that gives up sooner sees a timeout (the device stays busy until reset); in real time it sleeps.
+   */
+  private async delay(cur: Pending, opts: TransferOptions): Promise<void> {
+    const f = cur.fault;
+    if (f?.type !== 'delay' || cur.delayed) return;
+    cur.delayed = true;
+    if (this.o.realTime) {
+      await new Promise((r) => setTimeout(r, f.ms));
+      return;
+    }
+    if (opts.timeoutMs < f.ms) {
+      this.hung = true;
+      this.timeout(`a command that takes ${f.ms} ms`);
+    }
+  }
+
   /** Faults that hold the CSW back from the packet right after the data. */
   private cswDelayed(f: Fault | undefined): boolean {
     return !!f && (f.type === 'stall-csw' || f.type === 'empty-csw' || f.type === 'short-csw' || ((f.type === 'timeout' || f.type === 'vanish') && f.phase === 'csw'));
@@ -479,6 +527,7 @@ export class SimReader implements UsbTransport {
       residue: 0,
       cswStalled: false,
       emptyCswSent: false,
+      delayed: false,
     };
     this.cur = cur;
     this.execute(cur);
@@ -656,8 +705,18 @@ export class SimReader implements UsbTransport {
       const ua = lun.unitAttention.shift()!;
       return this.fail(cur, ua);
     }
-    const card = lun.card;
     const needsMedium = [0x00, 0x25, 0x9e, 0x28, 0x88, 0x2a, 0x8a, 0x35, 0x1a, 0x5a].includes(op);
+    if (lun.swapping && needsMedium) {
+      // A card swap: the slot is empty for a while, then the new card announces itself.
+      if (lun.swapping.after > 0) {
+        lun.swapping.after--;
+        return this.fail(cur, [2, 0x3a, 0x00]);
+      }
+      lun.card = lun.swapping.card;
+      lun.swapping = undefined;
+      return this.fail(cur, [6, 0x28, 0x00]);
+    }
+    const card = lun.card;
     if (needsMedium && !card) return this.fail(cur, [2, 0x3a, 0x00]);
     if (op === 0x00) {
       if (lun.needsStart) return this.fail(cur, [2, 0x04, 0x02]);

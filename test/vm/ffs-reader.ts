@@ -16,12 +16,20 @@
 //                                                  SDWire: one device with the FTDI FT200XD's vendor
 //                                                  interface (0, two bulk endpoints never used) and the
 //                                                  reader (1), the card present while CBUS0 is high
-//     "controlLog": "/tmp/ftdi.log" }              SDWire: every vendor request appended as a JSON line
+//     "controlLog": "/tmp/ftdi.log",                SDWire: every vendor request appended as a JSON line
 //                                                  {bmRequestType, bRequest, wValue, wIndex, wLength, data}
+//     "events": [ { "action": "swap" | "wp-on" | "wp-off", "afterBytes"?: n, "card"?: path,
+//                   "storm"?: n }, ... ] }         each SIGUSR2 arms the next one (prints "armed N"):
+//                                                  without afterBytes it happens at once, else after
+//                                                  that many READ/WRITE data bytes (prints "fired N");
+//                                                  swap: LUN 0 gets `card` (06/28, `storm` × 02/3A,
+//                                                  06/28), wp-on/off: the card's lock switch
 // An SDWire is a hub with the FTDI and the reader on two ports; dummy_hcd has no hub, so the
 // emulator is one composite device. FunctionFS hands a function the vendor requests addressed to
 // the device (not to one of its interfaces) only with FUNCTIONFS_ALL_CTRL_RECIP in the
 // descriptors' flags (f_fs.c, ffs_func_req_match); the FTDI's requests are such requests.
+// Logs every Bulk-Only Mass Storage Reset and port reset ("reset: …") on stderr, and babble (a
+// data-IN longer than the CBW asked: the CSW is held until the host resets the reader or 3 s pass).
 // Prints "ready" once the descriptors are written (the VM script then binds the UDC), and "saved"
 // each time SIGUSR1 has written the cards back.
 import { openSync, readFileSync, read as readCb, write as writeCb, writeFileSync, writeSync } from 'node:fs';
@@ -35,13 +43,23 @@ import { UsbTransferError } from '../../src/usb/errors.js';
 const fsRead = promisify(readCb);
 const fsWrite = promisify(writeCb);
 
+interface ScenarioEvent {
+  action: 'swap' | 'wp-on' | 'wp-off';
+  afterBytes?: number;
+  card?: string;
+  storm?: number;
+}
+
 interface Scenario {
   luns: (string | null)[];
   reader?: SimReaderOptions;
   faults?: Fault[];
   mux?: 'classic' | 'fast' | 'sdwire';
   controlLog?: string;
+  events?: ScenarioEvent[];
 }
+
+const DATA_OPCODES = new Set([0x28, 0x2a, 0x88, 0x8a]);
 
 // ---- FunctionFS descriptors --------------------------------------------------------------------
 const FUNCTIONFS_DESCRIPTORS_MAGIC_V2 = 3;
@@ -94,6 +112,7 @@ function strings(): Buffer {
 const EVENT_SIZE = 12;
 const EV = { BIND: 0, UNBIND: 1, ENABLE: 2, DISABLE: 3, SETUP: 4 } as const;
 const GET_MAX_LUN = 0xfe;
+const BOMS_RESET = 0xff;
 
 const log = (m: string) => process.stderr.write(`ffs-reader: ${m}\n`);
 
@@ -104,7 +123,43 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
     const data = new Uint8Array(readFileSync(p));
     return new MemoryCard(data.length / 512, 512, { data });
   });
-  const save = () => sc.luns.forEach((p, i) => p && cards[i] && writeFileSync(p, cards[i]!.data));
+  const eventCards = new Map<string, MemoryCard>();
+  for (const e of sc.events ?? []) {
+    if (e.card && !eventCards.has(e.card)) {
+      const data = new Uint8Array(readFileSync(e.card));
+      eventCards.set(e.card, new MemoryCard(data.length / 512, 512, { data }));
+    }
+  }
+  const save = () => {
+    sc.luns.forEach((p, i) => p && cards[i] && writeFileSync(p, cards[i]!.data));
+    for (const [p, c] of eventCards) writeFileSync(p, c.data);
+  };
+  // scenario events: armed one by one with SIGUSR2, fired at once or after some READ/WRITE data
+  let nextEvent = 0;
+  let armed: { n: number; e: ScenarioEvent; bytes: number } | undefined;
+  const fire = (n: number, e: ScenarioEvent) => {
+    armed = undefined;
+    if (e.action === 'swap') sim.swapCard(0, e.card ? eventCards.get(e.card)! : null, e.storm ?? 3);
+    else {
+      const card = sim.luns[0].card ?? sim.luns[0].swapping?.card;
+      if (card) card.writeProtected = e.action === 'wp-on';
+    }
+    log(`event ${n} (${e.action}) fired`);
+    process.stdout.write(`fired ${n}\n`);
+  };
+  const onCbw = (cbw: { cdb: Uint8Array; dataTransferLength: number }) => {
+    if (!armed || !DATA_OPCODES.has(cbw.cdb[0])) return;
+    armed.bytes += cbw.dataTransferLength;
+    if (armed.bytes >= (armed.e.afterBytes ?? 0)) fire(armed.n, armed.e);
+  };
+  process.on('SIGUSR2', () => {
+    const e = sc.events?.[nextEvent];
+    if (!e) return log('SIGUSR2: no event left');
+    const n = ++nextEvent;
+    process.stdout.write(`armed ${n}\n`);
+    if (e.afterBytes === undefined) fire(n, e);
+    else armed = { n, e, bytes: 0 };
+  });
   let sim: SimReader;
   let ftdi: SimFtdiCbus | undefined;
   if (sc.mux === 'sdwire') {
@@ -115,7 +170,7 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
     const mux = new SimUsbSdMux(sc.mux, { ...sc.reader, card: cards[0] ?? undefined });
     sim = mux.reader;
   } else {
-    sim = new SimReader({ ...sc.reader, luns: cards });
+    sim = new SimReader({ ...sc.reader, luns: cards, realTime: true, onCbw });
   }
   const armFaults = () => {
     sim.faults.length = 0;
@@ -132,7 +187,8 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
   });
   process.on('SIGTERM', () => {
     save();
-    process.exit(0);
+    // not process.exit(): it joins the libuv threadpool, whose threads sit in reads of the endpoint files
+    process.kill(process.pid, 'SIGKILL');
   });
   process.stdout.write('ready\n');
 
@@ -151,7 +207,10 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
           epIn = openSync(`${dir}/ep${ftdi ? 3 : 1}`, 'r+');
           epOut = openSync(`${dir}/ep${ftdi ? 4 : 2}`, 'r+');
         }
-        if (enabledOnce) await sim.resetPort({ timeoutMs: 1000 });
+        if (enabledOnce) {
+          log('reset: port reset (endpoints enabled again)');
+          await sim.resetPort({ timeoutMs: 1000 });
+        }
         enabledOnce = true;
         const g = ++generation;
         void bulkLoop(sim, epIn, epOut, () => g === generation).catch((e) => log(`bulk loop ended: ${(e as Error).message}`));
@@ -161,6 +220,7 @@ async function main(dir: string, scenarioPath: string): Promise<void> {
         // Get Max LUN opens each host driver's session (the kernel's usb-storage probe, crashcart's
         // open): the scenario's faults are armed afresh, so each driver meets them all
         if (ev[at + 1] === GET_MAX_LUN) armFaults();
+        if (ev[at + 1] === BOMS_RESET) log('reset: Bulk-Only Mass Storage Reset');
         if (ftdi && (ev[at] & 0x60) === 0x40) await vendorSetup(ftdi, ep0, ev.subarray(at, at + 8), sc.controlLog);
         else await setup(sim, ep0, ev.subarray(at, at + 8));
       }
@@ -251,6 +311,9 @@ async function bulkLoop(sim: SimReader, epIn: number, epOut: number, current: ()
   while (current()) {
     const { bytesRead } = await fsRead(epOut, cbwBuf, 0, cbwBuf.length, null);
     if (!current()) return;
+    // dCBWDataTransferLength, and the data-IN bytes sent for it (more is babble)
+    const asked = bytesRead === 31 ? cbwBuf.readUInt32LE(8) : 0;
+    let sentIn = 0;
     try {
       await sim.bulkOut(new Uint8Array(cbwBuf.subarray(0, bytesRead)), { timeoutMs: 1000 });
     } catch (e) {
@@ -282,13 +345,38 @@ async function bulkLoop(sim: SimReader, epIn: number, epOut: number, current: ()
         if (await onTargetError(e, sim, epIn, epOut)) continue;
         break;
       }
-      if (chunk.length) await fsWrite(epIn, Buffer.from(chunk), 0, chunk.length, null);
-      else if (st.phase === 'csw') {
+      if (chunk.length) {
+        if (st.phase === 'csw' && sentIn > asked && (await resetWithin(sim, BABBLE_CSW_HOLD_MS))) {
+          log('babble: the host reset the reader, its CSW is dropped');
+          continue;
+        }
+        // babble: data-IN beyond dCBWDataTransferLength, the CSW still to come (data with the CSW in
+        // one chunk, for a host that reads both at once, leaves the target waiting for a CBW)
+        const babble = st.phase === 'data-in' && sim.wireState().phase === 'csw' && sentIn + chunk.length > asked;
+        const { bytesWritten } = await fsWrite(epIn, Buffer.from(chunk), 0, chunk.length, null);
+        if (st.phase === 'data-in') sentIn += chunk.length;
+        if (babble) log(`babble: ${sentIn} bytes sent for a CBW of ${asked}, the host took ${bytesWritten} of the last ${chunk.length}`);
+      } else if (st.phase === 'csw') {
         // an empty CSW: a zero-length packet
         await fsWrite(epIn, Buffer.alloc(0), 0, 0, null);
       }
     }
   }
+}
+
+/**
+ * After babble a host that read the surplus as its CSW (the kernel: its 13-byte CSW transfer gets
+ * -EOVERFLOW) resets the reader, and a reader drops the CSW it still holds; one that read the
+ * surplus with its data (crashcart: data and CSW in one transfer) reads the CSW next. A write on
+ * FunctionFS cannot be taken back once queued, so the CSW waits this long for a reset first.
+ */
+const BABBLE_CSW_HOLD_MS = 3000;
+
+async function resetWithin(sim: SimReader, ms: number): Promise<boolean> {
+  const resets = () => sim.stats.bomsResets + sim.stats.portResets;
+  const before = resets();
+  for (let waited = 0; waited < ms && resets() === before; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  return resets() !== before;
 }
 
 /**

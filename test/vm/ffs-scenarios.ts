@@ -19,12 +19,18 @@ export interface QuirkScenario {
   kernelQuirks?: string;
   /** 'read': crashcart must read the card whatever the kernel does. */
   expect?: 'read';
+  /** Record the bus (usbmon) during the scenario: `expect` the hosts' bulk-IN transfers to end with this status, e.g. -75 (-EOVERFLOW, babble). */
+  usbmonStatus?: number;
   /** The unusual_devs.h entry the scenario follows. */
   source: string;
 }
 
 const MANY = 1_000_000;
 
+// Not on the wire (the unit tests cover crashcart's side): phase-error-once (a phase error in one
+// READ: reset recovery; the kernel's recovery took 110 s of VM time and read the card in one run, gave
+// up probing in another) and slow-media (READs answered after 2 s: neither driver reset the reader
+// in the one VM run; test/unit/flash/reader-scenarios.test.ts waits for 25 s commands in simulated time).
 export const QUIRK_SCENARIOS: QuirkScenario[] = [
   {
     name: 'fix-capacity',
@@ -65,15 +71,6 @@ export const QUIRK_SCENARIOS: QuirkScenario[] = [
     source: 'multi-slot readers with empty slots (02/3A on the empty LUN)',
   },
   {
-    name: 'phase-error-once',
-    vendorId: '1d6b',
-    productId: '0108',
-    serial: '05',
-    faults: [{ type: 'phase-error', opcode: 0x28, times: 1 }],
-    expect: 'read',
-    source: 'BOT 6.7: phase error → reset recovery (usb_stor_Bulk_transport returns USB_STOR_TRANSPORT_ERROR, the command is retried)',
-  },
-  {
     name: 'max-sectors-64',
     vendorId: '058f',
     productId: '6387',
@@ -109,5 +106,29 @@ export const QUIRK_SCENARIOS: QuirkScenario[] = [
     reader: { noModeSense: true },
     kernelQuirks: '046b:ff40:w',
     source: 'UNUSUAL_DEV(0x046b, 0xff40, 0x0100, 0x0100, "AMI", "Virtual Floppy", … US_FL_NO_WP_DETECT)',
+  },
+  {
+    name: 'babble-once',
+    vendorId: '1d6b',
+    productId: '010c',
+    serial: '0b',
+    faults: [{ type: 'babble', opcode: 0x28, minLength: 16 * 1024, extra: 512, times: 1 }],
+    expect: 'read',
+    usbmonStatus: -75,
+    source: 'babble: a READ sends 512 bytes more than dCBWDataTransferLength (BOT 6.7.2 case Hi < Di; the host controller reports -EOVERFLOW)',
+  },
+  {
+    name: 'mode-sense-hang',
+    vendorId: '054c',
+    productId: '0010',
+    revision: '0106',
+    serial: '0c',
+    faults: [
+      { type: 'timeout', phase: 'data', opcode: 0x1a, times: MANY },
+      { type: 'timeout', phase: 'data', opcode: 0x5a, times: MANY },
+    ],
+    kernelQuirks: '054c:0010:slw',
+    source:
+      'UNUSUAL_DEV(0x054c, 0x0010, 0x0106, 0x0450, "Sony", "DSC-S30/S70/S75/505V/F505/F707/F717/P8", … US_FL_SINGLE_LUN | US_FL_NOT_LOCKABLE | US_FL_NO_WP_DETECT): MODE SENSE never answered',
   },
 ];

@@ -290,3 +290,39 @@ test('an aborted command rejects with the abort reason; the device is reset befo
   assert.equal(sim.stats.bomsResets, 1);
   assert.deepEqual(sim.stats.violations, []);
 });
+
+test('STALL on the CSW read together with the data (one bulk-IN transfer on the wire): the data went with the STALL, the READ is retried with data and CSW read apart', async () => {
+  const sim = readyReader();
+  sim.inject({ type: 'stall-csw', opcode: READ10, times: 2 });
+  // bulk-IN as one URB: packets until the length is filled or a short packet; a STALL ends the
+  // transfer and what it had brought is lost (libusb reports the transfer as stalled)
+  const wire = new Proxy(sim, {
+    get(t, p) {
+      if (p === 'bulkIn')
+        return async (length: number, opts: Parameters<SimReader['bulkIn']>[1]) => {
+          let got = new Uint8Array(0);
+          for (;;) {
+            const c = await t.bulkIn(length - got.length, opts);
+            got = Buffer.concat([got, c]);
+            if (got.length >= length || c.length === 0 || c.length % 512 !== 0) return got;
+          }
+        };
+      const v = Reflect.get(t, p);
+      return typeof v === 'function' ? v.bind(t) : v;
+    },
+  });
+  const events: BotEvent[] = [];
+  const bot = new BotDriver(wire, { ...FAST_BOT, onEvent: (e) => events.push(e) });
+  await assert.rejects(
+    bot.execute({ lun: 0, cdb: cdb.read10(0n, 8), inLength: 4096 }),
+    (e: unknown) => e instanceof BotTransportError && e.reason === 'data-failed' && e.recovered,
+  );
+  assert.ok(events.some((e) => e.type === 'data-with-csw-off'));
+  assert.equal(bot.dataWithCsw, false);
+  // again: the data comes on its own, the CSW read stalls once more, is cleared and read again
+  const r = await bot.execute({ lun: 0, cdb: cdb.read10(0n, 8), inLength: 4096 });
+  assert.equal(r.status, 'passed');
+  assert.equal(r.residue, 0);
+  assert.ok(Buffer.from(r.data).equals(Buffer.from(sim.luns[0].card!.data.subarray(0, 4096))), 'the first blocks of the card');
+  assert.equal(sim.stats.bomsResets, 0, 'no reset: the pipe stayed in step');
+});
