@@ -83,6 +83,22 @@ function indexSignatures(found: FoundSignature[], kmsgSizes: number[]): Signatur
   return { others: found.filter((f) => f.type !== 'dmesg'), dmesgCount: dmesg.length, dmesgByResidue };
 }
 
+/** kmsg signatures scored at most (a candidate costs a few binary searches whatever their number). */
+const MAX_SCORED_KMSG = 65536;
+
+/**
+ * The signatures candidates are scored on: every pmsg, console and ftrace one (few, and each one
+ * places the zones after it) and every kmsg one; on a region with more kmsg records than
+ * MAX_SCORED_KMSG, the first 64 (where the kmsg zones start) and an even spread of the rest.
+ */
+function scoredSignatures(found: FoundSignature[]): FoundSignature[] {
+  const dmesg = found.filter((f) => f.type === 'dmesg').length;
+  if (dmesg <= MAX_SCORED_KMSG) return found;
+  const step = Math.ceil(dmesg / MAX_SCORED_KMSG);
+  let n = 0;
+  return found.filter((f) => f.type !== 'dmesg' || n++ < 64 || n % step === 0);
+}
+
 /** Index of the first element of the ascending `a` that is >= `v`. */
 function lowerBound(a: number[], v: number): number {
   let lo = 0;
@@ -250,7 +266,7 @@ export async function resolveGeometry(src: RegionSource, params: PstoreParams, o
       `no pstore/blk zone signatures found in the region (${src.available} bytes scanned) and the geometry is incomplete (${missing.join(', ')} not given): nothing to extract`,
     );
   }
-  const scoring = found.length > 512 ? found.filter((_, i) => i % Math.ceil(found.length / 512) === 0) : found;
+  const scoring = scoredSignatures(found);
   const spacing = kmsgSpacing(found);
   const firstKmsg = found.find((f) => f.type === 'dmesg')?.offset;
   const cand = (k: SizeParam) => (known[k] ? [known[k]!.value] : k === 'kmsg_size' ? kmsgCandidates(spacing) : FRONTEND_CANDIDATES);

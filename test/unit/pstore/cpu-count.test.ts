@@ -154,6 +154,17 @@ describe('CPU count from the card, every count 1-16', () => {
       assert.deepEqual([...files.keys()].sort(), ['console-pstore_blk-0', 'dmesg-pstore_blk-0', 'dmesg-pstore_blk-1', 'ftrace-pstore_blk-0', 'pmsg-pstore_blk-0']);
     }
   });
+
+  it('with nothing given and every kmsg zone written (thousands of signatures), the front-end zones still place the kmsg zones', async () => {
+    // 2045 kmsg zones of 8 KiB after pmsg, console and two CPUs' ftrace zones: the signatures of the
+    // few front-end zones must weigh in the detection as much as with a handful of kmsg records
+    const zones = Array.from({ length: 2045 }, (_, j) => j);
+    const card = buildCard(2, 64 * KiB, 64 * KiB, 64 * KiB, 8 * KiB, { ftraceCpus: 2, kmsgZones: zones, kmsgCount: zones.length });
+    const { x, files } = await recordsOf(card.region, {});
+    const g = x.geometry;
+    assert.deepEqual([g.pmsg_size.value, g.console_size.value, g.ftrace_size.value, g.kmsg_size.value, g.cpus.value, g.layout.kmsgCount], [64, 64, 64, 8, 2, 2045]);
+    assert.equal([...files.keys()].filter((f) => f.startsWith('dmesg-')).length, 2045);
+  });
 });
 
 describe('CPU count: ties and misfits are reported', () => {
