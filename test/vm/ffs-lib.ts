@@ -10,9 +10,11 @@
  *                                      the reader program as a gadget; $P = its port once enumerated
  *   ffs_stop NAME                      the program writes its cards back, the gadget goes away
  *   ffs_arm NAME N                     SIGUSR2: the scenario's event N is armed
+ *   ffs_save NAME                      SIGUSR1: the program writes its cards back to their files now
  *   trun NAME ARGS…                    crashcart ARGS with a 90 s bound (a hang is exit 124)
  *   set_quirks VID:PID:FLAGS           usb-storage.quirks for devices bound from now on
  *   kernel_read PORT NAME              the kernel's dd of the card: NAME.kernel.{rc,md5,size,err}
+ *   kernel_write PORT NAME FILE        the kernel's dd of FILE onto the card: NAME.kernel.{rc,err}
  */
 export const FFS_SH = `
 ffs_modules() { for _m in configfs libcomposite usb_f_fs dummy_hcd usb_storage sd_mod; do modprobe $_m || vm_fail "modprobe $_m"; done
@@ -57,19 +59,35 @@ ffs_stop() {
   rmdir $G/configs/c.1/strings/0x409 $G/configs/c.1 $G/functions/ffs.$1 $G/strings/0x409 $G
   umount /host/dev/ffs-$1; rmdir /host/dev/ffs-$1
 }
+# ffs_save NAME: SIGUSR1 has the program write its cards back; waits until it says it did
+ffs_save() {
+  _n=$(grep -c saved /tmp/ffs-$1.out || true); kill -USR1 $FFS_PID; _i=0
+  until [ "$(grep -c saved /tmp/ffs-$1.out || true)" -gt "$_n" ]; do _i=$((_i + 1)); [ $_i -lt 600 ] || vm_fail "ffs $1: cards not written back"; sleep 0.1; done
+}
 # ffs_arm NAME N: SIGUSR2 arms the scenario's next event; waits until the program says it is armed
 ffs_arm() { kill -USR2 $FFS_PID; _i=0; until grep -q "armed $2" /tmp/ffs-$1.out; do _i=$((_i + 1)); [ $_i -lt 100 ] || vm_fail "ffs $1: event $2 not armed"; sleep 0.1; done; vm_log "ffs $1: event $2 armed"; }
 # trun NAME ARGS...: crashcart ARGS with a bound (a hang is recorded as exit 124)
 trun() { _t=$1; shift; run $_t host_run timeout 90 node "$REPO/bin/crashcart" "$@"; }
 # set_quirks VID:PID:FLAGS — usb-storage's quirks parameter for devices bound from now on
 set_quirks() { echo "$1" > /sys/module/usb_storage/parameters/quirks; }
-# kernel_read PORT NAME: the kernel's view of the card (dd of its /dev/sdX), md5 and size saved
-kernel_read() {
-  _rc=0; _d=; _i=0
+# kernel_disk PORT: the kernel's /dev/sdX of the reader at PORT (LUN 0) in $_d, empty after 20 s without one
+kernel_disk() {
+  _d=; _i=0
   while [ -z "$_d" ] && [ $_i -lt 200 ]; do
     for _b in /sys/bus/usb/devices/$1:1.0/host*/target*/*:*:*:0/block/*; do [ -e "$_b" ] && _d=/dev/\${_b##*/}; done
     _i=$((_i + 1)); sleep 0.1
   done
+}
+# kernel_write PORT NAME FILE: the kernel writes FILE onto the card (dd, direct I/O, synced)
+kernel_write() {
+  kernel_disk $1; _rc=0
+  [ -n "$_d" ] || { echo "no kernel disk" > /out/$2.kernel.err; echo 99 > /out/$2.kernel.rc; return 0; }
+  timeout 120 dd if=$3 of=$_d bs=64k oflag=direct conv=fsync 2> /out/$2.kernel.err || _rc=$?
+  echo $_rc > /out/$2.kernel.rc
+}
+# kernel_read PORT NAME: the kernel's view of the card (dd of its /dev/sdX), md5 and size saved
+kernel_read() {
+  kernel_disk $1; _rc=0
   [ -n "$_d" ] || { echo "no kernel disk" > /out/$2.kernel.err; echo 99 > /out/$2.kernel.rc; echo none > /out/$2.kernel.md5; echo 0 > /out/$2.kernel.size; return 0; }
   timeout 120 dd if=$_d of=/tmp/k.img bs=64k 2> /out/$2.kernel.err || _rc=$?
   echo $_rc > /out/$2.kernel.rc

@@ -26,6 +26,11 @@ export interface QuirkScenario {
    * whose kernel side is known and slow (see the scenario).
    */
   kernel?: false;
+  /**
+   * A write scenario: crashcart flashes one image (verified) and the kernel writes another (dd,
+   * direct I/O); after each, the card must hold what was written.
+   */
+  write?: true;
   /** The unusual_devs.h entry the scenario follows. */
   source: string;
 }
@@ -101,6 +106,15 @@ export const QUIRK_SCENARIOS: QuirkScenario[] = [
     faults: [{ type: 'stall-data-in', opcode: 0x28, minLength: 16 * 1024, afterBytes: 4096, times: 1 }],
     expect: 'read',
     source: 'BOT 6.7.2: the device STALLs bulk-in within a READ (usb_stor_Bulk_transport clears the halt and reads the CSW; the command is retried)',
+  },
+  {
+    name: 'stall-data-out',
+    vendorId: '1d6b',
+    productId: '010e',
+    serial: '0d',
+    faults: [{ type: 'stall-data-out', opcode: 0x2a, minLength: 16 * 1024, times: 1 }],
+    write: true,
+    source: 'BOT 6.7.3: the device STALLs bulk-out within a WRITE (usb_stor_Bulk_transport clears the halt and reads the CSW; the command is retried)',
   },
   {
     name: 'stall-csw',

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { loadVmEnv, runVm } from './harness.js';
 import { fixtureDisk, outputs, repoRoot, USB_PRELUDE } from './usb-lib.js';
 import { FFS_SH } from './ffs-lib.js';
-import { QUIRK_SCENARIOS } from './ffs-scenarios.js';
+import { QUIRK_SCENARIOS, type QuirkScenario } from './ffs-scenarios.js';
 
 // the card every reader serves: a kernel-written pstore disk (2 MiB), any data would do
 const FIXTURE = 'c61-lz4-wrap';
@@ -43,6 +43,25 @@ test('programmable FunctionFS reader: quirk scenarios against the kernel, card s
   // usbmon is not in the initramfs: loaded from the provisioned kernel's modules over the host root
   const env = loadVmEnv();
   const usbmonKo = join(env.kernelRoot, 'lib/modules', env.kernelRelease, 'kernel/drivers/usb/mon/usbmon.ko');
+  // a read scenario: crashcart's copy of the card, then the kernel's
+  const readSteps = (q: QuirkScenario) => `
+      trun ${q.name}.crashcart read usb:$P -o /tmp/${q.name}.img --json
+      [ -f /host/tmp/${q.name}.img ] && md5sum /host/tmp/${q.name}.img | cut -d' ' -f1 > /out/${q.name}.crashcart.md5 && rm -f /host/tmp/${q.name}.img
+      _i=0; until [ "$(driver_of $P)" = usb-storage ] || [ $_i -ge 100 ]; do _i=$((_i + 1)); sleep 0.1; done
+      ${q.kernel === false ? '' : `kernel_read $P ${q.name}`}
+      ffs_stop ${gadgetName(q.name)}`;
+  // a write scenario: crashcart flashes w1 (verified), the card is saved; the kernel writes w2; the
+  // card then: NAME.{crashcart,kernel}.card.md5 against NAME.{w1,w2}.md5
+  const writeSteps = (q: QuirkScenario) => `
+      for _w in w1 w2; do head -c $(wc -c < /data/card.img) /dev/urandom > /host/tmp/q-$_w.img; md5sum /host/tmp/q-$_w.img | cut -d' ' -f1 > /out/${q.name}.$_w.md5; done
+      trun ${q.name}.crashcart flash /tmp/q-w1.img usb:$P --yes --json --no-bmap
+      ffs_save ${gadgetName(q.name)}
+      md5sum /host/tmp/q.img | cut -d' ' -f1 > /out/${q.name}.crashcart.card.md5
+      _i=0; until [ "$(driver_of $P)" = usb-storage ] || [ $_i -ge 100 ]; do _i=$((_i + 1)); sleep 0.1; done
+      kernel_write $P ${q.name} /host/tmp/q-w2.img
+      ffs_stop ${gadgetName(q.name)}
+      md5sum /host/tmp/q.img | cut -d' ' -f1 > /out/${q.name}.kernel.card.md5
+      rm -f /host/tmp/q-w1.img /host/tmp/q-w2.img`;
   const quirkSteps = QUIRK_SCENARIOS.map(
     (q) => `
       cp /data/card.img /host/tmp/q.img
@@ -50,11 +69,7 @@ test('programmable FunctionFS reader: quirk scenarios against the kernel, card s
       ${q.usbmonStatus !== undefined ? `usbmon_start ${q.name}` : ''}
       ffs_start ${gadgetName(q.name)} ${q.vendorId} ${q.productId} Q${q.serial} /data/q-${q.name}.json ${q.revision ?? '0100'}
       vm_log "scenario ${q.name} on $P"
-      trun ${q.name}.crashcart read usb:$P -o /tmp/${q.name}.img --json
-      [ -f /host/tmp/${q.name}.img ] && md5sum /host/tmp/${q.name}.img | cut -d' ' -f1 > /out/${q.name}.crashcart.md5 && rm -f /host/tmp/${q.name}.img
-      _i=0; until [ "$(driver_of $P)" = usb-storage ] || [ $_i -ge 100 ]; do _i=$((_i + 1)); sleep 0.1; done
-      ${q.kernel === false ? '' : `kernel_read $P ${q.name}`}
-      ffs_stop ${gadgetName(q.name)}
+      ${q.write ? writeSteps(q) : readSteps(q)}
       ${q.usbmonStatus !== undefined ? 'usbmon_stop' : ''}`,
   ).join('\n');
 
@@ -127,14 +142,16 @@ test('programmable FunctionFS reader: quirk scenarios against the kernel, card s
   // quirk scenarios: differential against the kernel
   for (const q of QUIRK_SCENARIOS) {
     await t.test(`quirk ${q.name}: ${q.source}`, (st) => {
-      const kernelOk = q.kernel !== false && o.text(`${q.name}.kernel.rc`).trim() === '0' && o.text(`${q.name}.kernel.md5`).trim() === cardMd5;
+      const want = q.write ? (w: 'w1' | 'w2') => o.text(`${q.name}.${w}.md5`).trim() : () => cardMd5;
+      const kernelOk =
+        q.kernel !== false && o.text(`${q.name}.kernel.rc`).trim() === '0' && o.text(q.write ? `${q.name}.kernel.card.md5` : `${q.name}.kernel.md5`).trim() === want('w2');
       const ccRc = o.rc(`${q.name}.crashcart`);
       const kernelSays =
         q.kernel === false
           ? 'not taken in this run'
           : kernelOk
             ? 'reads the card'
-            : `fails (rc ${o.text(`${q.name}.kernel.rc`).trim()}, ${o.text(`${q.name}.kernel.size`).trim()} bytes)`;
+            : `fails (rc ${o.text(`${q.name}.kernel.rc`).trim()}${q.write ? '' : `, ${o.text(`${q.name}.kernel.size`).trim()} bytes`})`;
       st.diagnostic(`${q.name}: kernel ${kernelSays}; crashcart exit ${ccRc}`);
       const readerLog = r.outputs.get(`ffs-${gadgetName(q.name)}.log`)?.toString() ?? '';
       for (const l of readerLog.split('\n').filter((x) => /babble|reset:/.test(x))) st.diagnostic(`${q.name}: ${l}`);
@@ -152,7 +169,13 @@ test('programmable FunctionFS reader: quirk scenarios against the kernel, card s
           assert.ok(ends.length > 0, `${q.name}: no bulk-IN transfer ended with status ${q.usbmonStatus} on the bus`);
         }
       }
-      if (kernelOk || q.expect === 'read') {
+      if (q.write && kernelOk) {
+        assert.equal(ccRc, 0, `${q.name}: crashcart must write what the kernel writes\n${o.err(`${q.name}.crashcart`)}`);
+        assert.equal(o.text(`${q.name}.crashcart.card.md5`).trim(), want('w1'), `${q.name}: the card does not hold what crashcart wrote`);
+      } else if (q.write) {
+        assert.ok(ccRc === 0 || [3, 6].includes(ccRc), `${q.name}: crashcart succeeds or fails typed (exit ${ccRc})`);
+        if (ccRc === 0) assert.equal(o.text(`${q.name}.crashcart.card.md5`).trim(), want('w1'), `${q.name}: crashcart said verified but the card differs`);
+      } else if (kernelOk || q.expect === 'read') {
         assert.equal(ccRc, 0, `${q.name}: crashcart must read what the kernel reads\n${o.err(`${q.name}.crashcart`)}`);
         assert.equal(o.text(`${q.name}.crashcart.md5`).trim(), cardMd5, `${q.name}: crashcart's copy differs`);
       } else {

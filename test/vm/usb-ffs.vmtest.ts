@@ -50,8 +50,7 @@ rc_when() {
 rc_wait() { ( sleep 150; kill $BG_PID 2>/dev/null && echo hang > /out/$1.hang ) & _wd=$!; bg_wait $1; kill $_wd 2>/dev/null || true; }
 # rc_card NAME: the program writes its card back (it says "saved"); sha256 of the first 8 MiB and of all of it
 rc_card() {
-  _n=$(grep -c saved /tmp/ffs-rc.out || true); kill -USR1 $FFS_PID; _i=0
-  until [ "$(grep -c saved /tmp/ffs-rc.out || true)" -gt "$_n" ]; do _i=$((_i + 1)); [ $_i -lt 600 ] || vm_fail "rc: card not written back"; sleep 0.1; done
+  ffs_save rc
   head -c 8388608 /host/tmp/rc.img | sha256sum | cut -d' ' -f1 | save_text $1.image-part.sha256
   sha256sum /host/tmp/rc.img | cut -d' ' -f1 | save_text $1.sha256
 }
