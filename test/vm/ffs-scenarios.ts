@@ -117,6 +117,18 @@ export const QUIRK_SCENARIOS: QuirkScenario[] = [
     source: 'BOT 6.7.3: the device STALLs bulk-out within a WRITE (usb_stor_Bulk_transport clears the halt and reads the CSW; the command is retried)',
   },
   {
+    name: 'sync-cache-hang',
+    vendorId: '1d6b',
+    productId: '010f',
+    serial: '0e',
+    // never answers SYNCHRONIZE CACHE (no CSW until a reset); the kernel does not send it to a USB
+    // disk without US_FL_WRITE_CACHE (it takes the write cache as off), crashcart asks once at the end
+    // of a flash, waits its 30 s, resets the reader and skips later flushes
+    faults: [{ type: 'timeout', phase: 'csw', opcode: 0x35, times: MANY }],
+    write: true,
+    source: 'a reader that hangs on SYNCHRONIZE CACHE (scsiglue.c: usb-storage sends it only with US_FL_WRITE_CACHE; crashcart asks once)',
+  },
+  {
     name: 'stall-csw',
     vendorId: '1d6b',
     productId: '010a',
