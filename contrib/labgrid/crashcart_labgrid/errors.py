@@ -60,7 +60,7 @@ _BY_CLASS = {
 # The class of each exit code, for a crashcart that printed no error object (killed, or not run with --json).
 EXIT_CLASS = {
     0: "ok", 1: "internal", 2: "usage", 3: "infrastructure", 4: "result", 5: "media", 6: "image",
-    7: "infrastructure", 8: "media", 10: "image", 11: "media", 12: "usage", 13: "infrastructure",
+    7: "infrastructure", 8: "media", 9: "infrastructure", 10: "image", 11: "media", 12: "usage", 13: "infrastructure",
     129: "interrupted", 130: "interrupted", 141: "interrupted", 143: "interrupted",
 }
 
