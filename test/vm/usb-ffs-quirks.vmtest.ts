@@ -150,7 +150,9 @@ test('programmable FunctionFS reader: quirk scenarios against the kernel, card s
         q.kernel === false
           ? 'not taken in this run'
           : kernelOk
-            ? 'reads the card'
+            ? q.write
+              ? 'writes the card'
+              : 'reads the card'
             : `fails (rc ${o.text(`${q.name}.kernel.rc`).trim()}${q.write ? '' : `, ${o.text(`${q.name}.kernel.size`).trim()} bytes`})`;
       st.diagnostic(`${q.name}: kernel ${kernelSays}; crashcart exit ${ccRc}`);
       const readerLog = r.outputs.get(`ffs-${gadgetName(q.name)}.log`)?.toString() ?? '';
