@@ -70,8 +70,9 @@ ffs_arm() { kill -USR2 $FFS_PID; _i=0; until grep -q "armed $2" /tmp/ffs-$1.out;
 trun() { _t=$1; shift; run $_t host_run timeout 90 node "$REPO/bin/crashcart" "$@"; }
 # set_quirks VID:PID:FLAGS — usb-storage's quirks parameter for devices bound from now on
 set_quirks() { echo "$1" > /sys/module/usb_storage/parameters/quirks; }
-# kernel_disk PORT: the kernel's /dev/sdX of the reader at PORT (LUN 0) in $_d, empty after 20 s without one
-kernel_disk() {
+# find_kernel_disk PORT: the kernel's /dev/sdX of the reader at PORT (LUN 0) in $_d, empty after 20 s
+# without one (usb-lib's kernel_disk fails the run instead)
+find_kernel_disk() {
   _d=; _i=0
   while [ -z "$_d" ] && [ $_i -lt 200 ]; do
     for _b in /sys/bus/usb/devices/$1:1.0/host*/target*/*:*:*:0/block/*; do [ -e "$_b" ] && _d=/dev/\${_b##*/}; done
@@ -80,14 +81,14 @@ kernel_disk() {
 }
 # kernel_write PORT NAME FILE: the kernel writes FILE onto the card (dd, direct I/O, synced)
 kernel_write() {
-  kernel_disk $1; _rc=0
+  find_kernel_disk $1; _rc=0
   [ -n "$_d" ] || { echo "no kernel disk" > /out/$2.kernel.err; echo 99 > /out/$2.kernel.rc; return 0; }
   timeout 120 dd if=$3 of=$_d bs=64k oflag=direct conv=fsync 2> /out/$2.kernel.err || _rc=$?
   echo $_rc > /out/$2.kernel.rc
 }
 # kernel_read PORT NAME: the kernel's view of the card (dd of its /dev/sdX), md5 and size saved
 kernel_read() {
-  kernel_disk $1; _rc=0
+  find_kernel_disk $1; _rc=0
   [ -n "$_d" ] || { echo "no kernel disk" > /out/$2.kernel.err; echo 99 > /out/$2.kernel.rc; echo none > /out/$2.kernel.md5; echo 0 > /out/$2.kernel.size; return 0; }
   timeout 120 dd if=$_d of=/tmp/k.img bs=64k 2> /out/$2.kernel.err || _rc=$?
   echo $_rc > /out/$2.kernel.rc
