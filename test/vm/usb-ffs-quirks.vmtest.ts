@@ -220,6 +220,7 @@ test('programmable FunctionFS reader: quirk scenarios against the kernel, card s
     assert.match(o.err('wp-flash-1'), /write-protected/);
     st.diagnostic(`kernel dd onto the locked card: rc ${o.text('wp-kernel.rc').trim()}: ${o.text('wp-kernel.err').trim().split('\n')[0]}`);
     assert.notEqual(o.text('wp-kernel.rc').trim(), '0', 'the kernel refuses the locked card too');
+    assert.match(o.text('wp-kernel.err'), /'\/dev\/sd[a-z]+': Read-only file system/, 'refused by the kernel as read-only, on its disk');
     assert.equal(o.rc('wp-flash-2'), 5, `switch moved mid-flash: exit 5\n${o.err('wp-flash-2')}`);
     assert.equal(o.rc('wp-flash-3'), 0, `switch off: the flash works\n${o.err('wp-flash-3')}`);
     assert.match(o.err('wp-flash-3'), /SYNCHRONIZE CACHE.*flushes are skipped/);
