@@ -290,17 +290,12 @@ export class NodeUsbTransport implements UsbTransport {
     } catch (e) {
       throw mapNodeUsbError(e, `open ${this.device.portPath}`);
     }
-    if (this.detach && process.platform === 'linux') {
+    if (this.detach) {
       try {
-        await this.dev.detachKernelDriver(n);
-        this.detached = true;
+        this.detached = await detachDriver(this.dev, n, this.device.portPath);
       } catch (e) {
-        const m = e instanceof Error ? e.message : String(e);
-        // "no kernel driver attached (errno 61)" is the normal case when nothing is bound.
-        if (!/no kernel driver|errno 61|ENODATA|not found/i.test(m)) {
-          await this.dev.close().catch(() => undefined);
-          throw mapNodeUsbError(e, `detach kernel driver from ${this.device.portPath} interface ${n}`);
-        }
+        await this.dev.close().catch(() => undefined);
+        throw e;
       }
     }
     try {
@@ -453,18 +448,12 @@ export class NodeUsbControlTransport implements UsbControlTransport {
     }
     // registered before the kernel driver is detached: a Ctrl-C from here on re-attaches it
     openTransports.add(t);
-    if (process.platform === 'linux') {
-      try {
-        await dev.detachKernelDriver(interfaceNumber);
-        t.detached = true;
-      } catch (e) {
-        const m = e instanceof Error ? e.message : String(e);
-        if (!/no kernel driver|errno 61|ENODATA|not found/i.test(m)) {
-          openTransports.delete(t);
-          await dev.close().catch(() => undefined);
-          throw mapNodeUsbError(e, `detach kernel driver from ${info.portPath} interface ${interfaceNumber}`);
-        }
-      }
+    try {
+      t.detached = await detachDriver(dev, interfaceNumber, info.portPath);
+    } catch (e) {
+      openTransports.delete(t);
+      await dev.close().catch(() => undefined);
+      throw e;
     }
     try {
       await dev.claimInterface(interfaceNumber);
@@ -500,6 +489,23 @@ export class NodeUsbControlTransport implements UsbControlTransport {
     await this.dev.releaseInterface(this.interfaceNumber).catch(() => undefined);
     await this.reattach();
     await this.dev.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Detaches the kernel driver from interface `n` (Linux only): true when one was detached, false when
+ * none was bound ("no kernel driver attached (errno 61)" is the normal case then). Other failures
+ * are thrown, mapped; the caller closes the device.
+ */
+async function detachDriver(dev: NativeDevice, n: number, portPath: string): Promise<boolean> {
+  if (process.platform !== 'linux') return false;
+  try {
+    await dev.detachKernelDriver(n);
+    return true;
+  } catch (e) {
+    const m = e instanceof Error ? e.message : String(e);
+    if (/no kernel driver|errno 61|ENODATA|not found/i.test(m)) return false;
+    throw mapNodeUsbError(e, `detach kernel driver from ${portPath} interface ${n}`);
   }
 }
 
