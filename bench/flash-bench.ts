@@ -18,6 +18,11 @@
  * Sizes for quick runs: CRASHCART_BENCH_MIB (the image, default 256) and CRASHCART_BENCH_BIG_GIB (the sparse
  * image of the RSS row, default 4). Every row also reports the process CPU seconds (all threads) of its best run.
  *
+ * The compressed rows also time the format's own command-line decoders where present (`gzip -dc`,
+ * `zstd -dc`, `xz -dc -T0`, `bzip2 -dc`, and lbzip2 on every core) decoding the same file to
+ * /dev/null: a decoder-only rate, without writing or hashing, as the ceiling of what a flasher built
+ * on that library reaches on this machine, with its ratio to our raw flash.
+ *
  * Compressed inputs are made with the zstd/gzip/xz/bzip2 command-line tools when present
  * (node:zlib for gzip otherwise); formats whose compressor is missing are skipped and said so.
  * Everything lives in a temp folder that is removed at the end. Prints a table and a JSON line.
@@ -25,7 +30,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync, ftruncateSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -69,6 +74,40 @@ function compress(src: string, format: ImageFormat): string | undefined {
     return out;
   }
   return undefined;
+}
+
+/** Decoder-only command lines of each format's own tools (stdout is /dev/null). */
+function peerDecoders(format: ImageFormat): [string, string[]][] {
+  const cores = String(availableParallelism());
+  const peers: Partial<Record<ImageFormat, [string, string[]][]>> = {
+    gzip: [['gzip', ['-dc']]],
+    zstd: [['zstd', ['-dc', '-q']]],
+    xz: [['xz', ['-dc', '-T0']]],
+    bzip2: [
+      ['bzip2', ['-dc']],
+      ['lbzip2', ['-dc', '-n', cores]],
+    ],
+  };
+  return (peers[format] ?? []).filter(([tool]) => have(tool));
+}
+
+/** MB/s of image bytes each peer decoder reaches on `path` (best of `runs`), keyed by its command line. */
+function timePeers(path: string, format: ImageFormat, imageBytes: number, runs: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [tool, args] of peerDecoders(format)) {
+    let bestSeconds = Infinity;
+    for (let i = 0; i < runs; i++) {
+      const sink = openSync('/dev/null', 'w');
+      const t0 = performance.now();
+      const r = spawnSync(tool, [...args, path], { stdio: ['ignore', sink, 'ignore'] });
+      const seconds = (performance.now() - t0) / 1000;
+      closeSync(sink);
+      if (r.status !== 0) break;
+      bestSeconds = Math.min(bestSeconds, seconds);
+    }
+    if (Number.isFinite(bestSeconds)) out[`${tool} ${args.join(' ')}`] = +(imageBytes / 1e6 / bestSeconds).toFixed(1);
+  }
+  return out;
 }
 
 function diskLikeImage(path: string, size: number): void {
@@ -249,6 +288,7 @@ async function main() {
       const v = slow ? nv : await best(3, () => flashOnce(path, dest, SIZE, false, true));
       const mbps = nv.imageBytes / 1e6 / nv.seconds;
       const mbpsV = v.imageBytes / 1e6 / v.seconds;
+      const peers = f === 'raw' ? {} : timePeers(path, f, nv.imageBytes, slow ? 1 : 3);
       if (f === 'raw') {
         rawNoVerify = mbps;
         rawVerify = mbpsV;
@@ -262,6 +302,12 @@ async function main() {
         ratioToRaw: +(mbps / rawNoVerify).toFixed(3),
         ...(f !== 'raw' ? atLeast(mbps / rawNoVerify, GOALS[f]) : {}),
         ...(slow ? {} : { flashVerifyMBps: +mbpsV.toFixed(1), verifyRatioToRaw: +(mbpsV / rawVerify).toFixed(3) }),
+        ...(Object.keys(peers).length
+          ? {
+              peerDecodeMBps: peers,
+              peerRatioToRaw: Object.fromEntries(Object.entries(peers).map(([k, m]) => [k, +(m / rawNoVerify).toFixed(3)])),
+            }
+          : {}),
       });
       if (f !== 'raw') rmSync(path);
     }
@@ -341,7 +387,7 @@ async function main() {
   for (const r of rows)
     console.log(
       Object.entries(r)
-        .map(([k, v]) => `${k}=${String(v)}`)
+        .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
         .join('  '),
     );
   console.log(JSON.stringify({ bench: 'flash', node: process.version, rows }));
