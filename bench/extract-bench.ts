@@ -5,12 +5,17 @@
  * table and a JSON line with both ratios (geometry given and auto-detected) from the same run, the
  * CPU time of each (all threads: decoding runs on worker threads too) and the load average, since
  * on a shared machine the wall-clock ratios move with the load.
+ *
+ * Three more rows split the run with the geometry given into its parts, each as a floor: decoding
+ * into memory alone (`extractPstore`, nothing written), writing an extraction already in memory
+ * alone (`writeExtraction`: the file system's cost of 2048 files), and inflating the 2045 payloads
+ * alone, one after the other on this thread with node:zlib (the decompression no extraction can skip).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { openImageFile } from '../src/blockdev/image-file-device.js';
 import { extractPstore } from '../src/pstore/extract.js';
 import { writeExtraction } from '../src/pstore/extract-writer.js';
@@ -25,7 +30,7 @@ const CPUS = 2;
 /** Runs of each contender (the median is reported): CRASHCART_BENCH_RUNS, default 3. */
 const RUNS = Math.max(1, Number(process.env.CRASHCART_BENCH_RUNS) || 3);
 
-function buildImage(path: string) {
+function buildImage(path: string): { layout: ReturnType<typeof computeLayout>; payload: Uint8Array } {
   const layout = computeLayout(SIZE, { kmsg: 65536, pmsg: 65536, console: 65536, ftrace: 65536 }, CPUS);
   const img = new Uint8Array(SIZE);
   const line = (i: number) => `<6>[ ${String(i).padStart(5)}.000000] kernel: subsystem ${i % 97} reports state ${(i * 2654435761) >>> 0}\n`;
@@ -46,7 +51,7 @@ function buildImage(path: string) {
     }
   }
   writeFileSync(path, img);
-  return layout;
+  return { layout, payload };
 }
 
 /** Median wall-clock time of `runs` runs, and the CPU time (user + system, every thread) of that run. */
@@ -67,7 +72,7 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'crashcart-bench-'));
   try {
     const img = join(dir, 'region.img');
-    const layout = buildImage(img);
+    const { layout, payload } = buildImage(img);
     const dev = await openImageFile(img);
     const readAll = () =>
       (async () => {
@@ -89,6 +94,14 @@ async function main() {
     const read = await time(readAll);
     const given = await time(extractTo(params, 'given'));
     const auto = await time(extractTo({}, 'auto'));
+    let inMemory: Awaited<ReturnType<typeof extractPstore>> | undefined;
+    const decodeOnly = await time(async () => {
+      inMemory = await extractPstore(deviceSource(dev, 0, dev.size), { params });
+    });
+    const writeOnly = await time(() => writeExtraction(inMemory!, join(dir, `write-${run++}`), { device: img, offset: 0, size: dev.size, description: 'bench' }));
+    const inflateOnly = await time(async () => {
+      for (let i = 0; i < layout.kmsgCount; i++) inflateRawSync(payload);
+    });
     await dev.close();
     const tRead = read.ms;
     const row = (name: string, t: { ms: number; cpuMs: number }) =>
@@ -101,6 +114,10 @@ async function main() {
     row('extract, geometry given', given);
     row('extract, geometry auto-detected', auto);
     console.log(`auto-detected / given: ×${(auto.ms / given.ms).toFixed(2)}`);
+    console.log('parts of "geometry given", each alone:');
+    row('  decode into memory (extractPstore)', decodeOnly);
+    row('  write the files (writeExtraction)', writeOnly);
+    row(`  inflate the ${layout.kmsgCount} dumps (one thread)`, inflateOnly);
     console.log(
       JSON.stringify({
         bench: 'extract-128MiB',
@@ -110,7 +127,8 @@ async function main() {
         ratioGiven: given.ms / tRead,
         ratioAuto: auto.ms / tRead,
         autoOverGiven: auto.ms / given.ms,
-        cpuMs: { read: read.cpuMs, given: given.cpuMs, auto: auto.cpuMs },
+        parts: { decodeMs: decodeOnly.ms, writeMs: writeOnly.ms, inflateMs: inflateOnly.ms, outputDir: tmpdir() },
+        cpuMs: { read: read.cpuMs, given: given.cpuMs, auto: auto.cpuMs, decode: decodeOnly.cpuMs, write: writeOnly.cpuMs, inflate: inflateOnly.cpuMs },
         loadAverage: load,
         records,
       }),
