@@ -11,8 +11,9 @@
 //   - import() of a command's implementation, done by the loader (`__crashcartImport`).
 // yargs' help layout (cliui, string-width, wrap-ansi) is loaded when help is first laid out, not
 // at start: their set-up builds an Intl.Segmenter and Unicode property regexps (ICU data), and
-// `--version` or a command that runs never lays out help. string-width returns the length of a
-// printable ASCII string itself (all versions here), so it is only loaded for other text.
+// `--version` never lays out help. The width of text made of the characters in NARROW_TEXT
+// (src/cli/narrow-text.ts: ASCII, Latin-1, General Punctuation) is its length in every copy of
+// string-width here, so string-width is only loaded for other text.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,16 +24,17 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const srcDir = join(root, 'dist/src');
 const front = await import(pathToFileURL(join(srcDir, 'cli/front.js')).href);
+const { NARROW_TEXT } = await import(pathToFileURL(join(srcDir, 'cli/narrow-text.js')).href);
 const yargsDir = dirname(fileURLToPath(import.meta.resolve('yargs/package.json')));
 const inFront = (path) => path === join(srcDir, 'cli/main.js') || dirname(path) === join(srcDir, 'cli/args');
 
-/** Loads `module`'s default export when it is first called; printable ASCII measured without it (string-width). */
-function lazyDefault(module, asciiWidth) {
+/** Loads `module`'s default export when it is first called; NARROW_TEXT measured without it (string-width). */
+function lazyDefault(module, narrowWidth) {
   const load = `(loaded ??= require(${JSON.stringify(module)}).default)`;
   return [
     'let loaded;',
-    asciiWidth
-      ? `export default (s, ...rest) => (typeof s === 'string' && /^[\\u0020-\\u007E]*$/.test(s) ? s.length : ${load}(s, ...rest));`
+    narrowWidth
+      ? `export default (s, ...rest) => (typeof s === 'string' && rest.length === 0 && ${NARROW_TEXT}.test(s) ? s.length : ${load}(s, ...rest));`
       : `export default (...args) => ${load}(...args);`,
   ].join('\n');
 }
@@ -77,11 +79,11 @@ const frontPlugin = {
       const real = samePackage(resolved.path);
       // yargs' help layout, loaded when first used (see above).
       const lazy = { cliui: false, 'string-width': true }[args.path];
-      if (lazy !== undefined) return { path: real, namespace: 'crashcart-lazy', pluginData: { real, asciiWidth: lazy } };
+      if (lazy !== undefined) return { path: real, namespace: 'crashcart-lazy', pluginData: { real, narrowWidth: lazy } };
       return { path: real };
     });
     b.onLoad({ filter: /.*/, namespace: 'crashcart-lazy' }, (args) => ({
-      contents: lazyDefault(args.pluginData.real, args.pluginData.asciiWidth),
+      contents: lazyDefault(args.pluginData.real, args.pluginData.narrowWidth),
       resolveDir: dirname(args.pluginData.real),
       loader: 'js',
     }));

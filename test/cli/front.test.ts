@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
+import { NARROW_TEXT } from '../../src/cli/narrow-text.js';
 import { kernelFixturesDir, repoRoot } from '../helpers/kernel-fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'crashcart-front-'));
@@ -112,17 +113,63 @@ describe('the CLI front code cache', () => {
   });
 });
 
-describe("the front's ASCII width shortcut (scripts/build-front.mjs)", () => {
-  it('every copy of string-width the bundle holds measures printable ASCII as its length', async () => {
-    const ascii = Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i));
-    const samples = [...ascii, ascii.join(''), '#*0123456789', '  --log-format  [choices: "text", "json"]', ''];
-    // the copies yargs' help layout uses: its own and cliui's (wrap-ansi's is the same version)
-    for (const user of ['yargs', 'cliui']) {
-      const fromUser = createRequire(join(repoRoot, 'node_modules', user, 'package.json'));
-      const path = fromUser.resolve('string-width');
-      const stringWidth = ((await import(pathToFileURL(path).href)) as { default: (s: string) => number }).default;
-      for (const s of samples) assert.equal(stringWidth(s), s.length, `${path}: ${JSON.stringify(s)}`);
-      assert.equal(stringWidth('…—'), 2, 'and other text is measured by it');
+describe("the front's width shortcut (scripts/build-front.mjs, src/cli/narrow-text.ts)", () => {
+  /** Every character NARROW_TEXT accepts. */
+  const narrow = Array.from({ length: 0x10000 }, (_, c) => String.fromCharCode(c)).filter((c) => NARROW_TEXT.test(c));
+  /** The copies of string-width yargs' help layout uses: its own, cliui's and wrap-ansi's. */
+  const copies = async () =>
+    Promise.all(
+      ['yargs', 'cliui', 'wrap-ansi'].map(async (user) => {
+        const path = createRequire(join(repoRoot, 'node_modules', user, 'package.json')).resolve('string-width');
+        return { path, stringWidth: ((await import(pathToFileURL(path).href)) as { default: (s: string) => number }).default };
+      }),
+    );
+
+  it('accepts printable ASCII, Latin-1 and General Punctuation, not what string-width measures otherwise', () => {
+    assert.ok(narrow.length > 380, `${narrow.length}`);
+    for (const c of ' ~AZaz09äöüßéÿŁœ…—–‘’“”•‰') assert.ok(NARROW_TEXT.test(c), c);
+    for (const c of [
+      '\t',
+      '\n',
+      '\x1b',
+      '\x7f',
+      '\x9b',
+      '\u00ad',
+      '©',
+      '®',
+      '\u0301',
+      '\u200b',
+      '\u200d',
+      '\u2028',
+      '\u202e',
+      '‼',
+      '⁉',
+      '\u2060',
+      '\ufeff',
+      '中',
+      '한',
+      '😀',
+      '\ud83d',
+    ])
+      assert.ok(!NARROW_TEXT.test(c), JSON.stringify(c));
+    assert.ok(NARROW_TEXT.test('') && NARROW_TEXT.test('  --log-format  … — «Optionen»') && !NARROW_TEXT.test('a\u0301'));
+  });
+
+  it('every copy of string-width measures such text as its length: each character next to every other one', async () => {
+    const segmenter = new Intl.Segmenter();
+    for (const { path, stringWidth } of await copies()) {
+      for (const a of narrow) {
+        // a before and after every character: each pair, and each character alone
+        const s = narrow.map((b) => a + b).join('');
+        assert.equal(stringWidth(a), 1, `${path}: ${JSON.stringify(a)}`);
+        assert.equal(stringWidth(s), s.length, `${path}: ${JSON.stringify(a)} with the others`);
+      }
+      assert.equal(stringWidth('…—'), 2);
+      assert.equal(stringWidth('a\u0301中'), 3, 'and other text is measured by it');
+    }
+    for (const a of narrow) {
+      const s = narrow.map((b) => a + b).join('');
+      assert.equal([...segmenter.segment(s)].length, s.length, `a grapheme of more than one character with ${JSON.stringify(a)}`);
     }
   });
 });
