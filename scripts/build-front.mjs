@@ -17,7 +17,7 @@
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { isBuiltin } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -26,7 +26,6 @@ const srcDir = join(root, 'dist/src');
 const front = await import(pathToFileURL(join(srcDir, 'cli/front.js')).href);
 const { NARROW_TEXT } = await import(pathToFileURL(join(srcDir, 'cli/narrow-text.js')).href);
 const yargsDir = dirname(fileURLToPath(import.meta.resolve('yargs/package.json')));
-const inFront = (path) => path === join(srcDir, 'cli/main.js') || dirname(path) === join(srcDir, 'cli/args');
 
 /** Loads `module`'s default export when it is first called; NARROW_TEXT measured without it (string-width). */
 function lazyDefault(module, narrowWidth) {
@@ -38,6 +37,22 @@ function lazyDefault(module, narrowWidth) {
       : `export default (...args) => ${load}(...args);`,
   ].join('\n');
 }
+
+/**
+ * node:assert's strictEqual and notStrictEqual for yargs (its shim imports them; it checks its own
+ * state with them on every run): loading node:assert costs ~9 ms, most of it creating
+ * process.stderr for its colours. Both compare with Object.is; node:assert is loaded, and its
+ * function throws its AssertionError, only when a check fails (or is called with too few arguments).
+ */
+const LAZY_ASSERT = `let assert;
+const load = () => (assert ??= require('assert'));
+export function strictEqual(actual, expected) {
+  if (arguments.length < 2 || !Object.is(actual, expected)) load().strictEqual(...arguments);
+}
+export function notStrictEqual(actual, expected) {
+  if (arguments.length < 2 || Object.is(actual, expected)) load().notStrictEqual(...arguments);
+}
+`;
 
 /** The package folder, its name@version and the path inside it, of a file in node_modules. */
 function packageOf(path) {
@@ -59,20 +74,38 @@ function samePackage(path) {
   return root ? join(root, p.inner) : path;
 }
 
+/** Whether `path` (a file of a package) loads as CommonJS: not .mjs, nor .js of a "type": "module" package. */
+function isCommonJs(path) {
+  if (path.endsWith('.cjs')) return true;
+  if (path.endsWith('.mjs')) return false;
+  for (let dir = dirname(path); dir !== dirname(dir); dir = dirname(dir)) {
+    let pkg;
+    try {
+      pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    } catch {
+      continue;
+    }
+    return pkg.type !== 'module';
+  }
+  return true;
+}
+
 const frontPlugin = {
   name: 'crashcart-front',
   setup(b) {
     b.onResolve({ filter: /.*/ }, async (args) => {
       if (args.pluginData?.real || !args.importer) return undefined;
-      if (args.importer.startsWith(srcDir) && args.path.startsWith('.')) {
-        const target = resolve(args.resolveDir, args.path);
-        const path = relative(srcDir, target);
-        if (args.kind === 'dynamic-import') return { path: `crashcart-import:${path}`, external: true };
-        if (path in front.FRONT_SHARED) return { path: `crashcart-shared:${path}`, external: true };
-        if (!inFront(target))
-          return { errors: [{ text: `${path}: the CLI front (main.js, args/) may import only args/, yargs and ${Object.keys(front.FRONT_SHARED).join(', ')}` }] };
-        return undefined;
+      if (args.importer.startsWith(srcDir) && !/^[./]/.test(args.path) && !isBuiltin(args.path) && !/^yargs(\/|$)/.test(args.path)) {
+        // A runtime package of the library (usb, codecs, progress): loaded from node_modules, where
+        // it finds its own files, when the code importing it runs. import() through the loader
+        // (`__crashcartImport`); a static import as require(), for CommonJS packages only.
+        if (args.kind === 'dynamic-import') return { path: `crashcart-package:${args.path}`, external: true };
+        const file = createRequire(args.importer).resolve(args.path);
+        if (!isCommonJs(file))
+          return { errors: [{ text: `${relative(srcDir, args.importer)}: ${args.path} is an ES module package: import() it where it is used (the bundle is CommonJS)` }] };
+        return { path: args.path, external: true };
       }
+      if (args.importer.includes('/node_modules/') && /^(node:)?assert$/.test(args.path)) return { path: 'assert', namespace: 'crashcart-lazy-assert' };
       if (!args.importer.includes('/node_modules/') || /^[./]/.test(args.path) || isBuiltin(args.path)) return undefined;
       const resolved = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: { real: true } });
       if (resolved.errors.length) return { errors: resolved.errors };
@@ -82,6 +115,15 @@ const frontPlugin = {
       if (lazy !== undefined) return { path: real, namespace: 'crashcart-lazy', pluginData: { real, narrowWidth: lazy } };
       return { path: real };
     });
+    // import.meta.url of our own modules: the URL of the file in dist/src (worker entries, hw-profiles/, wasm).
+    b.onLoad({ filter: /\.js$/ }, (args) => {
+      if (!args.path.startsWith(srcDir)) return undefined;
+      const path = relative(srcDir, args.path);
+      const text = readFileSync(args.path, 'utf8').replaceAll('import.meta.url', `__crashcartSrcUrl(${JSON.stringify(path)})`);
+      if (/\bimport\.meta\b/.test(text)) return { errors: [{ text: `${path}: import.meta other than import.meta.url` }] };
+      return { contents: text, loader: 'js' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'crashcart-lazy-assert' }, () => ({ contents: LAZY_ASSERT, loader: 'js' }));
     b.onLoad({ filter: /.*/, namespace: 'crashcart-lazy' }, (args) => ({
       contents: lazyDefault(args.pluginData.real, args.pluginData.narrowWidth),
       resolveDir: dirname(args.pluginData.real),
@@ -98,7 +140,12 @@ const frontPlugin = {
 
 const bundlePath = join(srcDir, 'cli/front.bundle.cjs');
 const options = {
-  stdin: { contents: "export { main } from './cli/main.js';\nexport { hideBin } from 'yargs/helpers';\n", resolveDir: srcDir, sourcefile: 'front-entry.js', loader: 'js' },
+  stdin: {
+    contents: "export { main } from './cli/main.js';\nexport { hideBin } from 'yargs/helpers';\nexport const library = () => import('./index.js');\n",
+    resolveDir: srcDir,
+    sourcefile: 'front-entry.js',
+    loader: 'js',
+  },
   absWorkingDir: root,
   bundle: true,
   platform: 'node',
@@ -107,6 +154,7 @@ const options = {
   write: false,
   plugins: [frontPlugin],
   logLevel: 'warning',
+  charset: 'ascii',
 };
 const first = await build({ ...options, metafile: true });
 const roots = new Map();
@@ -116,11 +164,38 @@ for (const input of Object.keys(first.metafile.inputs)) {
 }
 for (const [key, paths] of roots) oneCopy.set(key, paths.sort()[0]);
 const result = await build(options);
-let text = result.outputFiles[0].text.replaceAll('import("crashcart-import:', '__crashcartImport("').replaceAll('require("crashcart-shared:', '__crashcartShared("');
-const leftover = /\bimport\(|crashcart-(import|shared):|\bimport\.meta\b/.exec(text);
+// esbuild writes code in ASCII (charset: 'ascii' escapes strings, regexps, templates and names);
+// what non-ASCII is left is in the comments it keeps, escaped alike here so that the bundle is
+// ASCII, which the loader decodes several times faster (src/util/code-cache.ts).
+for (const line of result.outputFiles[0].text.split('\n'))
+  if (/[^\0-\x7f]/.test(line) && !/^\s*(\/\*\*?|\*|\/\/)\s/.test(line)) throw new Error(`front bundle: non-ASCII outside a comment: ${line}`);
+const text = result.outputFiles[0].text
+  .replaceAll('import("crashcart-package:', '__crashcartImport("')
+  .replace(/[^\0-\x7f]/gu, (c) => [...c].map((u) => `\\u{${u.codePointAt(0).toString(16)}}`).join(''));
+const leftover = /\bimport\(|crashcart-package:|\bimport\.meta\b/.exec(text);
 if (leftover) throw new Error(`front bundle: ${leftover[0]} left in the output`);
-for (const [, name] of text.matchAll(/\brequire\("([^"]+)"\)/g)) if (!isBuiltin(name)) throw new Error(`front bundle: require("${name}") of a non-builtin module`);
 writeFileSync(bundlePath, `(function (${front.FRONT_PARAMETERS.join(', ')}) {${text}\n})`);
+
+// The loader as bin/crashcart runs it: front.js and util/code-cache.js as one CommonJS file, so
+// that node starts the command line without its ES module loader (~12 ms of CPU).
+const loaderPath = join(srcDir, 'cli/front-loader.cjs');
+const loader = await build({
+  entryPoints: [join(srcDir, 'cli/front.js')],
+  absWorkingDir: root,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  write: false,
+  charset: 'ascii',
+  define: { 'import.meta.url': '__crashcartLoaderUrl' },
+  banner: { js: 'const __crashcartLoaderUrl = require("node:url").pathToFileURL(__filename).href;' },
+  logLevel: 'warning',
+});
+const loaderText = loader.outputFiles[0].text;
+if (/\bimport\.meta\b/.test(loaderText)) throw new Error('front loader: import.meta left in the output');
+for (const [, name] of loaderText.matchAll(/\brequire\("([^"]+)"\)/g)) if (!isBuiltin(name)) throw new Error(`front loader: require("${name}") of a non-builtin module`);
+writeFileSync(loaderPath, loaderText);
 
 rmSync(front.FRONT_CODE_CACHE, { force: true });
 const runs = [['--help'], ['pstore', 'extract', '--help']];
@@ -136,4 +211,4 @@ const warm = spawnSync(
   },
 );
 if (warm.status !== 0) throw new Error(`front code cache: exit status ${warm.status}`);
-console.log(`front: ${relative(root, bundlePath)} (${(text.length / 1024).toFixed(0)} KiB) and its code cache`);
+console.log(`front: ${relative(root, bundlePath)} (${(text.length / 1024).toFixed(0)} KiB), its code cache and ${relative(root, loaderPath)}`);
