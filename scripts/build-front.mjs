@@ -95,12 +95,16 @@ const frontPlugin = {
   setup(b) {
     b.onResolve({ filter: /.*/ }, async (args) => {
       if (args.pluginData?.real || !args.importer) return undefined;
+      if (args.namespace === 'crashcart-cjs-package') return { path: args.path, external: true };
       if (args.importer.startsWith(srcDir) && !/^[./]/.test(args.path) && !isBuiltin(args.path) && !/^yargs(\/|$)/.test(args.path)) {
         // A runtime package of the library (usb, codecs, progress): loaded from node_modules, where
-        // it finds its own files, when the code importing it runs. import() through the loader
-        // (`__crashcartImport`); a static import as require(), for CommonJS packages only.
-        if (args.kind === 'dynamic-import') return { path: `crashcart-package:${args.path}`, external: true };
+        // it finds its own files, when the code importing it runs. A CommonJS package by require()
+        // (import() of one would set up node's ES module loader, ~5 ms, for the same module.exports),
+        // an ES module package by import() through the loader (`__crashcartImport`); a static
+        // import must be of a CommonJS package.
         const file = createRequire(args.importer).resolve(args.path);
+        if (args.kind === 'dynamic-import')
+          return isCommonJs(file) ? { path: args.path, namespace: 'crashcart-cjs-package' } : { path: `crashcart-package:${args.path}`, external: true };
         if (!isCommonJs(file))
           return { errors: [{ text: `${relative(srcDir, args.importer)}: ${args.path} is an ES module package: import() it where it is used (the bundle is CommonJS)` }] };
         return { path: args.path, external: true };
@@ -123,6 +127,7 @@ const frontPlugin = {
       if (/\bimport\.meta\b/.test(text)) return { errors: [{ text: `${path}: import.meta other than import.meta.url` }] };
       return { contents: text, loader: 'js' };
     });
+    b.onLoad({ filter: /.*/, namespace: 'crashcart-cjs-package' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
     b.onLoad({ filter: /.*/, namespace: 'crashcart-lazy-assert' }, () => ({ contents: LAZY_ASSERT, loader: 'js' }));
     b.onLoad({ filter: /.*/, namespace: 'crashcart-lazy' }, (args) => ({
       contents: lazyDefault(args.pluginData.real, args.pluginData.narrowWidth),
