@@ -44,9 +44,23 @@ export interface Front {
 const srcDir = new URL('../', import.meta.url);
 const FRONTS = Symbol.for('crashcart.cli.fronts');
 
+/**
+ * The package.json of package `name` as `require` finds it: in the first node_modules up the
+ * folders that has it, its real path. The same file as require.resolve(`${name}/package.json`)
+ * without reading the package's exports (~1 ms at every start).
+ */
+function packageJson(require: NodeJS.Require, name: string): string {
+  const { existsSync, realpathSync } = require('node:fs') as typeof import('node:fs');
+  for (const dir of require.resolve.paths(name) ?? []) {
+    const path = `${dir}/${name}/package.json`;
+    if (existsSync(path)) return realpathSync(path);
+  }
+  return require.resolve(`${name}/package.json`);
+}
+
 function instantiate(compiled: CachedScript, bundle: string): Front {
   const require = createRequire(bundle);
-  const yargsRoot = pathToFileURL(require.resolve('yargs/package.json'));
+  const yargsRoot = pathToFileURL(packageJson(require, 'yargs'));
   const importMeta = (path: string) => {
     const url = new URL(path, yargsRoot).href;
     // resolve: only yargs' `extends` of a .config() file asks for it, which crashcart has none of.
