@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 // Builds the CLI front that bin/crashcart runs (src/cli/front.ts): dist/src/cli/main.js, the
-// command definitions (dist/src/cli/args/) and yargs with its dependencies in one script,
-// dist/src/cli/front.bundle.cjs, then its V8 code cache (front.bundle.cjs.v8cache) from runs of
-// `--help` and a subcommand's `--help`. Part of `npm run build`, after tsc.
+// command definitions and implementations, the library they import (dist/src) and yargs with its
+// dependencies in one script, dist/src/cli/front.bundle.cjs, then its V8 code cache
+// (front.bundle.cjs.v8cache) from runs of `--help` and a subcommand's `--help`, and the loader
+// bin/crashcart requires (front-loader.cjs). Part of `npm run build`, after tsc.
 //
-// The bundle holds nothing of the library: an import from main.js or args/ of any other module of
-// dist/src fails the build, except
-//   - the modules shared with the command implementations (FRONT_SHARED in src/cli/front.ts),
-//     taken from the loader at run time, and
-//   - import() of a command's implementation, done by the loader (`__crashcartImport`).
+// Each module of dist/src but main.js and args/ is wrapped by esbuild to be initialised when first
+// imported (a command's implementation by the import() in its definition). Left outside:
+//   - the runtime packages the library imports (usb, codecs, progress): require() of a CommonJS
+//     package, import() of an ES module one through the loader (`__crashcartImport`);
+//   - the worker entries, which nothing imports: each bundled module's import.meta.url becomes the
+//     URL of its file in dist/src (`__crashcartSrcUrl`), so `new URL('./x-worker.js',
+//     import.meta.url)`, hw-profiles/ and createRequire(import.meta.url) find what they found before.
 // yargs' help layout (cliui, string-width, wrap-ansi) is loaded when help is first laid out, not
 // at start: their set-up builds an Intl.Segmenter and Unicode property regexps (ICU data), and
 // `--version` never lays out help. The width of text made of the characters in NARROW_TEXT
