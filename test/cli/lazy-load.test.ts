@@ -167,10 +167,23 @@ describe('start-up initialises only what the command needs', () => {
     );
     assert.deepEqual(heavy(packages(t.modules)), []);
     assert.ok(!t.modules.some((m) => m.endsWith('.node')));
-    const viaBin = traced(bin, 'pstore', 'layout', image);
-    assert.equal(viaBin.status, 0, viaBin.stderr);
-    assert.deepEqual(heavy(packages(viaBin.modules)), []);
-    assert.ok(!viaBin.modules.some((m) => m.endsWith('.node')));
+    for (const args of [
+      ['pstore', 'layout', image],
+      ['info', image],
+    ]) {
+      const viaBin = traced(bin, ...args);
+      assert.equal(viaBin.status, 0, viaBin.stderr);
+      assert.deepEqual(heavy(packages(viaBin.modules)), [], args.join(' '));
+      assert.ok(!viaBin.modules.some((m) => m.endsWith('.node')), `${args.join(' ')} loaded a native addon`);
+    }
+    const info = traced(instrumentedBin, 'info', image);
+    assert.equal(info.status, 0, info.stderr);
+    assert.ok(info.initialised.includes('cli/commands/info.js'));
+    assert.deepEqual(
+      info.initialised.filter((m) => /^(reader\/open-usb|blockdev\/usb-device|usb\/bot)\.js$/.test(m)),
+      [],
+      'info on an image initialised the USB stack',
+    );
   });
 
   it('profile list and show initialise the profiles, not the flash pipeline or its codecs', () => {
