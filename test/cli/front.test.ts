@@ -1,7 +1,7 @@
 /**
- * The CLI front that bin/crashcart runs (src/cli/front.ts: main.js, the command definitions and
- * yargs built into one script by scripts/build-front.mjs, with a V8 code cache) behaves as the
- * ES modules it is built from: the same output, streams and exit codes for help texts, the
+ * The CLI front that bin/crashcart runs (src/cli/front.ts: main.js, the command definitions, the
+ * command implementations, the library and yargs built into one script by scripts/build-front.mjs,
+ * with a V8 code cache) behaves as the ES modules it is built from: the same output, streams and exit codes for help texts, the
  * version, usage errors and a command that runs, in other languages and widths too. The cache
  * the build wrote is used, and a damaged, stale or missing one only costs the compile.
  */
