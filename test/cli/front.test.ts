@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -69,6 +69,33 @@ describe('the CLI front bundle', () => {
       assert.ok(a.stdout.length + a.stderr.length > 0);
     });
   }
+
+  it('files the bundle finds by path: the bzip2 and decode workers, the zstd WebAssembly, xz-decompress, the pstore decode pool', () => {
+    const flashFixtures = join(repoRoot, 'test/fixtures/flash');
+    const raw = readFileSync(join(flashFixtures, 'disk.img'));
+    for (const ext of ['bz2', 'zst', 'xz']) {
+      const card = join(tmp, `card-${ext}.img`);
+      writeFileSync(card, Buffer.alloc(raw.length + 1024 * 1024));
+      const r = viaBin(['flash', join(flashFixtures, `disk.img.${ext}`), card, '--yes', '--json']);
+      assert.equal(r.status, 0, `${ext}: ${r.stderr}`);
+      assert.ok(readFileSync(card).subarray(0, raw.length).equals(raw), `${ext}: the card does not hold the image`);
+    }
+    // Compressed kmsg dumps: decoded on the worker threads of the decode pool.
+    const image = join(tmp, 'c61-full-deflate.img');
+    writeFileSync(image, gunzipSync(readFileSync(join(kernelFixturesDir, 'c61-full-deflate/disk.img.gz'))));
+    const outputs = [viaBin, viaModules].map((via, i) => {
+      const out = join(tmp, `extract-${i}`);
+      const r = via(['pstore', 'extract', image, '--output', out]);
+      assert.equal(r.status, 0, r.stderr);
+      const files = readdirSync(out, { recursive: true, withFileTypes: true })
+        .filter((d) => d.isFile())
+        .map((d) => join(d.parentPath ?? d.path, d.name).slice(out.length))
+        .sort();
+      return files.map((f) => [f, readFileSync(join(out, f)).toString('base64')]);
+    });
+    assert.ok(outputs[0].length > 1);
+    assert.deepEqual(outputs[0], outputs[1]);
+  });
 
   it('in another language and terminal width: yargs finds its locales and wraps the same', () => {
     for (const env of [{ LC_ALL: 'de_DE.UTF-8' }, { LANG: 'fr_FR.UTF-8', COLUMNS: '60' }]) {
