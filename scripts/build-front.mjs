@@ -1,41 +1,61 @@
 #!/usr/bin/env node
 // Builds the CLI front that bin/crashcart runs (src/cli/front.ts): dist/src/cli/main.js, the
-// command definitions (dist/src/cli/args/) and yargs with its dependencies in one script,
-// dist/src/cli/front.bundle.cjs, then its V8 code cache (front.bundle.cjs.v8cache) from runs of
-// `--help` and a subcommand's `--help`. Part of `npm run build`, after tsc.
+// command definitions and implementations, the library they import (dist/src) and yargs with its
+// dependencies in one script, dist/src/cli/front.bundle.cjs, then its V8 code cache
+// (front.bundle.cjs.v8cache) from runs of `--help` and a subcommand's `--help`, and the loader
+// bin/crashcart requires (front-loader.cjs). Part of `npm run build`, after tsc.
 //
-// The bundle holds nothing of the library: an import from main.js or args/ of any other module of
-// dist/src fails the build, except
-//   - the modules shared with the command implementations (FRONT_SHARED in src/cli/front.ts),
-//     taken from the loader at run time, and
-//   - import() of a command's implementation, done by the loader (`__crashcartImport`).
+// Each module of dist/src but main.js and args/ is wrapped by esbuild to be initialised when first
+// imported (a command's implementation by the import() in its definition). Left outside:
+//   - the runtime packages the library imports (usb, codecs, progress): require() of a CommonJS
+//     package, import() of an ES module one through the loader (`__crashcartImport`);
+//   - the worker entries, which nothing imports: each bundled module's import.meta.url becomes the
+//     URL of its file in dist/src (`__crashcartSrcUrl`), so `new URL('./x-worker.js',
+//     import.meta.url)`, hw-profiles/ and createRequire(import.meta.url) find what they found before.
 // yargs' help layout (cliui, string-width, wrap-ansi) is loaded when help is first laid out, not
 // at start: their set-up builds an Intl.Segmenter and Unicode property regexps (ICU data), and
-// `--version` or a command that runs never lays out help. string-width returns the length of a
-// printable ASCII string itself (all versions here), so it is only loaded for other text.
+// `--version` never lays out help. The width of text made of the characters in NARROW_TEXT
+// (src/cli/narrow-text.ts: ASCII, Latin-1, General Punctuation) is its length in every copy of
+// string-width here, so string-width is only loaded for other text.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { isBuiltin } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const srcDir = join(root, 'dist/src');
 const front = await import(pathToFileURL(join(srcDir, 'cli/front.js')).href);
+const { NARROW_TEXT } = await import(pathToFileURL(join(srcDir, 'cli/narrow-text.js')).href);
 const yargsDir = dirname(fileURLToPath(import.meta.resolve('yargs/package.json')));
-const inFront = (path) => path === join(srcDir, 'cli/main.js') || dirname(path) === join(srcDir, 'cli/args');
 
-/** Loads `module`'s default export when it is first called; printable ASCII measured without it (string-width). */
-function lazyDefault(module, asciiWidth) {
+/** Loads `module`'s default export when it is first called; NARROW_TEXT measured without it (string-width). */
+function lazyDefault(module, narrowWidth) {
   const load = `(loaded ??= require(${JSON.stringify(module)}).default)`;
   return [
     'let loaded;',
-    asciiWidth
-      ? `export default (s, ...rest) => (typeof s === 'string' && /^[\\u0020-\\u007E]*$/.test(s) ? s.length : ${load}(s, ...rest));`
+    narrowWidth
+      ? `export default (s, ...rest) => (typeof s === 'string' && rest.length === 0 && ${NARROW_TEXT}.test(s) ? s.length : ${load}(s, ...rest));`
       : `export default (...args) => ${load}(...args);`,
   ].join('\n');
 }
+
+/**
+ * node:assert's strictEqual and notStrictEqual for yargs (its shim imports them; it checks its own
+ * state with them on every run): loading node:assert costs ~9 ms, most of it creating
+ * process.stderr for its colours. Both compare with Object.is; node:assert is loaded, and its
+ * function throws its AssertionError, only when a check fails (or is called with too few arguments).
+ */
+const LAZY_ASSERT = `let assert;
+const load = () => (assert ??= require('assert'));
+export function strictEqual(actual, expected) {
+  if (arguments.length < 2 || !Object.is(actual, expected)) load().strictEqual(...arguments);
+}
+export function notStrictEqual(actual, expected) {
+  if (arguments.length < 2 || Object.is(actual, expected)) load().notStrictEqual(...arguments);
+}
+`;
 
 /** The package folder, its name@version and the path inside it, of a file in node_modules. */
 function packageOf(path) {
@@ -57,31 +77,63 @@ function samePackage(path) {
   return root ? join(root, p.inner) : path;
 }
 
+/** Whether `path` (a file of a package) loads as CommonJS: not .mjs, nor .js of a "type": "module" package. */
+function isCommonJs(path) {
+  if (path.endsWith('.cjs')) return true;
+  if (path.endsWith('.mjs')) return false;
+  for (let dir = dirname(path); dir !== dirname(dir); dir = dirname(dir)) {
+    let pkg;
+    try {
+      pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    } catch {
+      continue;
+    }
+    return pkg.type !== 'module';
+  }
+  return true;
+}
+
 const frontPlugin = {
   name: 'crashcart-front',
   setup(b) {
     b.onResolve({ filter: /.*/ }, async (args) => {
       if (args.pluginData?.real || !args.importer) return undefined;
-      if (args.importer.startsWith(srcDir) && args.path.startsWith('.')) {
-        const target = resolve(args.resolveDir, args.path);
-        const path = relative(srcDir, target);
-        if (args.kind === 'dynamic-import') return { path: `crashcart-import:${path}`, external: true };
-        if (path in front.FRONT_SHARED) return { path: `crashcart-shared:${path}`, external: true };
-        if (!inFront(target))
-          return { errors: [{ text: `${path}: the CLI front (main.js, args/) may import only args/, yargs and ${Object.keys(front.FRONT_SHARED).join(', ')}` }] };
-        return undefined;
+      if (args.namespace === 'crashcart-cjs-package') return { path: args.path, external: true };
+      if (args.importer.startsWith(srcDir) && !/^[./]/.test(args.path) && !isBuiltin(args.path) && !/^yargs(\/|$)/.test(args.path)) {
+        // A runtime package of the library (usb, codecs, progress): loaded from node_modules, where
+        // it finds its own files, when the code importing it runs. A CommonJS package by require()
+        // (import() of one would set up node's ES module loader, ~5 ms, for the same module.exports),
+        // an ES module package by import() through the loader (`__crashcartImport`); a static
+        // import must be of a CommonJS package.
+        const file = createRequire(args.importer).resolve(args.path);
+        if (args.kind === 'dynamic-import')
+          return isCommonJs(file) ? { path: args.path, namespace: 'crashcart-cjs-package' } : { path: `crashcart-package:${args.path}`, external: true };
+        if (!isCommonJs(file))
+          return { errors: [{ text: `${relative(srcDir, args.importer)}: ${args.path} is an ES module package: import() it where it is used (the bundle is CommonJS)` }] };
+        return { path: args.path, external: true };
       }
+      if (args.importer.includes('/node_modules/') && /^(node:)?assert$/.test(args.path)) return { path: 'assert', namespace: 'crashcart-lazy-assert' };
       if (!args.importer.includes('/node_modules/') || /^[./]/.test(args.path) || isBuiltin(args.path)) return undefined;
       const resolved = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: { real: true } });
       if (resolved.errors.length) return { errors: resolved.errors };
       const real = samePackage(resolved.path);
       // yargs' help layout, loaded when first used (see above).
       const lazy = { cliui: false, 'string-width': true }[args.path];
-      if (lazy !== undefined) return { path: real, namespace: 'crashcart-lazy', pluginData: { real, asciiWidth: lazy } };
+      if (lazy !== undefined) return { path: real, namespace: 'crashcart-lazy', pluginData: { real, narrowWidth: lazy } };
       return { path: real };
     });
+    // import.meta.url of our own modules: the URL of the file in dist/src (worker entries, hw-profiles/, wasm).
+    b.onLoad({ filter: /\.js$/ }, (args) => {
+      if (!args.path.startsWith(srcDir)) return undefined;
+      const path = relative(srcDir, args.path);
+      const text = readFileSync(args.path, 'utf8').replaceAll('import.meta.url', `__crashcartSrcUrl(${JSON.stringify(path)})`);
+      if (/\bimport\.meta\b/.test(text)) return { errors: [{ text: `${path}: import.meta other than import.meta.url` }] };
+      return { contents: text, loader: 'js' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'crashcart-cjs-package' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+    b.onLoad({ filter: /.*/, namespace: 'crashcart-lazy-assert' }, () => ({ contents: LAZY_ASSERT, loader: 'js' }));
     b.onLoad({ filter: /.*/, namespace: 'crashcart-lazy' }, (args) => ({
-      contents: lazyDefault(args.pluginData.real, args.pluginData.asciiWidth),
+      contents: lazyDefault(args.pluginData.real, args.pluginData.narrowWidth),
       resolveDir: dirname(args.pluginData.real),
       loader: 'js',
     }));
@@ -96,7 +148,12 @@ const frontPlugin = {
 
 const bundlePath = join(srcDir, 'cli/front.bundle.cjs');
 const options = {
-  stdin: { contents: "export { main } from './cli/main.js';\nexport { hideBin } from 'yargs/helpers';\n", resolveDir: srcDir, sourcefile: 'front-entry.js', loader: 'js' },
+  stdin: {
+    contents: "export { main } from './cli/main.js';\nexport { hideBin } from 'yargs/helpers';\nexport const library = () => import('./index.js');\n",
+    resolveDir: srcDir,
+    sourcefile: 'front-entry.js',
+    loader: 'js',
+  },
   absWorkingDir: root,
   bundle: true,
   platform: 'node',
@@ -105,6 +162,7 @@ const options = {
   write: false,
   plugins: [frontPlugin],
   logLevel: 'warning',
+  charset: 'ascii',
 };
 const first = await build({ ...options, metafile: true });
 const roots = new Map();
@@ -114,11 +172,38 @@ for (const input of Object.keys(first.metafile.inputs)) {
 }
 for (const [key, paths] of roots) oneCopy.set(key, paths.sort()[0]);
 const result = await build(options);
-let text = result.outputFiles[0].text.replaceAll('import("crashcart-import:', '__crashcartImport("').replaceAll('require("crashcart-shared:', '__crashcartShared("');
-const leftover = /\bimport\(|crashcart-(import|shared):|\bimport\.meta\b/.exec(text);
+// esbuild writes code in ASCII (charset: 'ascii' escapes strings, regexps, templates and names);
+// what non-ASCII is left is in the comments it keeps, escaped alike here so that the bundle is
+// ASCII, which the loader decodes several times faster (src/util/code-cache.ts).
+for (const line of result.outputFiles[0].text.split('\n'))
+  if (/[^\0-\x7f]/.test(line) && !/^\s*(\/\*\*?|\*|\/\/)\s/.test(line)) throw new Error(`front bundle: non-ASCII outside a comment: ${line}`);
+const text = result.outputFiles[0].text
+  .replaceAll('import("crashcart-package:', '__crashcartImport("')
+  .replace(/[^\0-\x7f]/gu, (c) => [...c].map((u) => `\\u{${u.codePointAt(0).toString(16)}}`).join(''));
+const leftover = /\bimport\(|crashcart-package:|\bimport\.meta\b/.exec(text);
 if (leftover) throw new Error(`front bundle: ${leftover[0]} left in the output`);
-for (const [, name] of text.matchAll(/\brequire\("([^"]+)"\)/g)) if (!isBuiltin(name)) throw new Error(`front bundle: require("${name}") of a non-builtin module`);
 writeFileSync(bundlePath, `(function (${front.FRONT_PARAMETERS.join(', ')}) {${text}\n})`);
+
+// The loader as bin/crashcart runs it: front.js and util/code-cache.js as one CommonJS file, so
+// that node starts the command line without its ES module loader (~12 ms of CPU).
+const loaderPath = join(srcDir, 'cli/front-loader.cjs');
+const loader = await build({
+  entryPoints: [join(srcDir, 'cli/front.js')],
+  absWorkingDir: root,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  write: false,
+  charset: 'ascii',
+  define: { 'import.meta.url': '__crashcartLoaderUrl' },
+  banner: { js: 'const __crashcartLoaderUrl = require("node:url").pathToFileURL(__filename).href;' },
+  logLevel: 'warning',
+});
+const loaderText = loader.outputFiles[0].text;
+if (/\bimport\.meta\b/.test(loaderText)) throw new Error('front loader: import.meta left in the output');
+for (const [, name] of loaderText.matchAll(/\brequire\("([^"]+)"\)/g)) if (!isBuiltin(name)) throw new Error(`front loader: require("${name}") of a non-builtin module`);
+writeFileSync(loaderPath, loaderText);
 
 rmSync(front.FRONT_CODE_CACHE, { force: true });
 const runs = [['--help'], ['pstore', 'extract', '--help']];
@@ -134,4 +219,4 @@ const warm = spawnSync(
   },
 );
 if (warm.status !== 0) throw new Error(`front code cache: exit status ${warm.status}`);
-console.log(`front: ${relative(root, bundlePath)} (${(text.length / 1024).toFixed(0)} KiB) and its code cache`);
+console.log(`front: ${relative(root, bundlePath)} (${(text.length / 1024).toFixed(0)} KiB), its code cache and ${relative(root, loaderPath)}`);

@@ -14,7 +14,6 @@
  * on the next boundary. The disk signature is random unless a seed is given (reproducible
  * PARTUUIDs `SSSSSSSS-NN`). Boot code in bytes 0–439 is written as zeros.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import type { BlockDevice, IoOptions } from '../blockdev/block-device.js';
 import { writeRange } from '../blockdev/io.js';
 import { formatBytes } from '../util/format-bytes.js';
@@ -122,6 +121,8 @@ export function signatureHex(sig: number): string {
 
 /** A random non-zero disk signature, or one derived from `seed` (same seed, same signature). */
 export function makeDiskSignature(seed?: string): number {
+  // node:crypto when a disk signature is made, not when the module loads
+  const { createHash, randomBytes } = process.getBuiltinModule('node:crypto');
   const bytes = seed === undefined ? randomBytes(4) : createHash('sha256').update(`crashcart-mbr\0${seed}\0disk`).digest();
   const sig = bytes.readUInt32LE(0);
   return sig === 0 ? 1 : sig;

@@ -7,8 +7,7 @@
  * closeAllUsbTransports() (node-usb-transport.ts) before it exits.
  */
 import { registerDeviceOpener } from '../blockdev/open-device.js';
-import { openUsbDevice, type UsbOpenOptions } from './open-usb.js';
-import { openReconnectingUsbDevice } from './reconnecting-device.js';
+import type { UsbOpenOptions } from './open-usb.js';
 
 /**
  * Registers the `usb:` opener with `openDevice`; `defaults` apply to every open. An open with a
@@ -16,11 +15,15 @@ import { openReconnectingUsbDevice } from './reconnecting-device.js';
  */
 export function registerUsbDeviceOpener(defaults: Omit<UsbOpenOptions, 'write'> & { reconnectPollMs?: number } = {}): void {
   const { reconnectPollMs, ...base } = defaults;
-  registerDeviceOpener('usb:', (spec, o) => {
+  // The USB stack (open-usb.js, reconnecting-device.js and what they import) is loaded when a usb:
+  // device is first opened: every command registers this opener, most open image files.
+  registerDeviceOpener('usb:', async (spec, o) => {
     const opts: UsbOpenOptions = { ...base, write: o.write === true, ...(o.maxTransferBytes !== undefined ? { maxTransferBytes: o.maxTransferBytes } : {}) };
     if (o.reconnect && o.reconnect.timeoutMs > 0) {
+      const { openReconnectingUsbDevice } = await import('./reconnecting-device.js');
       return openReconnectingUsbDevice(spec, { ...opts, reconnect: o.reconnect, ...(reconnectPollMs !== undefined ? { pollMs: reconnectPollMs } : {}) });
     }
+    const { openUsbDevice } = await import('./open-usb.js');
     return openUsbDevice(spec, opts);
   });
 }

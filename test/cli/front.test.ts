@@ -1,19 +1,20 @@
 /**
- * The CLI front that bin/crashcart runs (src/cli/front.ts: main.js, the command definitions and
- * yargs built into one script by scripts/build-front.mjs, with a V8 code cache) behaves as the
- * ES modules it is built from: the same output, streams and exit codes for help texts, the
+ * The CLI front that bin/crashcart runs (src/cli/front.ts: main.js, the command definitions, the
+ * command implementations, the library and yargs built into one script by scripts/build-front.mjs,
+ * with a V8 code cache) behaves as the ES modules it is built from: the same output, streams and exit codes for help texts, the
  * version, usage errors and a command that runs, in other languages and widths too. The cache
  * the build wrote is used, and a damaged, stale or missing one only costs the compile.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
+import { NARROW_TEXT } from '../../src/cli/narrow-text.js';
 import { kernelFixturesDir, repoRoot } from '../helpers/kernel-fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'crashcart-front-'));
@@ -69,6 +70,33 @@ describe('the CLI front bundle', () => {
     });
   }
 
+  it('files the bundle finds by path: the bzip2 and decode workers, the zstd WebAssembly, xz-decompress, the pstore decode pool', () => {
+    const flashFixtures = join(repoRoot, 'test/fixtures/flash');
+    const raw = readFileSync(join(flashFixtures, 'disk.img'));
+    for (const ext of ['bz2', 'zst', 'xz']) {
+      const card = join(tmp, `card-${ext}.img`);
+      writeFileSync(card, Buffer.alloc(raw.length + 1024 * 1024));
+      const r = viaBin(['flash', join(flashFixtures, `disk.img.${ext}`), card, '--yes', '--json']);
+      assert.equal(r.status, 0, `${ext}: ${r.stderr}`);
+      assert.ok(readFileSync(card).subarray(0, raw.length).equals(raw), `${ext}: the card does not hold the image`);
+    }
+    // Compressed kmsg dumps: decoded on the worker threads of the decode pool.
+    const image = join(tmp, 'c61-full-deflate.img');
+    writeFileSync(image, gunzipSync(readFileSync(join(kernelFixturesDir, 'c61-full-deflate/disk.img.gz'))));
+    const outputs = [viaBin, viaModules].map((via, i) => {
+      const out = join(tmp, `extract-${i}`);
+      const r = via(['pstore', 'extract', image, '--output', out]);
+      assert.equal(r.status, 0, r.stderr);
+      const files = readdirSync(out, { recursive: true, withFileTypes: true })
+        .filter((d) => d.isFile())
+        .map((d) => join(d.parentPath ?? d.path, d.name).slice(out.length))
+        .sort();
+      return files.map((f) => [f, readFileSync(join(out, f)).toString('base64')]);
+    });
+    assert.ok(outputs[0].length > 1);
+    assert.deepEqual(outputs[0], outputs[1]);
+  });
+
   it('in another language and terminal width: yargs finds its locales and wraps the same', () => {
     for (const env of [{ LC_ALL: 'de_DE.UTF-8' }, { LANG: 'fr_FR.UTF-8', COLUMNS: '60' }]) {
       for (const argv of [['--help'], ['pstore', 'extract', '--help'], ['frobnicate']]) {
@@ -112,17 +140,63 @@ describe('the CLI front code cache', () => {
   });
 });
 
-describe("the front's ASCII width shortcut (scripts/build-front.mjs)", () => {
-  it('every copy of string-width the bundle holds measures printable ASCII as its length', async () => {
-    const ascii = Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i));
-    const samples = [...ascii, ascii.join(''), '#*0123456789', '  --log-format  [choices: "text", "json"]', ''];
-    // the copies yargs' help layout uses: its own and cliui's (wrap-ansi's is the same version)
-    for (const user of ['yargs', 'cliui']) {
-      const fromUser = createRequire(join(repoRoot, 'node_modules', user, 'package.json'));
-      const path = fromUser.resolve('string-width');
-      const stringWidth = ((await import(pathToFileURL(path).href)) as { default: (s: string) => number }).default;
-      for (const s of samples) assert.equal(stringWidth(s), s.length, `${path}: ${JSON.stringify(s)}`);
-      assert.equal(stringWidth('…—'), 2, 'and other text is measured by it');
+describe("the front's width shortcut (scripts/build-front.mjs, src/cli/narrow-text.ts)", () => {
+  /** Every character NARROW_TEXT accepts. */
+  const narrow = Array.from({ length: 0x10000 }, (_, c) => String.fromCharCode(c)).filter((c) => NARROW_TEXT.test(c));
+  /** The copies of string-width yargs' help layout uses: its own, cliui's and wrap-ansi's. */
+  const copies = async () =>
+    Promise.all(
+      ['yargs', 'cliui', 'wrap-ansi'].map(async (user) => {
+        const path = createRequire(join(repoRoot, 'node_modules', user, 'package.json')).resolve('string-width');
+        return { path, stringWidth: ((await import(pathToFileURL(path).href)) as { default: (s: string) => number }).default };
+      }),
+    );
+
+  it('accepts printable ASCII, Latin-1 and General Punctuation, not what string-width measures otherwise', () => {
+    assert.ok(narrow.length > 380, `${narrow.length}`);
+    for (const c of ' ~AZaz09äöüßéÿŁœ…—–‘’“”•‰') assert.ok(NARROW_TEXT.test(c), c);
+    for (const c of [
+      '\t',
+      '\n',
+      '\x1b',
+      '\x7f',
+      '\x9b',
+      '\u00ad',
+      '©',
+      '®',
+      '\u0301',
+      '\u200b',
+      '\u200d',
+      '\u2028',
+      '\u202e',
+      '‼',
+      '⁉',
+      '\u2060',
+      '\ufeff',
+      '中',
+      '한',
+      '😀',
+      '\ud83d',
+    ])
+      assert.ok(!NARROW_TEXT.test(c), JSON.stringify(c));
+    assert.ok(NARROW_TEXT.test('') && NARROW_TEXT.test('  --log-format  … — «Optionen»') && !NARROW_TEXT.test('a\u0301'));
+  });
+
+  it('every copy of string-width measures such text as its length: each character next to every other one', async () => {
+    const segmenter = new Intl.Segmenter();
+    for (const { path, stringWidth } of await copies()) {
+      for (const a of narrow) {
+        // a before and after every character: each pair, and each character alone
+        const s = narrow.map((b) => a + b).join('');
+        assert.equal(stringWidth(a), 1, `${path}: ${JSON.stringify(a)}`);
+        assert.equal(stringWidth(s), s.length, `${path}: ${JSON.stringify(a)} with the others`);
+      }
+      assert.equal(stringWidth('…—'), 2);
+      assert.equal(stringWidth('a\u0301中'), 3, 'and other text is measured by it');
+    }
+    for (const a of narrow) {
+      const s = narrow.map((b) => a + b).join('');
+      assert.equal([...segmenter.segment(s)].length, s.length, `a grapheme of more than one character with ${JSON.stringify(a)}`);
     }
   });
 });

@@ -2,13 +2,12 @@ import type { InfoArgs } from '../args/info.js';
 import type { BlockDevice } from '../../blockdev/block-device.js';
 import { formatBytes } from '../../util/format-bytes.js';
 import { openDevice } from '../../blockdev/open-device.js';
-import { UsbBlockDevice } from '../../blockdev/usb-device.js';
 import { BadInputError, NoPstoreError, UsageError } from '../../errors.js';
 import { readPartitionTable } from '../../partition/partition-table.js';
 import type { PartitionTable } from '../../partition/types.js';
 import { locatePstoreRegion } from '../../pstore/locate-region.js';
 import { scanSignatures } from '../../pstore/scan.js';
-import { openUsbDevice, type UsbOpenOptions } from '../../reader/open-usb.js';
+import type { UsbOpenOptions } from '../../reader/open-usb.js';
 import { isUsbSelector } from '../../reader/selector.js';
 import { hex4 } from '../../usb/transport.js';
 
@@ -45,9 +44,12 @@ export interface DeviceInfoReport {
   };
 }
 
-/** Opens a device for reading: `usb…` selectors (including bare `usb`) go to the USB driver. */
+/**
+ * Opens a device for reading: `usb…` selectors (including bare `usb`) go to the USB driver. The USB
+ * stack (open-usb.js, usb-device.js) is loaded for a USB device only, here and in deviceInfo.
+ */
 export async function openForInfo(spec: string, usb: UsbOpenOptions = {}): Promise<BlockDevice> {
-  if (isUsbSelector(spec)) return openUsbDevice(spec, { ...usb, write: false });
+  if (isUsbSelector(spec)) return (await import('../../reader/open-usb.js')).openUsbDevice(spec, { ...usb, write: false });
   return openDevice(spec, { write: false });
 }
 
@@ -65,7 +67,9 @@ export async function deviceInfo(dev: BlockDevice): Promise<DeviceInfoReport> {
     partitionTable: null,
     pstore: { found: false },
   };
-  if (dev instanceof UsbBlockDevice) {
+  // Every UsbBlockDevice reports kind 'usb'.
+  const UsbBlockDevice = dev.info.kind === 'usb' ? (await import('../../blockdev/usb-device.js')).UsbBlockDevice : undefined;
+  if (UsbBlockDevice && dev instanceof UsbBlockDevice) {
     const t = dev.scsi.bot.transport.device;
     const q = dev.state.inquiry;
     r.writeProtected = dev.state.writeProtected;

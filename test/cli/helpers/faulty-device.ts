@@ -5,11 +5,13 @@
  * of the failure kind CRASHCART_TEST_FAULT (`medium`: a bad block, as a SCSI MEDIUM ERROR or EIO
  * reports it; `gone`: the reader went away).
  */
-import { registerDeviceOpener } from '../../../src/blockdev/open-device.js';
-import { openImageFile } from '../../../src/blockdev/image-file-device.js';
 import type { IoOptions } from '../../../src/blockdev/block-device.js';
-import { IoError, type DeviceFailure } from '../../../src/errors.js';
+import type { DeviceFailure } from '../../../src/errors.js';
+import { loadFront } from '../../../src/cli/front.js';
 import { WrappedDevice } from '../../helpers/wrapped-device.js';
+
+// The library as bin/crashcart's bundle holds it (the same registry of openers, the same error classes).
+const { registerDeviceOpener, openImageFile, IoError } = await loadFront().library();
 
 const failure = (process.env.CRASHCART_TEST_FAULT ?? 'medium') as DeviceFailure;
 const from = Number(process.env.CRASHCART_TEST_FAULT_OFFSET ?? 1024 * 1024);

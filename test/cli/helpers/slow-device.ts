@@ -8,10 +8,12 @@
  * With CRASHCART_TEST_TRACE=1 every completed transfer prints `[slow] read|write|flush N` on
  * stderr, so a test can send its signal after the Nth one instead of sleeping.
  */
-import { registerDeviceOpener } from '../../../src/blockdev/open-device.js';
-import { openImageFile } from '../../../src/blockdev/image-file-device.js';
 import type { IoOptions } from '../../../src/blockdev/block-device.js';
+import { loadFront } from '../../../src/cli/front.js';
 import { WrappedDevice } from '../../helpers/wrapped-device.js';
+
+// The library as bin/crashcart's bundle holds it (the same registry of openers, the same error classes).
+const { registerDeviceOpener, openImageFile } = await loadFront().library();
 
 const delayMs = Number(process.env.CRASHCART_TEST_DELAY_MS ?? '100');
 const trace = process.env.CRASHCART_TEST_TRACE === '1';
