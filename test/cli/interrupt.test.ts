@@ -311,3 +311,16 @@ test('pstore format interrupted by SIGTERM: exit 143, interrupted summary, what 
     'the region is formatted',
   );
 });
+
+test('a command whose work stops without settling (a lost completion) exits 1 as an internal error, never 0', async (t) => {
+  const dir = tempDir(t);
+  const { path } = await makeImage(dir);
+  for (const args of [
+    ['info', `slow:${path}`],
+    ['read', `slow:${path}`, '-o', join(dir, 'out.img'), '--json'],
+  ]) {
+    const r = await runToEnd(args, { CRASHCART_TEST_HANG: '1' });
+    assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /internal error: the command stopped before it finished/);
+  }
+});

@@ -7,6 +7,9 @@
  *
  * With CRASHCART_TEST_TRACE=1 every completed transfer prints `[slow] read|write|flush N` on
  * stderr, so a test can send its signal after the Nth one instead of sleeping.
+ *
+ * With CRASHCART_TEST_HANG=1 a read never completes and holds nothing that keeps node running
+ * (a lost completion): the command's work stops without finishing.
  */
 import type { IoOptions } from '../../../src/blockdev/block-device.js';
 import { loadFront } from '../../../src/cli/front.js';
@@ -22,11 +25,13 @@ const done = (op: keyof typeof counts) => {
   counts[op]++;
   if (trace) process.stderr.write(`[slow] ${op} ${counts[op]}\n`);
 };
+const hang = process.env.CRASHCART_TEST_HANG === '1';
 const pause = () => (delayMs > 0 ? new Promise<void>((r) => setTimeout(r, delayMs)) : Promise.resolve());
 
 class SlowDevice extends WrappedDevice {
   override async read(offset: number, length: number, opts?: IoOptions): Promise<Uint8Array> {
     opts?.signal?.throwIfAborted();
+    if (hang) await new Promise<never>(() => undefined);
     await pause();
     const data = await this.inner.read(offset, length);
     done('read');
