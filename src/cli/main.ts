@@ -4,6 +4,7 @@
  * any of the library loads: the command definitions (./args/) import a command's implementation
  * (./commands/) only when it runs.
  */
+import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { CrashcartError, deviceFailureOf, exitClassOf, ExitCode, type ExitCodeValue } from '../errors.js';
 import { diag, logFormatFromArgv, setLogFormat } from './diagnostics.js';
@@ -39,6 +40,15 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * crashcart's own version, from its package.json. yargs' `.version()` without one reads the
+ * package.json of the folder that holds yargs' node_modules: in a project that installed
+ * crashcart locally, that project's, not ours.
+ */
+function ownVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 async function run(argv: string[]): Promise<number> {
   let failed: unknown;
   const parser = readCommand(flashCommand(yargs(argv)))
@@ -60,7 +70,7 @@ async function run(argv: string[]): Promise<number> {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version()
+    .version(ownVersion())
     .wrap(Math.min(110, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {
