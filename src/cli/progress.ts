@@ -17,6 +17,21 @@ export async function loadProgressBars(quiet: boolean): Promise<ProgressBars | u
   return (await import('cli-progress')).default;
 }
 
+/**
+ * process.stderr as ora sees it, where a terminal that reports no width (a pseudo-terminal whose
+ * size nobody set: 0 columns) counts as 80 columns, as one without the field does. ora divides
+ * by the width to count the lines it clears, and with 0 it wrote cursor-up sequences without end.
+ */
+function spinnerStream(): NodeJS.WriteStream {
+  return new Proxy(process.stderr, {
+    get(target, key) {
+      if (key === 'columns') return target.columns || 80;
+      const v: unknown = Reflect.get(target, key, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
 export interface Spinner {
   text: string;
   stop(): void;
@@ -27,13 +42,13 @@ export interface Spinner {
 export async function startSpinner(text: string, quiet: boolean): Promise<Spinner | undefined> {
   if (quiet || jsonLogs() || process.stderr.isTTY !== true) return undefined;
   const { default: ora } = await import('ora');
-  return ora({ text, stream: process.stderr }).start();
+  return ora({ text, stream: spinnerStream() }).start();
 }
 
 export async function withSpinner<T>(text: string, quiet: boolean, fn: () => Promise<T>): Promise<T> {
   if (quiet || !interactive()) return fn();
   const { default: ora } = await import('ora');
-  const spinner = ora({ text, stream: process.stderr }).start();
+  const spinner = ora({ text, stream: spinnerStream() }).start();
   try {
     const r = await fn();
     spinner.stop();
