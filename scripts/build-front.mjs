@@ -147,22 +147,18 @@ const frontPlugin = {
 };
 
 const bundlePath = join(srcDir, 'cli/front.bundle.cjs');
+/** What both bundles (the front and its loader) are: one CommonJS script for node 20, ASCII. */
+const common = { absWorkingDir: root, bundle: true, platform: 'node', format: 'cjs', target: 'node20', write: false, charset: 'ascii' };
 const options = {
+  ...common,
   stdin: {
     contents: "export { main } from './cli/main.js';\nexport { hideBin } from 'yargs/helpers';\nexport const library = () => import('./index.js');\n",
     resolveDir: srcDir,
     sourcefile: 'front-entry.js',
     loader: 'js',
   },
-  absWorkingDir: root,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  write: false,
   plugins: [frontPlugin],
   logLevel: 'warning',
-  charset: 'ascii',
 };
 const first = await build({ ...options, metafile: true });
 const roots = new Map();
@@ -188,14 +184,8 @@ writeFileSync(bundlePath, `(function (${front.FRONT_PARAMETERS.join(', ')}) {${t
 // that node starts the command line without its ES module loader (~12 ms of CPU).
 const loaderPath = join(srcDir, 'cli/front-loader.cjs');
 const loader = await build({
+  ...common,
   entryPoints: [join(srcDir, 'cli/front.js')],
-  absWorkingDir: root,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  write: false,
-  charset: 'ascii',
   define: { 'import.meta.url': '__crashcartLoaderUrl' },
   banner: { js: 'const __crashcartLoaderUrl = require("node:url").pathToFileURL(__filename).href;' },
   logLevel: 'warning',
