@@ -561,22 +561,19 @@ export class NodeUsbHost implements UsbHost {
   }
 
   async open(device: UsbDeviceInfo, opts?: OpenOptions): Promise<UsbTransport> {
-    let d = this.native.get(`${device.bus}:${device.address}`);
-    if (!d) {
-      await this.list();
-      d = this.native.get(`${device.bus}:${device.address}`);
-    }
-    if (!d) throw new DeviceGoneError(`${device.portPath}: device no longer present`);
-    return NodeUsbTransport.open(d, device, opts);
+    return NodeUsbTransport.open(await this.nativeDevice(device), device, opts);
   }
 
   async openControl(device: UsbDeviceInfo, interfaceNumber: number): Promise<UsbControlTransport> {
-    let d = this.native.get(`${device.bus}:${device.address}`);
-    if (!d) {
-      await this.list();
-      d = this.native.get(`${device.bus}:${device.address}`);
-    }
+    return NodeUsbControlTransport.open(await this.nativeDevice(device), device, interfaceNumber);
+  }
+
+  /** The binding's device at `device`'s bus address, listing again if it is not known yet. */
+  private async nativeDevice(device: UsbDeviceInfo): Promise<NativeDevice> {
+    const key = `${device.bus}:${device.address}`;
+    if (!this.native.has(key)) await this.list();
+    const d = this.native.get(key);
     if (!d) throw new DeviceGoneError(`${device.portPath}: device no longer present`);
-    return NodeUsbControlTransport.open(d, device, interfaceNumber);
+    return d;
   }
 }

@@ -27,6 +27,22 @@ const FAST: FlashOptions = { retryDelayMs: 1, chunkSize: 64 * 1024, checkpointBy
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 const resets = (ev: UsbDeviceEvent[]) => ev.filter((e) => e.type === 'reset-recovery' || e.type === 'port-reset').length;
 
+/** Opens the simulated reader with its device events recorded and watched by a QuirkHinter (no profile quirks). */
+async function openHinted(sim: SimReader) {
+  const ev: UsbDeviceEvent[] = [];
+  const hints: QuirkHint[] = [];
+  const hinter = new QuirkHinter(sim.device, {}, (h) => hints.push(h));
+  const dev = await UsbBlockDevice.open(sim, {
+    bot: FAST_BOT,
+    scsi: FAST_SCSI,
+    onEvent: (e) => {
+      ev.push(e);
+      hinter.onEvent(e);
+    },
+  });
+  return { dev, ev, hints };
+}
+
 async function flashOnto(sim: SimReader, image = fixture('disk.img')) {
   const dev = await UsbBlockDevice.open(sim, { bot: FAST_BOT, scsi: FAST_SCSI });
   const source = await openImageSource(image, { bmap: false });
@@ -179,17 +195,7 @@ test('reader that hangs on MODE SENSE: asked once, reset once, taken as writable
   await dev.close();
   sim.inject({ ...hang, opcode: MODE_SENSE6 }, { ...hang, opcode: MODE_SENSE10 });
   const opcodesBefore = sim.stats.opcodes.length;
-  const ev: UsbDeviceEvent[] = [];
-  const hints: QuirkHint[] = [];
-  const hinter = new QuirkHinter(sim.device, {}, (h) => hints.push(h));
-  const d2 = await UsbBlockDevice.open(sim, {
-    bot: FAST_BOT,
-    scsi: FAST_SCSI,
-    onEvent: (e) => {
-      ev.push(e);
-      hinter.onEvent(e);
-    },
-  });
+  const { dev: d2, ev, hints } = await openHinted(sim);
   assert.equal(d2.readOnly, false);
   const sent = sim.stats.opcodes.slice(opcodesBefore);
   assert.equal(sent.filter((o) => o === MODE_SENSE6).length, 1);
@@ -216,17 +222,7 @@ for (const [what, opts] of [
     const card = new MemoryCard(BLOCKS, 512, { pattern: true });
     const sim = new SimReader({ luns: [card], ...opts });
     if (!opts.noSyncCache) sim.inject({ type: 'timeout', phase: 'csw', opcode: SYNC_CACHE, times: 1_000 });
-    const ev: UsbDeviceEvent[] = [];
-    const hints: QuirkHint[] = [];
-    const hinter = new QuirkHinter(sim.device, {}, (h) => hints.push(h));
-    const dev = await UsbBlockDevice.open(sim, {
-      bot: FAST_BOT,
-      scsi: FAST_SCSI,
-      onEvent: (e) => {
-        ev.push(e);
-        hinter.onEvent(e);
-      },
-    });
+    const { dev, ev, hints } = await openHinted(sim);
     const source = await openImageSource(fixture('disk.img'), { bmap: false });
     const r = await flashImage(source, [{ device: dev }], FAST);
     await source.close();
