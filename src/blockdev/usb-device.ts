@@ -10,7 +10,7 @@ import type { BlockDevice, BlockDeviceInfo, IoOptions } from './block-device.js'
 import { IoError, UsageError, WriteProtectedError } from '../errors.js';
 import { checkAccess, checkOpen } from './device-util.js';
 import { BotDriver, type BotEvent, type BotOptions } from '../usb/bot.js';
-import { BotTransportError, DeviceGoneError } from '../usb/errors.js';
+import { DeviceGoneError, isRecoveredTimeout } from '../usb/errors.js';
 import type { UsbDeviceInfo, UsbTransport } from '../usb/transport.js';
 import { hex4 } from '../usb/transport.js';
 import type { ReaderQuirks } from '../usb/quirk-types.js';
@@ -220,7 +220,7 @@ export class UsbBlockDevice implements BlockDevice {
       } catch (e) {
         if (e instanceof MediumChangedError) this.changed = e;
         if (e instanceof LbaOutOfRangeError) this.onEvent?.({ type: 'capacity-beyond-end', lba: lba + count - 1, blocks: Number(this.state.blocks) });
-        if (!(e instanceof BotTransportError) || e.reason !== 'timeout' || !e.recovered) throw e;
+        if (!isRecoveredTimeout(e)) throw e;
         const bytes = count * this.blockSize;
         if (bytes > FALLBACK_MAX_TRANSFER_BYTES && this.maxTransferBytes > FALLBACK_MAX_TRANSFER_BYTES) {
           const to = Math.max(this.blockSize, FALLBACK_MAX_TRANSFER_BYTES - (FALLBACK_MAX_TRANSFER_BYTES % this.blockSize));

@@ -16,7 +16,7 @@
  *    - everything else (no medium, write protected, LBA out of range, illegal request): thrown.
  */
 import { IoError } from '../errors.js';
-import { BotTransportError } from '../usb/errors.js';
+import { BotTransportError, isRecoveredTimeout } from '../usb/errors.js';
 import type { BotDriver } from '../usb/bot.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -254,7 +254,7 @@ export class ScsiLun {
       await this.command(cdb.synchronizeCache10(), { signal, timeoutMs: 60_000, retryTimeouts: false });
     } catch (e) {
       const unsupported = e instanceof IllegalRequestError && e.unsupportedCommand;
-      const hung = e instanceof BotTransportError && e.reason === 'timeout' && e.recovered;
+      const hung = isRecoveredTimeout(e);
       if (unsupported || hung) {
         this.syncCacheUnsupported = true;
         this.onEvent?.({ type: 'sync-cache-unsupported', why: hung ? 'timeout' : 'unsupported' });
@@ -273,7 +273,6 @@ export class ScsiLun {
    * (10) form either: such readers hang on both (Linux's NO_WP_DETECT entries).
    */
   async writeProtected(signal?: AbortSignal): Promise<boolean> {
-    const hung = (e: unknown) => e instanceof BotTransportError && e.recovered && e.reason === 'timeout';
     const unknown = (why: 'timeout' | 'unsupported') => {
       this.onEvent?.({ type: 'write-protect-unknown', why });
       return false;
@@ -282,7 +281,7 @@ export class ScsiLun {
       const r = await this.command(cdb.modeSense6(0x3f, MODE_SENSE_ALL_PAGES_LENGTH), { inLength: MODE_SENSE_ALL_PAGES_LENGTH, signal, retryTimeouts: false });
       return parseModeSenseWriteProtect(r.data, false);
     } catch (e) {
-      if (hung(e)) return unknown('timeout');
+      if (isRecoveredTimeout(e)) return unknown('timeout');
       if (!(e instanceof IllegalRequestError) && !(e instanceof RangeError)) {
         if (!(e instanceof BotTransportError && e.recovered)) throw e;
       }
@@ -291,7 +290,7 @@ export class ScsiLun {
       const r = await this.command(cdb.modeSense10(0x3f, MODE_SENSE_ALL_PAGES_LENGTH), { inLength: MODE_SENSE_ALL_PAGES_LENGTH, signal, retryTimeouts: false });
       return parseModeSenseWriteProtect(r.data, true);
     } catch (e) {
-      if (hung(e)) return unknown('timeout');
+      if (isRecoveredTimeout(e)) return unknown('timeout');
       if (e instanceof IllegalRequestError || e instanceof RangeError || (e instanceof BotTransportError && e.recovered)) return unknown('unsupported');
       throw e;
     }

@@ -40,6 +40,11 @@ export class BotTransportError extends IoError {
   }
 }
 
+/** A command the device never answered, after which reset recovery brought it back (a hang, not a gone device). */
+export function isRecoveredTimeout(e: unknown): e is BotTransportError {
+  return e instanceof BotTransportError && e.reason === 'timeout' && e.recovered;
+}
+
 /** The OS refused access to the device node; the message says how to grant it. */
 export class UsbAccessError extends CrashcartError {
   constructor(message: string, options?: { cause?: unknown }) {
