@@ -130,11 +130,22 @@ function scoreBound(kib: ZoneSizesKiB, s: ZoneSizesBytes, regionSize: number, si
       explained++;
   }
   const tooSmall = regionTooSmall(kib, s, regionSize) ? 1 : 0;
+  return explained * 1000 - (sigs.others.length + sigs.dmesgCount - explained) * 1000 - tooSmall * 300 - sizePrior(kib, s, kmsgSpacing) * 3;
+}
+
+/**
+ * The part of a candidate's prior penalty that depends on its zone sizes alone (scoreCandidate
+ * adds the CPU count's). Unwritten zones are invisible, so several layouts can explain the same
+ * disk: prefer the Kconfig defaults (64 KiB or no zone), and, since the kernel fills kmsg zones
+ * round robin so that dumps normally sit in consecutive zones, the kmsg zone size equal to the
+ * spacing of the dumps found over its divisors.
+ */
+function sizePrior(kib: ZoneSizesKiB, s: ZoneSizesBytes, kmsgSpacing: number): number {
   let prior = 0;
   for (const k of ['pmsg_size', 'console_size', 'ftrace_size'] as const) if (kib[k] !== 0 && kib[k] !== 64) prior += 1;
   if (kib.kmsg_size !== 64) prior += 1;
   if (kmsgSpacing && s.kmsg < kmsgSpacing) prior += 4 * Math.log2(kmsgSpacing / s.kmsg);
-  return explained * 1000 - (sigs.others.length + sigs.dmesgCount - explained) * 1000 - tooSmall * 300 - prior * 3;
+  return prior;
 }
 
 /** A region smaller than these zones need (possible only as a truncated image). */
@@ -205,15 +216,9 @@ function scoreCandidate(kib: ZoneSizesKiB, s: ZoneSizesBytes, cpus: number, regi
   }
   explained += inZones;
   unexplained += sigs.dmesgCount - inZones;
-  // Unwritten zones are invisible, so several layouts can explain the same disk. Prefer the
-  // Kconfig defaults (64 KiB or no zone) and a first dump in kmsg zone 0 (a fresh region is
-  // written from zone 0), then fewer CPUs.
-  let prior = 0;
-  for (const k of ['pmsg_size', 'console_size', 'ftrace_size'] as const) if (kib[k] !== 0 && kib[k] !== 64) prior += 1;
-  if (kib.kmsg_size !== 64) prior += 1;
-  // The kernel fills kmsg zones round robin, so dumps normally sit in consecutive zones: prefer
-  // the zone size equal to the spacing of the dumps found over its divisors.
-  if (kmsgSpacing && K < kmsgSpacing) prior += 4 * Math.log2(kmsgSpacing / K);
+  // Among layouts that explain the same disk, prefer the zone sizes sizePrior() favours, a first
+  // dump in kmsg zone 0 (a fresh region is written from zone 0), then fewer CPUs.
+  let prior = sizePrior(kib, s, kmsgSpacing);
   if (F && F % cpus !== 0) prior += 2;
   const first = minKmsg === Infinity ? 0 : Math.min(minKmsg, 20);
   return explained * 1000 - unexplained * 1000 - overtop * 500 - tooSmall * 300 - first * 10 - prior * 3 - (F ? Math.log2(cpus) : 0);
